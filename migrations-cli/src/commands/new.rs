@@ -1,0 +1,65 @@
+//! `migrations new`: the next version in the directory's style, with up and down files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use migrations_format::name::parse_stem;
+use migrations_format::version::next_spelling;
+use migrations_format::{load_dir_with, Layout, LoadOptions};
+
+use crate::exit::Error;
+
+const UP_PLACEHOLDER: &str = "-- Write the migration here. Until it holds SQL, the directory will not load.\n";
+const DOWN_PLACEHOLDER: &str = "-- Write here the SQL that reverses the up file.\n";
+
+pub fn run(dir: &Path, name: &str, with_down: bool, no_transaction: bool) -> Result<(), Error> {
+    let options = LoadOptions {
+        allow_empty_up: true,
+        ..LoadOptions::default()
+    };
+    let directory = load_dir_with(dir, &options).map_err(Error::Files)?;
+    let newest = directory.migrations.last();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let version = next_spelling(newest.map(|m| &m.version), now);
+    let stem = format!("{version}_{name}");
+    parse_stem(&stem).map_err(|why| Error::Usage(format!("cannot name a migration `{name}`: {why}")))?;
+
+    let mut up = String::new();
+    if no_transaction {
+        up.push_str("-- migrations:no-transaction\n");
+    }
+    up.push_str(UP_PLACEHOLDER);
+    let layout = newest.map(|m| m.layout).unwrap_or(Layout::Flat);
+    let (up_path, down_path): (PathBuf, PathBuf) = match layout {
+        Layout::Flat => (
+            dir.join(format!("{stem}.up.sql")),
+            dir.join(format!("{stem}.down.sql")),
+        ),
+        Layout::Folder => {
+            let folder = dir.join(&stem);
+            fs::create_dir_all(&folder)
+                .map_err(|e| Error::Io(format!("cannot create {}: {e}", folder.display())))?;
+            (folder.join("up.sql"), folder.join("down.sql"))
+        }
+    };
+    write_new(&up_path, &up)?;
+    if with_down {
+        write_new(&down_path, DOWN_PLACEHOLDER)?;
+    }
+    Ok(())
+}
+
+fn write_new(path: &Path, text: &str) -> Result<(), Error> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .map_err(|e| Error::Io(format!("cannot create {}: {e}", path.display())))?;
+    println!("{}", path.display());
+    Ok(())
+}

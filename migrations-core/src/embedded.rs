@@ -1,0 +1,278 @@
+//! The migration set a service runs: built at compile time by `embed_migrations!` (a constant:
+//! nothing is read, parsed or hashed at run time) or, with the `load` feature, from a directory
+//! at run time (the CLI). Both give the same types, so the runner has one code path.
+
+use std::borrow::Cow;
+
+/// An ordered set of migrations.
+///
+/// ```
+/// use migrations_core::{embed_migrations, Migrations};
+/// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+/// let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version()).collect();
+/// assert_eq!(versions, [1, 2]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    list: Cow<'static, [Migration]>,
+}
+
+/// One migration: its version, name, up script and optional down script.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    version: i64,
+    digits: Cow<'static, str>,
+    name: Cow<'static, str>,
+    up: Script,
+    down: Option<Script>,
+}
+
+/// One SQL file of a migration, ready to send.
+#[derive(Debug, Clone)]
+pub struct Script {
+    sql: Cow<'static, str>,
+    checksum: Cow<'static, str>,
+    no_transaction: bool,
+    lock_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
+    statements: Cow<'static, [(usize, usize)]>,
+    refused_in_transaction: Option<Refusal>,
+}
+
+/// A statement PostgreSQL refuses inside a transaction block, found when the script was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    line: u32,
+    what: Cow<'static, str>,
+}
+
+impl Migrations {
+    #[doc(hidden)]
+    pub const fn __from_static(list: &'static [Migration]) -> Migrations {
+        Migrations {
+            list: Cow::Borrowed(list),
+        }
+    }
+
+    /// The migrations in version order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Migration> {
+        self.list.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The migration with this version, if there is one.
+    pub fn get(&self, version: i64) -> Option<&Migration> {
+        self.list.iter().find(|m| m.version == version)
+    }
+
+    /// Loads a migrations directory at run time (what the CLI does). Services embed their
+    /// migrations with `embed_migrations!` instead.
+    #[cfg(feature = "load")]
+    pub fn from_dir(
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Migrations, migrations_format::LoadError> {
+        let directory = migrations_format::load_dir(path.as_ref())?;
+        Ok(Migrations::from_directory(&directory))
+    }
+
+    /// Builds the set from a directory the format crate has loaded.
+    #[cfg(feature = "load")]
+    pub fn from_directory(directory: &migrations_format::Directory) -> Migrations {
+        let list = directory
+            .migrations
+            .iter()
+            .map(|m| Migration {
+                version: m.version.value(),
+                digits: Cow::Owned(m.version.digits().to_owned()),
+                name: Cow::Owned(m.name.clone()),
+                up: Script::from_file(&m.up),
+                down: m.down.as_ref().map(Script::from_file),
+            })
+            .collect::<Vec<_>>();
+        Migrations {
+            list: Cow::Owned(list),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Migrations {
+    type Item = &'a Migration;
+    type IntoIter = std::slice::Iter<'a, Migration>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Migration {
+    #[doc(hidden)]
+    pub const fn __new(
+        version: i64,
+        digits: &'static str,
+        name: &'static str,
+        up: Script,
+        down: Option<Script>,
+    ) -> Migration {
+        Migration {
+            version,
+            digits: Cow::Borrowed(digits),
+            name: Cow::Borrowed(name),
+            up,
+            down,
+        }
+    }
+
+    /// The version's value (diesel's dashes dropped).
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The version's digits as written, dashes dropped (`2019-02-26-002946` gives
+    /// `20190226002946`). Ordering is decided on these, as diesel does for timestamps.
+    pub fn version_digits(&self) -> &str {
+        &self.digits
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// SHA-256 of the normalised up file, 64 lowercase hex digits.
+    pub fn checksum(&self) -> &str {
+        &self.up.checksum
+    }
+
+    /// Whether the up script runs outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.up.no_transaction
+    }
+
+    pub fn up(&self) -> &Script {
+        &self.up
+    }
+
+    pub fn down(&self) -> Option<&Script> {
+        self.down.as_ref()
+    }
+}
+
+impl Script {
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn __new(
+        sql: &'static str,
+        checksum: &'static str,
+        no_transaction: bool,
+        lock_timeout_ms: Option<u64>,
+        statement_timeout_ms: Option<u64>,
+        statements: &'static [(usize, usize)],
+        refused_in_transaction: Option<(u32, &'static str)>,
+    ) -> Script {
+        Script {
+            sql: Cow::Borrowed(sql),
+            checksum: Cow::Borrowed(checksum),
+            no_transaction,
+            lock_timeout_ms,
+            statement_timeout_ms,
+            statements: Cow::Borrowed(statements),
+            refused_in_transaction: match refused_in_transaction {
+                Some((line, what)) => Some(Refusal {
+                    line,
+                    what: Cow::Borrowed(what),
+                }),
+                None => None,
+            },
+        }
+    }
+
+    #[cfg(feature = "load")]
+    fn from_file(file: &migrations_format::SqlFile) -> Script {
+        Script {
+            statements: Cow::Owned(statement_ranges(file)),
+            sql: Cow::Owned(file.text.clone()),
+            checksum: Cow::Owned(file.checksum.to_hex()),
+            no_transaction: file.no_transaction,
+            lock_timeout_ms: file.directives.lock_timeout.map(duration_ms),
+            statement_timeout_ms: file.directives.statement_timeout.map(duration_ms),
+            refused_in_transaction: file.non_transactional.first().map(|s| Refusal {
+                line: s.line,
+                what: Cow::Owned(s.what.to_owned()),
+            }),
+        }
+    }
+
+    /// The normalised SQL text.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// SHA-256 of the normalised text, 64 lowercase hex digits.
+    pub fn checksum(&self) -> &str {
+        &self.checksum
+    }
+
+    pub fn no_transaction(&self) -> bool {
+        self.no_transaction
+    }
+
+    /// The file's `lock-timeout` directive, in milliseconds.
+    pub fn lock_timeout_ms(&self) -> Option<u64> {
+        self.lock_timeout_ms
+    }
+
+    /// The file's `statement-timeout` directive, in milliseconds.
+    pub fn statement_timeout_ms(&self) -> Option<u64> {
+        self.statement_timeout_ms
+    }
+
+    /// For a no-transaction script: its statements, split at build time, each to be sent as a
+    /// query of its own. Empty for a transactional script, which is sent whole.
+    pub fn statements(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.statements
+            .iter()
+            .map(move |&(start, end)| self.sql.get(start..end).unwrap_or_default())
+    }
+
+    /// The first statement PostgreSQL would refuse inside a transaction, when the script runs in
+    /// one (only a down script can hold one: an up script with one does not load).
+    pub fn refused_in_transaction(&self) -> Option<&Refusal> {
+        if self.no_transaction {
+            None
+        } else {
+            self.refused_in_transaction.as_ref()
+        }
+    }
+}
+
+impl Refusal {
+    /// 1-based line of the statement.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The construct, for example `CREATE INDEX CONCURRENTLY`.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+#[cfg(feature = "load")]
+fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Byte ranges of a no-transaction file's statements (none for a transactional file).
+#[cfg(feature = "load")]
+fn statement_ranges(file: &migrations_format::SqlFile) -> Vec<(usize, usize)> {
+    if file.no_transaction {
+        migrations_format::statement_ranges(&file.text)
+    } else {
+        Vec::new()
+    }
+}

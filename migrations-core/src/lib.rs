@@ -1,0 +1,44 @@
+//! PostgreSQL migrations for Rust services.
+//!
+//! `embed_migrations!()` reads the crate's `migrations/` directory at build time and expands to
+//! a constant [`Migrations`]: the SQL of every up and down file, its SHA-256 checksum and its
+//! transaction mode. Nothing is read, parsed or hashed at run time.
+//!
+//! ```
+//! use migrations_core::{embed_migrations, Migrations};
+//!
+//! static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+//!
+//! for m in MIGRATIONS.iter() {
+//!     println!("{} {} {} {}", m.version(), m.name(), m.checksum(), m.no_transaction());
+//! }
+//! ```
+//!
+//! Editing a migration file rebuilds the crate. Cargo cannot tell a proc macro that a *new* file
+//! appeared, so add a one-line `build.rs` to the crate (see [`build`]).
+
+// Lets the macro's generated paths (`::migrations_core::...`) resolve inside this crate's own
+// tests and doc tests too.
+extern crate self as migrations_core;
+
+pub mod build;
+mod embedded;
+
+pub use embedded::{Migration, Migrations, Refusal, Script};
+
+/// Embeds a migrations directory at compile time.
+///
+/// ```text
+/// static MIGRATIONS: Migrations = embed_migrations!();                  // ./migrations
+/// static MIGRATIONS: Migrations = embed_migrations!("db/migrations");   // another directory
+/// static MIGRATIONS: Migrations = embed_migrations!("migrations", require_down);
+/// ```
+///
+/// The path is relative to the calling crate's `Cargo.toml`. Every problem in the directory
+/// (a bad file name, a duplicate version, an unknown directive, a statement that cannot run in a
+/// transaction, ...) is a compile error naming the file and line.
+///
+/// Options after the path:
+/// - `require_down`: every migration must have a down file (also `require_down = true` in
+///   `migrations.toml`).
+pub use migrations_macros::embed_migrations;

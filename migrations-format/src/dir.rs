@@ -1,0 +1,576 @@
+//! Directory resolution: the only filesystem code of the format. Turns a migrations directory
+//! into sorted [`MigrationSource`]s, or a [`LoadError`] listing every problem.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use globset::GlobSet;
+
+use crate::checksum::{normalize, Checksum};
+use crate::directive::{parse_header, Directives};
+use crate::facts::{sql_facts, NonTransactionalStatement};
+use crate::name::{parse_flat_file_name, parse_folder_name, Direction, FOLDER_PATTERN};
+use crate::problem::{LoadError, Problem, ProblemKind};
+use crate::settings::{Metadata, Settings, METADATA_FILE, SETTINGS_FILE};
+use crate::version::Version;
+
+/// How a migration is laid out on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `<version>_<name>.up.sql` and `.down.sql` side by side.
+    Flat,
+    /// diesel's `<version>_<name>/up.sql` and `down.sql`.
+    Folder,
+}
+
+/// One SQL file of a migration, read and analysed.
+#[derive(Debug, Clone)]
+pub struct SqlFile {
+    /// The file, as the caller named the directory.
+    pub path: PathBuf,
+    /// The file's text after normalisation (BOM dropped, line endings LF): what is checksummed
+    /// and what is sent to the server.
+    pub text: String,
+    pub checksum: Checksum,
+    pub directives: Directives,
+    /// Whether the file runs outside a transaction (its directive, or diesel's metadata).
+    pub no_transaction: bool,
+    /// The file holds no statement (only blanks and comments).
+    pub is_empty: bool,
+    /// Statements PostgreSQL refuses inside a transaction block.
+    pub non_transactional: Vec<NonTransactionalStatement>,
+}
+
+/// One migration: an up file and an optional down file.
+#[derive(Debug, Clone)]
+pub struct MigrationSource {
+    pub version: Version,
+    pub name: String,
+    pub layout: Layout,
+    pub up: SqlFile,
+    pub down: Option<SqlFile>,
+}
+
+/// A loaded migrations directory.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    /// The directory, as the caller named it.
+    pub root: PathBuf,
+    pub settings: Settings,
+    /// In version order.
+    pub migrations: Vec<MigrationSource>,
+    /// Every file read (migrations, metadata, settings), on the real path: the macro tracks them
+    /// so an edit rebuilds the crate.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Options a caller adds to the directory's own settings.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Show paths in problems under this prefix instead of the real directory (the macro shows
+    /// paths relative to the crate, as the user wrote them).
+    pub shown_as: Option<PathBuf>,
+    /// Require a down file for every migration, whatever `migrations.toml` says.
+    pub require_down: bool,
+    /// Accept up files that hold no SQL yet (`migrations new` must work while the file it wrote
+    /// last is still a placeholder).
+    pub allow_empty_up: bool,
+}
+
+/// Loads the migrations directory at `root`.
+pub fn load_dir(root: &Path) -> Result<Directory, LoadError> {
+    load_dir_with(root, &LoadOptions::default())
+}
+
+/// Loads the migrations directory at `root` with extra options.
+pub fn load_dir_with(root: &Path, options: &LoadOptions) -> Result<Directory, LoadError> {
+    let mut loader = Loader {
+        root,
+        shown_as: options.shown_as.as_deref().unwrap_or(root),
+        problems: Vec::new(),
+        inputs: Vec::new(),
+    };
+    let directory = loader.load(options);
+    if loader.problems.is_empty() {
+        Ok(directory)
+    } else {
+        Err(LoadError {
+            problems: loader.problems,
+        })
+    }
+}
+
+struct Loader<'a> {
+    root: &'a Path,
+    shown_as: &'a Path,
+    problems: Vec<Problem>,
+    inputs: Vec<PathBuf>,
+}
+
+/// A migration's files found by the scan, before they are read.
+struct Found {
+    version: Version,
+    name: String,
+    layout: Layout,
+    up: Option<PathBuf>,
+    down: Option<PathBuf>,
+    metadata: Option<PathBuf>,
+    /// Where it was found, for duplicate reports.
+    origin: String,
+}
+
+impl Loader<'_> {
+    fn shown(&self, relative: &str) -> PathBuf {
+        if relative.is_empty() {
+            self.shown_as.to_path_buf()
+        } else {
+            self.shown_as.join(relative)
+        }
+    }
+
+    fn problem(&mut self, kind: ProblemKind, relative: &str, line: Option<u32>, message: String) {
+        let path = self.shown(relative);
+        self.problems.push(Problem {
+            kind,
+            path,
+            line,
+            message,
+        });
+    }
+
+    fn load(&mut self, options: &LoadOptions) -> Directory {
+        let settings = self.read_settings();
+        let ignore = settings.ignore_set().unwrap_or_default();
+        let found = self.scan(&ignore);
+        let require_down = options.require_down || settings.require_down;
+        let mut migrations: Vec<MigrationSource> = found
+            .into_values()
+            .filter_map(|f| self.read_migration(f, require_down, options.allow_empty_up))
+            .collect();
+        migrations.sort_by(|a, b| a.version.cmp(&b.version));
+        Directory {
+            root: self.shown_as.to_path_buf(),
+            settings,
+            migrations,
+            inputs: std::mem::take(&mut self.inputs),
+        }
+    }
+
+    fn read_settings(&mut self) -> Settings {
+        let path = self.root.join(SETTINGS_FILE);
+        if !path.is_file() {
+            return Settings::default();
+        }
+        let Some(text) = self.read_text(&path, SETTINGS_FILE) else {
+            return Settings::default();
+        };
+        match Settings::parse(&text) {
+            Ok(settings) => settings,
+            Err(why) => {
+                self.problem(
+                    ProblemKind::BadSettings,
+                    SETTINGS_FILE,
+                    None,
+                    format!("invalid settings: {}", why.trim()),
+                );
+                Settings::default()
+            }
+        }
+    }
+
+    /// Lists directory entries sorted by name, so problems come out in a stable order.
+    fn entries(&mut self, dir: &Path, relative: &str) -> Vec<(String, PathBuf, bool)> {
+        let read = match fs::read_dir(dir) {
+            Ok(read) => read,
+            Err(e) => {
+                let what = if relative.is_empty() {
+                    "the migrations directory"
+                } else {
+                    "this folder"
+                };
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "{what} does not exist; create it (`migrations init`), or point to the \
+                         right one"
+                    )
+                } else {
+                    format!("cannot read {what}: {e}")
+                };
+                self.problem(ProblemKind::Io, relative, None, message);
+                return Vec::new();
+            }
+        };
+        let mut entries = Vec::new();
+        for entry in read {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.problem(ProblemKind::Io, relative, None, format!("cannot list: {e}"));
+                    continue;
+                }
+            };
+            let path = entry.path();
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
+                let lossy = file_name.to_string_lossy().into_owned();
+                if lossy.ends_with(".sql") || path.is_dir() {
+                    self.problem(
+                        ProblemKind::BadName,
+                        &join(relative, &lossy),
+                        None,
+                        "the name is not valid UTF-8; rename it".to_owned(),
+                    );
+                }
+                continue;
+            };
+            // `is_dir` follows symlinks, as a user expects.
+            entries.push((name.to_owned(), path.clone(), path.is_dir()));
+        }
+        entries.sort();
+        entries
+    }
+
+    fn scan(&mut self, ignore: &GlobSet) -> BTreeMap<i64, Found> {
+        let mut found: BTreeMap<i64, Found> = BTreeMap::new();
+        let mut flat_downs: Vec<(Version, String, PathBuf, String)> = Vec::new();
+        for (name, path, is_dir) in self.entries(self.root, "") {
+            if name.starts_with('.') || ignore.is_match(&name) {
+                continue;
+            }
+            if is_dir {
+                if let Some(f) = self.scan_folder(&name, &path, ignore) {
+                    self.insert(&mut found, f);
+                }
+                continue;
+            }
+            if !name.ends_with(".sql") {
+                continue; // README.md, migrations.lock, migrations.toml, ...
+            }
+            match parse_flat_file_name(&name) {
+                Err(why) => self.problem(ProblemKind::BadName, &name, None, why),
+                Ok((version, migration, Direction::Up)) => {
+                    let f = Found {
+                        version,
+                        name: migration,
+                        layout: Layout::Flat,
+                        up: Some(path),
+                        down: None,
+                        metadata: None,
+                        origin: name,
+                    };
+                    self.insert(&mut found, f);
+                }
+                Ok((version, migration, Direction::Down)) => {
+                    flat_downs.push((version, migration, path, name));
+                }
+            }
+        }
+        for (version, migration, path, file_name) in flat_downs {
+            match found.get_mut(&version.value()) {
+                Some(f) if f.layout == Layout::Flat && f.name == migration && f.down.is_none() => {
+                    f.down = Some(path);
+                }
+                Some(f) if f.layout == Layout::Flat && f.name == migration => {
+                    self.problem(
+                        ProblemKind::DuplicateVersion,
+                        &file_name,
+                        None,
+                        format!("a second down file for version {version}; keep one"),
+                    );
+                }
+                Some(f) => {
+                    let origin = f.origin.clone();
+                    self.problem(
+                        ProblemKind::DuplicateVersion,
+                        &file_name,
+                        None,
+                        format!(
+                            "version {version} is already used by `{origin}`; a down file must \
+                             carry its up file's exact version and name"
+                        ),
+                    );
+                }
+                None => {
+                    let stem = file_name.trim_end_matches(".down.sql");
+                    self.problem(
+                        ProblemKind::MissingUp,
+                        &file_name,
+                        None,
+                        format!(
+                            "down file without an up file; add `{stem}.up.sql` or remove this file"
+                        ),
+                    );
+                }
+            }
+        }
+        found
+    }
+
+    fn insert(&mut self, found: &mut BTreeMap<i64, Found>, f: Found) {
+        if let Some(existing) = found.get(&f.version.value()) {
+            let message = format!(
+                "version {} is used twice, by `{}` and `{}`; give one of them a new version",
+                f.version, existing.origin, f.origin
+            );
+            let origin = f.origin.clone();
+            self.problem(ProblemKind::DuplicateVersion, &origin, None, message);
+            return;
+        }
+        found.insert(f.version.value(), f);
+    }
+
+    fn scan_folder(&mut self, folder: &str, path: &Path, ignore: &GlobSet) -> Option<Found> {
+        let entries = self.entries(path, folder);
+        let parsed = parse_folder_name(folder);
+        let holds_sql = entries
+            .iter()
+            .any(|(name, _, is_dir)| !is_dir && name.ends_with(".sql"));
+        let (version, name) = match parsed {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                if holds_sql {
+                    self.problem(ProblemKind::BadName, folder, None, why);
+                }
+                return None; // a folder of something else: not ours to judge
+            }
+        };
+        let mut f = Found {
+            version,
+            name,
+            layout: Layout::Folder,
+            up: None,
+            down: None,
+            metadata: None,
+            origin: format!("{folder}/"),
+        };
+        for (file, file_path, is_dir) in entries {
+            let relative = join(folder, &file);
+            if is_dir || file.starts_with('.') || ignore.is_match(&relative) {
+                continue;
+            }
+            match file.as_str() {
+                "up.sql" => f.up = Some(file_path),
+                "down.sql" => f.down = Some(file_path),
+                METADATA_FILE => f.metadata = Some(file_path),
+                other if other.ends_with(".sql") => self.problem(
+                    ProblemKind::BadName,
+                    &relative,
+                    None,
+                    format!(
+                        "unexpected `{other}` in a migration folder: expected up.sql and \
+                         down.sql, or list it under `ignore` in migrations.toml"
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        if f.up.is_none() {
+            self.problem(
+                ProblemKind::MissingUp,
+                folder,
+                None,
+                format!(
+                    "migration folder without up.sql: expected {FOLDER_PATTERN}, or list it \
+                     under `ignore` in migrations.toml"
+                ),
+            );
+            return None;
+        }
+        Some(f)
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/")
+    }
+
+    fn read_migration(
+        &mut self,
+        f: Found,
+        require_down: bool,
+        allow_empty_up: bool,
+    ) -> Option<MigrationSource> {
+        let metadata = f.metadata.as_deref().and_then(|path| {
+            let relative = self.relative(path);
+            let text = self.read_text(path, &relative)?;
+            match Metadata::parse(&text) {
+                Ok(m) => Some((m, relative)),
+                Err(why) => {
+                    self.problem(
+                        ProblemKind::BadMetadata,
+                        &relative,
+                        None,
+                        format!(
+                            "invalid metadata.toml: {}; diesel's only key is \
+                             `run_in_transaction = true|false`",
+                            why.trim()
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let up = self.read_sql(f.up.as_deref()?, Some(allow_empty_up), metadata.as_ref());
+        let down = match f.down.as_deref() {
+            Some(path) => Some(self.read_sql(path, None, metadata.as_ref())?),
+            None => {
+                if require_down {
+                    let relative = self.relative(f.up.as_deref()?);
+                    self.problem(
+                        ProblemKind::MissingDown,
+                        &relative,
+                        None,
+                        "this migration has no down file, and one is required (`require_down`); \
+                         add one that reverses the up"
+                            .to_owned(),
+                    );
+                }
+                None
+            }
+        };
+        Some(MigrationSource {
+            version: f.version,
+            name: f.name,
+            layout: f.layout,
+            up: up?,
+            down,
+        })
+    }
+
+    fn read_text(&mut self, path: &Path, relative: &str) -> Option<String> {
+        self.inputs.push(path.to_path_buf());
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.problem(ProblemKind::Io, relative, None, format!("cannot read: {e}"));
+                return None;
+            }
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = valid.iter().filter(|b| **b == b'\n').count() as u32 + 1;
+                self.problem(
+                    ProblemKind::NotUtf8,
+                    relative,
+                    Some(line),
+                    format!(
+                        "the file is not valid UTF-8 (bad byte at offset {}); save it as UTF-8",
+                        valid.len()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads one SQL file. `up` is `Some(allow_empty)` for an up file, `None` for a down file.
+    fn read_sql(
+        &mut self,
+        path: &Path,
+        up: Option<bool>,
+        metadata: Option<&(Metadata, String)>,
+    ) -> Option<SqlFile> {
+        let relative = self.relative(path);
+        let raw = self.read_text(path, &relative)?;
+        let text = normalize(&raw).into_owned();
+        let checksum = Checksum::of_normalized(&text);
+        let directives = match parse_header(&text) {
+            Ok(d) => d,
+            Err(errors) => {
+                for e in errors {
+                    self.problem(ProblemKind::BadDirective, &relative, Some(e.line), e.message);
+                }
+                return None;
+            }
+        };
+        let no_transaction = match metadata {
+            Some((Metadata {
+                run_in_transaction: Some(true),
+                ..
+            }, meta_path)) if directives.no_transaction.is_some() => {
+                self.problem(
+                    ProblemKind::BadMetadata,
+                    &relative,
+                    directives.no_transaction,
+                    format!(
+                        "`no-transaction` contradicts `run_in_transaction = true` in {meta_path}; \
+                         keep one of them"
+                    ),
+                );
+                return None;
+            }
+            Some((Metadata {
+                run_in_transaction: Some(false),
+                ..
+            }, _)) => true,
+            _ => directives.no_transaction.is_some(),
+        };
+        let facts = sql_facts(&text);
+        let mut ok = true;
+        for (line, message) in &facts.misplaced_directives {
+            self.problem(ProblemKind::BadDirective, &relative, Some(*line), message.clone());
+            ok = false;
+        }
+        if let Some((line, message)) = &facts.unterminated {
+            self.problem(ProblemKind::Unterminated, &relative, Some(*line), message.clone());
+            ok = false;
+        }
+        if up == Some(false) && facts.statement_count == 0 {
+            self.problem(
+                ProblemKind::EmptyUp,
+                &relative,
+                None,
+                "the up file holds no SQL (only blanks or comments); write the migration, or \
+                 remove it"
+                    .to_owned(),
+            );
+            ok = false;
+        }
+        if up.is_some() && !no_transaction {
+            for s in &facts.non_transactional {
+                let fix = if metadata.is_some() {
+                    "set `run_in_transaction = false` in metadata.toml"
+                } else {
+                    "add `-- migrations:no-transaction` as the first line of the file"
+                };
+                self.problem(
+                    ProblemKind::NonTransactional,
+                    &relative,
+                    Some(s.line),
+                    format!(
+                        "{} cannot run inside a transaction block; {fix} (and keep it the only \
+                         statement of its migration, with IF NOT EXISTS / IF EXISTS so it can be \
+                         retried)",
+                        s.what
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(SqlFile {
+            path: self.shown(&relative),
+            is_empty: facts.statement_count == 0,
+            text,
+            checksum,
+            directives,
+            no_transaction,
+            non_transactional: facts.non_transactional,
+        })
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}

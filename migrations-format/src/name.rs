@@ -1,0 +1,128 @@
+//! Migration file and folder names: `<version>_<name>.up.sql`, `<version>_<name>.down.sql` and
+//! `<version>_<name>/`.
+
+use crate::version::{Version, VersionError};
+
+/// The patterns a user should follow, quoted in every naming error.
+pub const FLAT_PATTERN: &str = "<version>_<name>.up.sql or <version>_<name>.down.sql";
+pub const FOLDER_PATTERN: &str = "<version>_<name>/ holding up.sql and down.sql";
+
+/// Which half of a migration a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// Splits `<version>_<name>` and checks both parts.
+pub fn parse_stem(stem: &str) -> Result<(Version, String), String> {
+    let Some((version, name)) = stem.split_once('_') else {
+        return Err(format!(
+            "`{stem}` has no `_` between the version and the name"
+        ));
+    };
+    let version = Version::parse(version).map_err(|e| match e {
+        VersionError::Empty => "the name does not start with a version".to_owned(),
+        other => other.to_string(),
+    })?;
+    check_name(name)?;
+    Ok((version, name.to_owned()))
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the migration name after `_` is empty".to_owned());
+    }
+    if let Some(c) = name.chars().find(|c| *c == '/' || c.is_control()) {
+        return Err(format!(
+            "the migration name `{}` holds the character {c:?}, which is not allowed",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a flat file name such as `0001_create_users.up.sql`.
+pub fn parse_flat_file_name(file_name: &str) -> Result<(Version, String, Direction), String> {
+    let (stem, direction) = if let Some(stem) = file_name.strip_suffix(".up.sql") {
+        (stem, Direction::Up)
+    } else if let Some(stem) = file_name.strip_suffix(".down.sql") {
+        (stem, Direction::Down)
+    } else {
+        let hint = match file_name.strip_suffix(".sql") {
+            Some(stem) if parse_stem(stem).is_ok() => format!(
+                "; if it is the up half of a migration, rename it to `{stem}.up.sql`"
+            ),
+            _ => String::new(),
+        };
+        return Err(format!(
+            "`{file_name}` is not a migration file name: expected {FLAT_PATTERN}{hint}, \
+             or list it under `ignore` in migrations.toml"
+        ));
+    };
+    let (version, name) = parse_stem(stem).map_err(|why| {
+        format!(
+            "`{file_name}` is not a migration file name ({why}): expected {FLAT_PATTERN}, \
+             or list it under `ignore` in migrations.toml"
+        )
+    })?;
+    Ok((version, name, direction))
+}
+
+/// Parses a migration folder name such as `2019-02-26-002946_add_users`.
+pub fn parse_folder_name(folder: &str) -> Result<(Version, String), String> {
+    parse_stem(folder).map_err(|why| {
+        format!(
+            "folder `{folder}` holds .sql files but is not a migration name ({why}): expected \
+             {FOLDER_PATTERN}, or list it under `ignore` in migrations.toml"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_names() {
+        let (v, n, d) = parse_flat_file_name("0001_create users.v2.up.sql").unwrap();
+        assert_eq!((v.value(), n.as_str(), d), (1, "create users.v2", Direction::Up));
+        let (v, n, d) = parse_flat_file_name("2019-02-26-002946_x_y.down.sql").unwrap();
+        assert_eq!((v.value(), n.as_str(), d), (20190226002946, "x_y", Direction::Down));
+    }
+
+    #[test]
+    fn flat_name_errors_say_what_to_do() {
+        let e = parse_flat_file_name("0001_init.sql").unwrap_err();
+        assert!(e.contains("rename it to `0001_init.up.sql`"), "{e}");
+        let e = parse_flat_file_name("data_oauth_github.sql").unwrap_err();
+        assert!(e.contains("expected <version>_<name>.up.sql"), "{e}");
+        assert!(e.contains("ignore"), "{e}");
+        let e = parse_flat_file_name("1_.up.sql").unwrap_err();
+        assert!(e.contains("name after `_` is empty"), "{e}");
+        let e = parse_flat_file_name("1-_x.up.sql").unwrap_err();
+        assert!(e.contains("single `-`"), "{e}");
+        let e = parse_flat_file_name("v1_x.up.sql").unwrap_err();
+        assert!(e.contains("only digits"), "{e}");
+        let e = parse_flat_file_name("1_a\u{7}b.up.sql").unwrap_err();
+        assert!(e.contains("not allowed"), "{e}");
+    }
+
+    #[test]
+    fn folder_names() {
+        let (v, n) =
+            parse_folder_name("2019-11-15-182353_Add email notifications to crate owners").unwrap();
+        assert_eq!(v.value(), 20191115182353);
+        assert_eq!(n, "Add email notifications to crate owners");
+        assert!(parse_folder_name("drafts").unwrap_err().contains("no `_`"));
+    }
+}

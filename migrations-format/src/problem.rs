@@ -1,0 +1,83 @@
+//! Problems found in a migrations directory: each names a file, a line where there is one, what
+//! is wrong and how to fix it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What kind of problem; stable, so tests and tools can match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// The migrations directory (or a file in it) could not be read.
+    Io,
+    /// A `.sql` file, or a folder holding `.sql` files, whose name is not a migration name.
+    BadName,
+    /// A migration folder without `up.sql`, or a down file without its up file.
+    MissingUp,
+    /// Two migrations share a version.
+    DuplicateVersion,
+    /// A file that is not valid UTF-8.
+    NotUtf8,
+    /// An up file that holds no SQL (only blanks or comments).
+    EmptyUp,
+    /// An unknown or malformed `-- migrations:` directive, or one placed after SQL.
+    BadDirective,
+    /// A statement PostgreSQL refuses inside a transaction block, in a transactional up file.
+    NonTransactional,
+    /// A string, quoted identifier, comment or dollar quote that never ends.
+    Unterminated,
+    /// `metadata.toml` is malformed or contradicts a directive.
+    BadMetadata,
+    /// `migrations.toml` is malformed.
+    BadSettings,
+    /// A down file is required (`require_down`) and missing.
+    MissingDown,
+}
+
+/// One problem in a migrations directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The file (or folder) concerned, as the caller named the directory.
+    pub path: PathBuf,
+    /// 1-based line, where the problem has one.
+    pub line: Option<u32>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found while loading a directory. Loading goes on after the first problem so a
+/// user fixes them all in one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub problems: Vec<Problem>,
+}
+
+impl LoadError {
+    pub fn kinds(&self) -> Vec<ProblemKind> {
+        self.problems.iter().map(|p| p.kind).collect()
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}

@@ -1,0 +1,578 @@
+//! Finds the statements that PostgreSQL 15 refuses inside a transaction block (SPEC 1), so
+//! that a transactional migration holding one fails before any database is touched, with
+//! a message that says to mark the file `-- migrations:no-transaction`.
+//!
+//! The check reads the head of each statement's tokens; it does not parse. Keywords compare
+//! case-insensitively, comments are skipped, and the places where the grammar allows
+//! `( options )` or `VERBOSE` before the part that matters are skipped too. A `VACUUM` in a
+//! string, a dollar-quoted function body or a comment is never seen, because only the
+//! statement's own leading tokens are looked at; dynamic SQL in `DO` blocks is invisible for
+//! the same reason. The server stays the authority; the aim is no false positives on valid
+//! SQL and no misses for the list below.
+//!
+//! The list, checked against PostgreSQL 15's `PreventInTransactionBlock` calls:
+//! `VACUUM`; `CREATE [UNIQUE] INDEX CONCURRENTLY`; `DROP INDEX CONCURRENTLY`;
+//! `REINDEX ... CONCURRENTLY` (keyword or option); `REINDEX SCHEMA|DATABASE|SYSTEM`;
+//! `CLUSTER` without a table; `ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY`;
+//! `CREATE|DROP DATABASE`; `ALTER DATABASE ... SET TABLESPACE` (or the `TABLESPACE` option);
+//! `CREATE|DROP TABLESPACE`; `ALTER SYSTEM`; `DISCARD ALL`; `CREATE SUBSCRIPTION` that
+//! creates a replication slot; `COMMIT|ROLLBACK PREPARED`.
+
+use std::fmt;
+
+use super::lexer::{tokenize, Token, TokenKind};
+use super::split::{split_statements, Statement};
+
+/// A kind of statement that cannot run inside a transaction block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NonTransactionalKind {
+    /// `VACUUM`, in any form.
+    Vacuum,
+    /// `CREATE [UNIQUE] INDEX CONCURRENTLY`.
+    CreateIndexConcurrently,
+    /// `DROP INDEX CONCURRENTLY`.
+    DropIndexConcurrently,
+    /// `REINDEX ... CONCURRENTLY` (or with the `CONCURRENTLY` option).
+    ReindexConcurrently,
+    /// `REINDEX SCHEMA`, not concurrently.
+    ReindexSchema,
+    /// `REINDEX DATABASE`, not concurrently.
+    ReindexDatabase,
+    /// `REINDEX SYSTEM`, not concurrently.
+    ReindexSystem,
+    /// `CLUSTER` without a table: re-clusters every previously clustered table.
+    ClusterAll,
+    /// `ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY`.
+    DetachPartitionConcurrently,
+    /// `CREATE DATABASE`.
+    CreateDatabase,
+    /// `DROP DATABASE`.
+    DropDatabase,
+    /// `ALTER DATABASE ... SET TABLESPACE`.
+    AlterDatabaseSetTablespace,
+    /// `CREATE TABLESPACE`.
+    CreateTablespace,
+    /// `DROP TABLESPACE`.
+    DropTablespace,
+    /// `ALTER SYSTEM`.
+    AlterSystem,
+    /// `DISCARD ALL`.
+    DiscardAll,
+    /// `CREATE SUBSCRIPTION` that creates a replication slot (the default).
+    CreateSubscription,
+    /// `COMMIT PREPARED`.
+    CommitPrepared,
+    /// `ROLLBACK PREPARED`.
+    RollbackPrepared,
+}
+
+impl NonTransactionalKind {
+    /// The construct's short name for messages, such as `CREATE INDEX CONCURRENTLY`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vacuum => "VACUUM",
+            Self::CreateIndexConcurrently => "CREATE INDEX CONCURRENTLY",
+            Self::DropIndexConcurrently => "DROP INDEX CONCURRENTLY",
+            Self::ReindexConcurrently => "REINDEX CONCURRENTLY",
+            Self::ReindexSchema => "REINDEX SCHEMA",
+            Self::ReindexDatabase => "REINDEX DATABASE",
+            Self::ReindexSystem => "REINDEX SYSTEM",
+            Self::ClusterAll => "CLUSTER without a table",
+            Self::DetachPartitionConcurrently => {
+                "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY"
+            }
+            Self::CreateDatabase => "CREATE DATABASE",
+            Self::DropDatabase => "DROP DATABASE",
+            Self::AlterDatabaseSetTablespace => "ALTER DATABASE ... SET TABLESPACE",
+            Self::CreateTablespace => "CREATE TABLESPACE",
+            Self::DropTablespace => "DROP TABLESPACE",
+            Self::AlterSystem => "ALTER SYSTEM",
+            Self::DiscardAll => "DISCARD ALL",
+            Self::CreateSubscription => "CREATE SUBSCRIPTION (creating a replication slot)",
+            Self::CommitPrepared => "COMMIT PREPARED",
+            Self::RollbackPrepared => "ROLLBACK PREPARED",
+        }
+    }
+
+    /// Whether the statement is one of the `CONCURRENTLY` operations, which can fail half
+    /// way and leave an invalid index or a partition in the middle of its detach behind; the
+    /// runner checks for these after running one (SPEC 3.3).
+    pub fn is_concurrently(self) -> bool {
+        matches!(
+            self,
+            Self::CreateIndexConcurrently
+                | Self::DropIndexConcurrently
+                | Self::ReindexConcurrently
+                | Self::DetachPartitionConcurrently
+        )
+    }
+}
+
+impl fmt::Display for NonTransactionalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A statement of a file that cannot run inside a transaction block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NonTransactional {
+    /// What the statement is.
+    pub kind: NonTransactionalKind,
+    /// Index of the statement in the file's [`Split`](super::split::Split), from 0.
+    pub statement_index: usize,
+    /// 1-based line where the statement starts.
+    pub line: u32,
+    /// 1-based column (in characters) where the statement starts.
+    pub column: u32,
+}
+
+/// The statements of `sql` that PostgreSQL refuses inside a transaction block, in order.
+///
+/// Text after an unterminated construct is one token, so nothing in it is found; callers
+/// report [`Split::unterminated`](super::split::Split::unterminated) first.
+pub fn find_non_transactional(sql: &str) -> Vec<NonTransactional> {
+    split_statements(sql)
+        .statements
+        .iter()
+        .enumerate()
+        .filter_map(|(statement_index, statement)| {
+            classify_statement(statement).map(|kind| NonTransactional {
+                kind,
+                statement_index,
+                line: statement.line,
+                column: statement.column,
+            })
+        })
+        .collect()
+}
+
+/// Whether a statement of a [`Split`](super::split::Split) cannot run in a transaction block.
+pub fn classify_statement(statement: &Statement<'_>) -> Option<NonTransactionalKind> {
+    let tokens: Vec<&Token<'_>> = statement.significant_tokens().collect();
+    classify(&tokens)
+}
+
+/// Whether the text of one statement (without its `;`) cannot run in a transaction block.
+pub fn non_transactional(statement_text: &str) -> Option<NonTransactionalKind> {
+    let tokens = tokenize(statement_text);
+    let significant: Vec<&Token<'_>> = tokens.iter().filter(|t| !t.is_trivia()).collect();
+    classify(&significant)
+}
+
+/// A cursor over a statement's significant tokens.
+struct Cursor<'t, 'a> {
+    tokens: &'t [&'t Token<'a>],
+    pos: usize,
+}
+
+impl<'t, 'a> Cursor<'t, 'a> {
+    fn peek(&self) -> Option<&'t Token<'a>> {
+        self.tokens.get(self.pos).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.tokens.len()
+    }
+
+    fn is(&self, word: &str) -> bool {
+        self.peek().is_some_and(|t| t.is_word(word))
+    }
+
+    /// Consumes `word` if it is next.
+    fn eat(&mut self, word: &str) -> bool {
+        let found = self.is(word);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    /// Consumes the words of `words` if they are all next, in order.
+    fn eat_all(&mut self, words: &[&str]) -> bool {
+        let matches = words
+            .iter()
+            .enumerate()
+            .all(|(i, w)| self.tokens.get(self.pos + i).is_some_and(|t| t.is_word(w)));
+        if matches {
+            self.pos += words.len();
+        }
+        matches
+    }
+
+    /// Consumes a parenthesised list if one is next and returns its tokens, without the
+    /// outer parentheses.
+    fn eat_parenthesised(&mut self) -> Option<&'t [&'t Token<'a>]> {
+        if self.peek()?.kind != TokenKind::LParen {
+            return None;
+        }
+        let open = self.pos;
+        let mut depth = 0usize;
+        for (i, t) in self.tokens.iter().enumerate().skip(open) {
+            match t.kind {
+                TokenKind::LParen => depth += 1,
+                TokenKind::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos = i + 1;
+                        return Some(&self.tokens[open + 1..i]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Unbalanced: the server will complain; take the rest as the list.
+        self.pos = self.tokens.len();
+        Some(&self.tokens[open + 1..])
+    }
+
+    /// Consumes a possibly qualified name (`a`, `"A".b`, `a.b.c`) if one is next.
+    fn eat_name(&mut self) -> bool {
+        let is_ident = |t: Option<&Token<'_>>| {
+            t.is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
+        };
+        if !is_ident(self.peek()) {
+            return false;
+        }
+        self.pos += 1;
+        while self
+            .peek()
+            .is_some_and(|t| t.kind == TokenKind::Punct && t.text == ".")
+            && is_ident(self.tokens.get(self.pos + 1).copied())
+        {
+            self.pos += 2;
+        }
+        true
+    }
+}
+
+/// Classifies a statement from its significant tokens.
+fn classify(tokens: &[&Token<'_>]) -> Option<NonTransactionalKind> {
+    use NonTransactionalKind as K;
+    let mut c = Cursor { tokens, pos: 0 };
+    if c.eat("vacuum") {
+        return Some(K::Vacuum);
+    }
+    if c.eat("create") {
+        if c.eat("database") {
+            return Some(K::CreateDatabase);
+        }
+        if c.eat("tablespace") {
+            return Some(K::CreateTablespace);
+        }
+        if c.eat("subscription") {
+            return subscription_creates_slot(&mut c).then_some(K::CreateSubscription);
+        }
+        c.eat("unique");
+        if c.eat_all(&["index", "concurrently"]) {
+            return Some(K::CreateIndexConcurrently);
+        }
+        return None;
+    }
+    if c.eat("drop") {
+        if c.eat("database") {
+            return Some(K::DropDatabase);
+        }
+        if c.eat("tablespace") {
+            return Some(K::DropTablespace);
+        }
+        if c.eat_all(&["index", "concurrently"]) {
+            return Some(K::DropIndexConcurrently);
+        }
+        return None;
+    }
+    if c.eat("reindex") {
+        return reindex(&mut c);
+    }
+    if c.eat("cluster") {
+        return cluster_without_table(&mut c).then_some(K::ClusterAll);
+    }
+    if c.eat("alter") {
+        if c.eat("system") {
+            return Some(K::AlterSystem);
+        }
+        if c.eat("table") {
+            return detach_partition_concurrently(&mut c).then_some(K::DetachPartitionConcurrently);
+        }
+        if c.eat("database") {
+            return alter_database_tablespace(&mut c).then_some(K::AlterDatabaseSetTablespace);
+        }
+        return None;
+    }
+    if c.eat_all(&["discard", "all"]) {
+        return Some(K::DiscardAll);
+    }
+    if c.eat_all(&["commit", "prepared"]) {
+        return Some(K::CommitPrepared);
+    }
+    if c.eat_all(&["rollback", "prepared"]) {
+        return Some(K::RollbackPrepared);
+    }
+    None
+}
+
+/// After `REINDEX`: `[ ( options ) ] {INDEX|TABLE|SCHEMA|DATABASE|SYSTEM} [CONCURRENTLY] name`.
+/// Since PostgreSQL 14 `CONCURRENTLY` can also be given in the options list.
+fn reindex(c: &mut Cursor<'_, '_>) -> Option<NonTransactionalKind> {
+    use NonTransactionalKind as K;
+    let concurrent_option = c
+        .eat_parenthesised()
+        .is_some_and(|options| option_value(options, "concurrently").is_some_and(truthy));
+    let whole = if c.eat("schema") {
+        Some(K::ReindexSchema)
+    } else if c.eat("database") {
+        Some(K::ReindexDatabase)
+    } else if c.eat("system") {
+        Some(K::ReindexSystem)
+    } else if c.eat("index") || c.eat("table") {
+        None
+    } else {
+        return None;
+    };
+    // `REINDEX SCHEMA CONCURRENTLY` is refused for both reasons; it is named for the
+    // concurrent build, which is the one a runner has to clean up after.
+    let concurrently = c.eat("concurrently") || concurrent_option;
+    if concurrently {
+        Some(K::ReindexConcurrently)
+    } else {
+        whole
+    }
+}
+
+/// After `CLUSTER`: `[VERBOSE | ( options )]`, then a table or nothing. Without a table it
+/// re-clusters every table clustered before, which the server refuses in a transaction.
+fn cluster_without_table(c: &mut Cursor<'_, '_>) -> bool {
+    if c.eat_parenthesised().is_none() {
+        c.eat("verbose");
+    }
+    c.at_end()
+}
+
+/// After `ALTER TABLE`: `[IF EXISTS] [ONLY] name DETACH PARTITION name CONCURRENTLY`.
+fn detach_partition_concurrently(c: &mut Cursor<'_, '_>) -> bool {
+    c.eat_all(&["if", "exists"]);
+    c.eat("only");
+    if !c.eat_name() {
+        return false;
+    }
+    // `ALTER TABLE name *` (descendants, an old spelling) is harmless to skip.
+    if c.peek()
+        .is_some_and(|t| t.kind == TokenKind::Operator && t.text == "*")
+    {
+        c.pos += 1;
+    }
+    c.eat_all(&["detach", "partition"]) && c.eat_name() && c.eat("concurrently")
+}
+
+/// After `ALTER DATABASE`: `name SET TABLESPACE new`, or the `TABLESPACE` option of
+/// `name [WITH] option ...`, which the server handles alike ("ALTER DATABASE SET
+/// TABLESPACE"). `SET search_path ...`, `RENAME`, `OWNER TO`, `RESET` and the other options
+/// are fine.
+fn alter_database_tablespace(c: &mut Cursor<'_, '_>) -> bool {
+    if !c.eat_name() {
+        return false;
+    }
+    if c.eat("set") {
+        return c.is("tablespace");
+    }
+    if ["rename", "owner", "reset", "refresh"]
+        .iter()
+        .any(|w| c.is(w))
+    {
+        return false;
+    }
+    c.eat("with");
+    c.tokens[c.pos..].iter().any(|t| t.is_word("tablespace"))
+}
+
+/// After `CREATE SUBSCRIPTION`: whether the `WITH ( ... )` options leave `create_slot` on.
+/// It defaults to on, and to off when `connect = false`.
+fn subscription_creates_slot(c: &mut Cursor<'_, '_>) -> bool {
+    let rest = &c.tokens[c.pos..];
+    let Some(with) = rest.iter().position(|t| t.is_word("with")) else {
+        return true;
+    };
+    let mut options = Cursor {
+        tokens: &rest[with + 1..],
+        pos: 0,
+    };
+    let Some(options) = options.eat_parenthesised() else {
+        return true;
+    };
+    match option_value(options, "create_slot") {
+        Some(value) => truthy(value),
+        None => option_value(options, "connect").is_none_or(truthy),
+    }
+}
+
+/// In a `name [= value], ...` options list, the value given to `name`: `Some(None)` when the
+/// option stands alone (which means true), `None` when the option is absent.
+fn option_value<'t, 'a>(options: &'t [&'t Token<'a>], name: &str) -> Option<Option<&'t Token<'a>>> {
+    // The server rejects a repeated option; should one slip through, the last one wins.
+    options
+        .rsplit(|t| t.kind == TokenKind::Comma)
+        .find_map(|option| {
+            let (first, rest) = option.split_first()?;
+            let named = match first.kind {
+                TokenKind::Word => first.text.eq_ignore_ascii_case(name),
+                TokenKind::QuotedIdent => first.text.get(1..first.text.len() - 1) == Some(name),
+                _ => false,
+            };
+            if !named {
+                return None;
+            }
+            let value = match rest.split_first() {
+                Some((eq, value)) if eq.kind == TokenKind::Operator && eq.text == "=" => value,
+                _ => rest,
+            };
+            Some(value.first().copied())
+        })
+}
+
+/// Whether an option's value reads as true to the server's `defGetBoolean`: no value,
+/// `true`/`on`/`1`, quoted or not. Anything it would reject counts as true, so that a doubtful
+/// statement is flagged rather than missed.
+fn truthy(value: Option<&Token<'_>>) -> bool {
+    let Some(value) = value else {
+        return true;
+    };
+    let text = match value.kind {
+        TokenKind::String(_) | TokenKind::QuotedIdent => value
+            .text
+            .get(1..value.text.len().saturating_sub(1))
+            .unwrap_or(""),
+        _ => value.text,
+    };
+    !["false", "off", "0"]
+        .iter()
+        .any(|f| text.eq_ignore_ascii_case(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use NonTransactionalKind as K;
+
+    #[test]
+    fn flags_each_construct_of_the_list() {
+        let cases: &[(&str, Option<NonTransactionalKind>)] = &[
+            ("VACUUM", Some(K::Vacuum)),
+            ("vacuum (verbose, analyze) t", Some(K::Vacuum)),
+            ("VACUUM FULL t", Some(K::Vacuum)),
+            ("ANALYZE t", None),
+            ("CREATE INDEX CONCURRENTLY i ON t (x)", Some(K::CreateIndexConcurrently)),
+            ("create unique index concurrently if not exists i on t (x)", Some(K::CreateIndexConcurrently)),
+            ("CREATE INDEX i ON t (x)", None),
+            ("CREATE UNIQUE INDEX i ON t (x) WHERE note = 'concurrently'", None),
+            ("DROP INDEX CONCURRENTLY IF EXISTS i", Some(K::DropIndexConcurrently)),
+            ("DROP INDEX i", None),
+            ("REINDEX INDEX CONCURRENTLY i", Some(K::ReindexConcurrently)),
+            ("REINDEX (VERBOSE) TABLE CONCURRENTLY t", Some(K::ReindexConcurrently)),
+            ("REINDEX (CONCURRENTLY) TABLE t", Some(K::ReindexConcurrently)),
+            ("REINDEX (concurrently true, verbose) TABLE t", Some(K::ReindexConcurrently)),
+            ("REINDEX (CONCURRENTLY false) TABLE t", None),
+            ("REINDEX TABLE t", None),
+            ("REINDEX INDEX i", None),
+            ("REINDEX (VERBOSE) INDEX i", None),
+            ("REINDEX SCHEMA s", Some(K::ReindexSchema)),
+            ("REINDEX SCHEMA CONCURRENTLY s", Some(K::ReindexConcurrently)),
+            ("reindex database d", Some(K::ReindexDatabase)),
+            ("REINDEX (VERBOSE) SYSTEM d", Some(K::ReindexSystem)),
+            ("CLUSTER", Some(K::ClusterAll)),
+            ("CLUSTER VERBOSE", Some(K::ClusterAll)),
+            ("CLUSTER (VERBOSE)", Some(K::ClusterAll)),
+            ("CLUSTER t", None),
+            ("CLUSTER t USING i", None),
+            ("CLUSTER VERBOSE t", None),
+            ("CLUSTER (VERBOSE) t USING i", None),
+            ("CLUSTER i ON t", None),
+            ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", Some(K::DetachPartitionConcurrently)),
+            ("alter table if exists only s.p detach partition s.\"C\" concurrently", Some(K::DetachPartitionConcurrently)),
+            ("ALTER TABLE p DETACH PARTITION c", None),
+            ("ALTER TABLE p DETACH PARTITION c FINALIZE", None),
+            ("ALTER TABLE t ADD COLUMN concurrently int", None),
+            ("CREATE DATABASE d", Some(K::CreateDatabase)),
+            ("DROP DATABASE IF EXISTS d WITH (FORCE)", Some(K::DropDatabase)),
+            ("CREATE SCHEMA database", None),
+            ("DROP TABLE database", None),
+            ("ALTER DATABASE d SET TABLESPACE ts", Some(K::AlterDatabaseSetTablespace)),
+            ("ALTER DATABASE \"D\" WITH TABLESPACE ts", Some(K::AlterDatabaseSetTablespace)),
+            ("ALTER DATABASE d SET search_path TO a, b", None),
+            ("ALTER DATABASE d SET default_tablespace = ts", None),
+            ("ALTER DATABASE d RENAME TO tablespace", None),
+            ("ALTER DATABASE d WITH CONNECTION LIMIT 5", None),
+            ("CREATE TABLESPACE ts LOCATION '/x'", Some(K::CreateTablespace)),
+            ("DROP TABLESPACE IF EXISTS ts", Some(K::DropTablespace)),
+            ("ALTER TABLESPACE ts RENAME TO ts2", None),
+            ("ALTER SYSTEM SET work_mem = '1MB'", Some(K::AlterSystem)),
+            ("ALTER TABLE system ADD x int", None),
+            ("DISCARD ALL", Some(K::DiscardAll)),
+            ("DISCARD PLANS", None),
+            ("CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p", Some(K::CreateSubscription)),
+            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (enabled = false)", Some(K::CreateSubscription)),
+            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (create_slot = true)", Some(K::CreateSubscription)),
+            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (create_slot = false, slot_name = 's')", None),
+            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (CREATE_SLOT = 'off')", None),
+            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (connect = false)", None),
+            ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (connect = 0, enabled = false)", None),
+            ("COMMIT PREPARED 'tx1'", Some(K::CommitPrepared)),
+            ("COMMIT", None),
+            ("ROLLBACK PREPARED 'tx1'", Some(K::RollbackPrepared)),
+            ("ROLLBACK", None),
+            ("PREPARE TRANSACTION 'tx1'", None),
+            ("REFRESH MATERIALIZED VIEW CONCURRENTLY v", None),
+            ("SELECT 'VACUUM'", None),
+            ("-- VACUUM\nSELECT 1", None),
+            ("/* CREATE DATABASE d */ /* x */ vacuum", Some(K::Vacuum)),
+            ("CREATE FUNCTION f() RETURNS void AS $$ VACUUM; CREATE DATABASE d $$ LANGUAGE sql", None),
+            ("DO $$ BEGIN EXECUTE 'VACUUM'; END $$", None),
+            ("\"VACUUM\"", None),
+            ("", None),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(non_transactional(sql), *expected, "classifying {sql:?}");
+        }
+    }
+
+    #[test]
+    fn findings_point_at_statements() {
+        let sql = "-- migrations:no-transaction\nCREATE TABLE t (x int);\n\nCREATE INDEX CONCURRENTLY i ON t (x);\n  VACUUM t; SELECT 'REINDEX SCHEMA s;'";
+        let found = find_non_transactional(sql);
+        assert_eq!(
+            found,
+            vec![
+                NonTransactional {
+                    kind: K::CreateIndexConcurrently,
+                    statement_index: 1,
+                    line: 4,
+                    column: 1,
+                },
+                NonTransactional {
+                    kind: K::Vacuum,
+                    statement_index: 2,
+                    line: 5,
+                    column: 3,
+                },
+            ]
+        );
+        assert_eq!(found[0].kind.to_string(), "CREATE INDEX CONCURRENTLY");
+        assert!(found[0].kind.is_concurrently());
+        assert!(!found[1].kind.is_concurrently());
+    }
+
+    #[test]
+    fn odd_input_is_not_flagged_and_does_not_panic() {
+        for sql in [
+            "CLUSTER (",
+            "REINDEX (",
+            "CREATE SUBSCRIPTION s WITH (",
+            "ALTER DATABASE",
+            "ALTER TABLE",
+            "(((",
+            "\"",
+            "WITH (\"\")",
+        ] {
+            let _ = non_transactional(sql);
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The statement splitter (SPEC 3.3): cuts a migration file into the statements that a
+//! no-transaction migration sends one by one.
+//!
+//! Each statement must go to the server as its own query, because a query string holding
+//! several statements runs as one implicit transaction, which is exactly what a
+//! no-transaction file must avoid. So the splitter has to agree with the server about where
+//! statements end. It works on [`lexer`](super::lexer) tokens, so a `;` in a string, quoted
+//! identifier, dollar quote or comment never splits, and it follows psql's rules on top:
+//!
+//! - a `;` inside parentheses does not end a statement;
+//! - in a statement that starts with `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, a SQL-standard
+//!   body `BEGIN ATOMIC ... END` may hold `;`s. Much as psql does, we count at parenthesis
+//!   depth 0 `BEGIN ATOMIC` (+1), `CASE` (+1, only inside a body, since `CASE` is also closed
+//!   by `END`) and `END` (-1), and only a `;` at depth 0 ends the statement. Unlike psql, a
+//!   `BEGIN` not followed by `ATOMIC` and a word after a `.` are not counted (see
+//!   `StatementState::see_significant`).
+//!
+//! Statements are slices of the input (from the first token that is not a comment to the end
+//! of the last one before the `;`), so positions in messages point into the file as written.
+
+use std::fmt;
+use std::ops::Range;
+
+use super::lexer::{Lexer, Token, TokenKind, UnterminatedKind};
+
+/// A file cut into statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split<'a> {
+    /// The statements, in order. Empty when the file holds only whitespace and comments.
+    pub statements: Vec<Statement<'a>>,
+    /// A string, quoted identifier, comment or dollar quote still open at the end of the
+    /// file. The server would reject the file; callers should report this first, because a
+    /// statement count or check made past it means nothing.
+    pub unterminated: Option<Unterminated>,
+}
+
+/// One statement of a [`Split`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    /// The statement's text: a slice of the input from its first token that is not a comment
+    /// up to the end of its last one, without the terminating `;` (and so without trailing
+    /// whitespace or comments). It is one statement, ready to send as a query on its own.
+    pub text: &'a str,
+    /// Byte range of `text` in the input.
+    pub span: Range<usize>,
+    /// 1-based line of the statement's first token.
+    pub line: u32,
+    /// 1-based column (in characters) of the statement's first token.
+    pub column: u32,
+    /// The statement's tokens, from its first to its last significant token, whitespace and
+    /// comments in between included.
+    pub tokens: Vec<Token<'a>>,
+    /// The comments between the end of the previous statement (or the start of the file) and
+    /// this statement, where `-- migrations:lint-ignore` comments for it stand.
+    pub leading_comments: Vec<Token<'a>>,
+}
+
+impl<'a> Statement<'a> {
+    /// The statement's tokens without whitespace and comments.
+    pub fn significant_tokens(&self) -> impl Iterator<Item = &Token<'a>> + '_ {
+        self.tokens.iter().filter(|t| !t.is_trivia())
+    }
+}
+
+/// A construct left open at the end of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Unterminated {
+    /// What was left open.
+    pub kind: UnterminatedKind,
+    /// Byte offset where it starts.
+    pub offset: usize,
+    /// 1-based line where it starts.
+    pub line: u32,
+    /// 1-based column (in characters) where it starts.
+    pub column: u32,
+}
+
+impl fmt::Display for Unterminated {
+    /// `unterminated dollar-quoted string starting at line 12`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unterminated {} starting at line {}",
+            self.kind, self.line
+        )
+    }
+}
+
+/// Splits `sql` into statements; see the [module documentation](self).
+pub fn split_statements(sql: &str) -> Split<'_> {
+    let mut splitter = Splitter {
+        src: sql,
+        statements: Vec::new(),
+        current: Vec::new(),
+        leading_comments: Vec::new(),
+        state: StatementState::default(),
+    };
+    let mut unterminated = None;
+    for token in Lexer::new(sql) {
+        if token.unterminated && unterminated.is_none() {
+            if let Some(kind) = UnterminatedKind::of(token.kind) {
+                unterminated = Some(Unterminated {
+                    kind,
+                    offset: token.span.start,
+                    line: token.line,
+                    column: token.column,
+                });
+            }
+        }
+        splitter.push(token);
+    }
+    splitter.finish_statement();
+    Split {
+        statements: splitter.statements,
+        unterminated,
+    }
+}
+
+struct Splitter<'a> {
+    src: &'a str,
+    statements: Vec<Statement<'a>>,
+    /// Tokens of the statement being read, from its first significant token on.
+    current: Vec<Token<'a>>,
+    /// Comments seen since the last statement ended, before the next one started.
+    leading_comments: Vec<Token<'a>>,
+    state: StatementState,
+}
+
+/// What we track to decide whether a `;` ends the statement.
+#[derive(Debug, Default)]
+struct StatementState {
+    paren_depth: u32,
+    /// How many `BEGIN ATOMIC` bodies and `CASE` expressions inside them are open.
+    begin_depth: u32,
+    /// How many words (unquoted identifiers and keywords) the statement has had so far.
+    word_count: usize,
+    /// The first four words, reduced to what the `CREATE [OR REPLACE] FUNCTION|PROCEDURE`
+    /// test needs: `c`, `o`, `r`, `f`, `p` for those keywords, 0 for any other word.
+    head: [u8; 4],
+    /// The previous significant token was `BEGIN`, at parenthesis depth 0 of a routine
+    /// definition.
+    after_begin: bool,
+    /// The previous significant token was a `.`: the word after it is a name (`t.end`).
+    after_dot: bool,
+}
+
+impl StatementState {
+    fn routine_definition(&self) -> bool {
+        let h = self.head;
+        h[0] == b'c'
+            && (matches!(h[1], b'f' | b'p')
+                || (h[1] == b'o' && h[2] == b'r' && matches!(h[3], b'f' | b'p')))
+    }
+
+    /// Tracks `BEGIN ATOMIC ... END` in routine definitions.
+    ///
+    /// psql counts every `BEGIN` there; we count only `BEGIN` followed by `ATOMIC`, the one
+    /// place the grammar puts it, and skip words right after a `.`. Both keep a parameter or
+    /// column named `begin` (`f.begin`, `t.end`, `x.case`, all valid SQL) from swallowing
+    /// the rest of the file, which psql's heuristic would do. `CASE` and `END` are reserved
+    /// words, so anywhere else in a body they are the expression's keywords.
+    fn see_significant(&mut self, token: &Token<'_>) {
+        let after_begin = std::mem::take(&mut self.after_begin);
+        let after_dot = std::mem::take(&mut self.after_dot);
+        match token.kind {
+            TokenKind::LParen => self.paren_depth += 1,
+            TokenKind::RParen => self.paren_depth = self.paren_depth.saturating_sub(1),
+            TokenKind::Punct => self.after_dot = token.text == ".",
+            TokenKind::Word => {
+                if let Some(slot) = self.head.get_mut(self.word_count) {
+                    *slot = ["create", "or", "replace", "function", "procedure"]
+                        .into_iter()
+                        .find(|k| token.is_word(k))
+                        .map_or(0, |k| k.as_bytes()[0]);
+                }
+                self.word_count += 1;
+                if after_dot || self.paren_depth > 0 || !self.routine_definition() {
+                    return;
+                }
+                if token.is_word("begin") {
+                    self.after_begin = true;
+                } else if token.is_word("atomic") {
+                    if after_begin {
+                        self.begin_depth += 1;
+                    }
+                } else if token.is_word("case") {
+                    // `CASE` is closed by `END` too; outside a body it does not matter.
+                    if self.begin_depth > 0 {
+                        self.begin_depth += 1;
+                    }
+                } else if token.is_word("end") {
+                    self.begin_depth = self.begin_depth.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<'a> Splitter<'a> {
+    fn push(&mut self, token: Token<'a>) {
+        if self.current.is_empty() && token.is_trivia() {
+            if token.is_comment() {
+                self.leading_comments.push(token);
+            }
+            return;
+        }
+        if token.kind == TokenKind::Semicolon
+            && self.state.paren_depth == 0
+            && self.state.begin_depth == 0
+        {
+            self.finish_statement();
+            return;
+        }
+        if !token.is_trivia() {
+            self.state.see_significant(&token);
+        }
+        self.current.push(token);
+    }
+
+    /// Ends the statement being read, if there is one: at a `;` or at the end of the input.
+    fn finish_statement(&mut self) {
+        let mut tokens = std::mem::take(&mut self.current);
+        let leading_comments = std::mem::take(&mut self.leading_comments);
+        self.state = StatementState::default();
+        while tokens.last().is_some_and(Token::is_trivia) {
+            tokens.pop();
+        }
+        let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
+            return;
+        };
+        let span = first.span.start..last.span.end;
+        self.statements.push(Statement {
+            text: &self.src[span.clone()],
+            span,
+            line: first.line,
+            column: first.column,
+            leading_comments,
+            tokens,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(sql: &str) -> Vec<&str> {
+        split_statements(sql)
+            .statements
+            .into_iter()
+            .map(|s| s.text)
+            .collect()
+    }
+
+    #[test]
+    fn splits_like_the_server() {
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("   \n\t ", &[]),
+            ("-- only a comment", &[]),
+            ("-- a\n/* b; */\n-- c\n", &[]),
+            (";;; ;", &[]),
+            ("SELECT 1", &["SELECT 1"]),
+            ("SELECT 1;", &["SELECT 1"]),
+            ("SELECT 1;SELECT 2", &["SELECT 1", "SELECT 2"]),
+            ("SELECT 1 ;\n\nSELECT 2 -- two\n", &["SELECT 1", "SELECT 2"]),
+            ("-- head\nSELECT 1; -- tail", &["SELECT 1"]),
+            ("SELECT 1 /* ; */ + 2;", &["SELECT 1 /* ; */ + 2"]),
+            ("SELECT /* a /* nested; */ still; */ 1; SELECT 2", &[
+                "SELECT /* a /* nested; */ still; */ 1",
+                "SELECT 2",
+            ]),
+            ("SELECT 'it''s; fine'; SELECT 2", &["SELECT 'it''s; fine'", "SELECT 2"]),
+            (r"SELECT E'it\'s; fine'; SELECT 2", &[r"SELECT E'it\'s; fine'", "SELECT 2"]),
+            (r"SELECT 'a\'; SELECT 2", &[r"SELECT 'a\'", "SELECT 2"]),
+            ("SELECT \"a;\"\"b\" FROM t; SELECT 2", &["SELECT \"a;\"\"b\" FROM t", "SELECT 2"]),
+            ("SELECT U&\"x;\", U&'y;'; SELECT 2", &["SELECT U&\"x;\", U&'y;'", "SELECT 2"]),
+            ("SELECT $$a;b$$; SELECT 2", &["SELECT $$a;b$$", "SELECT 2"]),
+            (
+                "CREATE FUNCTION f() RETURNS int AS $body$ BEGIN; $$ ; $$ RETURN 1; END $body$ LANGUAGE plpgsql;\nSELECT f()",
+                &[
+                    "CREATE FUNCTION f() RETURNS int AS $body$ BEGIN; $$ ; $$ RETURN 1; END $body$ LANGUAGE plpgsql",
+                    "SELECT f()",
+                ],
+            ),
+            ("SELECT $1; SELECT a$$b; SELECT 3", &["SELECT $1", "SELECT a$$b", "SELECT 3"]),
+            ("SELECT (1; 2); SELECT 3", &["SELECT (1; 2)", "SELECT 3"]),
+            ("SELECT ((1);) ; SELECT 3", &["SELECT ((1);)", "SELECT 3"]),
+            ("SELECT 1); SELECT 2", &["SELECT 1)", "SELECT 2"]),
+            (
+                "BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;",
+                &["BEGIN", "CREATE TABLE t (id int)", "COMMIT"],
+            ),
+            (
+                "BEGIN; SELECT CASE WHEN true THEN 1 END; END;",
+                &["BEGIN", "SELECT CASE WHEN true THEN 1 END", "END"],
+            ),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT CASE WHEN true THEN 2 ELSE 3 END;\nEND;\nSELECT f();",
+                &[
+                    "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT CASE WHEN true THEN 2 ELSE 3 END;\nEND",
+                    "SELECT f()",
+                ],
+            ),
+            (
+                "create or replace procedure p() begin atomic insert into t values (case when true then 1 end); update t set x = 1; end; call p()",
+                &[
+                    "create or replace procedure p() begin atomic insert into t values (case when true then 1 end); update t set x = 1; end",
+                    "call p()",
+                ],
+            ),
+            (
+                "CREATE OR REPLACE FUNCTION f(x int) RETURNS int BEGIN ATOMIC SELECT CASE x WHEN 1 THEN CASE WHEN x > 0 THEN 1 END ELSE 0 END; END; SELECT 2",
+                &[
+                    "CREATE OR REPLACE FUNCTION f(x int) RETURNS int BEGIN ATOMIC SELECT CASE x WHEN 1 THEN CASE WHEN x > 0 THEN 1 END ELSE 0 END; END",
+                    "SELECT 2",
+                ],
+            ),
+            // A `BEGIN` outside a routine definition is a transaction statement.
+            ("CREATE TABLE begin_t (x int); BEGIN; END", &[
+                "CREATE TABLE begin_t (x int)",
+                "BEGIN",
+                "END",
+            ]),
+            // Names that look like the keywords do not count: after a `.`, or a `BEGIN`
+            // that is not `BEGIN ATOMIC` (psql would count both and swallow the file).
+            (
+                "CREATE FUNCTION f(begin int) RETURNS int BEGIN /* c */ ATOMIC SELECT f.begin + t.end FROM t; SELECT begin; END; SELECT 2",
+                &[
+                    "CREATE FUNCTION f(begin int) RETURNS int BEGIN /* c */ ATOMIC SELECT f.begin + t.end FROM t; SELECT begin; END",
+                    "SELECT 2",
+                ],
+            ),
+            ("CREATE FUNCTION f() RETURNS int RETURN x.case; SELECT 2", &[
+                "CREATE FUNCTION f() RETURNS int RETURN x.case",
+                "SELECT 2",
+            ]),
+            // Words in parentheses (here a parameter named `begin`) are not counted.
+            ("CREATE FUNCTION f(begin int) RETURNS int AS 'select 1' LANGUAGE sql; SELECT 2", &[
+                "CREATE FUNCTION f(begin int) RETURNS int AS 'select 1' LANGUAGE sql",
+                "SELECT 2",
+            ]),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(texts(sql), expected.to_vec(), "splitting {sql:?}");
+        }
+    }
+
+    #[test]
+    fn positions_and_leading_comments() {
+        let sql = "-- migrations:lint-ignore a\n/* b */ CREATE TABLE é (x int);\n\n  -- c\n  SELECT 'ü'; SELECT 3";
+        let split = split_statements(sql);
+        assert_eq!(split.unterminated, None);
+        let got: Vec<_> = split
+            .statements
+            .iter()
+            .map(|s| {
+                let comments: Vec<&str> = s.leading_comments.iter().map(|c| c.text).collect();
+                (s.text, s.line, s.column, comments)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "CREATE TABLE é (x int)",
+                    2,
+                    9,
+                    vec!["-- migrations:lint-ignore a", "/* b */"]
+                ),
+                ("SELECT 'ü'", 5, 3, vec!["-- c"]),
+                ("SELECT 3", 5, 15, vec![]),
+            ]
+        );
+        for s in &split.statements {
+            assert_eq!(&sql[s.span.clone()], s.text);
+            let significant: Vec<&str> = s.significant_tokens().map(|t| t.text).collect();
+            assert_eq!(significant.first().copied(), s.text.split(' ').next());
+        }
+    }
+
+    #[test]
+    fn reports_unterminated_constructs() {
+        let cases: &[(&str, UnterminatedKind, u32, u32, &[&str])] = &[
+            (
+                "SELECT 1;\nSELECT 'abc;\nSELECT 2;",
+                UnterminatedKind::String,
+                2,
+                8,
+                &["SELECT 1", "SELECT 'abc;\nSELECT 2;"],
+            ),
+            (
+                "SELECT \"x;",
+                UnterminatedKind::QuotedIdent,
+                1,
+                8,
+                &["SELECT \"x;"],
+            ),
+            (
+                "SELECT 1;\n/* a /* b */ ;",
+                UnterminatedKind::BlockComment,
+                2,
+                1,
+                &["SELECT 1"],
+            ),
+            (
+                "SELECT 1;\n\n\nCREATE FUNCTION f() AS $fn$ BEGIN; $$ END;",
+                UnterminatedKind::DollarString,
+                4,
+                24,
+                &["SELECT 1", "CREATE FUNCTION f() AS $fn$ BEGIN; $$ END;"],
+            ),
+        ];
+        for (sql, kind, line, column, statements) in cases {
+            let split = split_statements(sql);
+            let u = split.unterminated.expect("an unterminated construct");
+            assert_eq!(
+                (u.kind, u.line, u.column),
+                (*kind, *line, *column),
+                "{sql:?}"
+            );
+            let texts: Vec<&str> = split.statements.iter().map(|s| s.text).collect();
+            assert_eq!(texts, statements.to_vec(), "{sql:?}");
+        }
+        let u = split_statements("\n\nSELECT $x$")
+            .unterminated
+            .expect("unterminated");
+        assert_eq!(
+            u.to_string(),
+            "unterminated dollar-quoted string starting at line 3"
+        );
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        for sql in [
+            "é;ü",
+            ";",
+            "(((",
+            ")))",
+            "$",
+            "E'\\é",
+            "\r\r;",
+            "end; end; begin",
+        ] {
+            let split = split_statements(sql);
+            for s in &split.statements {
+                assert_eq!(&sql[s.span.clone()], s.text);
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Code generation only: a constant `Migrations` naming `::migrations_core` paths.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use migrations_format::{statement_ranges, Directory, SqlFile};
+
+use crate::input::Input;
+
+pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
+    // `include_bytes!` of every file read makes rustc rebuild the crate when one is edited. The
+    // constants are unused, so the bytes do not reach the binary: the normalised text below does.
+    let tracked = directory.inputs.iter().filter_map(|path| {
+        let path = path.to_str()?;
+        Some(quote! { const _: &[u8] = include_bytes!(#path); })
+    });
+    let migrations = directory.migrations.iter().map(|m| {
+        let version = m.version.value();
+        let digits = m.version.digits();
+        let name = &m.name;
+        let up = script(&m.up);
+        let down = match &m.down {
+            Some(down) => {
+                let down = script(down);
+                quote! { ::core::option::Option::Some(#down) }
+            }
+            None => quote! { ::core::option::Option::None },
+        };
+        quote! {
+            ::migrations_core::Migration::__new(#version, #digits, #name, #up, #down)
+        }
+    });
+    quote! {
+        {
+            #(#tracked)*
+            // A const item, so the array (whose fields have destructors) lives for 'static.
+            const MIGRATIONS: &[::migrations_core::Migration] = &[#(#migrations),*];
+            ::migrations_core::Migrations::__from_static(MIGRATIONS)
+        }
+    }
+}
+
+fn script(file: &SqlFile) -> TokenStream {
+    let sql = &file.text;
+    let checksum = file.checksum.to_hex();
+    let no_transaction = file.no_transaction;
+    let lock_timeout = optional_ms(file.directives.lock_timeout);
+    let statement_timeout = optional_ms(file.directives.statement_timeout);
+    let ranges: Vec<TokenStream> = if file.no_transaction {
+        statement_ranges(&file.text)
+            .into_iter()
+            .map(|(start, end)| quote! { (#start, #end) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let refused = match file.non_transactional.first() {
+        Some(s) => {
+            let line = s.line;
+            let what = s.what;
+            quote! { ::core::option::Option::Some((#line, #what)) }
+        }
+        None => quote! { ::core::option::Option::None },
+    };
+    quote! {
+        ::migrations_core::Script::__new(
+            #sql, #checksum, #no_transaction, #lock_timeout, #statement_timeout,
+            &[#(#ranges),*], #refused,
+        )
+    }
+}
+
+fn optional_ms(duration: Option<std::time::Duration>) -> TokenStream {
+    match duration {
+        Some(d) => {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            quote! { ::core::option::Option::Some(#ms) }
+        }
+        None => quote! { ::core::option::Option::None },
+    }
+}

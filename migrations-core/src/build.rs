@@ -5,7 +5,7 @@
 //! needs to be told to watch the directory. The whole `build.rs` is one line, with no
 //! build-dependency:
 //!
-//! ```no_run
+//! ```text
 //! fn main() { println!("cargo:rerun-if-changed=migrations"); }
 //! ```
 //!

@@ -10,6 +10,9 @@
 //!
 //! The tokens cover the input without gaps, whitespace and comments included, so a caller can
 //! find comments (directives, `-- migrations:lint-ignore`) and positions for messages.
+//! Two places where we keep more tokens than the server's scanner, harmlessly for splitting:
+//! `'a'` newline `'b'` (SQL's string continuation) is two string tokens, and `N'x'` is one
+//! national string where the server sees the keyword `N` and a string.
 //! Malformed input never panics: an unterminated string, quoted identifier, comment or dollar
 //! quote becomes one token running to the end of the input, marked
 //! [`Token::unterminated`], which is what the server would complain about.
@@ -469,7 +472,8 @@ fn lex_dollar(src: &str, start: usize) -> (TokenKind, usize, bool) {
     if bytes.get(i).is_some_and(|c| c.is_ascii_digit()) {
         let end = scan_while(bytes, i, |c| c.is_ascii_digit());
         // `$1abc` is "trailing junk after parameter" to the server: keep it in one token.
-        let end = scan_while(bytes, end, is_ident_cont);
+        // Not a `$`, though: `$1$$` is `$1` followed by a dollar quote.
+        let end = scan_while(bytes, end, |c| is_ident_start(c) || c.is_ascii_digit());
         return (TokenKind::Param, end, false);
     }
     if bytes.get(i).is_some_and(|&c| is_ident_start(c)) {
@@ -596,6 +600,7 @@ mod tests {
             ("$a$b$a$", &[(DollarString, "$a$b$a$")]),
             ("$_1$x$_1$", &[(DollarString, "$_1$x$_1$")]),
             ("$1 $23", &[(Param, "$1"), (Param, "$23")]),
+            ("$1$$;$$", &[(Param, "$1"), (DollarString, "$$;$$")]),
             ("a$$b$$", &[(Word, "a$$b$$")]),
             (
                 "1 3.14 .5 1e-3 1.e5 0x1F 1_000 1..2",

@@ -1,0 +1,1 @@
+//! A home for the runnable examples; see `quickstart/`.

@@ -10,7 +10,17 @@ static MIGRATIONS: Migrations = embed_migrations!("quickstart/migrations");
 fn main() {
     println!("{} migrations embedded:", MIGRATIONS.len());
     for m in MIGRATIONS.iter() {
-        let mode = if m.no_transaction() { "no-transaction" } else { "transaction" };
-        println!("  {:04} {:<22} {:<15} {}", m.version(), m.name(), mode, m.checksum());
+        let mode = if m.no_transaction() {
+            "no-transaction"
+        } else {
+            "transaction"
+        };
+        println!(
+            "  {:04} {:<22} {:<15} {}",
+            m.version(),
+            m.name(),
+            mode,
+            m.checksum()
+        );
     }
 }

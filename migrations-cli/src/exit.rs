@@ -38,7 +38,11 @@ impl fmt::Display for Error {
         match self {
             Error::Files(e) => {
                 let n = e.problems.len();
-                write!(f, "the migrations directory has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+                write!(
+                    f,
+                    "the migrations directory has {n} problem{}:",
+                    if n == 1 { "" } else { "s" }
+                )?;
                 for p in &e.problems {
                     write!(f, "\n  {p}")?;
                 }

@@ -15,6 +15,9 @@ use std::borrow::Cow;
 #[derive(Debug, Clone)]
 pub struct Migrations {
     list: Cow<'static, [Migration]>,
+    /// Digest of the whole chain (see `migrations_format::chain_digest`), computed when the set
+    /// was built, so the warm-start check hashes nothing.
+    chain_digest: Cow<'static, str>,
 }
 
 /// One migration: its version, name, up script and optional down script.
@@ -48,10 +51,19 @@ pub struct Refusal {
 
 impl Migrations {
     #[doc(hidden)]
-    pub const fn __from_static(list: &'static [Migration]) -> Migrations {
+    pub const fn __from_static(
+        list: &'static [Migration],
+        chain_digest: &'static str,
+    ) -> Migrations {
         Migrations {
             list: Cow::Borrowed(list),
+            chain_digest: Cow::Borrowed(chain_digest),
         }
+    }
+
+    /// Digest of every migration's version, checksum and transaction mode.
+    pub fn chain_digest(&self) -> &str {
+        &self.chain_digest
     }
 
     /// The migrations in version order.
@@ -96,8 +108,13 @@ impl Migrations {
                 down: m.down.as_ref().map(Script::from_file),
             })
             .collect::<Vec<_>>();
+        let chain_digest = migrations_format::chain_digest(
+            list.iter()
+                .map(|m| (m.version, m.up.checksum.as_ref(), m.up.no_transaction)),
+        );
         Migrations {
             list: Cow::Owned(list),
+            chain_digest: Cow::Owned(chain_digest),
         }
     }
 }

@@ -17,14 +17,34 @@
 //! Editing a migration file rebuilds the crate. Cargo cannot tell a proc macro that a *new* file
 //! appeared, so add a one-line `build.rs` to the crate (see [`build`]).
 
+// A run returns at most one error, so its size costs nothing; boxing would only add noise.
+#![allow(clippy::result_large_err)]
+
 // Lets the macro's generated paths (`::migrations_core::...`) resolve inside this crate's own
 // tests and doc tests too.
 extern crate self as migrations_core;
 
 pub mod build;
+mod db;
 mod embedded;
+mod engine;
+mod error;
+mod history;
+mod migrator;
+pub mod plan;
+mod report;
+mod sql;
 
+pub use db::DbError;
 pub use embedded::{Migration, Migrations, Refusal, Script};
+pub use error::Error;
+pub use history::{AppliedMigration, State};
+pub use migrator::{
+    Migrator, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,
+    DEFAULT_TABLE,
+};
+pub use plan::{DownTarget, Drift, DriftKind, DriftPolicy, Operation, Plan, Policy};
+pub use report::{Event, Ran, Report};
 
 /// Embeds a migrations directory at compile time.
 ///

@@ -5,10 +5,7 @@
 fn ui() {
     // Under trybuild the macro runs in a generated project; point it back at this crate so the
     // fixture paths resolve.
-    std::env::set_var(
-        "MIGRATIONS_MACROS_MANIFEST_DIR",
-        env!("CARGO_MANIFEST_DIR"),
-    );
+    std::env::set_var("MIGRATIONS_MACROS_MANIFEST_DIR", env!("CARGO_MANIFEST_DIR"));
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
 }

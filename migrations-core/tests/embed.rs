@@ -13,7 +13,9 @@ static CR: Migrations = embed_migrations!("tests/fixtures/variants/cr");
 static BOM_CRLF: Migrations = embed_migrations!("tests/fixtures/variants/bom_crlf");
 
 fn fixture(dir: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(dir)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir)
 }
 
 #[test]
@@ -63,14 +65,29 @@ fn line_ending_variants_share_one_checksum() {
         let embedded = set.iter().next().unwrap();
         assert_eq!(embedded.checksum(), expected, "{label}: macro");
         let loaded = load_dir(&fixture(dir)).unwrap();
-        assert_eq!(loaded.migrations[0].up.checksum.to_hex(), expected, "{label}: loader");
+        assert_eq!(
+            loaded.migrations[0].up.checksum.to_hex(),
+            expected,
+            "{label}: loader"
+        );
         let raw = std::fs::read_to_string(fixture(dir).join("1_a.up.sql")).unwrap();
-        assert_eq!(Checksum::of_file_text(&raw).to_hex(), expected, "{label}: function");
-        assert_eq!(embedded.up().sql(), std::str::from_utf8(&lf_bytes).unwrap(), "{label}: text");
+        assert_eq!(
+            Checksum::of_file_text(&raw).to_hex(),
+            expected,
+            "{label}: function"
+        );
+        assert_eq!(
+            embedded.up().sql(),
+            std::str::from_utf8(&lf_bytes).unwrap(),
+            "{label}: text"
+        );
     }
     // The fixtures really differ on disk (git must not have normalised them).
     let crlf = std::fs::read(fixture("variants/crlf/1_a.up.sql")).unwrap();
-    assert!(crlf.windows(2).any(|w| w == b"\r\n"), "crlf fixture lost its CRLF");
+    assert!(
+        crlf.windows(2).any(|w| w == b"\r\n"),
+        "crlf fixture lost its CRLF"
+    );
     let bom = std::fs::read(fixture("variants/bom_crlf/1_a.up.sql")).unwrap();
     assert!(bom.starts_with(b"\xef\xbb\xbf"), "bom fixture lost its BOM");
 }

@@ -483,16 +483,24 @@ impl Loader<'_> {
             Ok(d) => d,
             Err(errors) => {
                 for e in errors {
-                    self.problem(ProblemKind::BadDirective, &relative, Some(e.line), e.message);
+                    self.problem(
+                        ProblemKind::BadDirective,
+                        &relative,
+                        Some(e.line),
+                        e.message,
+                    );
                 }
                 return None;
             }
         };
         let no_transaction = match metadata {
-            Some((Metadata {
-                run_in_transaction: Some(true),
-                ..
-            }, meta_path)) if directives.no_transaction.is_some() => {
+            Some((
+                Metadata {
+                    run_in_transaction: Some(true),
+                    ..
+                },
+                meta_path,
+            )) if directives.no_transaction.is_some() => {
                 self.problem(
                     ProblemKind::BadMetadata,
                     &relative,
@@ -504,20 +512,33 @@ impl Loader<'_> {
                 );
                 return None;
             }
-            Some((Metadata {
-                run_in_transaction: Some(false),
-                ..
-            }, _)) => true,
+            Some((
+                Metadata {
+                    run_in_transaction: Some(false),
+                    ..
+                },
+                _,
+            )) => true,
             _ => directives.no_transaction.is_some(),
         };
         let facts = sql_facts(&text);
         let mut ok = true;
         for (line, message) in &facts.misplaced_directives {
-            self.problem(ProblemKind::BadDirective, &relative, Some(*line), message.clone());
+            self.problem(
+                ProblemKind::BadDirective,
+                &relative,
+                Some(*line),
+                message.clone(),
+            );
             ok = false;
         }
         if let Some((line, message)) = &facts.unterminated {
-            self.problem(ProblemKind::Unterminated, &relative, Some(*line), message.clone());
+            self.problem(
+                ProblemKind::Unterminated,
+                &relative,
+                Some(*line),
+                message.clone(),
+            );
             ok = false;
         }
         if up == Some(false) && facts.statement_count == 0 {

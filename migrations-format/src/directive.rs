@@ -86,9 +86,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write for example `5s`, `500ms` or `2min`"))?;
+    let n: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration; write for example `5s`, `500ms` or `2min`")
+    })?;
     let millis_per_unit: u64 = match unit.trim() {
         "" if n == 0 => 0,
         "ms" => 1,
@@ -124,7 +124,13 @@ pub fn parse_header(text: &str) -> Result<Directives, Vec<DirectiveError>> {
         };
         if comment.trim() == "no-transaction" {
             // sqlx's spelling.
-            set_once(&mut directives.no_transaction, line_no, line_no, &mut errors, "no-transaction");
+            set_once(
+                &mut directives.no_transaction,
+                line_no,
+                line_no,
+                &mut errors,
+                "no-transaction",
+            );
             continue;
         }
         let Some(parsed) = parse_comment(comment) else {
@@ -142,9 +148,13 @@ pub fn parse_header(text: &str) -> Result<Directives, Vec<DirectiveError>> {
                 &mut errors,
                 "no-transaction",
             ),
-            Ok(Directive::LockTimeout(d)) => {
-                set_once(&mut directives.lock_timeout, d, line_no, &mut errors, "lock-timeout")
-            }
+            Ok(Directive::LockTimeout(d)) => set_once(
+                &mut directives.lock_timeout,
+                d,
+                line_no,
+                &mut errors,
+                "lock-timeout",
+            ),
             Ok(Directive::StatementTimeout(d)) => set_once(
                 &mut directives.statement_timeout,
                 d,
@@ -198,7 +208,8 @@ mod tests {
         assert_eq!(d.statement_timeout, Some(Duration::from_secs(120)));
         assert_eq!(d.lint_ignore, vec![("a".into(), 6), ("b".into(), 6)]);
 
-        let sqlx = parse_header("-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);").unwrap();
+        let sqlx =
+            parse_header("-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);").unwrap();
         assert_eq!(sqlx.no_transaction, Some(1));
     }
 
@@ -219,7 +230,9 @@ mod tests {
         .unwrap_err();
         let lines: Vec<u32> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![1, 2, 3, 5]);
-        assert!(errors[0].message.contains("unknown directive `-- migrations:no-transacton`"));
+        assert!(errors[0]
+            .message
+            .contains("unknown directive `-- migrations:no-transacton`"));
         assert!(errors[0].message.contains("no-transaction"));
         assert!(errors[1].message.contains("give a unit"));
         assert!(errors[2].message.contains("needs a duration"));

@@ -1,7 +1,10 @@
 //! What the loader needs to know about a file's SQL, from one pass of the splitter.
 
+#[cfg(feature = "dir")]
 use crate::directive::{parse_comment, Directive};
-use crate::sql::{classify_statement, split_statements, tokenize};
+use crate::sql::split_statements;
+#[cfg(feature = "dir")]
+use crate::sql::{classify_statement, tokenize};
 
 /// A statement PostgreSQL refuses inside a transaction block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,7 @@ pub struct NonTransactionalStatement {
     pub what: &'static str,
 }
 
+#[cfg(feature = "dir")]
 pub(crate) struct SqlFacts {
     pub statement_count: usize,
     pub non_transactional: Vec<NonTransactionalStatement>,
@@ -23,6 +27,7 @@ pub(crate) struct SqlFacts {
     pub misplaced_directives: Vec<(u32, String)>,
 }
 
+#[cfg(feature = "dir")]
 pub(crate) fn sql_facts(text: &str) -> SqlFacts {
     let split = split_statements(text);
     let unterminated = split.unterminated.map(|u| {
@@ -55,6 +60,7 @@ pub(crate) fn sql_facts(text: &str) -> SqlFacts {
 /// `-- migrations:` comments after the first statement: only `lint-ignore` (which covers the
 /// statement after it) belongs there. Others are errors rather than silently ignored; unknown
 /// ones are reported by the header parser when they are in the header.
+#[cfg(feature = "dir")]
 fn misplaced_directives(text: &str, first_sql_offset: Option<usize>) -> Vec<(u32, String)> {
     let Some(first_sql) = first_sql_offset else {
         return Vec::new();

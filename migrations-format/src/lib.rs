@@ -6,20 +6,44 @@
 //! where there is one) and say how to fix it.
 
 pub mod checksum;
-pub mod directive;
+#[cfg(feature = "dir")]
 mod dir;
+pub mod directive;
 mod facts;
 pub mod name;
 mod problem;
+#[cfg(feature = "dir")]
 pub mod settings;
 pub mod sql;
 pub mod version;
 
 pub use checksum::{normalize, Checksum};
+#[cfg(feature = "dir")]
 pub use dir::{load_dir, load_dir_with, Directory, Layout, LoadOptions, MigrationSource, SqlFile};
 pub use directive::Directives;
 pub use facts::{statement_ranges, NonTransactionalStatement};
 pub use name::Direction;
 pub use problem::{LoadError, Problem, ProblemKind};
+#[cfg(feature = "dir")]
 pub use settings::{Settings, SETTINGS_FILE};
 pub use version::Version;
+
+/// Digest of a chain of applied migrations: SHA-256 over `version:checksum:mode` items
+/// (`mode` is `t` for no-transaction, `f` otherwise) joined by `,`, in ascending order of
+/// version value, as 64 hex digits.
+///
+/// The runner keeps no copy of it: the warm-start query computes the same digest on the server
+/// from the history table (`string_agg` ordered by version, then `sha256`), and compares it
+/// with the one the binary carries, in one round trip whatever the number of migrations.
+pub fn chain_digest<'a>(items: impl IntoIterator<Item = (i64, &'a str, bool)>) -> String {
+    let mut items: Vec<(i64, &str, bool)> = items.into_iter().collect();
+    items.sort_by_key(|(version, _, _)| *version);
+    let joined = items
+        .iter()
+        .map(|(version, checksum, no_tx)| {
+            format!("{version}:{checksum}:{}", if *no_tx { 't' } else { 'f' })
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    Checksum::of_normalized(&joined).to_hex()
+}

@@ -59,9 +59,9 @@ pub fn parse_flat_file_name(file_name: &str) -> Result<(Version, String, Directi
         (stem, Direction::Down)
     } else {
         let hint = match file_name.strip_suffix(".sql") {
-            Some(stem) if parse_stem(stem).is_ok() => format!(
-                "; if it is the up half of a migration, rename it to `{stem}.up.sql`"
-            ),
+            Some(stem) if parse_stem(stem).is_ok() => {
+                format!("; if it is the up half of a migration, rename it to `{stem}.up.sql`")
+            }
             _ => String::new(),
         };
         return Err(format!(
@@ -95,9 +95,15 @@ mod tests {
     #[test]
     fn flat_names() {
         let (v, n, d) = parse_flat_file_name("0001_create users.v2.up.sql").unwrap();
-        assert_eq!((v.value(), n.as_str(), d), (1, "create users.v2", Direction::Up));
+        assert_eq!(
+            (v.value(), n.as_str(), d),
+            (1, "create users.v2", Direction::Up)
+        );
         let (v, n, d) = parse_flat_file_name("2019-02-26-002946_x_y.down.sql").unwrap();
-        assert_eq!((v.value(), n.as_str(), d), (20190226002946, "x_y", Direction::Down));
+        assert_eq!(
+            (v.value(), n.as_str(), d),
+            (20190226002946, "x_y", Direction::Down)
+        );
     }
 
     #[test]

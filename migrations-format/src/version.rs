@@ -105,10 +105,9 @@ enum SortKey<'a> {
 
 impl<'a> SortKey<'a> {
     fn of(digits: &'a str) -> SortKey<'a> {
-        let value = digits
-            .bytes()
-            .take(MAX_DIGITS)
-            .fold(0i64, |acc, b| acc * 10 + i64::from(b.wrapping_sub(b'0') % 10));
+        let value = digits.bytes().take(MAX_DIGITS).fold(0i64, |acc, b| {
+            acc * 10 + i64::from(b.wrapping_sub(b'0') % 10)
+        });
         if value < TIMESTAMP_FLOOR {
             SortKey::Small {
                 value,
@@ -307,7 +306,10 @@ mod next_tests {
         assert_eq!(next_spelling(Some(&v("0006")), NOW), "0007");
         assert_eq!(next_spelling(Some(&v("9")), NOW), "10");
         assert_eq!(next_spelling(Some(&v("0099")), NOW), "0100");
-        assert_eq!(next_spelling(Some(&v("20140924113530")), NOW), "20261124010203");
+        assert_eq!(
+            next_spelling(Some(&v("20140924113530")), NOW),
+            "20261124010203"
+        );
         assert_eq!(
             next_spelling(Some(&v("2019-02-26-002946")), NOW),
             "2026-11-24-010203"

@@ -29,7 +29,10 @@ impl Dir {
 
     fn error(&self) -> LoadError {
         match load_dir(self.path()) {
-            Ok(d) => panic!("expected an error, loaded {} migrations", d.migrations.len()),
+            Ok(d) => panic!(
+                "expected an error, loaded {} migrations",
+                d.migrations.len()
+            ),
             Err(e) => e,
         }
     }
@@ -110,13 +113,22 @@ fn directives_set_transaction_mode_and_timeouts() {
             "-- migrations:no-transaction\n-- migrations:lock-timeout=2s\nVACUUM;\n",
         ),
         ("1_a.down.sql", "SELECT 1;\n"),
-        ("2_b.up.sql", "-- no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS i;\n"),
+        (
+            "2_b.up.sql",
+            "-- no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS i;\n",
+        ),
     ]);
     let d = load_dir(dir.path()).unwrap();
     let a = &d.migrations[0];
     assert!(a.up.no_transaction);
-    assert!(!a.down.as_ref().unwrap().no_transaction, "a directive covers its own file only");
-    assert_eq!(a.up.directives.lock_timeout, Some(std::time::Duration::from_secs(2)));
+    assert!(
+        !a.down.as_ref().unwrap().no_transaction,
+        "a directive covers its own file only"
+    );
+    assert_eq!(
+        a.up.directives.lock_timeout,
+        Some(std::time::Duration::from_secs(2))
+    );
     assert!(d.migrations[1].up.no_transaction, "sqlx's spelling");
 }
 
@@ -130,10 +142,16 @@ fn ignore_and_require_down_from_settings() {
     ]);
     assert_eq!(load_dir(dir.path()).unwrap().migrations.len(), 1);
 
-    dir.write("migrations.toml", b"ignore = [\"data_*.sql\", \"drafts\"]\nrequire_down = true\n");
+    dir.write(
+        "migrations.toml",
+        b"ignore = [\"data_*.sql\", \"drafts\"]\nrequire_down = true\n",
+    );
     let (kind, text) = dir.single_problem();
     assert_eq!(kind, ProblemKind::MissingDown);
-    assert!(text.starts_with("$DIR/1_a.up.sql: this migration has no down file"), "{text}");
+    assert!(
+        text.starts_with("$DIR/1_a.up.sql: this migration has no down file"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -181,29 +199,45 @@ fn stray_sql_file() {
     ])
     .single_problem();
     assert_eq!(kind, ProblemKind::BadName);
-    assert!(text.starts_with("$DIR/data_oauth_github.sql: `data_oauth_github.sql` is not a migration file name"), "{text}");
+    assert!(
+        text.starts_with(
+            "$DIR/data_oauth_github.sql: `data_oauth_github.sql` is not a migration file name"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_folder_name_with_sql_inside() {
     let (kind, text) = Dir::new(&[("create_users/up.sql", "SELECT 1;")]).single_problem();
     assert_eq!(kind, ProblemKind::BadName);
-    assert!(text.contains("$DIR/create_users: folder `create_users` holds .sql files but is not a migration name"), "{text}");
+    assert!(
+        text.contains(
+            "$DIR/create_users: folder `create_users` holds .sql files but is not a migration name"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
 fn folder_without_up() {
     let (kind, text) = Dir::new(&[("1_a/down.sql", "SELECT 1;")]).single_problem();
     assert_eq!(kind, ProblemKind::MissingUp);
-    assert!(text.starts_with("$DIR/1_a: migration folder without up.sql"), "{text}");
+    assert!(
+        text.starts_with("$DIR/1_a: migration folder without up.sql"),
+        "{text}"
+    );
 }
 
 #[test]
 fn unexpected_sql_in_folder() {
-    let (kind, text) = Dir::new(&[("1_a/up.sql", "SELECT 1;"), ("1_a/Down.sql", "SELECT 1;")])
-        .single_problem();
+    let (kind, text) =
+        Dir::new(&[("1_a/up.sql", "SELECT 1;"), ("1_a/Down.sql", "SELECT 1;")]).single_problem();
     assert_eq!(kind, ProblemKind::BadName);
-    assert!(text.contains("$DIR/1_a/Down.sql: unexpected `Down.sql`"), "{text}");
+    assert!(
+        text.contains("$DIR/1_a/Down.sql: unexpected `Down.sql`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -221,7 +255,10 @@ fn duplicate_version_across_layouts() {
     let (kind, text) =
         Dir::new(&[("1_a.up.sql", "SELECT 1;"), ("1_b/up.sql", "SELECT 2;")]).single_problem();
     assert_eq!(kind, ProblemKind::DuplicateVersion);
-    assert!(text.contains("version 1 is used twice, by `1_a.up.sql` and `1_b/`"), "{text}");
+    assert!(
+        text.contains("version 1 is used twice, by `1_a.up.sql` and `1_b/`"),
+        "{text}"
+    );
     // `1` and `001` are the same version.
     let (kind, _) =
         Dir::new(&[("1_a.up.sql", "SELECT 1;"), ("001_b.up.sql", "SELECT 2;")]).single_problem();
@@ -233,16 +270,24 @@ fn empty_up() {
     let (kind, text) =
         Dir::new(&[("1_a.up.sql", "-- only a comment\n\n/* and another */\n")]).single_problem();
     assert_eq!(kind, ProblemKind::EmptyUp);
-    assert!(text.starts_with("$DIR/1_a.up.sql: the up file holds no SQL"), "{text}");
+    assert!(
+        text.starts_with("$DIR/1_a.up.sql: the up file holds no SQL"),
+        "{text}"
+    );
 }
 
 #[test]
 fn unknown_directive() {
-    let (kind, text) =
-        Dir::new(&[("1_a.up.sql", "-- hello\n-- migrations:no-transacton\nVACUUM;\n")])
-            .single_problem();
+    let (kind, text) = Dir::new(&[(
+        "1_a.up.sql",
+        "-- hello\n-- migrations:no-transacton\nVACUUM;\n",
+    )])
+    .single_problem();
     assert_eq!(kind, ProblemKind::BadDirective);
-    assert!(text.starts_with("$DIR/1_a.up.sql:2: unknown directive `-- migrations:no-transacton`"), "{text}");
+    assert!(
+        text.starts_with("$DIR/1_a.up.sql:2: unknown directive `-- migrations:no-transacton`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -277,7 +322,10 @@ fn concurrently_without_no_transaction() {
     assert!(text.starts_with("$DIR/1_a.up.sql:3: CREATE INDEX CONCURRENTLY cannot run inside a transaction block; add `-- migrations:no-transaction` as the first line"), "{text}");
 
     let (_, text) = Dir::new(&[("1_a/up.sql", "VACUUM;\n")]).single_problem();
-    assert!(text.contains("VACUUM cannot run inside a transaction block"), "{text}");
+    assert!(
+        text.contains("VACUUM cannot run inside a transaction block"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -296,16 +344,24 @@ fn metadata_contradicting_a_directive() {
     ])
     .single_problem();
     assert_eq!(kind, ProblemKind::BadMetadata);
-    assert!(text.starts_with("$DIR/1_a/metadata.toml: invalid metadata.toml"), "{text}");
+    assert!(
+        text.starts_with("$DIR/1_a/metadata.toml: invalid metadata.toml"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_settings() {
-    let (kind, text) =
-        Dir::new(&[("migrations.toml", "ignor = []\n"), ("1_a.up.sql", "SELECT 1;")])
-            .single_problem();
+    let (kind, text) = Dir::new(&[
+        ("migrations.toml", "ignor = []\n"),
+        ("1_a.up.sql", "SELECT 1;"),
+    ])
+    .single_problem();
     assert_eq!(kind, ProblemKind::BadSettings);
-    assert!(text.starts_with("$DIR/migrations.toml: invalid settings:"), "{text}");
+    assert!(
+        text.starts_with("$DIR/migrations.toml: invalid settings:"),
+        "{text}"
+    );
     assert!(text.contains("ignor"), "{text}");
 }
 
@@ -346,7 +402,11 @@ fn every_problem_is_reported_in_one_pass() {
     kinds.sort_by_key(|k| format!("{k:?}"));
     assert_eq!(
         kinds,
-        vec![ProblemKind::BadName, ProblemKind::DuplicateVersion, ProblemKind::MissingUp]
+        vec![
+            ProblemKind::BadName,
+            ProblemKind::DuplicateVersion,
+            ProblemKind::MissingUp
+        ]
     );
 }
 
@@ -394,11 +454,18 @@ fn corpus_refuses_the_stray_file_until_ignored() {
     .unwrap();
     let d = load_dir(copy.path()).unwrap();
     assert_eq!(d.migrations.len(), 285);
-    assert_eq!(d.migrations.iter().filter(|m| m.up.no_transaction).count(), 7);
+    assert_eq!(
+        d.migrations.iter().filter(|m| m.up.no_transaction).count(),
+        7
+    );
     assert!(d.migrations.iter().all(|m| m.down.is_some()));
 
     // diesel's order: version digit strings compared as strings.
-    let mut diesel: Vec<String> = d.migrations.iter().map(|m| m.version.digits().to_owned()).collect();
+    let mut diesel: Vec<String> = d
+        .migrations
+        .iter()
+        .map(|m| m.version.digits().to_owned())
+        .collect();
     diesel.sort();
     let ours: Vec<&str> = d.migrations.iter().map(|m| m.version.digits()).collect();
     assert_eq!(ours, diesel);

@@ -30,12 +30,27 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
             ::migrations_core::Migration::__new(#version, #digits, #name, #up, #down)
         }
     });
+    let chain_digest = migrations_format::chain_digest(
+        directory
+            .migrations
+            .iter()
+            .map(|m| {
+                (
+                    m.version.value(),
+                    m.up.checksum.to_hex(),
+                    m.up.no_transaction,
+                )
+            })
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(v, c, n)| (*v, c.as_str(), *n)),
+    );
     quote! {
         {
             #(#tracked)*
             // A const item, so the array (whose fields have destructors) lives for 'static.
             const MIGRATIONS: &[::migrations_core::Migration] = &[#(#migrations),*];
-            ::migrations_core::Migrations::__from_static(MIGRATIONS)
+            ::migrations_core::Migrations::__from_static(MIGRATIONS, #chain_digest)
         }
     }
 }

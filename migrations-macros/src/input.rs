@@ -58,13 +58,14 @@ impl Parse for Input {
             match option.to_string().as_str() {
                 "require_down" if !input.require_down => input.require_down = true,
                 "require_down" => {
-                    return Err(syn::Error::new(option.span(), "`require_down` is given twice"))
+                    return Err(syn::Error::new(
+                        option.span(),
+                        "`require_down` is given twice",
+                    ))
                 }
                 other => {
                     let hint = if !input.path_given {
-                        format!(
-                            "; a path is a string literal: embed_migrations!(\"{other}\")"
-                        )
+                        format!("; a path is a string literal: embed_migrations!(\"{other}\")")
                     } else {
                         String::new()
                     };

@@ -27,13 +27,14 @@ pub fn load(input: &Input) -> syn::Result<Directory> {
         allow_empty_up: false,
     };
     load_dir_with(&manifest_dir.join(&input.dir), &options).map_err(|error| {
-        let mut problems = error.problems.iter().map(|p| {
-            syn::Error::new(input.span, format!("migrations: {p}"))
-        });
+        let mut problems = error
+            .problems
+            .iter()
+            .map(|p| syn::Error::new(input.span, format!("migrations: {p}")));
         // One compile error per problem, so the user fixes them all in one pass.
-        let mut combined = problems
-            .next()
-            .unwrap_or_else(|| syn::Error::new(input.span, "migrations: the directory did not load"));
+        let mut combined = problems.next().unwrap_or_else(|| {
+            syn::Error::new(input.span, "migrations: the directory did not load")
+        });
         for more in problems {
             combined.combine(more);
         }

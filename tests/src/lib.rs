@@ -47,8 +47,10 @@
 //!   (`/bin/sh`) whose standard input is a pipe held open by the test process. The watchdog
 //!   starts `postgres` in the background and blocks reading that pipe. When the test
 //!   process ends, *however* it ends (normal exit, panic, `SIGKILL`), the kernel closes the
-//!   pipe, the watchdog reads end-of-file, stops the server (fast shutdown, `SIGINT`; a
-//!   `SIGKILL` after 30 s if that hangs), waits for it and removes the cluster directory.
+//!   pipe, the watchdog reads end-of-file, stops the server with an immediate shutdown
+//!   (`SIGQUIT`: the data is thrown away, so nothing is worth a checkpoint, and the
+//!   postmaster itself `SIGKILL`s backends that do not exit within 5 s), waits for it and
+//!   removes the cluster directory.
 //!   The watchdog runs in its own process group so a terminal's Ctrl-C reaches only the
 //!   test process, and it ignores `SIGINT`/`SIGTERM`/`SIGHUP`.
 //!
@@ -126,14 +128,8 @@ trap '' INT TERM HUP PIPE
 echo "$pid"
 exec >/dev/null 2>&1
 while read -r _line; do :; done
-kill -INT "$pid"
-( trap 'kill "$s" 2>/dev/null; exit 0' TERM
-  sleep 30 & s=$!
-  wait "$s"
-  kill -KILL "$pid" 2>/dev/null ) &
-timer=$!
+kill -QUIT "$pid"
 wait "$pid"
-kill -TERM "$timer" 2>/dev/null
 case "$dir" in
   /*migrations-tests-pg-*) rm -rf -- "$dir" ;;
 esac
@@ -169,7 +165,10 @@ impl TestDb {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             off_runtime(move || create_database(&admin_url, &name));
         }
-        debug(&format!("created database {name} in {:?}", started.elapsed()));
+        debug(&format!(
+            "created database {name} in {:?}",
+            started.elapsed()
+        ));
         TestDb {
             name,
             url,
@@ -830,7 +829,12 @@ fn server_version(bin_dir: &Path) -> Result<String, String> {
         .arg("--version")
         .current_dir("/")
         .output()
-        .map_err(|e| format!("migrations-tests: could not run {}: {e}", postgres.display()))?;
+        .map_err(|e| {
+            format!(
+                "migrations-tests: could not run {}: {e}",
+                postgres.display()
+            )
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     let version = text
         .split_whitespace()
@@ -913,7 +917,10 @@ fn lock_file(path: &Path) -> Result<File, String> {
         }
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("migrations-tests: could not lock {}: {err}", path.display()));
+            return Err(format!(
+                "migrations-tests: could not lock {}: {err}",
+                path.display()
+            ));
         }
     }
 }
@@ -1062,14 +1069,6 @@ enum StartError {
 }
 
 fn free_port() -> Result<u16, String> {
-    static TAKEN: std::sync::Mutex<Vec<TcpListener>> = std::sync::Mutex::new(Vec::new());
-    let mut taken = TAKEN.lock().unwrap();
-    if taken.len() < 2 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        taken.push(l);
-        return Ok(port);
-    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -1085,8 +1084,12 @@ fn try_start(
 ) -> Result<LocalServer, StartError> {
     let fatal = StartError::Fatal;
     let dir = base.join(format!("migrations-tests-pg-{}", unique_suffix()));
-    fs::create_dir(&dir)
-        .map_err(|e| fatal(format!("migrations-tests: could not create {}: {e}", dir.display())))?;
+    fs::create_dir(&dir).map_err(|e| {
+        fatal(format!(
+            "migrations-tests: could not create {}: {e}",
+            dir.display()
+        ))
+    })?;
     let dir = fs::canonicalize(&dir).unwrap_or(dir);
     let data_dir = dir.join("data");
     let log_file = dir.join("postgres.log");
@@ -1232,31 +1235,46 @@ fn stop_watchdog(stdin: ChildStdin, mut child: Child) {
     let _ = child.wait();
 }
 
+/// Waits until the postmaster reports itself ready in `postmaster.pid` (as `pg_ctl -w`
+/// does), then checks over TCP that the port is served by this very data directory.
+///
+/// Connecting before the server is ready could reach whatever else took the port meanwhile
+/// (which may accept and never answer); once our postmaster is ready, it holds the port
+/// (a failed bind is fatal for it), so the connection reaches it.
 fn wait_ready(admin_url: &str, pid: u32, data_dir: &Path) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let pid_file = data_dir.join("postmaster.pid");
     let mut last_error = String::from("no connection attempt yet");
     loop {
         if !process_alive(pid) {
-            return Err(format!("exited during startup (last connection error: {last_error})"));
+            return Err("exited during startup".to_string());
         }
-        match Client::connect(admin_url, NoTls) {
-            Ok(mut client) => {
-                // Another process's server could have grabbed the port: check it is ours.
-                let theirs = client
-                    .query_one("SHOW data_directory", &[])
-                    .map(|row| row.get::<_, String>(0));
-                match theirs {
-                    Ok(d) if same_path(Path::new(&d), data_dir) => return Ok(()),
-                    Ok(d) => last_error = format!("port answered by another server (data {d})"),
-                    Err(e) => last_error = e.to_string(),
+        let contents = fs::read_to_string(&pid_file).unwrap_or_default();
+        let lines: Vec<&str> = contents.lines().collect();
+        let ours = lines.first().and_then(|l| l.trim().parse::<u32>().ok()) == Some(pid);
+        // Line 8 is the status (PostgreSQL 10 and later); older servers: try connecting.
+        let ready = ours && lines.get(7).is_none_or(|status| status.trim() == "ready");
+        if ready {
+            match Client::connect(admin_url, NoTls) {
+                Ok(mut client) => {
+                    let theirs = client
+                        .query_one("SHOW data_directory", &[])
+                        .map(|row| row.get::<_, String>(0));
+                    match theirs {
+                        Ok(d) if same_path(Path::new(&d), data_dir) => return Ok(()),
+                        Ok(d) => last_error = format!("port answered by another server (data {d})"),
+                        Err(e) => last_error = e.to_string(),
+                    }
                 }
+                Err(e) => last_error = e.to_string(),
             }
-            Err(e) => last_error = e.to_string(),
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "did not accept connections within {} s (last error: {last_error})",
-                READY_TIMEOUT.as_secs()
+                "did not accept connections within {} s (postmaster.pid status: {:?}; last \
+                 connection error: {last_error})",
+                READY_TIMEOUT.as_secs(),
+                lines.get(7).map(|l| l.trim()).unwrap_or("none")
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -1319,12 +1337,18 @@ mod unit_tests {
             ("postgres://u@h:5432/db", "postgres://u@h:5432/x"),
             ("postgres://u@h:5432", "postgres://u@h:5432/x"),
             ("postgres://u@h:5432/", "postgres://u@h:5432/x"),
-            ("postgresql://u:p@h/db?sslmode=disable", "postgresql://u:p@h/x?sslmode=disable"),
+            (
+                "postgresql://u:p@h/db?sslmode=disable",
+                "postgresql://u:p@h/x?sslmode=disable",
+            ),
             (
                 "postgres://u@h/db?dbname=other&connect_timeout=5",
                 "postgres://u@h/x?connect_timeout=5",
             ),
-            ("postgres:///db?host=/run/postgresql", "postgres:///x?host=/run/postgresql"),
+            (
+                "postgres:///db?host=/run/postgresql",
+                "postgres:///x?host=/run/postgresql",
+            ),
             ("postgres://h?dbname=d", "postgres://h/x"),
         ];
         for (input, expected) in cases {
@@ -1341,9 +1365,18 @@ mod unit_tests {
             ("postgres://u:secret@h:1/db", "postgres://u:***@h:1/db"),
             ("postgres://u:se:cr@et@h/db", "postgres://u:***@h/db"),
             ("postgres://u@h/db", "postgres://u@h/db"),
-            ("postgres://h/db?password=secret&a=b", "postgres://h/db?password=***&a=b"),
-            ("host=h password=secret user=u", "host=h password=*** user=u"),
-            ("host=h password = 'se cr\\'et' user=u", "host=h password=*** user=u"),
+            (
+                "postgres://h/db?password=secret&a=b",
+                "postgres://h/db?password=***&a=b",
+            ),
+            (
+                "host=h password=secret user=u",
+                "host=h password=*** user=u",
+            ),
+            (
+                "host=h password = 'se cr\\'et' user=u",
+                "host=h password=*** user=u",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(redact_url(input), expected, "{input}");
@@ -1358,7 +1391,8 @@ mod unit_tests {
         for n in &names {
             assert!(n.len() <= 63, "{n}");
             assert!(
-                n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{n}"
             );
         }

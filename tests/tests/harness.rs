@@ -67,11 +67,17 @@ fn process_exists(pid: u32) -> bool {
 fn spawn_child(helper: &str, mode: &str, envs: &[(&str, String)], remove_db_url: bool) -> Child {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
-    cmd.args([helper, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        helper,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, mode)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     if remove_db_url {
         cmd.env_remove("DATABASE_URL");
     }
@@ -128,7 +134,11 @@ fn wait_for_marker(
 }
 
 /// Waits for the child to exit and returns (success, all output).
-fn finish_child(mut child: Child, rx: mpsc::Receiver<String>, mut seen: Vec<String>) -> (bool, String) {
+fn finish_child(
+    mut child: Child,
+    rx: mpsc::Receiver<String>,
+    mut seen: Vec<String>,
+) -> (bool, String) {
     let status = child.wait().expect("wait for child");
     // The reader threads end at EOF, closing the channel.
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
@@ -194,11 +204,18 @@ fn child_helper_database_url() {
     let expected_prefix = std::env::var("EXPECT_URL_PREFIX").expect("EXPECT_URL_PREFIX");
     assert_eq!(
         db.url(),
-        format!("{expected_prefix}/{}{}", db.name(), std::env::var("EXPECT_URL_SUFFIX").unwrap_or_default()),
+        format!(
+            "{expected_prefix}/{}{}",
+            db.name(),
+            std::env::var("EXPECT_URL_SUFFIX").unwrap_or_default()
+        ),
         "per-test URL built from {}",
         redact_url(&given)
     );
-    assert_eq!(db.admin_url(), std::env::var("EXPECT_ADMIN_URL").expect("EXPECT_ADMIN_URL"));
+    assert_eq!(
+        db.admin_url(),
+        std::env::var("EXPECT_ADMIN_URL").expect("EXPECT_ADMIN_URL")
+    );
     let mut client = db.connect();
     assert_eq!(current_database(&mut client), db.name());
     client
@@ -282,7 +299,8 @@ fn parallel_threads_each_get_their_own_database() {
                     .unwrap()
                     .get(0);
                 assert_eq!(v, i);
-                c.batch_execute(&format!("DROP TABLE t{i}")).expect("drop table");
+                c.batch_execute(&format!("DROP TABLE t{i}"))
+                    .expect("drop table");
                 (db.name().to_string(), db.admin_url().to_string())
             })
         })
@@ -321,7 +339,9 @@ fn a_panicking_test_still_drops_its_database() {
     let result = std::panic::catch_unwind(|| {
         let db = test_db();
         *seen.lock().unwrap() = Some((db.name().to_string(), db.admin_url().to_string()));
-        db.connect().batch_execute("CREATE TABLE t (id int)").unwrap();
+        db.connect()
+            .batch_execute("CREATE TABLE t (id int)")
+            .unwrap();
         panic!("deliberate failure inside a test");
     });
     assert!(result.is_err());
@@ -396,7 +416,11 @@ fn watchdog_cleans_up_after_sigkill() {
     let mut seen = Vec::new();
     let info = wait_for_marker(&rx, &mut seen);
     let (dir, pid, port) = parse_marker(&info);
-    assert!(dir.join("data").join("PG_VERSION").is_file(), "{}", dir.display());
+    assert!(
+        dir.join("data").join("PG_VERSION").is_file(),
+        "{}",
+        dir.display()
+    );
     assert!(port_accepts(port));
     assert!(process_exists(pid));
 
@@ -428,7 +452,10 @@ fn database_url_mode_uses_the_given_server() {
     let (scheme_host, query) = match local_server() {
         // Local cluster: also exercise a password (trust auth ignores it) and query params.
         Some(server) => (
-            format!("postgres://postgres:not-a-secret@127.0.0.1:{}", server.port()),
+            format!(
+                "postgres://postgres:not-a-secret@127.0.0.1:{}",
+                server.port()
+            ),
             "?connect_timeout=10&application_name=harness".to_string(),
         ),
         None => {
@@ -464,7 +491,10 @@ fn database_url_mode_uses_the_given_server() {
     let (ok, output) = finish_child(child, rx, seen);
     assert!(ok, "child failed:\n{output}");
     let name = &info["name"];
-    assert!(!database_exists(&admin, name), "child's {name} was not dropped");
+    assert!(
+        !database_exists(&admin, name),
+        "child's {name} was not dropped"
+    );
 
     // 2. A URL without a database: the admin database defaults to `postgres`.
     if local_server().is_some() {
@@ -506,6 +536,12 @@ fn unreachable_database_url_is_reported_redacted() {
         output.contains("postgres://postgres:***@127.0.0.1:1/postgres"),
         "the message names the (redacted) server:\n{output}"
     );
-    assert!(output.contains("DATABASE_URL"), "the message says what to check:\n{output}");
-    assert!(!output.contains("supersecret"), "password leaked:\n{output}");
+    assert!(
+        output.contains("DATABASE_URL"),
+        "the message says what to check:\n{output}"
+    );
+    assert!(
+        !output.contains("supersecret"),
+        "password leaked:\n{output}"
+    );
 }

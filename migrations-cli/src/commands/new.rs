@@ -10,7 +10,8 @@ use migrations_format::{load_dir_with, Layout, LoadOptions};
 
 use crate::exit::Error;
 
-const UP_PLACEHOLDER: &str = "-- Write the migration here. Until it holds SQL, the directory will not load.\n";
+const UP_PLACEHOLDER: &str =
+    "-- Write the migration here. Until it holds SQL, the directory will not load.\n";
 const DOWN_PLACEHOLDER: &str = "-- Write here the SQL that reverses the up file.\n";
 
 pub fn run(dir: &Path, name: &str, with_down: bool, no_transaction: bool) -> Result<(), Error> {
@@ -26,7 +27,8 @@ pub fn run(dir: &Path, name: &str, with_down: bool, no_transaction: bool) -> Res
         .unwrap_or(0);
     let version = next_spelling(newest.map(|m| &m.version), now);
     let stem = format!("{version}_{name}");
-    parse_stem(&stem).map_err(|why| Error::Usage(format!("cannot name a migration `{name}`: {why}")))?;
+    parse_stem(&stem)
+        .map_err(|why| Error::Usage(format!("cannot name a migration `{name}`: {why}")))?;
 
     let mut up = String::new();
     if no_transaction {

@@ -11,10 +11,12 @@
 //!
 //! Everything here is pure: no I/O, no database, and no panic on any input.
 
+pub mod index;
 pub mod lexer;
 pub mod nontx;
 pub mod split;
 
+pub use index::created_index_name;
 pub use lexer::{tokenize, Lexer, StringKind, Token, TokenKind, UnterminatedKind};
 pub use nontx::{
     classify_statement, find_non_transactional, non_transactional, NonTransactional,

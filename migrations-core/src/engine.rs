@@ -1,0 +1,998 @@
+//! The run: lock, read, plan, apply, unlock. Written once, generic over [`Conn`]; the sync and
+//! async drivers differ only in how a query string reaches the server.
+//!
+//! The engine decides nothing about *what* to run (the planner does); it owns *how*: the
+//! advisory lock, the transaction shapes, retries, session hygiene and bookkeeping.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use migrations_format::sql::created_index_name;
+
+use crate::db::{Conn, DbError, Row};
+use crate::embedded::{Migration, Migrations, Script};
+use crate::error::Error;
+use crate::history::{AppliedMigration, State};
+use crate::plan::{self, Direction, DriftPolicy, Operation, Plan, Step};
+use crate::report::{Event, Ran, Report};
+use crate::sql::{
+    self, new_invalid_indexes, parse_format_comment, parse_history_row, quote_literal, Names,
+    NewRow, SessionBaseline, FORMAT_VERSION, INVALID_INDEX_OIDS, SNAPSHOT_SESSION,
+};
+
+/// How a run behaves; built by [`Migrator`](crate::Migrator).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub names: Names,
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub lock_wait: Duration,
+    pub lock_poll: Duration,
+    pub lock_retries: u32,
+    pub retry_backoff: Duration,
+    pub search_path: Option<String>,
+    pub policy: DriftPolicy,
+    pub grouped: bool,
+}
+
+pub(crate) type EventSink<'a> = dyn FnMut(&Event<'_>) + Send + 'a;
+
+/// Runs `operation`. Takes the lock only when the warm-start check cannot prove there is
+/// nothing to do.
+pub(crate) async fn run<C: Conn>(
+    conn: &mut C,
+    migrations: &Migrations,
+    config: &Config,
+    operation: &Operation,
+    events: &mut EventSink<'_>,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    if *operation == (Operation::Up { to: None }) && up_to_date(conn, migrations, config).await {
+        return Ok(Report {
+            up_to_date_fast: true,
+            duration: started.elapsed(),
+            ..Report::default()
+        });
+    }
+    let key = config.names.lock_key();
+    let pid = acquire_lock(conn, config, events).await?;
+    let mut engine = Engine {
+        conn: &mut *conn,
+        migrations,
+        config,
+        events,
+        pid,
+        baseline: SessionBaseline::default(),
+    };
+    // A panic in a callback must not leave the lock held: catch it, unlock, then let it go on.
+    let outcome = CatchUnwind(Box::pin(engine.locked(operation))).await;
+    let _ = conn
+        .simple(&format!("SELECT pg_advisory_unlock({key})"))
+        .await;
+    match outcome {
+        Ok(result) => result.map(|mut report| {
+            report.duration = started.elapsed();
+            report
+        }),
+        Err(panic) => resume_unwind(panic),
+    }
+}
+
+/// Reads the history and plans, without the lock and without changing anything.
+pub(crate) async fn dry_run<C: Conn>(
+    conn: &mut C,
+    migrations: &Migrations,
+    config: &Config,
+    operation: &Operation,
+) -> Result<Plan, Error> {
+    let history = read_history_if_any(conn, &config.names).await?;
+    Ok(plan::plan(migrations, &history, operation, &config.policy)?)
+}
+
+/// A maintenance operation on the history itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Maintenance {
+    /// Clear failed rows (all, or one version): drop the invalid indexes they name, delete
+    /// the row so the next `up` runs the file again from its first statement; with
+    /// `accept_checksum`, also record the file's current checksum for edited rows.
+    Repair {
+        version: Option<i64>,
+        accept_checksum: bool,
+    },
+    /// Record every known migration up to `version` as applied without running it.
+    Baseline { version: i64 },
+}
+
+/// What a maintenance operation changed, one line per migration.
+pub(crate) async fn maintain<C: Conn>(
+    conn: &mut C,
+    migrations: &Migrations,
+    config: &Config,
+    operation: &Maintenance,
+    events: &mut EventSink<'_>,
+) -> Result<Vec<String>, Error> {
+    let key = config.names.lock_key();
+    let _pid = acquire_lock(conn, config, events).await?;
+    let outcome = CatchUnwind(Box::pin(maintain_locked(
+        conn, migrations, config, operation,
+    )))
+    .await;
+    let _ = conn
+        .simple(&format!("SELECT pg_advisory_unlock({key})"))
+        .await;
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => resume_unwind(panic),
+    }
+}
+
+async fn maintain_locked<C: Conn>(
+    conn: &mut C,
+    migrations: &Migrations,
+    config: &Config,
+    operation: &Maintenance,
+) -> Result<Vec<String>, Error> {
+    let names = &config.names;
+    ensure_history(conn, names).await?;
+    let history = read_history(conn, names).await?;
+    let mut done = Vec::new();
+    let mut batch = String::new();
+    match operation {
+        Maintenance::Repair {
+            version,
+            accept_checksum,
+        } => {
+            if let Some(v) = version {
+                if !history.iter().any(|r| r.version == *v) {
+                    return Err(Error::Plan(crate::plan::PlanError::UnknownTarget(*v)));
+                }
+            }
+            for row in history
+                .iter()
+                .filter(|r| version.is_none_or(|v| v == r.version))
+            {
+                if row.state != State::Applied {
+                    // Dropped one by one: DROP INDEX CONCURRENTLY refuses to run in a
+                    // multi-statement string.
+                    for index in &row.invalid_indexes {
+                        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+                        conn.simple(&drop)
+                            .await
+                            .map_err(Error::db(format!("dropping invalid index {index}")))?;
+                    }
+                    batch.push_str(&format!(
+                        "{};
+",
+                        names.delete_row(row.version)
+                    ));
+                    let detail = format!(
+                        "cleared {} state{}",
+                        row.state,
+                        if row.invalid_indexes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", dropped {}", row.invalid_indexes.join(", "))
+                        }
+                    );
+                    batch.push_str(&format!(
+                        "{};
+",
+                        names.audit_insert(
+                            "repair",
+                            Some(row.version),
+                            Some(&row.name),
+                            Some(&row.checksum),
+                            Some(&detail)
+                        )
+                    ));
+                    done.push(format!("{} {}: {detail}", row.version, row.name));
+                } else if *accept_checksum {
+                    if let Some(m) = migrations.get(row.version) {
+                        if m.checksum() != row.checksum || m.no_transaction() != row.no_transaction
+                        {
+                            batch.push_str(&format!(
+                                "UPDATE {} SET checksum = {}, no_transaction = {} WHERE version = {};
+",
+                                names.history(),
+                                quote_literal(m.checksum()),
+                                m.no_transaction(),
+                                row.version
+                            ));
+                            let detail = format!(
+                                "accepted checksum {} (was {})",
+                                m.checksum(),
+                                row.checksum
+                            );
+                            batch.push_str(&format!(
+                                "{};
+",
+                                names.audit_insert(
+                                    "repair",
+                                    Some(row.version),
+                                    Some(&row.name),
+                                    Some(m.checksum()),
+                                    Some(&detail)
+                                )
+                            ));
+                            done.push(format!("{} {}: {detail}", row.version, row.name));
+                        }
+                    }
+                }
+            }
+        }
+        Maintenance::Baseline { version } => {
+            let target = migrations
+                .get(*version)
+                .ok_or(crate::plan::PlanError::UnknownTarget(*version))?;
+            for m in migrations.iter() {
+                if migrations_format::Version::compare_digits(
+                    m.version_digits(),
+                    target.version_digits(),
+                ) == std::cmp::Ordering::Greater
+                {
+                    break;
+                }
+                if history.iter().any(|r| r.version == m.version()) {
+                    continue;
+                }
+                batch.push_str(&format!(
+                    "{};
+{};
+",
+                    names.insert_row(&NewRow {
+                        version: m.version(),
+                        version_digits: m.version_digits(),
+                        name: m.name(),
+                        checksum: m.checksum(),
+                        no_transaction: m.no_transaction(),
+                        state: State::Applied,
+                        execution_ms: Some(0),
+                        statements_done: None,
+                        statements_total: None,
+                    }),
+                    names.audit_insert(
+                        "baseline",
+                        Some(m.version()),
+                        Some(m.name()),
+                        Some(m.checksum()),
+                        Some("recorded as applied without running it")
+                    )
+                ));
+                done.push(format!("{} {}: recorded as applied", m.version(), m.name()));
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let batch = format!(
+            "BEGIN;
+{batch}COMMIT;"
+        );
+        if let Err(e) = conn.simple(&batch).await {
+            let _ = conn.simple("ROLLBACK").await;
+            return Err(Error::db("updating the history")(e));
+        }
+    }
+    Ok(done)
+}
+
+/// Creates the history tables when they do not exist (under the lock).
+async fn ensure_history<C: Conn>(conn: &mut C, names: &Names) -> Result<(), Error> {
+    if history_exists(conn, names).await? {
+        return Ok(());
+    }
+    if let Err(source) = conn.simple(&names.create()).await {
+        // A failed CREATE leaves its transaction open.
+        let _ = conn.simple("ROLLBACK").await;
+        return Err(Error::CreateHistory {
+            table: names.history(),
+            schema: sql::quote_ident(&names.schema),
+            source,
+        });
+    }
+    Ok(())
+}
+
+/// The history rows, or none when there is no history table yet.
+pub(crate) async fn read_history_if_any<C: Conn>(
+    conn: &mut C,
+    names: &Names,
+) -> Result<Vec<AppliedMigration>, Error> {
+    if !history_exists(conn, names).await? {
+        return Ok(Vec::new());
+    }
+    read_history(conn, names).await
+}
+
+/// One round trip: does the server's digest of the applied chain equal this binary's, with no
+/// failed or running row? Any error (no table yet, no permission) just means "take the slow
+/// path", which reports errors properly.
+async fn up_to_date<C: Conn>(conn: &mut C, migrations: &Migrations, config: &Config) -> bool {
+    let Ok(rows) = conn.simple(&config.names.warm_check()).await else {
+        return false;
+    };
+    let Some(row) = rows.first() else {
+        return false;
+    };
+    let format_ok = parse_format_comment(row.first().and_then(|c| c.as_deref()))
+        .is_some_and(|f| f <= FORMAT_VERSION);
+    let none_pending = row.get(1).and_then(|c| c.as_deref()) == Some("0");
+    let digest = row.get(2).and_then(|c| c.as_deref());
+    format_ok && none_pending && digest == Some(migrations.chain_digest())
+}
+
+/// Polls `pg_try_advisory_lock` outside any transaction until it is ours or `lock_wait`
+/// passes. Never a blocking `pg_advisory_lock`: a waiter blocked inside a statement deadlocks
+/// with a `CREATE INDEX CONCURRENTLY` in the holder, which waits for every open transaction.
+async fn acquire_lock<C: Conn>(
+    conn: &mut C,
+    config: &Config,
+    events: &mut EventSink<'_>,
+) -> Result<i64, Error> {
+    let key = config.names.lock_key();
+    let query = format!("SELECT pg_try_advisory_lock({key}), pg_backend_pid()");
+    let started = Instant::now();
+    let mut announced = false;
+    loop {
+        let rows = conn
+            .simple(&query)
+            .await
+            .map_err(Error::db("taking the migrations lock"))?;
+        let row = rows.first();
+        if row.and_then(|r| r.first()).and_then(|c| c.as_deref()) == Some("t") {
+            let pid = row
+                .and_then(|r| r.get(1))
+                .and_then(|c| c.as_deref())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_default();
+            return Ok(pid);
+        }
+        if started.elapsed() >= config.lock_wait {
+            return Err(Error::LockWait {
+                key,
+                waited: config.lock_wait,
+            });
+        }
+        if !announced {
+            log::info!("waiting for the migrations lock (advisory lock {key})");
+            events(&Event::WaitingForLock { key });
+            announced = true;
+        }
+        conn.sleep(config.lock_poll).await;
+    }
+}
+
+async fn history_exists<C: Conn>(conn: &mut C, names: &Names) -> Result<bool, Error> {
+    let rows = conn
+        .simple(&names.probe())
+        .await
+        .map_err(Error::db("looking for the history table"))?;
+    let row = rows.first();
+    let exists = row.and_then(|r| r.first()).and_then(|c| c.as_deref()) == Some("t");
+    if !exists {
+        return Ok(false);
+    }
+    let comment = row.and_then(|r| r.get(1)).and_then(|c| c.as_deref());
+    match parse_format_comment(comment) {
+        Some(found) if found > FORMAT_VERSION => Err(Error::NewerHistoryFormat {
+            table: names.history(),
+            found,
+            supported: FORMAT_VERSION,
+        }),
+        Some(_) => Ok(true),
+        None => Err(Error::NotAHistoryTable {
+            table: names.history(),
+        }),
+    }
+}
+
+async fn read_history<C: Conn>(
+    conn: &mut C,
+    names: &Names,
+) -> Result<Vec<AppliedMigration>, Error> {
+    let rows = conn
+        .simple(&names.select_history())
+        .await
+        .map_err(Error::db("reading the history table"))?;
+    rows.iter()
+        .map(|row| {
+            parse_history_row(row).ok_or_else(|| Error::NotAHistoryTable {
+                table: names.history(),
+            })
+        })
+        .collect()
+}
+
+struct Engine<'e, 'cb, C: Conn> {
+    conn: &'e mut C,
+    migrations: &'e Migrations,
+    config: &'e Config,
+    events: &'e mut EventSink<'cb>,
+    /// The backend that holds the lock; any other backend means a pooler is in between.
+    pid: i64,
+    /// The caller's session settings, restored after each migration.
+    baseline: SessionBaseline,
+}
+
+/// A step's script and its identity, ready to run.
+struct Job<'m> {
+    migration: &'m Migration,
+    script: &'m Script,
+    direction: Direction,
+}
+
+impl Job<'_> {
+    fn dir(&self) -> &'static str {
+        Error::direction_str(self.direction)
+    }
+}
+
+impl<'e, C: Conn> Engine<'e, '_, C> {
+    async fn query(&mut self, sql: &str, context: &str) -> Result<Vec<Row>, Error> {
+        self.conn.simple(sql).await.map_err(Error::db(context))
+    }
+
+    async fn locked(&mut self, operation: &Operation) -> Result<Report, Error> {
+        let names = &self.config.names;
+        ensure_history(self.conn, names).await?;
+        let baseline = self
+            .query(SNAPSHOT_SESSION, "reading session settings")
+            .await?;
+        self.baseline = SessionBaseline(
+            baseline
+                .into_iter()
+                .filter_map(|r| Some((r.first()?.clone()?, r.get(1)?.clone()?)))
+                .collect(),
+        );
+        let mut history = read_history(self.conn, names).await?;
+        self.mark_dead_runners(&mut history).await?;
+        let plan = plan::plan(self.migrations, &history, operation, &self.config.policy)?;
+        for warning in &plan.warnings {
+            log::warn!("{warning}");
+            (self.events)(&Event::Warning(warning));
+        }
+        let mut report = Report {
+            warnings: plan.warnings.clone(),
+            ..Report::default()
+        };
+        let jobs: Vec<Job<'_>> = plan
+            .steps
+            .iter()
+            .filter_map(|step| self.job(step))
+            .collect();
+        if self.config.grouped && !jobs.is_empty() {
+            report.ran = self.apply_grouped(&jobs).await?;
+            return Ok(report);
+        }
+        for job in &jobs {
+            (self.events)(&Event::Started {
+                version: job.migration.version(),
+                name: job.migration.name(),
+                direction: job.direction,
+                no_transaction: job.script.no_transaction(),
+            });
+            let duration = if job.script.no_transaction() {
+                self.apply_statements(job).await?
+            } else {
+                self.apply_transactional(job).await?
+            };
+            (self.events)(&Event::Finished {
+                version: job.migration.version(),
+                name: job.migration.name(),
+                direction: job.direction,
+                duration,
+            });
+            report.ran.push(Ran {
+                version: job.migration.version(),
+                name: job.migration.name().to_owned(),
+                direction: job.direction,
+                no_transaction: job.script.no_transaction(),
+                duration,
+            });
+        }
+        Ok(report)
+    }
+
+    fn job(&self, step: &Step) -> Option<Job<'e>> {
+        let migrations: &'e Migrations = self.migrations;
+        let migration = migrations.get(step.version)?;
+        let script = match step.direction {
+            Direction::Up => migration.up(),
+            Direction::Down => migration.down()?,
+        };
+        Some(Job {
+            migration,
+            script,
+            direction: step.direction,
+        })
+    }
+
+    /// Rows left `running` belong to a runner that died: this one holds the lock, so no other
+    /// runner is alive. They become `failed`, naming the invalid indexes that exist now.
+    async fn mark_dead_runners(&mut self, history: &mut [AppliedMigration]) -> Result<(), Error> {
+        if !history.iter().any(|r| r.state == State::Running) {
+            return Ok(());
+        }
+        let invalid: Vec<String> = self
+            .query(
+                &new_invalid_indexes(&[], &[]),
+                "looking for invalid indexes",
+            )
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        for row in history.iter_mut().filter(|r| r.state == State::Running) {
+            let done = row.statements_done.unwrap_or(0).max(0) as usize;
+            let error = format!(
+                "the runner stopped (killed, crashed or lost its connection) during statement {} \
+                 of {}",
+                done + 1,
+                row.statements_total.unwrap_or(0)
+            );
+            let sql = self.config.names.fail(row.version, done, &error, &invalid);
+            self.query(&sql, "recording a dead runner's migration as failed")
+                .await?;
+            row.state = State::Failed;
+            row.error = Some(error);
+            row.invalid_indexes = invalid.clone();
+        }
+        Ok(())
+    }
+
+    /// The last row of a batch is `pg_backend_pid()`: a different backend than the one holding
+    /// the lock means a transaction pooler hands out sessions per transaction.
+    fn check_backend(&self, rows: &[Row]) -> Result<(), Error> {
+        let after = rows
+            .last()
+            .and_then(|r| r.first())
+            .and_then(|c| c.as_deref())
+            .and_then(|p| p.parse::<i64>().ok());
+        match after {
+            Some(after) if after != self.pid => Err(Error::PoolerDetected {
+                before: self.pid,
+                after,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn timeouts(&self, script: &Script, local: bool) -> String {
+        let lock = script
+            .lock_timeout_ms()
+            .unwrap_or(self.config.lock_timeout.as_millis() as u64);
+        let statement = script
+            .statement_timeout_ms()
+            .unwrap_or(self.config.statement_timeout.as_millis() as u64);
+        let scope = if local { "SET LOCAL" } else { "SET" };
+        let mut out = format!(
+            "{scope} lock_timeout = '{lock}ms';\n{scope} statement_timeout = '{statement}ms';\n"
+        );
+        if let Some(path) = &self.config.search_path {
+            out.push_str(&format!(
+                "SELECT set_config('search_path', {}, {local});\n",
+                quote_literal(path)
+            ));
+        }
+        out
+    }
+
+    /// The bookkeeping of a finished step, as statements to append to its transaction.
+    fn bookkeeping(&self, job: &Job<'_>, execution_ms: Option<u128>) -> String {
+        let names = &self.config.names;
+        let m = job.migration;
+        let record = match job.direction {
+            Direction::Up => names.insert_row(&NewRow {
+                version: m.version(),
+                version_digits: m.version_digits(),
+                name: m.name(),
+                checksum: m.checksum(),
+                no_transaction: m.up().no_transaction(),
+                state: State::Applied,
+                execution_ms,
+                statements_done: None,
+                statements_total: None,
+            }),
+            Direction::Down => names.delete_row(m.version()),
+        };
+        let audit = names.audit_insert(
+            job.direction.as_str(),
+            Some(m.version()),
+            Some(m.name()),
+            Some(job.script.checksum()),
+            None,
+        );
+        format!("{record};\n{audit};\n")
+    }
+
+    /// Lock-timeout retries: the pause before attempt `attempt` (from 1), doubling each time.
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.config
+            .retry_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+    }
+
+    /// A transactional script and its history row, committed together in one round trip. The
+    /// bookkeeping follows a `\n;\n`, so a script ending in a `--` comment or without a newline
+    /// cannot swallow it.
+    async fn apply_transactional(&mut self, job: &Job<'_>) -> Result<Duration, Error> {
+        let m = job.migration;
+        if let Some(refusal) = job.script.refused_in_transaction() {
+            return Err(Error::RefusedInTransaction {
+                version: m.version(),
+                name: m.name().to_owned(),
+                direction: job.dir(),
+                line: refusal.line(),
+                what: refusal.what().to_owned(),
+            });
+        }
+        let prefix = format!("BEGIN;\n{}", self.timeouts(job.script, true));
+        let batch = format!(
+            "{prefix}{}\n;\n{}{}SELECT pg_backend_pid();\nCOMMIT;",
+            job.script.sql(),
+            self.bookkeeping(job, None),
+            self.restore(),
+        );
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            match self.conn.simple(&batch).await {
+                Ok(rows) => {
+                    self.check_backend(&rows)?;
+                    return Ok(started.elapsed());
+                }
+                Err(source) => {
+                    let _ = self.conn.simple("ROLLBACK").await;
+                    if source.is_lock_timeout() && attempt <= self.config.lock_retries {
+                        self.pause_before_retry(job, attempt).await;
+                        continue;
+                    }
+                    return Err(self.script_error(job, source, attempt, &prefix, None));
+                }
+            }
+        }
+    }
+
+    async fn pause_before_retry(&mut self, job: &Job<'_>, attempt: u32) {
+        let after = self.backoff(attempt);
+        log::warn!(
+            "{} {} {}: lock_timeout expired; retrying in {after:?}",
+            job.dir(),
+            job.migration.version(),
+            job.migration.name()
+        );
+        (self.events)(&Event::Retrying {
+            version: job.migration.version(),
+            name: job.migration.name(),
+            attempt,
+            after,
+        });
+        self.conn.sleep(after).await;
+    }
+
+    fn restore(&self) -> String {
+        format!("{};\n", self.baseline.restore())
+    }
+
+    /// Turns a server error into the error a user reads: which migration, which line.
+    fn script_error(
+        &self,
+        job: &Job<'_>,
+        source: DbError,
+        attempts: u32,
+        prefix: &str,
+        statement: Option<(usize, usize, u32)>,
+    ) -> Error {
+        let m = job.migration;
+        if source.is_lock_timeout() {
+            return Error::LockTimeout {
+                version: m.version(),
+                name: m.name().to_owned(),
+                direction: job.dir(),
+                attempts,
+                source,
+            };
+        }
+        // The server's position counts characters of the whole query string.
+        let statement = statement.or_else(|| {
+            let position = source.position? as usize;
+            let offset = position.checked_sub(prefix.chars().count() + 1)?;
+            let text: String = job.script.sql().chars().take(offset).collect();
+            if offset > job.script.sql().chars().count() {
+                return None;
+            }
+            let line = text.matches('\n').count() as u32 + 1;
+            Some((0, 0, line))
+        });
+        Error::Migration {
+            version: m.version(),
+            name: m.name().to_owned(),
+            direction: job.dir(),
+            statement,
+            source,
+        }
+    }
+
+    /// A no-transaction script: each statement its own query (a multi-statement string is an
+    /// implicit transaction), a `running` row first, progress after each statement, and the
+    /// `indisvalid` check after each. On failure the row says `failed`, with the statement,
+    /// the server's error and the invalid indexes, and later runs refuse until `repair`.
+    async fn apply_statements(&mut self, job: &Job<'_>) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let m = job.migration;
+        let names = self.config.names.clone();
+        let statements: Vec<&str> = job.script.statements().collect();
+        let total = statements.len();
+        let mut prelude = self.timeouts(job.script, false);
+        if job.direction == Direction::Up {
+            prelude.push_str(&names.insert_row(&NewRow {
+                version: m.version(),
+                version_digits: m.version_digits(),
+                name: m.name(),
+                checksum: m.checksum(),
+                no_transaction: true,
+                state: State::Running,
+                execution_ms: Some(0),
+                statements_done: Some(0),
+                statements_total: Some(total),
+            }));
+            prelude.push_str(";\n");
+        }
+        prelude.push_str("SELECT pg_backend_pid();\n");
+        let rows = self
+            .query(&prelude, "starting a no-transaction migration")
+            .await?;
+        self.check_backend(&rows)?;
+        let before: Vec<String> = self
+            .query(INVALID_INDEX_OIDS, "looking for invalid indexes")
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+
+        for (index, statement) in statements.iter().enumerate() {
+            let number = index + 1;
+            let line = statement_line(job.script.sql(), statement);
+            let named: Vec<String> = created_index_name(statement).into_iter().collect();
+            let check = new_invalid_indexes(&before, &named);
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.conn.simple(statement).await {
+                    Ok(_) => {
+                        let progress = format!("{};\n{check}", names.progress(m.version(), number));
+                        let progress = if job.direction == Direction::Up {
+                            progress
+                        } else {
+                            check.clone()
+                        };
+                        let invalid =
+                            first_column(self.query(&progress, "recording progress").await?);
+                        if !invalid.is_empty() {
+                            let source = DbError {
+                                code: None,
+                                message: format!(
+                                    "the statement succeeded but left invalid index {}",
+                                    invalid.join(", ")
+                                ),
+                                detail: None,
+                                hint: Some(
+                                    "an IF NOT EXISTS may have found an index left by an \
+                                     earlier failed build"
+                                        .into(),
+                                ),
+                                position: None,
+                            };
+                            return Err(self
+                                .fail(job, index, total, line, source, invalid, attempt)
+                                .await);
+                        }
+                        break;
+                    }
+                    Err(source) => {
+                        let invalid =
+                            first_column(self.query(&check, "looking for invalid indexes").await?);
+                        if source.is_lock_timeout() && attempt <= self.config.lock_retries {
+                            // A CONCURRENTLY build that timed out may leave its index behind,
+                            // invalid; drop it so the retry builds it again.
+                            for index_name in &invalid {
+                                let drop =
+                                    format!("DROP INDEX CONCURRENTLY IF EXISTS {index_name}");
+                                self.query(&drop, "dropping an invalid index before a retry")
+                                    .await?;
+                            }
+                            self.pause_before_retry(job, attempt).await;
+                            continue;
+                        }
+                        return Err(self
+                            .fail(job, index, total, line, source, invalid, attempt)
+                            .await);
+                    }
+                }
+            }
+        }
+        let elapsed = started.elapsed();
+        let mut finish = match job.direction {
+            Direction::Up => format!(
+                "{};\n{};\n",
+                names.finish_no_transaction(m.version(), elapsed.as_millis()),
+                names.audit_insert(
+                    "up",
+                    Some(m.version()),
+                    Some(m.name()),
+                    Some(m.checksum()),
+                    None
+                )
+            ),
+            Direction::Down => self.bookkeeping(job, None),
+        };
+        finish.push_str(&self.restore());
+        finish.push_str("SELECT pg_backend_pid();");
+        let rows = self
+            .query(&finish, "recording a no-transaction migration")
+            .await?;
+        self.check_backend(&rows)?;
+        Ok(elapsed)
+    }
+
+    /// Records a no-transaction failure and builds the error to return.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        &mut self,
+        job: &Job<'_>,
+        index: usize,
+        total: usize,
+        line: u32,
+        source: DbError,
+        invalid: Vec<String>,
+        attempts: u32,
+    ) -> Error {
+        let m = job.migration;
+        let mut message = source.to_string();
+        if !invalid.is_empty() {
+            message.push_str(&format!("; invalid index left: {}", invalid.join(", ")));
+        }
+        let record = format!(
+            "{};\n{};\n{}",
+            self.config
+                .names
+                .fail(m.version(), index, &message, &invalid),
+            self.config.names.audit_insert(
+                &format!("{}-failed", job.direction.as_str()),
+                Some(m.version()),
+                Some(m.name()),
+                Some(job.script.checksum()),
+                Some(&message)
+            ),
+            self.restore()
+        );
+        if let Err(e) = self.conn.simple(&record).await {
+            log::error!(
+                "could not record the failure of {} {}: {e}",
+                m.version(),
+                m.name()
+            );
+        }
+        let mut error =
+            self.script_error(job, source, attempts, "", Some((index + 1, total, line)));
+        if let Error::Migration { source, .. } = &mut error {
+            if !invalid.is_empty() {
+                source.message.push_str(&format!(
+                    "; invalid index left behind: {} (`migrations repair {}` drops it)",
+                    invalid.join(", "),
+                    m.version()
+                ));
+            }
+        }
+        error
+    }
+
+    /// Grouped mode: every pending transactional migration in one transaction, all or nothing.
+    async fn apply_grouped(&mut self, jobs: &[Job<'_>]) -> Result<Vec<Ran>, Error> {
+        if let Some(job) = jobs.iter().find(|j| j.script.no_transaction()) {
+            return Err(Error::GroupedNoTransaction {
+                version: job.migration.version(),
+                name: job.migration.name().to_owned(),
+            });
+        }
+        let mut batch = String::from("BEGIN;\n");
+        batch.push_str(&format!(
+            "SET LOCAL lock_timeout = '{}ms';\nSET LOCAL statement_timeout = '{}ms';\n",
+            self.config.lock_timeout.as_millis(),
+            self.config.statement_timeout.as_millis()
+        ));
+        if let Some(path) = &self.config.search_path {
+            batch.push_str(&format!(
+                "SELECT set_config('search_path', {}, true);\n",
+                quote_literal(path)
+            ));
+        }
+        for job in jobs {
+            if let Some(refusal) = job.script.refused_in_transaction() {
+                return Err(Error::RefusedInTransaction {
+                    version: job.migration.version(),
+                    name: job.migration.name().to_owned(),
+                    direction: job.dir(),
+                    line: refusal.line(),
+                    what: refusal.what().to_owned(),
+                });
+            }
+            batch.push_str(job.script.sql());
+            batch.push_str("\n;\n");
+            batch.push_str(&self.restore());
+            batch.push_str(&self.bookkeeping(job, Some(0)));
+        }
+        batch.push_str("SELECT pg_backend_pid();\nCOMMIT;");
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.conn.simple(&batch).await {
+                Ok(rows) => {
+                    self.check_backend(&rows)?;
+                    break;
+                }
+                Err(source) => {
+                    let _ = self.conn.simple("ROLLBACK").await;
+                    if source.is_lock_timeout() && attempt <= self.config.lock_retries {
+                        self.pause_before_retry(&jobs[0], attempt).await;
+                        continue;
+                    }
+                    return Err(Error::Db {
+                        context: format!(
+                            "the single transaction of {} migrations failed and was rolled back",
+                            jobs.len()
+                        ),
+                        source,
+                    });
+                }
+            }
+        }
+        let each = started.elapsed() / jobs.len().max(1) as u32;
+        Ok(jobs
+            .iter()
+            .map(|job| Ran {
+                version: job.migration.version(),
+                name: job.migration.name().to_owned(),
+                direction: job.direction,
+                no_transaction: false,
+                duration: each,
+            })
+            .collect())
+    }
+}
+
+fn first_column(rows: Vec<Row>) -> Vec<String> {
+    rows.into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect()
+}
+
+/// 1-based line of a statement (a slice of `sql`) within `sql`.
+fn statement_line(sql: &str, statement: &str) -> u32 {
+    let offset = (statement.as_ptr() as usize).saturating_sub(sql.as_ptr() as usize);
+    sql.get(..offset.min(sql.len()))
+        .map(|before| before.matches('\n').count() as u32 + 1)
+        .unwrap_or(1)
+}
+
+/// Catches a panic raised while polling the inner future, so the lock can be released before
+/// the panic goes on.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The service-facing API: configure a [`Migrator`], then run it on a `postgres::Client` (sync)
+//! or a `tokio_postgres::Client` (async). Both drive the same engine.
+
+use std::time::Duration;
+
+use crate::embedded::Migrations;
+use crate::engine::{self, Config, Maintenance};
+use crate::error::Error;
+use crate::plan::{DownTarget, DriftPolicy, Operation, Plan, Policy, StatusLine};
+use crate::report::{Event, Report};
+use crate::sql::Names;
+use crate::AppliedMigration;
+
+/// Defaults of SPEC section 3.3: a few seconds of `lock_timeout`, so a migration never queues
+/// behind a long transaction while blocking every other query on the table; no
+/// `statement_timeout`, since a concurrent index build legitimately takes hours.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::ZERO;
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
+pub const DEFAULT_LOCK_RETRIES: u32 = 3;
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(500);
+pub const DEFAULT_SCHEMA: &str = "public";
+pub const DEFAULT_TABLE: &str = "migrations_history";
+
+/// Applies, reverts and inspects migrations.
+///
+/// ```no_run
+/// use migrations_core::{embed_migrations, Migrations, Migrator};
+/// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+///
+/// let mut client = postgres::Client::connect("postgres://localhost/app", postgres::NoTls)?;
+/// let report = Migrator::new(&MIGRATIONS).run(&mut client)?;
+/// for ran in &report.ran {
+///     println!("applied {} {} in {:?}", ran.version, ran.name, ran.duration);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Migrator<'a> {
+    migrations: &'a Migrations,
+    config: Config,
+    events: Option<Callback<'a>>,
+}
+
+type Callback<'a> = Box<dyn FnMut(&Event<'_>) + Send + 'a>;
+
+impl<'a> Migrator<'a> {
+    pub fn new(migrations: &'a Migrations) -> Migrator<'a> {
+        Migrator {
+            migrations,
+            config: Config {
+                names: Names {
+                    schema: DEFAULT_SCHEMA.to_owned(),
+                    table: DEFAULT_TABLE.to_owned(),
+                },
+                lock_timeout: DEFAULT_LOCK_TIMEOUT,
+                statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+                lock_wait: DEFAULT_LOCK_WAIT,
+                lock_poll: Duration::from_millis(250),
+                lock_retries: DEFAULT_LOCK_RETRIES,
+                retry_backoff: DEFAULT_RETRY_BACKOFF,
+                search_path: None,
+                policy: DriftPolicy::default(),
+                grouped: false,
+            },
+            events: None,
+        }
+    }
+
+    /// The schema of the history tables (default `public`). It does not change `search_path`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.config.names.schema = schema.into();
+        self
+    }
+
+    /// The history table's name (default `migrations_history`; the audit table is named after
+    /// it with `_audit`).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.config.names.table = table.into();
+        self
+    }
+
+    /// `search_path` for the migrations' own SQL; the caller's session keeps its own.
+    pub fn search_path(mut self, search_path: impl Into<String>) -> Self {
+        self.config.search_path = Some(search_path.into());
+        self
+    }
+
+    /// `lock_timeout` for each migration (a file's `lock-timeout` directive wins).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.config.lock_timeout = timeout;
+        self
+    }
+
+    /// `statement_timeout` for each migration (a file's directive wins); zero means none.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.config.statement_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for another runner's lock before giving up (default 10 minutes).
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.config.lock_wait = wait;
+        self
+    }
+
+    /// How many times a migration that hit `lock_timeout` is tried again, and the first pause
+    /// (doubled on each retry).
+    pub fn lock_retries(mut self, retries: u32, first_backoff: Duration) -> Self {
+        self.config.lock_retries = retries;
+        self.config.retry_backoff = first_backoff;
+        self
+    }
+
+    /// What to do about each kind of drift (defaults: SPEC 3.4).
+    pub fn drift_policy(mut self, policy: DriftPolicy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
+    /// Apply pending migrations even when some are below the highest applied version.
+    pub fn allow_out_of_order(mut self, allow: bool) -> Self {
+        self.config.policy.out_of_order = if allow { Policy::Warn } else { Policy::Error };
+        self
+    }
+
+    /// Run every pending migration in one transaction: all or nothing. No-transaction
+    /// migrations cannot take part; a plan holding one is refused.
+    pub fn single_transaction(mut self, grouped: bool) -> Self {
+        self.config.grouped = grouped;
+        self
+    }
+
+    /// Called for each [`Event`] as it happens (a migration starting, finishing, retrying).
+    /// A panic in the callback releases the migrations lock, then goes on.
+    pub fn on_event(mut self, callback: impl FnMut(&Event<'_>) + Send + 'a) -> Self {
+        self.events = Some(Box::new(callback));
+        self
+    }
+
+    /// The advisory lock key this migrator uses (fixed by schema and table).
+    pub fn lock_key(&self) -> i64 {
+        self.config.names.lock_key()
+    }
+
+    fn parts(&mut self) -> (&Migrations, &Config, Callback<'_>) {
+        let events: Callback<'_> = match self.events.as_mut() {
+            Some(callback) => Box::new(|e: &Event<'_>| callback(e)),
+            None => Box::new(|_: &Event<'_>| {}),
+        };
+        (self.migrations, &self.config, events)
+    }
+}
+
+/// The sync driver: `postgres::Client`. The engine's futures complete inside `poll` here, so
+/// they are driven without a runtime.
+#[cfg(feature = "postgres")]
+mod sync_driver {
+    use super::*;
+    use crate::db::{block_on, from_pg, rows_of, Conn, DbError, Row};
+
+    pub(super) struct SyncConn<'c>(pub &'c mut postgres::Client);
+
+    impl Conn for SyncConn<'_> {
+        async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+            self.0
+                .simple_query(sql)
+                .map(rows_of)
+                .map_err(|e| from_pg(&e))
+        }
+
+        async fn sleep(&mut self, duration: Duration) {
+            std::thread::sleep(duration);
+        }
+    }
+
+    impl Migrator<'_> {
+        /// Applies every pending migration.
+        pub fn run(&mut self, client: &mut postgres::Client) -> Result<Report, Error> {
+            self.execute(client, &Operation::Up { to: None })
+        }
+
+        /// Runs an operation: up to a version, down, redo.
+        pub fn execute(
+            &mut self,
+            client: &mut postgres::Client,
+            operation: &Operation,
+        ) -> Result<Report, Error> {
+            let (migrations, config, mut events) = self.parts();
+            block_on(engine::run(
+                &mut SyncConn(client),
+                migrations,
+                config,
+                operation,
+                &mut *events,
+            ))
+        }
+
+        /// Reverts applied migrations, newest first.
+        pub fn down(
+            &mut self,
+            client: &mut postgres::Client,
+            target: DownTarget,
+        ) -> Result<Report, Error> {
+            self.execute(client, &Operation::Down(target))
+        }
+
+        /// Clears failed rows (all, or one version), dropping the invalid indexes they name, so
+        /// the next `up` runs those files again; with `accept_checksum`, also records the
+        /// current checksum of edited migrations. Returns one line per change; all are audited.
+        pub fn repair(
+            &mut self,
+            client: &mut postgres::Client,
+            version: Option<i64>,
+            accept_checksum: bool,
+        ) -> Result<Vec<String>, Error> {
+            self.maintain(
+                client,
+                Maintenance::Repair {
+                    version,
+                    accept_checksum,
+                },
+            )
+        }
+
+        /// Records every migration up to `version` as applied without running it, for a
+        /// database that already has that schema.
+        pub fn baseline(
+            &mut self,
+            client: &mut postgres::Client,
+            version: i64,
+        ) -> Result<Vec<String>, Error> {
+            self.maintain(client, Maintenance::Baseline { version })
+        }
+
+        fn maintain(
+            &mut self,
+            client: &mut postgres::Client,
+            operation: Maintenance,
+        ) -> Result<Vec<String>, Error> {
+            let (migrations, config, mut events) = self.parts();
+            block_on(engine::maintain(
+                &mut SyncConn(client),
+                migrations,
+                config,
+                &operation,
+                &mut *events,
+            ))
+        }
+
+        /// What `operation` would do, without the lock and without changing anything.
+        pub fn plan(
+            &self,
+            client: &mut postgres::Client,
+            operation: &Operation,
+        ) -> Result<Plan, Error> {
+            block_on(engine::dry_run(
+                &mut SyncConn(client),
+                self.migrations,
+                &self.config,
+                operation,
+            ))
+        }
+
+        /// Every migration, known or recorded, with its state.
+        pub fn status(&self, client: &mut postgres::Client) -> Result<Vec<StatusLine>, Error> {
+            let history = self.history(client)?;
+            Ok(crate::plan::status(self.migrations, &history))
+        }
+
+        /// The history table's rows (none when it does not exist yet).
+        pub fn history(
+            &self,
+            client: &mut postgres::Client,
+        ) -> Result<Vec<AppliedMigration>, Error> {
+            block_on(engine::read_history_if_any(
+                &mut SyncConn(client),
+                &self.config.names,
+            ))
+        }
+    }
+}
+
+/// The async driver: `tokio_postgres::Client`. If the future is dropped mid-run, discard the
+/// client: its session may still hold the migrations lock or an open transaction until it
+/// closes.
+#[cfg(feature = "tokio-postgres")]
+mod async_driver {
+    use super::*;
+    use crate::db::{from_pg, rows_of, Conn, DbError, Row};
+
+    pub(super) struct AsyncConn<'c>(pub &'c tokio_postgres::Client);
+
+    impl Conn for AsyncConn<'_> {
+        async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+            self.0
+                .simple_query(sql)
+                .await
+                .map(rows_of)
+                .map_err(|e| from_pg(&e))
+        }
+
+        async fn sleep(&mut self, duration: Duration) {
+            tokio::time::sleep(duration).await;
+        }
+    }
+
+    impl Migrator<'_> {
+        /// Applies every pending migration.
+        pub async fn run_async(
+            &mut self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Report, Error> {
+            self.execute_async(client, &Operation::Up { to: None })
+                .await
+        }
+
+        /// Runs an operation: up to a version, down, redo.
+        pub async fn execute_async(
+            &mut self,
+            client: &mut tokio_postgres::Client,
+            operation: &Operation,
+        ) -> Result<Report, Error> {
+            let (migrations, config, mut events) = self.parts();
+            engine::run(
+                &mut AsyncConn(client),
+                migrations,
+                config,
+                operation,
+                &mut *events,
+            )
+            .await
+        }
+
+        /// Reverts applied migrations, newest first.
+        pub async fn down_async(
+            &mut self,
+            client: &mut tokio_postgres::Client,
+            target: DownTarget,
+        ) -> Result<Report, Error> {
+            self.execute_async(client, &Operation::Down(target)).await
+        }
+
+        /// Async twin of [`Migrator::repair`].
+        pub async fn repair_async(
+            &mut self,
+            client: &mut tokio_postgres::Client,
+            version: Option<i64>,
+            accept_checksum: bool,
+        ) -> Result<Vec<String>, Error> {
+            let (migrations, config, mut events) = self.parts();
+            let operation = Maintenance::Repair {
+                version,
+                accept_checksum,
+            };
+            engine::maintain(
+                &mut AsyncConn(client),
+                migrations,
+                config,
+                &operation,
+                &mut *events,
+            )
+            .await
+        }
+
+        /// Async twin of [`Migrator::baseline`].
+        pub async fn baseline_async(
+            &mut self,
+            client: &mut tokio_postgres::Client,
+            version: i64,
+        ) -> Result<Vec<String>, Error> {
+            let (migrations, config, mut events) = self.parts();
+            let operation = Maintenance::Baseline { version };
+            engine::maintain(
+                &mut AsyncConn(client),
+                migrations,
+                config,
+                &operation,
+                &mut *events,
+            )
+            .await
+        }
+
+        /// What `operation` would do, without the lock and without changing anything.
+        pub async fn plan_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+            operation: &Operation,
+        ) -> Result<Plan, Error> {
+            engine::dry_run(
+                &mut AsyncConn(client),
+                self.migrations,
+                &self.config,
+                operation,
+            )
+            .await
+        }
+
+        /// Every migration, known or recorded, with its state.
+        pub async fn status_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Vec<StatusLine>, Error> {
+            let history =
+                engine::read_history_if_any(&mut AsyncConn(client), &self.config.names).await?;
+            Ok(crate::plan::status(self.migrations, &history))
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! The planner: from the migrations this binary knows, the history the database holds and what
+//! was asked, decide what to run, or refuse with a drift report.
+//!
+//! Pure: no I/O, no clock, no database. Every decision of the runner is made here, so it is
+//! tested table-driven without a server; the drivers only lock, read, call this and apply.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+
+use migrations_format::Version;
+
+use crate::embedded::{Migration, Migrations};
+use crate::history::{AppliedMigration, State};
+
+/// What was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Apply pending migrations, all or up to and including a version.
+    Up { to: Option<i64> },
+    /// Revert applied migrations, newest first.
+    Down(DownTarget),
+    /// Revert the newest N applied migrations, then apply them again.
+    Redo { count: usize },
+}
+
+/// How far `down` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownTarget {
+    /// The newest N applied migrations.
+    Count(usize),
+    /// Every applied migration above this version (which stays applied).
+    To(i64),
+    All,
+}
+
+/// What to do about one kind of drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Refuse to run.
+    Error,
+    /// Run, and report it as a warning.
+    Warn,
+    /// Run, and say nothing.
+    Ignore,
+}
+
+/// The drift policies; the defaults are SPEC section 3.4's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftPolicy {
+    pub edited: Policy,
+    pub missing: Policy,
+    pub future: Policy,
+    pub out_of_order: Policy,
+}
+
+impl Default for DriftPolicy {
+    fn default() -> Self {
+        DriftPolicy {
+            edited: Policy::Error,
+            missing: Policy::Error,
+            future: Policy::Warn,
+            out_of_order: Policy::Error,
+        }
+    }
+}
+
+/// Kinds of drift between the binary and the database (SPEC 3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DriftKind {
+    /// Applied with a checksum (or transaction mode) other than the file's.
+    Edited,
+    /// Applied, absent from the binary, below its newest version.
+    Missing,
+    /// Applied, above the newest version the binary knows.
+    Future,
+    /// Pending, below the highest applied version.
+    OutOfOrder,
+    /// A no-transaction migration failed or its runner died part-way.
+    Failed,
+}
+
+impl DriftKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::Edited => "edited",
+            DriftKind::Missing => "missing",
+            DriftKind::Future => "future",
+            DriftKind::OutOfOrder => "out-of-order",
+            DriftKind::Failed => "failed",
+        }
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            DriftKind::Edited => {
+                "applied migrations whose file changed since (restore the file, or accept the new \
+                 checksum with `migrations repair <version> --accept-checksum`)"
+            }
+            DriftKind::Missing => {
+                "applied migrations absent from this binary, below its newest version (restore \
+                 the files, or run a binary that has them)"
+            }
+            DriftKind::Future => {
+                "applied migrations newer than any this binary knows (an older binary after a \
+                 rollback?)"
+            }
+            DriftKind::OutOfOrder => {
+                "pending migrations below the highest applied version (rename them above it, or \
+                 pass --allow-out-of-order)"
+            }
+            DriftKind::Failed => {
+                "no-transaction migrations that failed part-way (fix the file, then run \
+                 `migrations repair <version>`, which drops the invalid indexes named, and `up` \
+                 again)"
+            }
+        }
+    }
+}
+
+/// One migration concerned by a drift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftItem {
+    pub version: i64,
+    pub name: String,
+    /// What differs, for example both checksums.
+    pub detail: String,
+}
+
+/// One kind of drift and every migration concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub kind: DriftKind,
+    pub items: Vec<DriftItem>,
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.kind.explain())?;
+        for item in &self.items {
+            write!(f, "\n  {} {}", item.version, item.name)?;
+            if !item.detail.is_empty() {
+                write!(f, ": {}", item.detail)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Direction of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// One migration to run in one direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub version: i64,
+    pub name: String,
+    pub direction: Direction,
+    /// Whether this step's script runs outside a transaction.
+    pub no_transaction: bool,
+}
+
+/// What the runner will do.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Drift allowed by its policy, to report as warnings.
+    pub warnings: Vec<Drift>,
+}
+
+/// Why the planner refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Drift that the policy makes an error; nothing was run.
+    #[error("{}", display_drifts(.0))]
+    Drift(Vec<Drift>),
+    #[error("version {0} is not a migration of this binary; `--to` takes one of its versions")]
+    UnknownTarget(i64),
+    #[error("cannot revert {version} {name}: it has no down file")]
+    NoDown { version: i64, name: String },
+    #[error(
+        "cannot revert {version} {name}: it is applied in the database but not known to this \
+         binary, so there is no down script to run"
+    )]
+    UnknownApplied { version: i64, name: String },
+}
+
+fn display_drifts(drifts: &[Drift]) -> String {
+    let mut out = String::from("the database has drifted from the migrations; nothing was run");
+    for d in drifts {
+        out.push('\n');
+        out.push_str(&d.to_string());
+    }
+    out
+}
+
+impl PlanError {
+    /// The drift kinds refused, when this is a drift refusal.
+    pub fn drift_kinds(&self) -> Vec<DriftKind> {
+        match self {
+            PlanError::Drift(d) => d.iter().map(|d| d.kind).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The state of one migration, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Applied,
+    Edited,
+    Missing,
+    Future,
+    OutOfOrder,
+    Failed,
+    /// A no-transaction migration whose runner holds the lock right now, or died.
+    Running,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Applied => "applied",
+            Status::Edited => "edited",
+            Status::Missing => "missing",
+            Status::Future => "future",
+            Status::OutOfOrder => "out-of-order",
+            Status::Failed => "failed",
+            Status::Running => "running",
+        }
+    }
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLine {
+    pub version: i64,
+    pub version_digits: String,
+    pub name: String,
+    pub status: Status,
+}
+
+/// The two sources side by side, with the drift found between them.
+struct Comparison<'a> {
+    migrations: &'a Migrations,
+    applied: HashMap<i64, &'a AppliedMigration>,
+    drifts: Vec<Drift>,
+    /// Known migrations not in the history, in order.
+    pending: Vec<&'a Migration>,
+}
+
+fn cmp_digits(a: &str, b: &str) -> Ordering {
+    Version::compare_digits(a, b)
+}
+
+impl<'a> Comparison<'a> {
+    fn new(migrations: &'a Migrations, history: &'a [AppliedMigration]) -> Comparison<'a> {
+        let applied: HashMap<i64, &AppliedMigration> =
+            history.iter().map(|row| (row.version, row)).collect();
+        let newest_known = migrations.iter().last().map(|m| m.version_digits());
+        let mut edited = Vec::new();
+        let mut missing = Vec::new();
+        let mut future = Vec::new();
+        let mut failed = Vec::new();
+
+        let mut rows: Vec<&AppliedMigration> = history.iter().collect();
+        rows.sort_by(|a, b| cmp_digits(&a.version_digits, &b.version_digits));
+        for row in &rows {
+            let item = |detail: String| DriftItem {
+                version: row.version,
+                name: row.name.clone(),
+                detail,
+            };
+            if row.state != State::Applied {
+                let detail = match (&row.error, row.statements_done, row.statements_total) {
+                    (Some(e), Some(done), Some(total)) => {
+                        format!("{} at statement {} of {total}: {e}", row.state, done + 1)
+                    }
+                    (Some(e), _, _) => format!("{}: {e}", row.state),
+                    _ => row.state.to_string(),
+                };
+                let mut detail = detail;
+                if !row.invalid_indexes.is_empty() {
+                    detail.push_str(&format!(
+                        "; invalid indexes left behind: {}",
+                        row.invalid_indexes.join(", ")
+                    ));
+                }
+                failed.push(item(detail));
+                continue;
+            }
+            match migrations.get(row.version) {
+                Some(m) => {
+                    if m.checksum() != row.checksum {
+                        edited.push(item(format!(
+                            "applied checksum {}, file checksum {}",
+                            row.checksum,
+                            m.checksum()
+                        )));
+                    } else if m.no_transaction() != row.no_transaction {
+                        edited.push(item(format!(
+                            "applied {}, the file now runs {}",
+                            mode(row.no_transaction),
+                            mode(m.no_transaction())
+                        )));
+                    }
+                }
+                None => match newest_known {
+                    Some(newest) if cmp_digits(&row.version_digits, newest) == Ordering::Less => {
+                        missing.push(item(String::new()))
+                    }
+                    _ => future.push(item(String::new())),
+                },
+            }
+        }
+
+        // Out of order: pending below the highest applied row that is not a future row.
+        let highest_applied = rows
+            .iter()
+            .filter(|row| !future.iter().any(|f| f.version == row.version))
+            .map(|row| row.version_digits.as_str())
+            .max_by(|a, b| cmp_digits(a, b));
+        let pending: Vec<&Migration> = migrations
+            .iter()
+            .filter(|m| !applied.contains_key(&m.version()))
+            .collect();
+        let out_of_order: Vec<DriftItem> = match highest_applied {
+            Some(highest) => pending
+                .iter()
+                .filter(|m| cmp_digits(m.version_digits(), highest) == Ordering::Less)
+                .map(|m| DriftItem {
+                    version: m.version(),
+                    name: m.name().to_owned(),
+                    detail: format!("below applied version {highest}"),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+
+        let mut drifts = Vec::new();
+        for (kind, items) in [
+            (DriftKind::Edited, edited),
+            (DriftKind::Missing, missing),
+            (DriftKind::Future, future),
+            (DriftKind::OutOfOrder, out_of_order),
+            (DriftKind::Failed, failed),
+        ] {
+            if !items.is_empty() {
+                drifts.push(Drift { kind, items });
+            }
+        }
+        Comparison {
+            migrations,
+            applied,
+            drifts,
+            pending,
+        }
+    }
+
+    /// Splits drift into refusals and warnings by policy. Out-of-order only matters when
+    /// applying; failed is always a refusal.
+    fn judge(&self, policy: &DriftPolicy, applying: bool) -> Result<Vec<Drift>, PlanError> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        for drift in &self.drifts {
+            let p = match drift.kind {
+                DriftKind::Edited => policy.edited,
+                DriftKind::Missing => policy.missing,
+                DriftKind::Future => policy.future,
+                DriftKind::OutOfOrder if applying => policy.out_of_order,
+                DriftKind::OutOfOrder => Policy::Ignore,
+                DriftKind::Failed => Policy::Error,
+            };
+            match p {
+                Policy::Error => errors.push(drift.clone()),
+                Policy::Warn => warnings.push(drift.clone()),
+                Policy::Ignore => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(PlanError::Drift(errors))
+        }
+    }
+
+    fn up_steps(&self, to: Option<i64>) -> Result<Vec<Step>, PlanError> {
+        let limit = match to {
+            Some(v) => Some(
+                self.migrations
+                    .get(v)
+                    .ok_or(PlanError::UnknownTarget(v))?
+                    .version_digits(),
+            ),
+            None => None,
+        };
+        Ok(self
+            .pending
+            .iter()
+            .filter(|m| {
+                limit.is_none_or(|l| cmp_digits(m.version_digits(), l) != Ordering::Greater)
+            })
+            .map(|m| Step {
+                version: m.version(),
+                name: m.name().to_owned(),
+                direction: Direction::Up,
+                no_transaction: m.up().no_transaction(),
+            })
+            .collect())
+    }
+
+    fn down_steps(&self, target: DownTarget) -> Result<Vec<Step>, PlanError> {
+        let mut applied: Vec<&AppliedMigration> = self.applied.values().copied().collect();
+        applied.sort_by(|a, b| cmp_digits(&b.version_digits, &a.version_digits));
+        let chosen: Vec<&AppliedMigration> = match target {
+            DownTarget::All => applied,
+            DownTarget::Count(n) => applied.into_iter().take(n).collect(),
+            DownTarget::To(v) => {
+                let keep = self
+                    .applied
+                    .get(&v)
+                    .map(|row| row.version_digits.as_str())
+                    .or_else(|| self.migrations.get(v).map(|m| m.version_digits()))
+                    .ok_or(PlanError::UnknownTarget(v))?;
+                applied
+                    .into_iter()
+                    .filter(|row| cmp_digits(&row.version_digits, keep) == Ordering::Greater)
+                    .collect()
+            }
+        };
+        chosen
+            .into_iter()
+            .map(|row| {
+                let m =
+                    self.migrations
+                        .get(row.version)
+                        .ok_or_else(|| PlanError::UnknownApplied {
+                            version: row.version,
+                            name: row.name.clone(),
+                        })?;
+                let down = m.down().ok_or_else(|| PlanError::NoDown {
+                    version: m.version(),
+                    name: m.name().to_owned(),
+                })?;
+                Ok(Step {
+                    version: m.version(),
+                    name: m.name().to_owned(),
+                    direction: Direction::Down,
+                    no_transaction: down.no_transaction(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn mode(no_transaction: bool) -> &'static str {
+    if no_transaction {
+        "outside a transaction"
+    } else {
+        "in a transaction"
+    }
+}
+
+/// Decides what to run. Drift is checked first: a refusal runs nothing.
+pub fn plan(
+    migrations: &Migrations,
+    history: &[AppliedMigration],
+    operation: &Operation,
+    policy: &DriftPolicy,
+) -> Result<Plan, PlanError> {
+    let comparison = Comparison::new(migrations, history);
+    let applying = !matches!(operation, Operation::Down(_));
+    let warnings = comparison.judge(policy, applying)?;
+    let steps = match operation {
+        Operation::Up { to } => comparison.up_steps(*to)?,
+        Operation::Down(target) => comparison.down_steps(*target)?,
+        Operation::Redo { count } => {
+            let down = comparison.down_steps(DownTarget::Count(*count))?;
+            let up: Vec<Step> = down
+                .iter()
+                .rev()
+                .map(|s| {
+                    let m = migrations.get(s.version);
+                    Step {
+                        direction: Direction::Up,
+                        no_transaction: m.is_some_and(|m| m.up().no_transaction()),
+                        ..s.clone()
+                    }
+                })
+                .collect();
+            down.into_iter().chain(up).collect()
+        }
+    };
+    Ok(Plan { steps, warnings })
+}
+
+/// Every migration, known or recorded, with its state, in version order.
+pub fn status(migrations: &Migrations, history: &[AppliedMigration]) -> Vec<StatusLine> {
+    let comparison = Comparison::new(migrations, history);
+    let kind_of = |version: i64| {
+        comparison
+            .drifts
+            .iter()
+            .find(|d| d.items.iter().any(|i| i.version == version))
+            .map(|d| d.kind)
+    };
+    let mut lines: Vec<StatusLine> = migrations
+        .iter()
+        .map(|m| {
+            let row = comparison.applied.get(&m.version());
+            let status = match (row.map(|r| r.state), kind_of(m.version())) {
+                (Some(State::Running), _) => Status::Running,
+                (Some(State::Failed), _) => Status::Failed,
+                (Some(State::Applied), Some(DriftKind::Edited)) => Status::Edited,
+                (Some(State::Applied), _) => Status::Applied,
+                (None, Some(DriftKind::OutOfOrder)) => Status::OutOfOrder,
+                (None, _) => Status::Pending,
+            };
+            StatusLine {
+                version: m.version(),
+                version_digits: m.version_digits().to_owned(),
+                name: m.name().to_owned(),
+                status,
+            }
+        })
+        .collect();
+    for row in history {
+        if migrations.get(row.version).is_some() {
+            continue;
+        }
+        let status = match (row.state, kind_of(row.version)) {
+            (State::Running, _) => Status::Running,
+            (State::Failed, _) => Status::Failed,
+            (_, Some(DriftKind::Missing)) => Status::Missing,
+            _ => Status::Future,
+        };
+        lines.push(StatusLine {
+            version: row.version,
+            version_digits: row.version_digits.clone(),
+            name: row.name.clone(),
+            status,
+        });
+    }
+    lines.sort_by(|a, b| cmp_digits(&a.version_digits, &b.version_digits));
+    lines
+}

@@ -1,0 +1,381 @@
+//! The bookkeeping SQL: history and audit tables, the advisory lock, the warm-start check, and
+//! the session-restoring statement. Text only: names are always quoted as identifiers and
+//! schema-qualified, values are always quoted as literals, so no input can change a statement's
+//! shape.
+
+use sha2::{Digest, Sha256};
+
+use crate::history::{AppliedMigration, State};
+
+/// The history layout this binary writes and understands. Stored in the table's comment, so an
+/// older binary refuses a newer layout instead of misreading it.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_COMMENT_PREFIX: &str = "migrations history, format ";
+
+/// Separates array items in text results; never part of an index name in practice.
+const ITEM_SEPARATOR: char = '\u{1f}';
+
+/// `"name"`, with embedded quotes doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `E'text'`, with quotes and backslashes escaped: correct whatever
+/// `standard_conforming_strings` says. NUL cannot be sent to PostgreSQL in any form, so it is
+/// dropped.
+pub fn quote_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 3);
+    out.push_str("E'");
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => {}
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn quote_optional(text: Option<&str>) -> String {
+    text.map(quote_literal).unwrap_or_else(|| "NULL".to_owned())
+}
+
+/// Where the history lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub schema: String,
+    pub table: String,
+}
+
+impl Names {
+    pub fn history(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
+    }
+
+    pub fn audit(&self) -> String {
+        format!(
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&format!("{}_audit", self.table))
+        )
+    }
+
+    /// The advisory lock key: the first 8 bytes of SHA-256 of `<schema>.<table>`, big-endian.
+    /// Fixed forever, so old and new binaries exclude each other.
+    pub fn lock_key(&self) -> i64 {
+        let digest = Sha256::digest(format!("{}.{}", self.schema, self.table).as_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(bytes)
+    }
+
+    /// Reads the history table's format comment and whether it exists.
+    pub fn probe(&self) -> String {
+        let regclass = quote_literal(&self.history());
+        format!(
+            "SELECT to_regclass({regclass}) IS NOT NULL, \
+             obj_description(to_regclass({regclass}), 'pg_class')"
+        )
+    }
+
+    pub fn create(&self) -> String {
+        let history = self.history();
+        let audit = self.audit();
+        let comment = quote_literal(&format!("{FORMAT_COMMENT_PREFIX}{FORMAT_VERSION}"));
+        format!(
+            "BEGIN;\n\
+             CREATE TABLE IF NOT EXISTS {history} (\n\
+             version bigint PRIMARY KEY,\n\
+             version_digits text NOT NULL,\n\
+             name text NOT NULL,\n\
+             checksum text NOT NULL,\n\
+             no_transaction boolean NOT NULL,\n\
+             state text NOT NULL CHECK (state IN ('running', 'applied', 'failed')),\n\
+             applied_at timestamptz NOT NULL DEFAULT now(),\n\
+             execution_ms bigint,\n\
+             applied_by text NOT NULL DEFAULT current_user,\n\
+             statements_done integer,\n\
+             statements_total integer,\n\
+             error text,\n\
+             invalid_indexes text[] NOT NULL DEFAULT '{{}}'\n\
+             );\n\
+             COMMENT ON TABLE {history} IS {comment};\n\
+             CREATE TABLE IF NOT EXISTS {audit} (\n\
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n\
+             at timestamptz NOT NULL DEFAULT now(),\n\
+             by_user text NOT NULL DEFAULT current_user,\n\
+             event text NOT NULL,\n\
+             version bigint,\n\
+             name text,\n\
+             checksum text,\n\
+             detail text\n\
+             );\n\
+             COMMIT;"
+        )
+    }
+
+    pub fn select_history(&self) -> String {
+        format!(
+            "SELECT version, version_digits, name, checksum, no_transaction, state, \
+             applied_at::text, execution_ms, applied_by, statements_done, statements_total, \
+             error, array_to_string(invalid_indexes, {sep}) \
+             FROM {history} ORDER BY version",
+            sep = quote_literal(&ITEM_SEPARATOR.to_string()),
+            history = self.history()
+        )
+    }
+
+    /// The warm-start check, one round trip: rows not applied, and the digest of the applied
+    /// chain computed by the server (see `migrations_format::chain_digest`). Fails with
+    /// undefined_table when there is no history yet.
+    pub fn warm_check(&self) -> String {
+        format!(
+            "SELECT obj_description(to_regclass({regclass}), 'pg_class'), \
+             count(*) FILTER (WHERE state <> 'applied'), \
+             encode(sha256(convert_to(coalesce(string_agg(version::text || ':' || checksum || ':' \
+             || CASE WHEN no_transaction THEN 't' ELSE 'f' END, ',' ORDER BY version) \
+             FILTER (WHERE state = 'applied'), ''), 'UTF8')), 'hex') \
+             FROM {history}",
+            regclass = quote_literal(&self.history()),
+            history = self.history()
+        )
+    }
+
+    pub fn audit_insert(
+        &self,
+        event: &str,
+        version: Option<i64>,
+        name: Option<&str>,
+        checksum: Option<&str>,
+        detail: Option<&str>,
+    ) -> String {
+        format!(
+            "INSERT INTO {} (event, version, name, checksum, detail) VALUES ({}, {}, {}, {}, {})",
+            self.audit(),
+            quote_literal(event),
+            version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "NULL".into()),
+            quote_optional(name),
+            quote_optional(checksum),
+            quote_optional(detail)
+        )
+    }
+
+    /// Records a migration as applied. `execution_ms` is measured by the server from the start
+    /// of the transaction (`now()`), or given by the caller.
+    pub fn insert_row(&self, row: &NewRow<'_>) -> String {
+        format!(
+            "INSERT INTO {} (version, version_digits, name, checksum, no_transaction, state, \
+             execution_ms, statements_done, statements_total) VALUES ({}, {}, {}, {}, {}, {}, \
+             {}, {}, {})",
+            self.history(),
+            row.version,
+            quote_literal(row.version_digits),
+            quote_literal(row.name),
+            quote_literal(row.checksum),
+            row.no_transaction,
+            quote_literal(row.state.as_str()),
+            row.execution_ms
+                .map(|ms| ms.to_string())
+                .unwrap_or_else(|| {
+                    "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint".into()
+                }),
+            opt_int(row.statements_done),
+            opt_int(row.statements_total),
+        )
+    }
+
+    pub fn delete_row(&self, version: i64) -> String {
+        format!("DELETE FROM {} WHERE version = {version}", self.history())
+    }
+
+    pub fn progress(&self, version: i64, statements_done: usize) -> String {
+        format!(
+            "UPDATE {} SET statements_done = {statements_done} WHERE version = {version}",
+            self.history()
+        )
+    }
+
+    pub fn finish_no_transaction(&self, version: i64, execution_ms: u128) -> String {
+        format!(
+            "UPDATE {} SET state = 'applied', execution_ms = {execution_ms}, error = NULL, \
+             invalid_indexes = '{{}}', applied_at = now() WHERE version = {version}",
+            self.history()
+        )
+    }
+
+    pub fn fail(
+        &self,
+        version: i64,
+        statements_done: usize,
+        error: &str,
+        invalid_indexes: &[String],
+    ) -> String {
+        let array = if invalid_indexes.is_empty() {
+            "'{}'::text[]".to_owned()
+        } else {
+            format!(
+                "ARRAY[{}]::text[]",
+                invalid_indexes
+                    .iter()
+                    .map(|i| quote_literal(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        format!(
+            "UPDATE {} SET state = 'failed', statements_done = {statements_done}, error = {}, \
+             invalid_indexes = {array} WHERE version = {version}",
+            self.history(),
+            quote_literal(error)
+        )
+    }
+}
+
+fn opt_int(value: Option<usize>) -> String {
+    value
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "NULL".into())
+}
+
+/// A history row to insert.
+pub struct NewRow<'a> {
+    pub version: i64,
+    pub version_digits: &'a str,
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub no_transaction: bool,
+    pub state: State,
+    pub execution_ms: Option<u128>,
+    pub statements_done: Option<usize>,
+    pub statements_total: Option<usize>,
+}
+
+/// Reads the format number out of the history table's comment.
+pub fn parse_format_comment(comment: Option<&str>) -> Option<u32> {
+    comment?
+        .strip_prefix(FORMAT_COMMENT_PREFIX)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Parses a row of [`Names::select_history`].
+pub fn parse_history_row(row: &[Option<String>]) -> Option<AppliedMigration> {
+    let text = |i: usize| row.get(i).and_then(|v| v.as_deref());
+    Some(AppliedMigration {
+        version: text(0)?.parse().ok()?,
+        version_digits: text(1)?.to_owned(),
+        name: text(2)?.to_owned(),
+        checksum: text(3)?.to_owned(),
+        no_transaction: text(4)? == "t",
+        state: State::parse(text(5)?)?,
+        applied_at: text(6)?.to_owned(),
+        execution_ms: text(7).and_then(|v| v.parse().ok()),
+        applied_by: text(8)?.to_owned(),
+        statements_done: text(9).and_then(|v| v.parse().ok()),
+        statements_total: text(10).and_then(|v| v.parse().ok()),
+        error: text(11).map(str::to_owned),
+        invalid_indexes: text(12)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(ITEM_SEPARATOR).map(str::to_owned).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// Settings the caller's session holds at the start of a run, to restore after each migration.
+#[derive(Debug, Clone, Default)]
+pub struct SessionBaseline(pub Vec<(String, String)>);
+
+/// Reads the session's user-settable parameters that differ from their reset values.
+pub const SNAPSHOT_SESSION: &str = "SELECT name, setting FROM pg_settings \
+     WHERE context IN ('user', 'superuser') AND name NOT LIKE 'transaction\\_%' \
+     AND setting IS DISTINCT FROM reset_val";
+
+impl SessionBaseline {
+    /// A statement that puts every user-settable parameter back to the baseline (the
+    /// caller's value, or the reset value), touching only those that differ. Session-level, so
+    /// inside a transaction it survives the commit, and after a `SET LOCAL` it still wins.
+    pub fn restore(&self) -> String {
+        let values = if self.0.is_empty() {
+            "(NULL::text, NULL::text)".to_owned()
+        } else {
+            self.0
+                .iter()
+                .map(|(n, v)| format!("({}, {})", quote_literal(n), quote_literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "SELECT count(set_config(s.name, coalesce(b.setting, s.reset_val), false)) \
+             FROM pg_settings s LEFT JOIN (VALUES {values}) AS b(name, setting) ON b.name = s.name \
+             WHERE s.context IN ('user', 'superuser') AND s.name NOT LIKE 'transaction\\_%' \
+             AND s.setting IS DISTINCT FROM coalesce(b.setting, s.reset_val)"
+        )
+    }
+}
+
+/// Invalid indexes, as `regclass` text, that were not invalid before (`before`, index OIDs) or
+/// that carry one of `names` (an `IF NOT EXISTS` that found a leftover invalid index).
+pub fn new_invalid_indexes(before: &[String], names: &[String]) -> String {
+    let before = if before.is_empty() {
+        "'{}'::oid[]".to_owned()
+    } else {
+        format!("ARRAY[{}]::oid[]", before.join(", "))
+    };
+    let named = if names.is_empty() {
+        "false".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("i.indexrelid = to_regclass({})", quote_literal(n)))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    format!(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i \
+         WHERE NOT i.indisvalid AND (i.indexrelid <> ALL({before}) OR {named})"
+    )
+}
+
+/// OIDs of the invalid indexes that exist now.
+pub const INVALID_INDEX_OIDS: &str =
+    "SELECT indexrelid::oid::text FROM pg_index WHERE NOT indisvalid";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's a \\ test\0"), "E'it''s a \\\\ test'");
+    }
+
+    #[test]
+    fn lock_key_is_fixed_forever() {
+        let names = Names {
+            schema: "public".into(),
+            table: "migrations_history".into(),
+        };
+        // First 8 bytes of SHA-256("public.migrations_history"); changing this breaks the
+        // mutual exclusion between old and new binaries.
+        let digest = Sha256::digest(b"public.migrations_history");
+        let expected = i64::from_be_bytes(digest[..8].try_into().unwrap());
+        assert_eq!(names.lock_key(), expected);
+        assert_eq!(names.lock_key(), 6722348733901144960);
+    }
+
+    #[test]
+    fn format_comment() {
+        assert_eq!(
+            parse_format_comment(Some("migrations history, format 1")),
+            Some(1)
+        );
+        assert_eq!(parse_format_comment(Some("something else")), None);
+        assert_eq!(parse_format_comment(None), None);
+    }
+}

@@ -293,3 +293,33 @@ fn statement_ranges(file: &migrations_format::SqlFile) -> Vec<(usize, usize)> {
         Vec::new()
     }
 }
+
+#[cfg(test)]
+impl Migrations {
+    /// An in-memory set for the planner's tests: (version digits, name, checksum, no_tx, down).
+    pub(crate) fn for_tests(items: &[(&str, &str, &str, bool, bool)]) -> Migrations {
+        let script = |checksum: &str, no_transaction: bool| Script {
+            sql: Cow::Owned("SELECT 1".to_owned()),
+            checksum: Cow::Owned(checksum.to_owned()),
+            no_transaction,
+            lock_timeout_ms: None,
+            statement_timeout_ms: None,
+            statements: Cow::Owned(Vec::new()),
+            refused_in_transaction: None,
+        };
+        let list: Vec<Migration> = items
+            .iter()
+            .map(|(digits, name, checksum, no_tx, down)| Migration {
+                version: digits.parse().unwrap(),
+                digits: Cow::Owned(digits.to_string()),
+                name: Cow::Owned(name.to_string()),
+                up: script(checksum, *no_tx),
+                down: down.then(|| script("down", false)),
+            })
+            .collect();
+        Migrations {
+            list: Cow::Owned(list),
+            chain_digest: Cow::Borrowed(""),
+        }
+    }
+}

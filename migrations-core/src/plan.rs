@@ -559,3 +559,252 @@ pub fn status(migrations: &Migrations, history: &[AppliedMigration]) -> Vec<Stat
     lines.sort_by(|a, b| cmp_digits(&a.version_digits, &b.version_digits));
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    //! The planner, table-driven, without a database.
+
+    use super::*;
+
+    fn known() -> Migrations {
+        Migrations::for_tests(&[
+            ("1", "one", "c1", false, true),
+            ("2", "two", "c2", false, true),
+            ("3", "three", "c3", true, true),
+            ("4", "four", "c4", false, false),
+        ])
+    }
+
+    fn row(version: i64, checksum: &str, state: State) -> AppliedMigration {
+        AppliedMigration {
+            version,
+            version_digits: version.to_string(),
+            name: format!("v{version}"),
+            checksum: checksum.to_owned(),
+            no_transaction: version == 3,
+            state,
+            applied_at: String::new(),
+            execution_ms: None,
+            applied_by: String::new(),
+            statements_done: Some(0),
+            statements_total: Some(1),
+            error: (state != State::Applied).then(|| "boom".to_owned()),
+            invalid_indexes: Vec::new(),
+        }
+    }
+
+    fn applied(versions: &[i64]) -> Vec<AppliedMigration> {
+        versions
+            .iter()
+            .map(|v| row(*v, &format!("c{v}"), State::Applied))
+            .collect()
+    }
+
+    fn steps(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| format!("{} {}", s.direction.as_str(), s.version))
+            .collect()
+    }
+
+    fn up(to: Option<i64>) -> Operation {
+        Operation::Up { to }
+    }
+
+    #[test]
+    fn plans_by_operation() {
+        let m = known();
+        let policy = DriftPolicy::default();
+        let cases: Vec<(&[i64], Operation, Vec<&str>)> = vec![
+            (&[], up(None), vec!["up 1", "up 2", "up 3", "up 4"]),
+            (&[], up(Some(2)), vec!["up 1", "up 2"]),
+            (&[1, 2], up(None), vec!["up 3", "up 4"]),
+            (&[1, 2, 3, 4], up(None), vec![]),
+            (
+                &[1, 2, 3],
+                Operation::Down(DownTarget::Count(2)),
+                vec!["down 3", "down 2"],
+            ),
+            (
+                &[1, 2, 3],
+                Operation::Down(DownTarget::To(1)),
+                vec!["down 3", "down 2"],
+            ),
+            (
+                &[1, 2, 3],
+                Operation::Down(DownTarget::All),
+                vec!["down 3", "down 2", "down 1"],
+            ),
+            (
+                &[1, 2],
+                Operation::Redo { count: 1 },
+                vec!["down 2", "up 2"],
+            ),
+            (&[], Operation::Down(DownTarget::Count(1)), vec![]),
+        ];
+        for (history, operation, expected) in cases {
+            let plan = plan(&m, &applied(history), &operation, &policy).unwrap();
+            assert_eq!(steps(&plan), expected, "{history:?} {operation:?}");
+        }
+        let plan = plan(&m, &[], &up(None), &policy).unwrap();
+        assert!(plan.steps[2].no_transaction);
+    }
+
+    #[test]
+    fn refusals() {
+        let m = known();
+        let p = DriftPolicy::default();
+        assert_eq!(
+            plan(&m, &[], &up(Some(9)), &p),
+            Err(PlanError::UnknownTarget(9))
+        );
+        assert_eq!(
+            plan(
+                &m,
+                &applied(&[1, 2, 3, 4]),
+                &Operation::Down(DownTarget::Count(1)),
+                &p
+            ),
+            Err(PlanError::NoDown {
+                version: 4,
+                name: "four".into()
+            })
+        );
+    }
+
+    #[test]
+    fn each_drift_kind_is_found_and_listed() {
+        let m = known();
+        let p = DriftPolicy::default();
+        // Edited: checksum differs.
+        let mut h = applied(&[1, 2]);
+        h[0].checksum = "other".into();
+        let err = plan(&m, &h, &up(None), &p).unwrap_err();
+        assert_eq!(err.drift_kinds(), vec![DriftKind::Edited]);
+        assert!(err
+            .to_string()
+            .contains("1 v1: applied checksum other, file checksum c1"));
+        // Edited: transaction mode flipped.
+        let mut h = applied(&[1, 2, 3]);
+        h[2].no_transaction = false;
+        let err = plan(&m, &h, &up(None), &p).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("applied in a transaction, the file now runs outside a transaction"),
+            "{err}"
+        );
+        // Missing: applied, unknown, below the newest known.
+        let h = vec![row(1, "c1", State::Applied), row(2, "c2", State::Applied)];
+        let m2 = Migrations::for_tests(&[
+            ("1", "one", "c1", false, true),
+            ("3", "three", "c3", false, true),
+        ]);
+        let err = plan(&m2, &h, &up(None), &p).unwrap_err();
+        assert_eq!(err.drift_kinds(), vec![DriftKind::Missing]);
+        // Future: applied above the newest known: a warning.
+        let h = applied(&[1, 2, 3, 4, 5]);
+        let ok = plan(&m, &h, &up(None), &p).unwrap();
+        assert_eq!(ok.warnings[0].kind, DriftKind::Future);
+        assert_eq!(ok.warnings[0].items[0].version, 5);
+        // Out of order: pending below the highest applied, future rows ignored.
+        let err = plan(&m, &applied(&[1, 3]), &up(None), &p).unwrap_err();
+        assert_eq!(err.drift_kinds(), vec![DriftKind::OutOfOrder]);
+        assert!(err.to_string().contains("2 two: below applied version 3"));
+        let fine = plan(&m, &applied(&[1, 2, 9]), &up(None), &p).unwrap();
+        assert_eq!(steps(&fine), vec!["up 3", "up 4"]);
+        // Failed: always an error, with the statement and the error.
+        let mut h = applied(&[1, 2]);
+        h.push(row(3, "c3", State::Failed));
+        let err = plan(&m, &h, &up(None), &p).unwrap_err();
+        assert_eq!(err.drift_kinds(), vec![DriftKind::Failed]);
+        assert!(
+            err.to_string()
+                .contains("3 v3: failed at statement 1 of 1: boom"),
+            "{err}"
+        );
+        // Several kinds at once: all listed.
+        let mut h = applied(&[1, 3, 7]);
+        h[0].checksum = "x".into();
+        let err = plan(&m, &h, &up(None), &p).unwrap_err();
+        assert_eq!(
+            err.drift_kinds(),
+            vec![DriftKind::Edited, DriftKind::OutOfOrder]
+        );
+    }
+
+    #[test]
+    fn policies_change_defaults() {
+        let m = known();
+        let lenient = DriftPolicy {
+            edited: Policy::Warn,
+            missing: Policy::Ignore,
+            future: Policy::Error,
+            out_of_order: Policy::Warn,
+        };
+        let mut h = applied(&[1, 3]);
+        h[0].checksum = "x".into();
+        let ok = plan(&m, &h, &up(None), &lenient).unwrap();
+        assert_eq!(steps(&ok), vec!["up 2", "up 4"]);
+        let kinds: Vec<DriftKind> = ok.warnings.iter().map(|w| w.kind).collect();
+        assert_eq!(kinds, vec![DriftKind::Edited, DriftKind::OutOfOrder]);
+        let err = plan(&m, &applied(&[1, 2, 3, 4, 5]), &up(None), &lenient).unwrap_err();
+        assert_eq!(err.drift_kinds(), vec![DriftKind::Future]);
+        // A failed migration cannot be waved through.
+        let mut h = applied(&[1]);
+        h.push(row(2, "c2", State::Running));
+        let all_ignore = DriftPolicy {
+            edited: Policy::Ignore,
+            missing: Policy::Ignore,
+            future: Policy::Ignore,
+            out_of_order: Policy::Ignore,
+        };
+        assert!(plan(&m, &h, &up(None), &all_ignore).is_err());
+    }
+
+    #[test]
+    fn diesel_timestamps_order_as_digit_strings() {
+        let m = Migrations::for_tests(&[
+            ("202511190914440000", "a", "ca", false, true),
+            ("20260120162913", "b", "cb", false, true),
+        ]);
+        // Sorted in the set as the loader sorts them; the planner keeps that order.
+        let plan = plan(&m, &[], &up(None), &DriftPolicy::default()).unwrap();
+        assert_eq!(
+            steps(&plan),
+            vec!["up 202511190914440000", "up 20260120162913"]
+        );
+        // 20260120162913 applied: the other one is below it by digit-string order.
+        let h = vec![AppliedMigration {
+            version_digits: "20260120162913".into(),
+            ..row(20260120162913, "cb", State::Applied)
+        }];
+        let err = super::plan(&m, &h, &up(None), &DriftPolicy::default()).unwrap_err();
+        assert_eq!(err.drift_kinds(), vec![DriftKind::OutOfOrder]);
+    }
+
+    #[test]
+    fn status_shows_every_state() {
+        let m = known();
+        let mut h = applied(&[1, 3, 9]);
+        h[0].checksum = "x".into();
+        h.push(AppliedMigration {
+            version_digits: "0".into(),
+            ..row(0, "c0", State::Applied)
+        });
+        let lines: Vec<String> = status(&m, &h)
+            .iter()
+            .map(|l| format!("{} {}", l.version, l.status.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "0 missing",
+                "1 edited",
+                "2 out-of-order",
+                "3 applied",
+                "4 pending",
+                "9 future"
+            ]
+        );
+    }
+}

@@ -105,6 +105,17 @@ pub(crate) enum Maintenance {
     },
     /// Record every known migration up to `version` as applied without running it.
     Baseline { version: i64 },
+    /// Import another tool's history (rows up to `version`), checking what can be checked.
+    Adopt { tool: Tool, version: i64 },
+}
+
+/// A migration tool whose history table can be adopted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// `__diesel_schema_migrations`: versions only, no checksums (taken on trust).
+    Diesel,
+    /// `_sqlx_migrations`: SHA-384 checksums, checked against the files; failed rows refused.
+    Sqlx,
 }
 
 /// What a maintenance operation changed, one line per migration.
@@ -164,11 +175,7 @@ async fn maintain_locked<C: Conn>(
                             .await
                             .map_err(Error::db(format!("dropping invalid index {index}")))?;
                     }
-                    batch.push_str(&format!(
-                        "{};
-",
-                        names.delete_row(row.version)
-                    ));
+                    batch.push_str(&format!("{};\n", names.delete_row(row.version)));
                     let detail = format!(
                         "cleared {} state{}",
                         row.state,
@@ -179,8 +186,7 @@ async fn maintain_locked<C: Conn>(
                         }
                     );
                     batch.push_str(&format!(
-                        "{};
-",
+                        "{};\n",
                         names.audit_insert(
                             "repair",
                             Some(row.version),
@@ -195,8 +201,7 @@ async fn maintain_locked<C: Conn>(
                         if m.checksum() != row.checksum || m.no_transaction() != row.no_transaction
                         {
                             batch.push_str(&format!(
-                                "UPDATE {} SET checksum = {}, no_transaction = {} WHERE version = {};
-",
+                                "UPDATE {} SET checksum = {}, no_transaction = {} WHERE version = {};\n",
                                 names.history(),
                                 quote_literal(m.checksum()),
                                 m.no_transaction(),
@@ -208,8 +213,7 @@ async fn maintain_locked<C: Conn>(
                                 row.checksum
                             );
                             batch.push_str(&format!(
-                                "{};
-",
+                                "{};\n",
                                 names.audit_insert(
                                     "repair",
                                     Some(row.version),
@@ -265,18 +269,139 @@ async fn maintain_locked<C: Conn>(
                 done.push(format!("{} {}: recorded as applied", m.version(), m.name()));
             }
         }
+        Maintenance::Adopt { tool, version } => {
+            let target = migrations
+                .get(*version)
+                .ok_or(crate::plan::PlanError::UnknownTarget(*version))?;
+            let foreign = read_foreign(conn, *tool).await?;
+            let mut problems = Vec::new();
+            for row in &foreign {
+                let known = migrations.iter().find(|m| {
+                    m.version_digits() == row.digits || m.version().to_string() == row.digits
+                });
+                let Some(m) = known else {
+                    problems.push(format!("{}: not a migration of this set", row.digits));
+                    continue;
+                };
+                let above_target = migrations_format::Version::compare_digits(
+                    m.version_digits(),
+                    target.version_digits(),
+                ) == std::cmp::Ordering::Greater;
+                if above_target || history.iter().any(|r| r.version == m.version()) {
+                    continue;
+                }
+                if row.success == Some(false) {
+                    problems.push(format!(
+                        "{} {}: sqlx recorded it as failed (success = false); fix it with sqlx \
+                         first",
+                        m.version(),
+                        m.name()
+                    ));
+                    continue;
+                }
+                if let Some(theirs) = &row.sha384 {
+                    let ours = sha384_hex(m.up().sql());
+                    if *theirs != ours {
+                        problems.push(format!(
+                            "{} {}: sqlx checksum {theirs} differs from the file's {ours} \
+                             (edited since it ran?)",
+                            m.version(),
+                            m.name()
+                        ));
+                        continue;
+                    }
+                }
+                let detail = format!("adopted from {}", tool.table());
+                batch.push_str(&format!(
+                    "{};\n{};\n",
+                    names.insert_row(&NewRow {
+                        version: m.version(),
+                        version_digits: m.version_digits(),
+                        name: m.name(),
+                        checksum: m.checksum(),
+                        no_transaction: m.no_transaction(),
+                        state: State::Applied,
+                        execution_ms: Some(0),
+                        statements_done: None,
+                        statements_total: None,
+                    }),
+                    names.audit_insert(
+                        "baseline",
+                        Some(m.version()),
+                        Some(m.name()),
+                        Some(m.checksum()),
+                        Some(&detail)
+                    )
+                ));
+                done.push(format!("{} {}: {detail}", m.version(), m.name()));
+            }
+            if !problems.is_empty() {
+                return Err(Error::Adopt {
+                    table: tool.table().to_owned(),
+                    problems,
+                });
+            }
+        }
     }
     if !batch.is_empty() {
-        let batch = format!(
-            "BEGIN;
-{batch}COMMIT;"
-        );
+        let batch = format!("BEGIN;\n{batch}COMMIT;");
         if let Err(e) = conn.simple(&batch).await {
             let _ = conn.simple("ROLLBACK").await;
             return Err(Error::db("updating the history")(e));
         }
     }
     Ok(done)
+}
+
+impl Tool {
+    pub fn table(self) -> &'static str {
+        match self {
+            Tool::Diesel => "__diesel_schema_migrations",
+            Tool::Sqlx => "_sqlx_migrations",
+        }
+    }
+}
+
+/// A row of another tool's history.
+struct ForeignRow {
+    digits: String,
+    success: Option<bool>,
+    sha384: Option<String>,
+}
+
+async fn read_foreign<C: Conn>(conn: &mut C, tool: Tool) -> Result<Vec<ForeignRow>, Error> {
+    // Both tools keep their table on the search_path (normally public).
+    let query = match tool {
+        Tool::Diesel => {
+            "SELECT replace(version, '-', ''), NULL, NULL FROM __diesel_schema_migrations"
+        }
+        Tool::Sqlx => {
+            "SELECT version::text, success::text, encode(checksum, 'hex') FROM _sqlx_migrations"
+        }
+    };
+    let rows = conn
+        .simple(query)
+        .await
+        .map_err(Error::db(format!("reading {}", tool.table())))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut r = r.into_iter();
+            Some(ForeignRow {
+                digits: r.next()??,
+                success: r.next().flatten().map(|s| s == "true" || s == "t"),
+                sha384: r.next().flatten(),
+            })
+        })
+        .collect())
+}
+
+fn sha384_hex(text: &str) -> String {
+    use sha2::{Digest, Sha384};
+    Sha384::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Creates the history tables when they do not exist (under the lock).

@@ -104,6 +104,13 @@ pub enum Error {
     )]
     GroupedNoTransaction { version: i64, name: String },
 
+    /// Another tool's history could not be adopted as it is; nothing was recorded.
+    #[error("cannot adopt {table}; nothing was recorded:{}", .problems.iter().map(|p| format!("\n  {p}")).collect::<String>())]
+    Adopt {
+        table: String,
+        problems: Vec<String>,
+    },
+
     /// A bookkeeping query failed.
     #[error("{context}: {source}")]
     Db { context: String, source: DbError },

@@ -31,18 +31,23 @@ mod engine;
 mod error;
 mod history;
 mod migrator;
+mod offline;
 pub mod plan;
 mod report;
 mod sql;
 
+pub use sql::Names;
+
 pub use db::DbError;
 pub use embedded::{Migration, Migrations, Refusal, Script};
+pub use engine::Tool;
 pub use error::Error;
 pub use history::{AppliedMigration, State};
 pub use migrator::{
     Migrator, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,
     DEFAULT_TABLE,
 };
+pub use offline::{offline_script, OfflineError, OfflineRange};
 pub use plan::{DownTarget, Drift, DriftKind, DriftPolicy, Operation, Plan, Policy};
 pub use report::{Event, Ran, Report};
 
@@ -62,3 +67,6 @@ pub use report::{Event, Ran, Report};
 /// - `require_down`: every migration must have a down file (also `require_down = true` in
 ///   `migrations.toml`).
 pub use migrations_macros::embed_migrations;
+
+#[cfg(feature = "connect")]
+pub mod connect;

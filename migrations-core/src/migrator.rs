@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::embedded::Migrations;
-use crate::engine::{self, Config, Maintenance};
+use crate::engine::{self, Config, Maintenance, Tool};
 use crate::error::Error;
 use crate::plan::{DownTarget, DriftPolicy, Operation, Plan, Policy, StatusLine};
 use crate::report::{Event, Report};
@@ -232,6 +232,18 @@ mod sync_driver {
             self.maintain(client, Maintenance::Baseline { version })
         }
 
+        /// Imports the history of a database that diesel or sqlx managed: its rows up to
+        /// `version` are recorded as applied (diesel's on trust; sqlx's after checking their
+        /// SHA-384 against the files, and refusing rows sqlx marked failed).
+        pub fn adopt(
+            &mut self,
+            client: &mut postgres::Client,
+            tool: Tool,
+            version: i64,
+        ) -> Result<Vec<String>, Error> {
+            self.maintain(client, Maintenance::Adopt { tool, version })
+        }
+
         fn maintain(
             &mut self,
             client: &mut postgres::Client,
@@ -370,6 +382,25 @@ mod async_driver {
         ) -> Result<Vec<String>, Error> {
             let (migrations, config, mut events) = self.parts();
             let operation = Maintenance::Baseline { version };
+            engine::maintain(
+                &mut AsyncConn(client),
+                migrations,
+                config,
+                &operation,
+                &mut *events,
+            )
+            .await
+        }
+
+        /// Async twin of [`Migrator::adopt`].
+        pub async fn adopt_async(
+            &mut self,
+            client: &mut tokio_postgres::Client,
+            tool: Tool,
+            version: i64,
+        ) -> Result<Vec<String>, Error> {
+            let (migrations, config, mut events) = self.parts();
+            let operation = Maintenance::Adopt { tool, version };
             engine::maintain(
                 &mut AsyncConn(client),
                 migrations,

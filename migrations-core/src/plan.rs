@@ -187,7 +187,7 @@ pub enum PlanError {
     /// Drift that the policy makes an error; nothing was run.
     #[error("{}", display_drifts(.0))]
     Drift(Vec<Drift>),
-    #[error("version {0} is not a migration of this binary; `--to` takes one of its versions")]
+    #[error("version {0} is not a migration of this binary; give one of its versions (`migrations status` lists them)")]
     UnknownTarget(i64),
     #[error("cannot revert {version} {name}: it has no down file")]
     NoDown { version: i64, name: String },

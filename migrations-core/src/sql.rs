@@ -42,11 +42,20 @@ fn quote_optional(text: Option<&str>) -> String {
     text.map(quote_literal).unwrap_or_else(|| "NULL".to_owned())
 }
 
-/// Where the history lives.
+/// Where the history lives: schema and table (the audit table is `<table>_audit`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     pub schema: String,
     pub table: String,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names {
+            schema: crate::DEFAULT_SCHEMA.to_owned(),
+            table: crate::DEFAULT_TABLE.to_owned(),
+        }
+    }
 }
 
 impl Names {

@@ -526,3 +526,150 @@ behaviour!(down_refused_in_transaction_explains, |driver: Driver| {
         "down 2 i: line 1: DROP INDEX CONCURRENTLY cannot run inside a transaction block; add `-- migrations:no-transaction` as the first line of the file"
     );
 });
+
+#[test]
+fn offline_script_runs_in_psql_with_the_same_bookkeeping() {
+    use migrations_core::plan::Direction;
+    use migrations_core::{offline_script, Names, OfflineRange};
+    let db = test_db();
+    let dir = three();
+    let m = dir.load();
+    let script = offline_script(
+        &m,
+        &Names::default(),
+        OfflineRange {
+            from: None,
+            to: None,
+            direction: Direction::Up,
+        },
+    )
+    .unwrap();
+    let file = dir.path().join("up.sql.out");
+    std::fs::write(&file, &script).unwrap();
+    let psql = |file: &std::path::Path| {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(file)
+            .arg(db.url())
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&file);
+    assert!(table_exists(&db, "posts_user"));
+    // The runner finds the offline bookkeeping identical to its own: nothing to do, fast.
+    let r = Driver::Sync.up(&db, &m).unwrap();
+    assert!(
+        r.up_to_date_fast,
+        "digest of the offline history equals the binary's"
+    );
+
+    let down = offline_script(
+        &m,
+        &Names::default(),
+        OfflineRange {
+            from: None,
+            to: Some(1),
+            direction: Direction::Down,
+        },
+    )
+    .unwrap();
+    std::fs::write(&file, &down).unwrap();
+    psql(&file);
+    assert!(!table_exists(&db, "posts"));
+    assert!(table_exists(&db, "users"));
+    assert_eq!(
+        column(&db, "SELECT version::text FROM public.migrations_history"),
+        vec![Some("1".to_owned())]
+    );
+}
+
+#[test]
+fn adopts_diesel_and_sqlx_history() {
+    use migrations_core::{Migrator, Tool};
+    // diesel: versions only, taken on trust.
+    let db = test_db();
+    let dir = three();
+    let m = dir.load();
+    let mut client = db.connect();
+    client
+        .batch_execute(&format!(
+            "{USERS_UP};\nCREATE TABLE posts (id int, user_id int REFERENCES users);\n\
+             CREATE TABLE __diesel_schema_migrations (version varchar(50) PRIMARY KEY, run_on timestamp NOT NULL DEFAULT now());\n\
+             INSERT INTO __diesel_schema_migrations (version) VALUES ('1'), ('2');"
+        ))
+        .unwrap();
+    let adopted = Migrator::new(&m)
+        .adopt(&mut client, Tool::Diesel, 2)
+        .unwrap();
+    assert_eq!(
+        adopted,
+        vec![
+            "1 users: adopted from __diesel_schema_migrations",
+            "2 posts: adopted from __diesel_schema_migrations"
+        ]
+    );
+    let r = Migrator::new(&m).run(&mut client).unwrap();
+    assert_eq!(r.ran.iter().map(|r| r.version).collect::<Vec<_>>(), vec![3]);
+
+    // sqlx: SHA-384 checked, failed rows refused.
+    let db = test_db();
+    let mut client = db.connect();
+    let sql1 = m.get(1).unwrap().up().sql().replace('\'', "''");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE _sqlx_migrations (version bigint PRIMARY KEY, description text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now(), success boolean NOT NULL, checksum bytea NOT NULL, execution_time bigint NOT NULL);\n\
+             INSERT INTO _sqlx_migrations VALUES (1, 'users', now(), true, sha384(convert_to('{sql1}', 'UTF8')), 1),\n\
+             (2, 'posts', now(), false, sha384(convert_to('x', 'UTF8')), 1);"
+        ))
+        .unwrap();
+    let err = Migrator::new(&m)
+        .adopt(&mut client, Tool::Sqlx, 2)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot adopt _sqlx_migrations; nothing was recorded:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 posts: sqlx recorded it as failed (success = false)"),
+        "{text}"
+    );
+    client
+        .batch_execute("UPDATE _sqlx_migrations SET success = true WHERE version = 2")
+        .unwrap();
+    let err = Migrator::new(&m)
+        .adopt(&mut client, Tool::Sqlx, 2)
+        .unwrap_err();
+    assert!(err.to_string().contains("2 posts: sqlx checksum"), "{err}");
+    client
+        .batch_execute("DELETE FROM _sqlx_migrations WHERE version = 2")
+        .unwrap();
+    let adopted = Migrator::new(&m).adopt(&mut client, Tool::Sqlx, 2).unwrap();
+    assert_eq!(adopted, vec!["1 users: adopted from _sqlx_migrations"]);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM public.migrations_history_audit WHERE event = 'baseline'"
+        ),
+        Some("1".into())
+    );
+}
+
+#[test]
+fn baseline_records_without_running() {
+    use migrations_core::Migrator;
+    let db = test_db();
+    let dir = three();
+    let m = dir.load();
+    let mut client = db.connect();
+    let done = Migrator::new(&m).baseline(&mut client, 2).unwrap();
+    assert_eq!(done.len(), 2);
+    assert!(!table_exists(&db, "users"), "baseline runs nothing");
+    let err = Migrator::new(&m).baseline(&mut client, 7).unwrap_err();
+    assert_eq!(err.to_string(), "version 7 is not a migration of this binary; give one of its versions (`migrations status` lists them)");
+}

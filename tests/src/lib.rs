@@ -1156,6 +1156,16 @@ fn try_start(
         .stderr(Stdio::null())
         // Own process group: a terminal's Ctrl-C must not stop the cleanup.
         .process_group(0);
+    // Do not let the watchdog and the server hold other descriptors this process inherited
+    // without close-on-exec (a caller's output pipe, say) after the process is gone.
+    let fd_limit = open_fd_limit();
+    // SAFETY: the closure only makes async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            set_cloexec_from(3, fd_limit);
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| {
         let _ = fs::remove_dir_all(&dir);
         fatal(format!("migrations-tests: could not start /bin/sh: {e}"))
@@ -1180,7 +1190,12 @@ fn try_start(
     };
     let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
 
-    match wait_ready(&admin_url, pid, &data_dir) {
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    match wait_ready(&admin_url, pid, &data_dir, major >= 10) {
         Ok(()) => {
             // The child handle is not needed; dropping it neither kills nor waits.
             drop(child);
@@ -1212,7 +1227,7 @@ fn try_start(
                 bin_dir.join("postgres").display(),
                 data_dir.display(),
                 log_file.display(),
-                if run_as.is_some() {
+                if run_as.is_some() && !port_taken {
                     "\n(running as root: the server runs as the `postgres` user, which must be \
                      able to reach the directory; set MIGRATIONS_TEST_TMPDIR to a directory it can reach)"
                 } else {
@@ -1224,6 +1239,49 @@ fn try_start(
             } else {
                 StartError::Fatal(message)
             })
+        }
+    }
+}
+
+fn open_fd_limit() -> libc::c_int {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if ok {
+        libc::c_int::try_from(limit.rlim_cur.min(65_536)).unwrap_or(65_536)
+    } else {
+        4096
+    }
+}
+
+/// Marks every descriptor from `first` on close-on-exec (runs between fork and exec).
+fn set_cloexec_from(first: libc::c_int, limit: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+    for fd in first..limit {
+        // SAFETY: fcntl on a possibly closed descriptor just fails with EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
         }
     }
 }
@@ -1241,7 +1299,12 @@ fn stop_watchdog(stdin: ChildStdin, mut child: Child) {
 /// Connecting before the server is ready could reach whatever else took the port meanwhile
 /// (which may accept and never answer); once our postmaster is ready, it holds the port
 /// (a failed bind is fatal for it), so the connection reaches it.
-fn wait_ready(admin_url: &str, pid: u32, data_dir: &Path) -> Result<(), String> {
+fn wait_ready(
+    admin_url: &str,
+    pid: u32,
+    data_dir: &Path,
+    has_status_line: bool,
+) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let pid_file = data_dir.join("postmaster.pid");
     let mut last_error = String::from("no connection attempt yet");
@@ -1253,7 +1316,12 @@ fn wait_ready(admin_url: &str, pid: u32, data_dir: &Path) -> Result<(), String> 
         let lines: Vec<&str> = contents.lines().collect();
         let ours = lines.first().and_then(|l| l.trim().parse::<u32>().ok()) == Some(pid);
         // Line 8 is the status (PostgreSQL 10 and later); older servers: try connecting.
-        let ready = ours && lines.get(7).is_none_or(|status| status.trim() == "ready");
+        let ready = ours
+            && if has_status_line {
+                lines.get(7).is_some_and(|status| status.trim() == "ready")
+            } else {
+                lines.len() >= 6
+            };
         if ready {
             match Client::connect(admin_url, NoTls) {
                 Ok(mut client) => {

@@ -1,0 +1,190 @@
+//! Offline SQL (Alembic's `--sql`): a script a DBA runs with `psql`, bookkeeping included, for
+//! databases the runner cannot reach. Pure: it reads no database, so it cannot know what is
+//! applied; the caller says which range to write.
+
+use std::cmp::Ordering;
+
+use migrations_format::Version;
+
+use crate::embedded::{Migration, Migrations, Script};
+use crate::history::State;
+use crate::plan::Direction;
+use crate::sql::{Names, NewRow};
+
+/// Which migrations the script covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineRange {
+    /// Up: start after this version (exclusive). Down: start at this version (inclusive).
+    pub from: Option<i64>,
+    /// Up: stop at this version (inclusive). Down: stop above this version (it stays applied).
+    pub to: Option<i64>,
+    pub direction: Direction,
+}
+
+/// Why no script could be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfflineError {
+    #[error("version {0} is not a migration of this set")]
+    UnknownVersion(i64),
+    #[error("cannot revert {version} {name}: it has no down file")]
+    NoDown { version: i64, name: String },
+}
+
+/// Writes the script. Run it with `psql -v ON_ERROR_STOP=1 -f <file>`: it takes the migrations
+/// lock without waiting (and stops if another runner holds it), applies each migration with its
+/// history row in one transaction (no-transaction ones statement by statement, with a
+/// `running` row first), and releases the lock.
+pub fn offline_script(
+    migrations: &Migrations,
+    names: &Names,
+    range: OfflineRange,
+) -> Result<String, OfflineError> {
+    let digits = |v: i64| {
+        migrations
+            .get(v)
+            .map(|m| m.version_digits().to_owned())
+            .ok_or(OfflineError::UnknownVersion(v))
+    };
+    let from = range.from.map(digits).transpose()?;
+    let to = range.to.map(digits).transpose()?;
+    let cmp = |m: &Migration, v: &str| Version::compare_digits(m.version_digits(), v);
+    let mut chosen: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| match range.direction {
+            Direction::Up => {
+                from.as_deref()
+                    .is_none_or(|f| cmp(m, f) == Ordering::Greater)
+                    && to.as_deref().is_none_or(|t| cmp(m, t) != Ordering::Greater)
+            }
+            Direction::Down => {
+                from.as_deref()
+                    .is_none_or(|f| cmp(m, f) != Ordering::Greater)
+                    && to.as_deref().is_none_or(|t| cmp(m, t) == Ordering::Greater)
+            }
+        })
+        .collect();
+    if range.direction == Direction::Down {
+        chosen.reverse();
+    }
+
+    let key = names.lock_key();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "-- Offline migration script ({}, {} migrations), written by `migrations sql`.\n\
+         -- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\
+         \\set ON_ERROR_STOP on\n\n",
+        range.direction.as_str(),
+        chosen.len()
+    ));
+    out.push_str(&names.create());
+    out.push_str("\n\n");
+    out.push_str(&format!(
+        "-- One runner at a time: stop at once if another holds the lock.\n\
+         SELECT pg_try_advisory_lock({key}) AS migrations_locked \\gset\n\
+         \\if :migrations_locked\n\\else\n\
+         \\echo 'another migration runner holds the migrations lock; try again later'\n\
+         \\quit 1\n\\endif\n\n"
+    ));
+    for m in chosen {
+        let script = match range.direction {
+            Direction::Up => m.up(),
+            Direction::Down => m.down().ok_or_else(|| OfflineError::NoDown {
+                version: m.version(),
+                name: m.name().to_owned(),
+            })?,
+        };
+        out.push_str(&format!(
+            "-- {} {} {}\n",
+            range.direction.as_str(),
+            m.version_digits(),
+            m.name()
+        ));
+        if script.no_transaction() {
+            out.push_str(&no_transaction_block(m, script, names, range.direction));
+        } else {
+            out.push_str("BEGIN;\n");
+            out.push_str(script.sql());
+            out.push_str("\n;\n");
+            out.push_str(&bookkeeping(m, script, names, range.direction));
+            out.push_str("COMMIT;\n\n");
+        }
+    }
+    out.push_str(&format!("SELECT pg_advisory_unlock({key});\n"));
+    Ok(out)
+}
+
+fn bookkeeping(m: &Migration, script: &Script, names: &Names, direction: Direction) -> String {
+    let record = match direction {
+        Direction::Up => names.insert_row(&NewRow {
+            version: m.version(),
+            version_digits: m.version_digits(),
+            name: m.name(),
+            checksum: m.checksum(),
+            no_transaction: m.no_transaction(),
+            state: State::Applied,
+            execution_ms: None,
+            statements_done: None,
+            statements_total: None,
+        }),
+        Direction::Down => names.delete_row(m.version()),
+    };
+    let audit = names.audit_insert(
+        direction.as_str(),
+        Some(m.version()),
+        Some(m.name()),
+        Some(script.checksum()),
+        Some("offline script"),
+    );
+    format!("{record};\n{audit};\n")
+}
+
+fn no_transaction_block(
+    m: &Migration,
+    script: &Script,
+    names: &Names,
+    direction: Direction,
+) -> String {
+    let mut out = String::new();
+    let statements: Vec<&str> = script.statements().collect();
+    if direction == Direction::Up {
+        out.push_str(&names.insert_row(&NewRow {
+            version: m.version(),
+            version_digits: m.version_digits(),
+            name: m.name(),
+            checksum: m.checksum(),
+            no_transaction: true,
+            state: State::Running,
+            execution_ms: Some(0),
+            statements_done: Some(0),
+            statements_total: Some(statements.len()),
+        }));
+        out.push_str(";\n");
+    }
+    for (i, statement) in statements.iter().enumerate() {
+        out.push_str(statement);
+        out.push_str(";\n");
+        if direction == Direction::Up {
+            out.push_str(&names.progress(m.version(), i + 1));
+            out.push_str(";\n");
+        }
+    }
+    match direction {
+        Direction::Up => {
+            out.push_str(&names.finish_no_transaction(m.version(), 0));
+            out.push_str(";\n");
+            out.push_str(&names.audit_insert(
+                "up",
+                Some(m.version()),
+                Some(m.name()),
+                Some(script.checksum()),
+                Some("offline script"),
+            ));
+            out.push_str(";\n\n");
+        }
+        Direction::Down => {
+            out.push_str(&bookkeeping(m, script, names, direction));
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -1,38 +1,214 @@
 //! The command line: each flag documented where it is defined; the same definitions feed
-//! `--help`.
+//! `--help` and the shell completions.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// PostgreSQL migrations: plain SQL up/down pairs, checksummed, applied safely.
+///
+/// Connection: --database-url, else DATABASE_URL, else the PG* variables (PGHOST, PGUSER, ...)
+/// and ~/.pgpass. Exit codes: 0 done; 1 operational failure (connection, SQL error, lock
+/// timeout); 2 bad usage or bad migration files; 3 findings (drift, `status --exit-code` with
+/// work pending).
 #[derive(Debug, Parser)]
-#[command(name = "migrations", version, about, max_term_width = 100)]
+#[command(name = "migrations", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
-    /// The migrations directory.
-    #[arg(long, global = true, default_value = "migrations", value_name = "DIR")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The database, as a postgres:// URL. Its password never appears in any output.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// The migrations directory.
+    #[arg(long, global = true, default_value = "migrations", value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Schema of the history tables (default public). Does not change search_path.
+    #[arg(long, global = true, value_name = "SCHEMA")]
+    pub schema: Option<String>,
+
+    /// Name of the history table (default migrations_history).
+    #[arg(long, global = true, value_name = "TABLE")]
+    pub table: Option<String>,
+
+    /// search_path for the migrations' own SQL.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub search_path: Option<String>,
+
+    /// Output format: text for people, json for scripts (one document on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// lock_timeout for each migration, e.g. 5s (a file's directive wins).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Option<Duration>,
+
+    /// statement_timeout for each migration, e.g. 1h; 0 means none (the default).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub statement_timeout: Option<Duration>,
+
+    /// How long to wait for another runner's migrations lock (default 10min).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_wait: Option<Duration>,
+
+    /// How long to keep trying while the server is starting (default 10s).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Option<Duration>,
+
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also log what the runner does (to stderr).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    migrations_format::directive::parse_duration(text)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the migrations directory and a `build.rs` that makes Cargo notice new migration
-    /// files (run it in the crate that calls `embed_migrations!`).
+    /// Create the migrations directory and a build.rs that makes Cargo notice new migration
+    /// files (run it in the crate that calls embed_migrations!).
     Init,
-    /// Create the next migration: its version follows the directory's style (sequential with
-    /// the same zero padding, or timestamps) and its layout follows the newest migration.
+
+    /// Create the next migration's files. The version follows the directory's style
+    /// (sequential with the same zero padding, or timestamps); the layout follows the newest
+    /// migration (flat files or diesel folders).
     New {
-        /// What the migration does, for example `add_users_email`.
+        /// What the migration does, for example add_users_email.
         name: String,
         /// Write no down file.
         #[arg(long)]
         no_down: bool,
-        /// Mark the up file to run outside a transaction (for CREATE INDEX CONCURRENTLY and
-        /// the like).
+        /// Mark the up file to run outside a transaction (CREATE INDEX CONCURRENTLY ...).
         #[arg(long)]
         no_transaction: bool,
+    },
+
+    /// Apply pending migrations.
+    Up {
+        /// Stop after this version (it is applied).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply pending migrations below the highest applied version too.
+        #[arg(long)]
+        allow_out_of_order: bool,
+        /// Run every pending migration in one transaction: all or nothing.
+        #[arg(long)]
+        single_transaction: bool,
+    },
+
+    /// Revert applied migrations, newest first.
+    Down {
+        /// How many (default 1).
+        #[arg(conflicts_with_all = ["to", "all"])]
+        count: Option<usize>,
+        /// Revert every migration above this version (it stays applied).
+        #[arg(long, value_name = "VERSION", conflicts_with = "all")]
+        to: Option<String>,
+        /// Revert every applied migration.
+        #[arg(long)]
+        all: bool,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// Revert the newest N applied migrations (default 1), then apply them again.
+    Redo { count: Option<usize> },
+
+    /// Print the database's current version (`none` when nothing is applied).
+    Current,
+
+    /// List applied migrations; --verbose adds time, duration, who, checksum and the audit
+    /// events.
+    History,
+
+    /// Every migration with its state: pending, applied, edited, missing, future, failed,
+    /// out-of-order.
+    Status {
+        /// Exit 3 when anything is pending or drifted.
+        #[arg(long)]
+        exit_code: bool,
+    },
+
+    /// Record every migration up to VERSION as applied without running it (for a database
+    /// that already has the schema), or import diesel's or sqlx's history.
+    Baseline {
+        version: String,
+        /// Import __diesel_schema_migrations (versions only, taken on trust).
+        #[arg(long, conflicts_with = "from_sqlx")]
+        from_diesel: bool,
+        /// Import _sqlx_migrations (its SHA-384 checksums are checked against the files).
+        #[arg(long)]
+        from_sqlx: bool,
+    },
+
+    /// Clear a failed no-transaction migration (dropping the invalid indexes it left) so the
+    /// next `up` runs it again; with --accept-checksum, record the new checksum of an edited
+    /// migration.
+    Repair {
+        version: Option<String>,
+        /// Accept the current file's checksum for edited migrations.
+        #[arg(long)]
+        accept_checksum: bool,
+    },
+
+    /// Write an offline script (bookkeeping included) to stdout, for `psql -f`.
+    Sql {
+        /// Up: start after this version. Down: start at this version.
+        #[arg(long, value_name = "VERSION")]
+        from: Option<String>,
+        /// Up: stop at this version. Down: stop above it.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Write the down direction.
+        #[arg(long)]
+        down: bool,
+    },
+
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use migrations_core::connect::ConnectError;
+use migrations_core::plan::PlanError;
+
 /// The process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -11,6 +14,8 @@ pub enum Code {
     Failure = 1,
     /// Bad usage or bad migration files. (clap also exits 2 on bad flags.)
     Usage = 2,
+    /// Findings: drift, `status --exit-code` with work pending.
+    Findings = 3,
 }
 
 /// A command's failure: what to print, and which exit code it means.
@@ -22,14 +27,57 @@ pub enum Error {
     Usage(String),
     /// Reading or writing files failed.
     Io(String),
+    /// No connection could be made.
+    Connect(ConnectError),
+    /// The runner failed or refused.
+    Run(migrations_core::Error),
+    /// The command ran and found something to report (already printed).
+    Findings,
 }
 
 impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Files(_) | Error::Usage(_) => Code::Usage,
-            Error::Io(_) => Code::Failure,
+            Error::Io(_) | Error::Connect(_) => Code::Failure,
+            Error::Findings => Code::Findings,
+            Error::Run(e) => match e {
+                migrations_core::Error::Plan(PlanError::Drift(_)) => Code::Findings,
+                migrations_core::Error::Plan(_) => Code::Usage,
+                migrations_core::Error::RefusedInTransaction { .. }
+                | migrations_core::Error::GroupedNoTransaction { .. } => Code::Usage,
+                _ => Code::Failure,
+            },
         }
+    }
+
+    /// A stable name for the JSON error document.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Files(_) => "files",
+            Error::Usage(_) => "usage",
+            Error::Io(_) => "io",
+            Error::Connect(_) => "connect",
+            Error::Findings => "findings",
+            Error::Run(migrations_core::Error::Plan(PlanError::Drift(_))) => "drift",
+            Error::Run(migrations_core::Error::Plan(_)) => "plan",
+            Error::Run(migrations_core::Error::Migration { .. }) => "migration",
+            Error::Run(migrations_core::Error::LockTimeout { .. }) => "lock_timeout",
+            Error::Run(migrations_core::Error::LockWait { .. }) => "lock_wait",
+            Error::Run(_) => "run",
+        }
+    }
+}
+
+impl From<migrations_core::Error> for Error {
+    fn from(e: migrations_core::Error) -> Self {
+        Error::Run(e)
+    }
+}
+
+impl From<ConnectError> for Error {
+    fn from(e: ConnectError) -> Self {
+        Error::Connect(e)
     }
 }
 
@@ -49,6 +97,9 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Usage(message) | Error::Io(message) => f.write_str(message),
+            Error::Connect(e) => write!(f, "{e}"),
+            Error::Run(e) => write!(f, "{e}"),
+            Error::Findings => Ok(()),
         }
     }
 }

@@ -3,18 +3,39 @@
 
 mod cli;
 mod commands;
+mod context;
 mod exit;
+mod logger;
+mod output;
+mod redact;
 
 use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    logger::init(cli.global.verbose);
     let code = match commands::run(&cli) {
         Ok(()) => exit::Code::Ok,
         Err(error) => {
-            eprintln!("error: {error}");
+            report(&cli, &error);
             error.code()
         }
     };
     std::process::exit(code as i32);
+}
+
+/// One clear message on stderr (and, in JSON mode, an error document on stdout). Findings
+/// were printed by the command itself.
+fn report(cli: &cli::Cli, error: &exit::Error) {
+    if matches!(error, exit::Error::Findings) {
+        return;
+    }
+    let message = crate::redact::redact_text(&error.to_string());
+    eprintln!("error: {message}");
+    if cli.global.format == cli::Format::Json {
+        let doc = serde_json::json!({
+            "error": { "kind": error.kind(), "message": message, "exit_code": error.code() as i32 }
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
 }

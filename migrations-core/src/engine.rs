@@ -404,6 +404,24 @@ fn sha384_hex(text: &str) -> String {
         .collect()
 }
 
+/// The audit events (none when there is no history table yet).
+pub(crate) async fn read_audit<C: Conn>(
+    conn: &mut C,
+    names: &Names,
+) -> Result<Vec<crate::history::AuditEvent>, Error> {
+    if !history_exists(conn, names).await? {
+        return Ok(Vec::new());
+    }
+    let rows = conn
+        .simple(&names.select_audit())
+        .await
+        .map_err(Error::db("reading the audit table"))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| sql::parse_audit_row(r))
+        .collect())
+}
+
 /// Creates the history tables when they do not exist (under the lock).
 async fn ensure_history<C: Conn>(conn: &mut C, names: &Names) -> Result<(), Error> {
     if history_exists(conn, names).await? {

@@ -61,3 +61,19 @@ pub struct AppliedMigration {
     /// Invalid indexes left by a failed `CONCURRENTLY` statement, which `repair` drops.
     pub invalid_indexes: Vec<String>,
 }
+
+/// One row of the append-only audit table: every up, down, repair and baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// When, as the server prints a `timestamptz`.
+    pub at: String,
+    /// `current_user` of the session that did it.
+    pub by: String,
+    /// `up`, `down`, `up-failed`, `down-failed`, `repair`, `baseline`, ...
+    pub event: String,
+    pub version: Option<i64>,
+    pub name: Option<String>,
+    pub checksum: Option<String>,
+    pub detail: Option<String>,
+}

@@ -42,7 +42,7 @@ pub use db::DbError;
 pub use embedded::{Migration, Migrations, Refusal, Script};
 pub use engine::Tool;
 pub use error::Error;
-pub use history::{AppliedMigration, State};
+pub use history::{AppliedMigration, AuditEvent, State};
 pub use migrator::{
     Migrator, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,
     DEFAULT_TABLE,

@@ -279,6 +279,17 @@ mod sync_driver {
             Ok(crate::plan::status(self.migrations, &history))
         }
 
+        /// The audit events, oldest first (none when there is no history table yet).
+        pub fn audit(
+            &self,
+            client: &mut postgres::Client,
+        ) -> Result<Vec<crate::AuditEvent>, Error> {
+            block_on(engine::read_audit(
+                &mut SyncConn(client),
+                &self.config.names,
+            ))
+        }
+
         /// The history table's rows (none when it does not exist yet).
         pub fn history(
             &self,

@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::history::{AppliedMigration, State};
+use crate::history::{AppliedMigration, AuditEvent, State};
 
 /// The history layout this binary writes and understands. Stored in the table's comment, so an
 /// older binary refuses a newer layout instead of misreading it.
@@ -133,6 +133,14 @@ impl Names {
              FROM {history} ORDER BY version",
             sep = quote_literal(&ITEM_SEPARATOR.to_string()),
             history = self.history()
+        )
+    }
+
+    pub fn select_audit(&self) -> String {
+        format!(
+            "SELECT id, at::text, by_user, event, version, name, checksum, detail FROM {} \
+             ORDER BY id",
+            self.audit()
         )
     }
 
@@ -270,6 +278,21 @@ pub fn parse_format_comment(comment: Option<&str>) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Parses a row of [`Names::select_audit`].
+pub fn parse_audit_row(row: &[Option<String>]) -> Option<AuditEvent> {
+    let text = |i: usize| row.get(i).and_then(|v| v.as_deref());
+    Some(AuditEvent {
+        id: text(0)?.parse().ok()?,
+        at: text(1)?.to_owned(),
+        by: text(2)?.to_owned(),
+        event: text(3)?.to_owned(),
+        version: text(4).and_then(|v| v.parse().ok()),
+        name: text(5).map(str::to_owned),
+        checksum: text(6).map(str::to_owned),
+        detail: text(7).map(str::to_owned),
+    })
 }
 
 /// Parses a row of [`Names::select_history`].

@@ -38,8 +38,10 @@
 //!   with trust authentication and superuser `postgres`, and settings for fast tests:
 //!   `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`, `wal_level=minimal`,
 //!   `max_connections=200`, `shared_buffers=32MB`, `autovacuum=off`, `jit=off`. Its log is
-//!   `postgres.log` in the cluster directory. Readiness is polled by connecting (at most
-//!   60 s); a failure panics with the tail of that log.
+//!   `postgres.log` in the cluster directory. Readiness: the harness waits (at most 60 s)
+//!   until `postmaster.pid` says `ready`, as `pg_ctl -w` does, then checks over TCP that
+//!   the port is served by its own data directory; a failure panics with the tail of the
+//!   log.
 //! * **Root.** When the process runs as root, `initdb`, the server and the watchdog run as
 //!   the `postgres` user (which must exist; installing PostgreSQL creates it), and the
 //!   directories are `chown`ed to it.
@@ -441,9 +443,20 @@ fn backend_admin_url() -> String {
 /// Runs `f` on a fresh thread (outside any async runtime the caller may be in, since the
 /// blocking `postgres` client starts its own), propagating panics.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(v) => v,
-        Err(payload) => std::panic::resume_unwind(payload),
+    // Named like the calling thread, so a panic message names the test.
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("migrations-tests")
+        .to_string();
+    std::thread::scope(|s| {
+        let handle = std::thread::Builder::new()
+            .name(name)
+            .spawn_scoped(s, f)
+            .unwrap_or_else(|e| panic!("migrations-tests: could not start a thread: {e}"));
+        match handle.join() {
+            Ok(v) => v,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
     })
 }
 

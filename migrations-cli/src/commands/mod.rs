@@ -1,18 +1,59 @@
-//! One module per command; each returns `Result<(), Error>` and prints its results on stdout.
+//! One module per command; each prints its results through `Output` and returns
+//! `Result<(), Error>`.
 
+mod apply;
+mod baseline;
+mod completions;
 mod init;
+mod inspect;
 mod new;
+mod sql;
 
 use crate::cli::{Cli, Command};
+use crate::context::Context;
 use crate::exit::Error;
 
 pub fn run(cli: &Cli) -> Result<(), Error> {
+    let ctx = Context::new(&cli.global);
     match &cli.command {
-        Command::Init => init::run(&cli.dir),
+        Command::Init => init::run(&ctx),
         Command::New {
             name,
             no_down,
             no_transaction,
-        } => new::run(&cli.dir, name, !no_down, *no_transaction),
+        } => new::run(&ctx, name, !no_down, *no_transaction),
+        Command::Up {
+            to,
+            dry_run,
+            allow_out_of_order,
+            single_transaction,
+        } => apply::up(
+            &ctx,
+            to.as_deref(),
+            *dry_run,
+            *allow_out_of_order,
+            *single_transaction,
+        ),
+        Command::Down {
+            count,
+            to,
+            all,
+            dry_run,
+        } => apply::down(&ctx, *count, to.as_deref(), *all, *dry_run),
+        Command::Redo { count } => apply::redo(&ctx, count.unwrap_or(1)),
+        Command::Current => inspect::current(&ctx),
+        Command::History => inspect::history(&ctx),
+        Command::Status { exit_code } => inspect::status(&ctx, *exit_code),
+        Command::Baseline {
+            version,
+            from_diesel,
+            from_sqlx,
+        } => baseline::baseline(&ctx, version, *from_diesel, *from_sqlx),
+        Command::Repair {
+            version,
+            accept_checksum,
+        } => baseline::repair(&ctx, version.as_deref(), *accept_checksum),
+        Command::Sql { from, to, down } => sql::run(&ctx, from.as_deref(), to.as_deref(), *down),
+        Command::Completions { shell } => completions::run(*shell),
     }
 }

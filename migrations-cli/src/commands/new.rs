@@ -8,17 +8,28 @@ use migrations_format::name::parse_stem;
 use migrations_format::version::next_spelling;
 use migrations_format::{load_dir_with, Layout, LoadOptions};
 
+use crate::context::Context;
 use crate::exit::Error;
 
 const UP_PLACEHOLDER: &str =
     "-- Write the migration here. Until it holds SQL, the directory will not load.\n";
 const DOWN_PLACEHOLDER: &str = "-- Write here the SQL that reverses the up file.\n";
 
-pub fn run(dir: &Path, name: &str, with_down: bool, no_transaction: bool) -> Result<(), Error> {
+pub fn run(
+    ctx: &Context<'_>,
+    name: &str,
+    with_down: bool,
+    no_transaction: bool,
+) -> Result<(), Error> {
+    let dir = ctx.global.dir.as_path();
     let options = LoadOptions {
         allow_empty_up: true,
         ..LoadOptions::default()
     };
+    if !dir.exists() {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let directory = load_dir_with(dir, &options).map_err(Error::Files)?;
     let newest = directory.migrations.last();
     let now = SystemTime::now()
@@ -48,20 +59,24 @@ pub fn run(dir: &Path, name: &str, with_down: bool, no_transaction: bool) -> Res
             (folder.join("up.sql"), folder.join("down.sql"))
         }
     };
-    write_new(&up_path, &up)?;
+    let mut created = vec![write_new(&up_path, &up)?];
     if with_down {
-        write_new(&down_path, DOWN_PLACEHOLDER)?;
+        created.push(write_new(&down_path, DOWN_PLACEHOLDER)?);
     }
+    for path in &created {
+        ctx.out.line(path);
+    }
+    ctx.out
+        .document(serde_json::json!({ "command": "new", "version": version, "files": created }));
     Ok(())
 }
 
-fn write_new(path: &Path, text: &str) -> Result<(), Error> {
+fn write_new(path: &Path, text: &str) -> Result<String, Error> {
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
         .map_err(|e| Error::Io(format!("cannot create {}: {e}", path.display())))?;
-    println!("{}", path.display());
-    Ok(())
+    Ok(path.display().to_string())
 }

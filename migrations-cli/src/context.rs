@@ -1,0 +1,81 @@
+//! What every command needs, resolved once from the flags: the migrations, a connection, a
+//! configured `Migrator`, and the output.
+
+use migrations_core::connect::{connect, ConnectOptions};
+use migrations_core::{Migrations, Migrator, Names};
+use migrations_format::Version;
+
+use crate::cli::Global;
+use crate::exit::Error;
+use crate::output::Output;
+
+pub struct Context<'a> {
+    pub global: &'a Global,
+    pub out: Output,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(global: &'a Global) -> Context<'a> {
+        Context {
+            global,
+            out: Output::new(global),
+        }
+    }
+
+    /// The migrations directory, loaded and checked (every problem is an error naming its file).
+    pub fn migrations(&self) -> Result<Migrations, Error> {
+        Migrations::from_dir(&self.global.dir).map_err(Error::Files)
+    }
+
+    pub fn connect(&self) -> Result<postgres::Client, Error> {
+        let mut options = ConnectOptions {
+            url: self.global.database_url.clone().filter(|u| !u.is_empty()),
+            application_name: Some("migrations".to_owned()),
+            ..ConnectOptions::default()
+        };
+        if let Some(timeout) = self.global.connect_timeout {
+            options.connect_timeout = timeout;
+        }
+        log::debug!("connecting ({:?})", options);
+        Ok(connect(&options)?)
+    }
+
+    pub fn names(&self) -> Names {
+        let mut names = Names::default();
+        if let Some(schema) = &self.global.schema {
+            names.schema = schema.clone();
+        }
+        if let Some(table) = &self.global.table {
+            names.table = table.clone();
+        }
+        names
+    }
+
+    pub fn migrator<'m>(&self, migrations: &'m Migrations) -> Migrator<'m> {
+        let names = self.names();
+        let mut migrator = Migrator::new(migrations)
+            .schema(names.schema)
+            .table(names.table);
+        if let Some(path) = &self.global.search_path {
+            migrator = migrator.search_path(path.clone());
+        }
+        if let Some(t) = self.global.lock_timeout {
+            migrator = migrator.lock_timeout(t);
+        }
+        if let Some(t) = self.global.statement_timeout {
+            migrator = migrator.statement_timeout(t);
+        }
+        if let Some(t) = self.global.lock_wait {
+            migrator = migrator.lock_wait(t);
+        }
+        migrator
+    }
+
+    /// A version given on the command line, in any spelling the file names use
+    /// (`2019-02-26-002946` or its digits).
+    pub fn version(&self, text: &str) -> Result<i64, Error> {
+        Version::parse(text)
+            .map(|v| v.value())
+            .map_err(|e| Error::Usage(format!("`{text}` is not a version: {e}")))
+    }
+}

@@ -1,0 +1,359 @@
+//! The `migrations` binary as a user runs it, against a real PostgreSQL: every command, every
+//! exit code, the JSON documents, and passwords kept out of every output.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use migrations_tests::{test_db, TestDb};
+use serde_json::Value;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A project directory with a migrations folder, and the database the binary talks to.
+struct Project {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Project {
+    fn new(db: &TestDb) -> Project {
+        let project = Project {
+            dir: tempfile::tempdir().unwrap(),
+            url: db.url().to_owned(),
+        };
+        project.write(
+            "migrations/1_users.up.sql",
+            "CREATE TABLE users (id int PRIMARY KEY);\n",
+        );
+        project.write("migrations/1_users.down.sql", "DROP TABLE users;\n");
+        project.write(
+            "migrations/2_posts.up.sql",
+            "CREATE TABLE posts (id int, user_id int REFERENCES users);\n",
+        );
+        project.write("migrations/2_posts.down.sql", "DROP TABLE posts;\n");
+        project.write(
+            "migrations/3_index.up.sql",
+            "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS posts_user ON posts (user_id);\n",
+        );
+        project.write(
+            "migrations/3_index.down.sql",
+            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS posts_user;\n",
+        );
+        project
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let full = self.dir.path().join(path);
+        fs::create_dir_all(full.parent().unwrap()).unwrap();
+        fs::write(full, text).unwrap();
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the binary in the project directory with DATABASE_URL set.
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[("DATABASE_URL", &self.url)])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("DATABASE_URL");
+        for key in [
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGPASSWORD",
+            "PGDATABASE",
+            "NO_COLOR",
+        ] {
+            command.env_remove(key);
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command.output().expect("the binary runs");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+#[test]
+fn up_status_current_history_down_redo() {
+    let db = test_db();
+    let p = Project::new(&db);
+
+    let status = p.run(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(
+        status.stdout,
+        "pending      1 users\npending      2 posts\npending      3 index\n"
+    );
+    let pending = p.run(&["status", "--exit-code"]);
+    assert_eq!(pending.code, 3);
+
+    let dry = p.run(&["up", "--dry-run"]);
+    assert_eq!(dry.code, 0);
+    assert_eq!(
+        dry.stdout,
+        "would run up 1 users (in a transaction)\nwould run up 2 posts (in a transaction)\nwould run up 3 index (outside a transaction)\n"
+    );
+    assert_eq!(p.run(&["current"]).stdout, "none\n");
+
+    let up = p.run(&["up", "--to", "2"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(up.stdout.starts_with("up 1 users ("), "{}", up.stdout);
+    assert!(up.stdout.contains("\nup 2 posts ("), "{}", up.stdout);
+    assert!(up.stdout.ends_with(" ms\n"), "{}", up.stdout);
+    assert!(!up.stdout.contains('\x1b'), "piped output is plain");
+    assert_eq!(p.run(&["current"]).stdout, "2 posts\n");
+
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0);
+    assert!(up.stdout.starts_with("up 3 index ("), "{}", up.stdout);
+    let again = p.run(&["up"]);
+    assert_eq!(again.stdout, "nothing to do: the database is up to date\n");
+
+    let history = p.run(&["history"]);
+    assert_eq!(
+        history.stdout,
+        "1 users applied\n2 posts applied\n3 index applied\n"
+    );
+    let verbose = p.run(&["history", "--verbose"]);
+    assert!(verbose.stdout.contains("audit:"), "{}", verbose.stdout);
+    assert!(verbose.stdout.contains(" up 3"), "{}", verbose.stdout);
+
+    let redo = p.run(&["redo"]);
+    assert_eq!(redo.code, 0, "{}", redo.stderr);
+    assert!(redo.stdout.starts_with("down 3 index ("), "{}", redo.stdout);
+    let down = p.run(&["down", "--to", "1"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(p.run(&["current"]).stdout, "1 users\n");
+    let down = p.run(&["down", "--all"]);
+    assert_eq!(down.code, 0);
+    assert_eq!(p.run(&["current"]).stdout, "none\n");
+}
+
+#[test]
+fn json_documents() {
+    let db = test_db();
+    let p = Project::new(&db);
+    let up = p.run(&["--format", "json", "up"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let doc = up.json();
+    assert_eq!(doc["command"], "up");
+    assert_eq!(doc["dry_run"], false);
+    assert_eq!(doc["ran"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["ran"][2]["name"], "index");
+    assert_eq!(doc["ran"][2]["transaction"], false);
+    assert!(doc["ran"][0]["duration_ms"].is_u64());
+
+    let status = p.run(&["status", "--format", "json"]).json();
+    assert_eq!(status["migrations"][0]["status"], "applied");
+    assert_eq!(status["pending_or_drifted"], 0);
+    let current = p.run(&["current", "--format", "json"]).json();
+    assert_eq!(current["version"], 3);
+    let history = p.run(&["history", "--format", "json", "--verbose"]).json();
+    assert_eq!(history["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(history["audit"].as_array().unwrap().len(), 3);
+
+    p.run(&["down", "--all"]);
+    let current = p.run(&["current", "--format", "json"]).json();
+    assert_eq!(current["version"], Value::Null);
+
+    // Errors are a JSON document too, with the exit code.
+    p.write(
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    p.run(&["up"]);
+    p.write(
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id int PRIMARY KEY);\n",
+    );
+    let drift = p.run(&["--format", "json", "up"]);
+    assert_eq!(drift.code, 3);
+    let doc = drift.json();
+    assert_eq!(doc["error"]["kind"], "drift");
+    assert_eq!(doc["error"]["exit_code"], 3);
+}
+
+#[test]
+fn exit_codes() {
+    let db = test_db();
+    let p = Project::new(&db);
+    // 2: bad usage.
+    let bad = p.run(&["up", "--no-such-flag"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("--no-such-flag"), "{}", bad.stderr);
+    // 2: bad migration files, each named.
+    p.write("migrations/4_oops.sql", "SELECT 1;");
+    let files = p.run(&["up"]);
+    assert_eq!(files.code, 2);
+    assert_eq!(
+        files.stderr,
+        "error: the migrations directory has 1 problem:\n  migrations/4_oops.sql: `4_oops.sql` is not a migration file name: expected <version>_<name>.up.sql or <version>_<name>.down.sql; if it is the up half of a migration, rename it to `4_oops.up.sql`, or list it under `ignore` in migrations.toml\n"
+    );
+    fs::remove_file(p.path().join("migrations/4_oops.sql")).unwrap();
+    // 2: a directory that does not exist.
+    let missing = p.run(&["--dir", "nowhere", "status"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("nowhere: the migrations directory does not exist"),
+        "{}",
+        missing.stderr
+    );
+    // 1: a SQL error.
+    p.write(
+        "migrations/4_bad.up.sql",
+        "CREATE TABLE t (x no_such_type);\n",
+    );
+    let sql = p.run(&["up"]);
+    assert_eq!(sql.code, 1);
+    assert!(
+        sql.stderr
+            .contains("error: up 4 bad failed at line 1: type \"no_such_type\" does not exist"),
+        "{}",
+        sql.stderr
+    );
+    fs::remove_file(p.path().join("migrations/4_bad.up.sql")).unwrap();
+    // 3: drift.
+    p.write(
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    let drift = p.run(&["up"]);
+    assert_eq!(drift.code, 3);
+    assert!(
+        drift.stderr.starts_with(
+            "error: the database has drifted from the migrations; nothing was run\nedited:"
+        ),
+        "{}",
+        drift.stderr
+    );
+    // repair --accept-checksum clears it, recorded in the audit.
+    let repair = p.run(&["repair", "1", "--accept-checksum"]);
+    assert_eq!(repair.code, 0, "{}", repair.stderr);
+    assert!(
+        repair.stdout.starts_with("1 users: accepted checksum"),
+        "{}",
+        repair.stdout
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    // 1: no database configured.
+    let none = p.run_with(&["status"], &[]);
+    assert_eq!(none.code, 1);
+    assert!(none.stderr.starts_with("error: "), "{}", none.stderr);
+    assert_eq!(
+        none.stderr.lines().count(),
+        1,
+        "one clear line: {}",
+        none.stderr
+    );
+}
+
+#[test]
+fn passwords_never_shown() {
+    let db = test_db();
+    let p = Project::new(&db);
+    let secret = "s3cr3t-Pa55";
+    let unreachable = format!("postgres://app:{secret}@127.0.0.1:1/app");
+    for args in [
+        vec!["status", "--connect-timeout", "0"],
+        vec!["-v", "up", "--connect-timeout", "0"],
+        vec!["--format", "json", "current", "--connect-timeout", "0"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--database-url", unreachable.as_str()]);
+        let run = p.run_with(&full, &[]);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains(secret),
+            "{args:?} stderr: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stdout.contains(secret),
+            "{args:?} stdout: {}",
+            run.stdout
+        );
+    }
+    // Through DATABASE_URL too, and for a wrong database name.
+    let wrong_db = db.url_for_database("no_such_database_here");
+    let with_password = wrong_db
+        .replacen("://", &format!("://postgres:{secret}@"), 1)
+        .replacen("@postgres@", "@", 1);
+    let run = p.run_with(&["status"], &[("DATABASE_URL", &with_password)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains(secret), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no_such_database_here"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn init_new_sql_baseline_completions() {
+    let db = test_db();
+    let p = Project::new(&db);
+    fs::write(p.path().join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    let init = p.run(&["init"]);
+    assert_eq!(init.code, 0);
+    assert!(fs::read_to_string(p.path().join("build.rs"))
+        .unwrap()
+        .contains("cargo:rerun-if-changed=migrations"));
+
+    let new = p.run(&["new", "add_email", "--no-down"]);
+    assert_eq!(new.code, 0, "{}", new.stderr);
+    assert_eq!(new.stdout, "migrations/4_add_email.up.sql\n");
+    let text = fs::read_to_string(p.path().join("migrations/4_add_email.up.sql")).unwrap();
+    p.write(
+        "migrations/4_add_email.up.sql",
+        &format!("{text}ALTER TABLE users ADD COLUMN email text;\n"),
+    );
+
+    let sql = p.run(&["sql", "--to", "1"]);
+    assert_eq!(sql.code, 0, "{}", sql.stderr);
+    assert!(sql.stdout.contains("CREATE TABLE users"), "{}", sql.stdout);
+    assert!(!sql.stdout.contains("CREATE TABLE posts"));
+    assert!(sql.stdout.contains("pg_try_advisory_lock"));
+
+    let baseline = p.run(&["baseline", "2"]);
+    assert_eq!(baseline.code, 0, "{}", baseline.stderr);
+    assert_eq!(
+        baseline.stdout,
+        "1 users: recorded as applied\n2 posts: recorded as applied\n"
+    );
+
+    for shell in ["bash", "zsh", "fish"] {
+        let c = p.run(&["completions", shell]);
+        assert_eq!(c.code, 0);
+        assert!(c.stdout.contains("migrations"), "{shell}");
+    }
+}

@@ -30,7 +30,7 @@ pub enum Error {
     /// No connection could be made.
     Connect(ConnectError),
     /// The runner failed or refused.
-    Run(migrations_core::Error),
+    Run(Box<migrations_core::Error>),
     /// The command ran and found something to report (already printed).
     Findings,
 }
@@ -41,7 +41,7 @@ impl Error {
             Error::Files(_) | Error::Usage(_) => Code::Usage,
             Error::Io(_) | Error::Connect(_) => Code::Failure,
             Error::Findings => Code::Findings,
-            Error::Run(e) => match e {
+            Error::Run(e) => match e.as_ref() {
                 migrations_core::Error::Plan(PlanError::Drift(_)) => Code::Findings,
                 migrations_core::Error::Plan(_) => Code::Usage,
                 migrations_core::Error::RefusedInTransaction { .. }
@@ -59,19 +59,21 @@ impl Error {
             Error::Io(_) => "io",
             Error::Connect(_) => "connect",
             Error::Findings => "findings",
-            Error::Run(migrations_core::Error::Plan(PlanError::Drift(_))) => "drift",
-            Error::Run(migrations_core::Error::Plan(_)) => "plan",
-            Error::Run(migrations_core::Error::Migration { .. }) => "migration",
-            Error::Run(migrations_core::Error::LockTimeout { .. }) => "lock_timeout",
-            Error::Run(migrations_core::Error::LockWait { .. }) => "lock_wait",
-            Error::Run(_) => "run",
+            Error::Run(e) => match e.as_ref() {
+                migrations_core::Error::Plan(PlanError::Drift(_)) => "drift",
+                migrations_core::Error::Plan(_) => "plan",
+                migrations_core::Error::Migration { .. } => "migration",
+                migrations_core::Error::LockTimeout { .. } => "lock_timeout",
+                migrations_core::Error::LockWait { .. } => "lock_wait",
+                _ => "run",
+            },
         }
     }
 }
 
 impl From<migrations_core::Error> for Error {
     fn from(e: migrations_core::Error) -> Self {
-        Error::Run(e)
+        Error::Run(Box::new(e))
     }
 }
 

@@ -96,6 +96,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -1466,7 +1467,15 @@ struct Attempt {
     timeout: Duration,
 }
 
+// One `Step` lives at a time; boxing the attempt would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Step {
+    /// Look the host name up (the blocking and async loops do that differently).
+    Resolve {
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
     Try(Attempt),
     Wait(Duration),
     Fail(ConnectError),
@@ -1474,12 +1483,17 @@ enum Step {
 
 enum Event {
     Start,
+    Resolved(std::io::Result<Vec<IpAddr>>),
     Failed(Failure),
     Waited,
 }
 
-/// Decides what to do next: which server to try, in which TLS mode, when to pause and when to
-/// give up. The blocking and async loops only carry its steps out.
+/// Decides what to do next: which server and address to try, in which TLS mode, when to pause
+/// and when to give up. The blocking and async loops only carry its steps out.
+///
+/// Host names are resolved here rather than by `tokio_postgres` (which reports only the last
+/// address's error), so that `localhost` refusing on `::1` and failing TLS on `127.0.0.1` is a
+/// TLS failure, not a server that is "not up yet".
 struct Driver<'a> {
     target: &'a Target,
     tls: MakeRustlsConnect,
@@ -1487,10 +1501,13 @@ struct Driver<'a> {
     deadline: Instant,
     backoff: Duration,
     /// The endpoint being tried.
-    current: usize,
+    endpoint: usize,
+    /// Its addresses (`None` for a Unix socket), and the one being tried.
+    addrs: Vec<Option<IpAddr>>,
+    addr: usize,
     /// Whether the current attempt is `prefer`'s plain fallback.
     plain: bool,
-    /// Failures of this round (one per endpoint).
+    /// Failures of this round, by endpoint.
     round: Vec<(usize, Failure)>,
 }
 
@@ -1500,9 +1517,14 @@ impl<'a> Driver<'a> {
             target,
             tls: tls_connector(target)?,
             timeout,
-            deadline: Instant::now() + timeout,
+            // A timeout too large for the clock means "as good as for ever".
+            deadline: Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
             backoff: FIRST_BACKOFF,
-            current: 0,
+            endpoint: 0,
+            addrs: Vec::new(),
+            addr: 0,
             plain: false,
             round: Vec::new(),
         })
@@ -1510,38 +1532,79 @@ impl<'a> Driver<'a> {
 
     fn step(&mut self, event: Event) -> Step {
         match event {
-            Event::Start | Event::Waited => self.attempt(0, false),
-            Event::Failed(failure) => {
-                let endpoint = &self.target.endpoints[self.current];
-                if let Failure::Tls(e) = &failure {
-                    if self.target.ssl_mode == SslMode::Prefer && !self.plain {
-                        log::debug!(
-                            "TLS to {} failed ({e}); sslmode=prefer: trying without TLS",
-                            endpoint.address()
-                        );
-                        return self.attempt(self.current, true);
+            Event::Start | Event::Waited => self.enter(0),
+            Event::Resolved(Ok(ips)) => {
+                let mut addrs = Vec::with_capacity(ips.len());
+                for ip in ips {
+                    if !addrs.contains(&Some(ip)) {
+                        addrs.push(Some(ip));
                     }
                 }
-                self.round.push((self.current, failure));
-                if self.current + 1 < self.target.endpoints.len() {
-                    return self.attempt(self.current + 1, false);
+                if addrs.is_empty() {
+                    let e = self.unknown_host("it has no address");
+                    return self.failed(Failure::Fatal(e));
                 }
-                self.end_of_round()
+                self.addrs = addrs;
+                self.attempt(0, false)
+            }
+            Event::Resolved(Err(e)) => {
+                let e = self.unknown_host(&e.to_string());
+                self.failed(Failure::Fatal(e))
+            }
+            Event::Failed(failure) => self.failed(failure),
+        }
+    }
+
+    /// Starts on endpoint `index`: resolve its name, or try it directly.
+    fn enter(&mut self, index: usize) -> Step {
+        self.endpoint = index;
+        self.addrs.clear();
+        self.addr = 0;
+        let endpoint = &self.target.endpoints[index];
+        match &endpoint.host {
+            Host::Unix(_) => self.addrs.push(None),
+            Host::Tcp(host) => match host.parse::<IpAddr>() {
+                Ok(ip) => self.addrs.push(Some(ip)),
+                Err(_) => {
+                    return Step::Resolve {
+                        host: host.clone(),
+                        port: endpoint.port,
+                        timeout: self.budget(),
+                    }
+                }
+            },
+        }
+        self.attempt(0, false)
+    }
+
+    fn failed(&mut self, failure: Failure) -> Step {
+        if let Failure::Tls(e) = &failure {
+            if self.target.ssl_mode == SslMode::Prefer && !self.plain {
+                log::debug!("{e}; sslmode=prefer: trying without TLS");
+                return self.attempt(self.addr, true);
             }
         }
+        self.round.push((self.endpoint, failure));
+        if self.addr + 1 < self.addrs.len() {
+            return self.attempt(self.addr + 1, false);
+        }
+        if self.endpoint + 1 < self.target.endpoints.len() {
+            return self.enter(self.endpoint + 1);
+        }
+        self.end_of_round()
     }
 
     fn end_of_round(&mut self) -> Step {
         let round = std::mem::take(&mut self.round);
-        if round.iter().any(|(_, f)| !matches!(f, Failure::NotUp(_))) {
-            let error = round
-                .into_iter()
-                .find_map(|(_, f)| match f {
-                    Failure::Tls(e) | Failure::Fatal(e) => Some(e),
-                    Failure::NotUp(_) => None,
-                })
-                .expect("checked above");
-            return Step::Fail(error);
+        if let Some(error) = round
+            .iter()
+            .position(|(_, f)| !matches!(f, Failure::NotUp(_)))
+        {
+            let (_, failure) = round.into_iter().nth(error).expect("found above");
+            return Step::Fail(match failure {
+                Failure::Tls(e) | Failure::Fatal(e) => e,
+                Failure::NotUp(_) => unreachable!("not a NotUp"),
+            });
         }
         let now = Instant::now();
         if now < self.deadline {
@@ -1555,13 +1618,26 @@ impl<'a> Driver<'a> {
             }
             return Step::Wait(pause);
         }
-        let reasons: Vec<String> = round
+        // One entry per endpoint, with its distinct reasons (its addresses may differ).
+        let mut reasons: Vec<(usize, Vec<&str>)> = Vec::new();
+        for (i, failure) in &round {
+            let Failure::NotUp(reason) = failure else {
+                continue;
+            };
+            match reasons.iter_mut().find(|(j, _)| j == i) {
+                Some((_, list)) if list.contains(&reason.as_str()) => {}
+                Some((_, list)) => list.push(reason),
+                None => reasons.push((*i, vec![reason])),
+            }
+        }
+        let described: Vec<String> = reasons
             .iter()
-            .map(|(i, f)| match f {
-                Failure::NotUp(reason) => {
-                    format!("{} ({reason})", self.target.endpoints[*i].address())
-                }
-                Failure::Tls(_) | Failure::Fatal(_) => unreachable!("only NotUp is left"),
+            .map(|(i, list)| {
+                format!(
+                    "{} ({})",
+                    self.target.endpoints[*i].address(),
+                    list.join("; ")
+                )
             })
             .collect();
         let starting = round
@@ -1581,27 +1657,42 @@ impl<'a> Driver<'a> {
             ConnectErrorKind::Unreachable,
             format!(
                 "could not connect to {}{waited}: {hint}",
-                reasons.join(", ")
+                described.join(", ")
             ),
         ))
     }
 
-    fn attempt(&mut self, index: usize, plain: bool) -> Step {
-        self.current = index;
-        self.plain = plain;
+    /// The time one step may take.
+    fn budget(&self) -> Duration {
         let remaining = self
             .deadline
             .saturating_duration_since(Instant::now())
             .max(MIN_ATTEMPT);
-        let timeout = self
-            .target
+        self.target
             .attempt_timeout
-            .map_or(remaining, |t| t.min(remaining));
+            .map_or(remaining, |t| t.min(remaining))
+    }
+
+    fn attempt(&mut self, addr: usize, plain: bool) -> Step {
+        self.addr = addr;
+        self.plain = plain;
+        let timeout = self.budget();
         Step::Try(Attempt {
-            config: self.config(index, plain, timeout),
+            config: self.config(self.endpoint, plain, timeout),
             tls: self.tls.clone(),
             timeout,
         })
+    }
+
+    fn unknown_host(&self, reason: &str) -> ConnectError {
+        let host = match &self.target.endpoints[self.endpoint].host {
+            Host::Tcp(h) => h.as_str(),
+            Host::Unix(_) => "",
+        };
+        ConnectError::new(
+            ConnectErrorKind::UnknownHost,
+            format!("could not resolve host name \"{host}\" ({reason}): check the host (PGHOST or the URL)"),
+        )
     }
 
     fn config(&self, index: usize, plain: bool, timeout: Duration) -> tokio_postgres::Config {
@@ -1610,7 +1701,11 @@ impl<'a> Driver<'a> {
         let mut c = tokio_postgres::Config::new();
         let unix = match &endpoint.host {
             Host::Tcp(host) => {
+                // The name is what TLS verifies; the address is what we connect to.
                 c.host(host);
+                if let Some(Some(ip)) = self.addrs.get(self.addr) {
+                    c.hostaddr(*ip);
+                }
                 false
             }
             Host::Unix(dir) => {
@@ -1661,7 +1756,7 @@ impl<'a> Driver<'a> {
     /// Classifies a failure of the current attempt.
     fn classify(&self, error: &tokio_postgres::Error) -> Failure {
         let t = self.target;
-        let endpoint = &t.endpoints[self.current];
+        let endpoint = &t.endpoints[self.endpoint];
         let at = t.describe_endpoint(endpoint);
         if let Some(db) = error.as_db_error() {
             let code = db.code().code();
@@ -1777,7 +1872,7 @@ impl<'a> Driver<'a> {
     }
 
     fn tls_error(&self, reason: &str) -> ConnectError {
-        let endpoint = &self.target.endpoints[self.current];
+        let endpoint = &self.target.endpoints[self.endpoint];
         ConnectError::new(
             ConnectErrorKind::Tls,
             format!(
@@ -1878,6 +1973,11 @@ pub fn connect(opts: &ConnectOptions) -> Result<postgres::Client, ConnectError> 
     let mut event = Event::Start;
     let result = loop {
         match driver.step(event) {
+            Step::Resolve { host, port, .. } => {
+                use std::net::ToSocketAddrs;
+                let found = (host.as_str(), port).to_socket_addrs();
+                event = Event::Resolved(found.map(|addrs| addrs.map(|a| a.ip()).collect()));
+            }
             Step::Try(attempt) => {
                 match postgres::Config::from(attempt.config).connect(attempt.tls) {
                     Ok(client) => break Ok(client),
@@ -1910,11 +2010,27 @@ pub async fn connect_async(opts: &ConnectOptions) -> Result<tokio_postgres::Clie
     let mut event = Event::Start;
     let result = loop {
         match driver.step(event) {
+            Step::Resolve {
+                host,
+                port,
+                timeout,
+            } => {
+                let found =
+                    tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the lookup timed out",
+                            ))
+                        });
+                event = Event::Resolved(found.map(|addrs| addrs.map(|a| a.ip()).collect()));
+            }
             Step::Try(attempt) => {
                 let connecting = attempt.config.connect(attempt.tls);
                 match tokio::time::timeout(attempt.timeout, connecting).await {
                     Ok(Ok((client, connection))) => {
-                        let address = target.endpoints[driver.current].address();
+                        let address = target.endpoints[driver.endpoint].address();
                         tokio::spawn(async move {
                             if let Err(e) = connection.await {
                                 log::warn!("connection to {address} ended: {e}");

@@ -8,4 +8,7 @@ fn ui() {
     std::env::set_var("MIGRATIONS_MACROS_MANIFEST_DIR", env!("CARGO_MANIFEST_DIR"));
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
+    // Calls that must compile (and run): for example `verify_lock` with a new, unlocked
+    // migration.
+    t.pass("tests/ui/pass/*.rs");
 }

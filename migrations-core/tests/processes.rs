@@ -10,14 +10,19 @@
 //! (`std::env::current_exe()`) as `<binary> child_runner --exact --nocapture --test-threads=1`,
 //! so that only the test [`child_runner`] runs in it. The parent hands it its work through
 //! environment variables (`MIGRATIONS_CHILD_*`: the database URL, the migrations directory, the
-//! driver, and optional ready/gate/report files). `child_runner` is an ordinary `#[test]`: in a
-//! normal `cargo test` run those variables are unset and it returns at once (a trivial pass).
+//! driver, and optional ready/gate/waiting/report files). `child_runner` is an ordinary
+//! `#[test]`: in a normal `cargo test` run those variables are unset and it returns at once (a
+//! trivial pass).
 //! In a child it runs `up` and reports by its exit status: libtest exits 0 when the test passes
 //! and non-zero when it panics, so a failing `up` is a non-zero exit. The child never calls
 //! `test_db()`: it uses the parent's database, on the parent's cluster.
 //!
 //! Every wait here is bounded; a child still running at its deadline is killed and the test
 //! fails with the child's output.
+
+// As in the library: a run returns at most one error, so its size costs nothing (the shared
+// helpers in `common` return `Result<_, Error>`).
+#![allow(clippy::result_large_err)]
 
 mod common;
 
@@ -43,6 +48,8 @@ const ENV_READY: &str = "MIGRATIONS_CHILD_READY";
 const ENV_GATE: &str = "MIGRATIONS_CHILD_GATE";
 /// The child writes what its run did here.
 const ENV_REPORT: &str = "MIGRATIONS_CHILD_REPORT";
+/// The child creates this file when it finds the migrations lock taken and starts to poll.
+const ENV_WAITING: &str = "MIGRATIONS_CHILD_WAITING";
 
 /// How long a child may take to start and connect, and to wait at the gate.
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -73,11 +80,15 @@ fn child_runner() {
     let migrations = Migrations::from_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     let waited = Arc::new(AtomicBool::new(false));
     let seen = waited.clone();
+    let waiting_file = std::env::var(ENV_WAITING).ok();
     let mut migrator = Migrator::new(&migrations)
         .lock_wait(RUN_LIMIT)
         .on_event(move |e| {
             if let Event::WaitingForLock { .. } = e {
                 seen.store(true, Ordering::SeqCst);
+                if let Some(path) = &waiting_file {
+                    fs::write(path, "").unwrap();
+                }
             }
         });
     let result: Result<Report, Error> = match driver {
@@ -133,6 +144,7 @@ struct Child {
     log: PathBuf,
     report: PathBuf,
     ready: PathBuf,
+    waiting: PathBuf,
 }
 
 /// Files and options of children.
@@ -148,6 +160,7 @@ impl Spawn<'_> {
         let log = self.work.join(format!("{label}.log"));
         let report = self.work.join(format!("{label}.report"));
         let ready = self.work.join(format!("{label}.ready"));
+        let waiting = self.work.join(format!("{label}.waiting"));
         let out = fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         let mut command = Command::new(std::env::current_exe().unwrap());
@@ -164,6 +177,7 @@ impl Spawn<'_> {
             )
             .env(ENV_READY, &ready)
             .env(ENV_REPORT, &report)
+            .env(ENV_WAITING, &waiting)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(out)
@@ -178,6 +192,7 @@ impl Spawn<'_> {
             log,
             report,
             ready,
+            waiting,
         }
     }
 }
@@ -205,6 +220,21 @@ impl Child {
         assert_eq!(rc, 0, "kill({pid}, SIGKILL) failed");
         let status = self.process.wait().unwrap();
         assert!(!status.success(), "the child was killed: {status}");
+    }
+
+    /// Waits (bounded) until the child has created `file`.
+    fn wait_for_file(&mut self, file: &Path, what: &str) {
+        let started = Instant::now();
+        while !file.exists() {
+            self.assert_running(what);
+            assert!(
+                started.elapsed() < START_LIMIT,
+                "child {} was not {what} within {START_LIMIT:?}; its output:\n{}",
+                self.label,
+                self.output()
+            );
+            std::thread::sleep(POLL);
+        }
     }
 
     fn kill_quietly(&mut self) {
@@ -462,7 +492,11 @@ fn crash_in_no_transaction(driver: Driver, if_not_exists: bool) {
     assert!(table_exists(&db, "a"));
     assert!(!table_exists(&db, "b"));
     assert_eq!(
-        scalar(&db, "SELECT state || ' ' || statements_done || '/' || statements_total FROM public.migrations_history WHERE version = 1"),
+        scalar(
+            &db,
+            "SELECT state || ' ' || statements_done || '/' || statements_total \
+             FROM public.migrations_history WHERE version = 1"
+        ),
         Some("running 1/3".into())
     );
 
@@ -487,7 +521,8 @@ fn crash_in_no_transaction(driver: Driver, if_not_exists: bool) {
     assert_eq!(
         scalar(
             &db,
-            "SELECT state || ' ' || statements_done || ' ' || error FROM public.migrations_history WHERE version = 1"
+            "SELECT state || ' ' || statements_done || ' ' || error \
+             FROM public.migrations_history WHERE version = 1"
         ),
         Some(
             "failed 1 the runner stopped (killed, crashed or lost its connection) during \
@@ -534,7 +569,8 @@ fn crash_in_no_transaction(driver: Driver, if_not_exists: bool) {
     assert_eq!(
         column(
             &db,
-            "SELECT state || ' ' || statements_done || '/' || statements_total FROM public.migrations_history"
+            "SELECT state || ' ' || statements_done || '/' || statements_total \
+             FROM public.migrations_history"
         ),
         vec![Some("applied 3/3".to_owned())]
     );
@@ -581,11 +617,13 @@ fn ten() -> Dir {
         ),
         (
             "03_slow.up.sql",
-            "SELECT pg_sleep(0.5);\nALTER TABLE items ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n",
+            "SELECT pg_sleep(0.5);\n\
+             ALTER TABLE items ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();\n",
         ),
         (
             "04_items_owner.up.sql",
-            "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_owner ON items (owner);\n",
+            "-- migrations:no-transaction\n\
+             CREATE INDEX CONCURRENTLY IF NOT EXISTS items_owner ON items (owner);\n",
         ),
         (
             "05_seed_owners.up.sql",
@@ -593,7 +631,8 @@ fn ten() -> Dir {
         ),
         (
             "06_fk.up.sql",
-            "ALTER TABLE items ADD CONSTRAINT items_owner_fk FOREIGN KEY (owner) REFERENCES owners;",
+            "ALTER TABLE items ADD CONSTRAINT items_owner_fk \
+             FOREIGN KEY (owner) REFERENCES owners;",
         ),
         (
             "07_view.up.sql",
@@ -601,7 +640,8 @@ fn ten() -> Dir {
         ),
         (
             "08_function.up.sql",
-            "CREATE FUNCTION item_total() RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT count(*) FROM items $$;",
+            "CREATE FUNCTION item_total() RETURNS bigint LANGUAGE sql STABLE \
+             AS $$ SELECT count(*) FROM items $$;",
         ),
         ("09_mood.up.sql", "CREATE TYPE mood AS ENUM ('ok', 'meh');"),
         (
@@ -644,8 +684,12 @@ fn read_report(child: &Child) -> ChildReport {
     }
 }
 
-/// Starts one child per driver, lets them all connect, opens the gate so they run `up` at the
-/// same moment, and checks that each migration was applied exactly once and all succeeded.
+/// Starts one child per driver and lets them all connect. Then, while this test holds the
+/// migrations lock itself, opens the gate so they all run `up` at once, waits until every one
+/// of them has found the lock taken and is polling for it, and lets go: all of them race for
+/// the lock at the same moment, and the winner's run (a `pg_sleep(0.5)` and a concurrent
+/// index build among them) overlaps the others' polling. Checks that every child succeeded and
+/// each migration was applied exactly once.
 fn concurrent_up(drivers: &[Driver]) {
     let db = test_db();
     let dir = ten();
@@ -665,21 +709,29 @@ fn concurrent_up(drivers: &[Driver]) {
         .map(|(i, d)| spawn.child(&format!("runner{i}-{d:?}"), *d))
         .collect();
 
-    // Everyone connected, then go.
-    let started = Instant::now();
+    // Everyone connected; the lock taken here; go; everyone waiting; let go.
     for child in &mut children {
-        while !child.ready.exists() {
-            child.assert_running("connecting");
-            assert!(
-                started.elapsed() < START_LIMIT,
-                "child {} did not connect within {START_LIMIT:?}",
-                child.label
-            );
-            std::thread::sleep(POLL);
-        }
+        let ready = child.ready.clone();
+        child.wait_for_file(&ready, "connected");
     }
+    let key = Migrator::new(&migrations).lock_key();
+    let mut holder = db.connect();
+    let taken: bool = holder
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .unwrap()
+        .get(0);
+    assert!(taken);
     fs::write(&gate, "").unwrap();
     let go = Instant::now();
+    for child in &mut children {
+        let waiting = child.waiting.clone();
+        child.wait_for_file(&waiting, "waiting for the lock");
+    }
+    let unlocked: bool = holder
+        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+        .unwrap()
+        .get(0);
+    assert!(unlocked);
     let statuses = wait_all(&mut children, RUN_LIMIT);
     let elapsed = go.elapsed();
 
@@ -714,16 +766,14 @@ fn concurrent_up(drivers: &[Driver]) {
         ran, all,
         "each migration applied exactly once across runners"
     );
-    // The lock is held for a whole run, so one runner applied them all; the others waited.
+    // The lock is held for a whole run, so one runner applied them all; the others waited,
+    // then found nothing to do.
     assert_eq!(
         reports.iter().filter(|r| !r.ran.is_empty()).count(),
         1,
         "{reports:?}"
     );
-    assert!(
-        reports.iter().any(|r| r.waited),
-        "the runners overlapped: some waited for the lock ({reports:?})"
-    );
+    assert!(reports.iter().all(|r| r.waited && !r.fast), "{reports:?}");
 
     // The database agrees.
     assert_eq!(

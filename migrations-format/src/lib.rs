@@ -10,6 +10,8 @@ pub mod checksum;
 mod dir;
 pub mod directive;
 mod facts;
+#[cfg(feature = "dir")]
+pub mod lockfile;
 pub mod name;
 mod problem;
 #[cfg(feature = "dir")]
@@ -22,6 +24,10 @@ pub use checksum::{normalize, Checksum};
 pub use dir::{load_dir, load_dir_with, Directory, Layout, LoadOptions, MigrationSource, SqlFile};
 pub use directive::Directives;
 pub use facts::{statement_ranges, NonTransactionalStatement};
+#[cfg(feature = "dir")]
+pub use lockfile::{
+    Finding, FindingKind, LockEntry, LockError, LockFile, LockProblem, RewriteError, LOCK_FILE,
+};
 pub use name::Direction;
 pub use problem::{LoadError, Problem, ProblemKind};
 #[cfg(feature = "dir")]

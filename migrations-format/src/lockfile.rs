@@ -280,7 +280,9 @@ fn check_header(header: &str) -> Result<(), String> {
             shorten(header)
         ));
     };
-    let digits: &str = &rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())];
+    let digits: &str = &rest[..rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len())];
     let after = &rest[digits.len()..];
     if digits.is_empty() || !(after.is_empty() || after.starts_with(' ')) {
         return Err(format!(
@@ -336,12 +338,8 @@ fn parse_entry(line: &str, number: u32) -> Result<LockEntry, String> {
         }
     };
     let hex = |what: &str, text: &str| {
-        Checksum::from_hex(text).ok_or_else(|| {
-            format!(
-                "the {what} is `{}`, expected 64 hex digits",
-                shorten(text)
-            )
-        })
+        Checksum::from_hex(text)
+            .ok_or_else(|| format!("the {what} is `{}`, expected 64 hex digits", shorten(text)))
     };
     let up = hex("up checksum", up)?;
     let down = match down {
@@ -421,7 +419,11 @@ pub enum RewriteError {
 /// migration is no longer in the directory), then recomputes the chain hash of that line and
 /// of every line after it. Versions match by value, so `2019-02-26-002946` and
 /// `20190226002946` name the same migration.
-pub fn rewrite(lock: &LockFile, dir: &Directory, version: &Version) -> Result<LockFile, RewriteError> {
+pub fn rewrite(
+    lock: &LockFile,
+    dir: &Directory,
+    version: &Version,
+) -> Result<LockFile, RewriteError> {
     let mut out = lock.clone();
     let locked = out
         .entries
@@ -618,8 +620,15 @@ pub fn verify(lock: &LockFile, dir: &Directory) -> Vec<Finding> {
         } else {
             None
         };
+        let (version, name) = match (migration, entry) {
+            (Some(m), _) => (&m.version, &m.name),
+            (None, Some(e)) => (&e.version, &e.name),
+            (None, None) => break,
+        };
         let f = Finder {
             lock_file: &lock_file,
+            version,
+            name,
             entry,
             migration,
         };
@@ -642,17 +651,14 @@ pub fn verify(lock: &LockFile, dir: &Directory) -> Vec<Finding> {
 /// Builds the findings of one migration.
 struct Finder<'a> {
     lock_file: &'a PathBuf,
+    version: &'a Version,
+    name: &'a str,
     entry: Option<&'a LockEntry>,
     migration: Option<&'a MigrationSource>,
 }
 
 impl Finder<'_> {
     fn finding(&self, kind: FindingKind, message: String) -> Finding {
-        let (version, name) = match (self.migration, self.entry) {
-            (Some(m), _) => (m.version.clone(), m.name.clone()),
-            (None, Some(e)) => (e.version.clone(), e.name.clone()),
-            (None, None) => (Version::parse("0").unwrap_or_else(|_| unreachable!()), String::new()),
-        };
         let lock_line = self.entry.map(|e| e.line);
         let (file, line) = match (kind, self.migration) {
             (FindingKind::Removed | FindingKind::BrokenChain, _) | (_, None) => {
@@ -666,8 +672,8 @@ impl Finder<'_> {
         };
         Finding {
             kind,
-            version,
-            name,
+            version: self.version.clone(),
+            name: self.name.to_owned(),
             file,
             line,
             lock_file: self.lock_file.clone(),

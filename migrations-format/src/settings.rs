@@ -22,6 +22,10 @@ pub struct Settings {
     /// Every migration must have a down file.
     #[serde(default)]
     pub require_down: bool,
+    /// `embed_migrations!` checks the directory against `migrations.lock` (as its `verify_lock`
+    /// argument does): an edited, removed or inserted locked migration is a compile error.
+    #[serde(default)]
+    pub verify_lock: bool,
     /// Lint settings, read by `migrations lint`.
     #[serde(default)]
     pub lint: LintSettings,
@@ -83,10 +87,11 @@ mod tests {
     #[test]
     fn settings_parse_and_refuse_typos() {
         let s = Settings::parse(
-            "ignore = [\"data_*.sql\"]\nrequire_down = true\n[lint]\nsince = \"20200101000000\"\n",
+            "ignore = [\"data_*.sql\"]\nrequire_down = true\nverify_lock = true\n[lint]\nsince = \"20200101000000\"\n",
         )
         .unwrap();
         assert!(s.require_down);
+        assert!(s.verify_lock);
         assert!(s.ignore_set().unwrap().is_match("data_oauth_github.sql"));
         assert_eq!(s.lint.since.as_deref(), Some("20200101000000"));
 

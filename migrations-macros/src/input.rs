@@ -16,9 +16,12 @@ pub struct Input {
     /// Whether a path literal was given (or the default directory is used).
     pub path_given: bool,
     pub require_down: bool,
+    /// Check the directory against `migrations.lock` (also on with `verify_lock = true` in
+    /// `migrations.toml`).
+    pub verify_lock: bool,
 }
 
-const OPTIONS: &str = "require_down";
+const OPTIONS: &str = "require_down, verify_lock";
 
 impl Parse for Input {
     fn parse(stream: ParseStream) -> syn::Result<Input> {
@@ -27,6 +30,7 @@ impl Parse for Input {
             span: Span::call_site(),
             path_given: false,
             require_down: false,
+            verify_lock: false,
         };
         if stream.peek(LitStr) {
             let lit: LitStr = stream.parse()?;
@@ -55,15 +59,21 @@ impl Parse for Input {
                     ),
                 )
             })?;
-            match option.to_string().as_str() {
-                "require_down" if !input.require_down => input.require_down = true,
-                "require_down" => {
+            let flag = match option.to_string().as_str() {
+                "require_down" => Some(&mut input.require_down),
+                "verify_lock" => Some(&mut input.verify_lock),
+                _ => None,
+            };
+            match flag {
+                Some(flag) if !*flag => *flag = true,
+                Some(_) => {
                     return Err(syn::Error::new(
                         option.span(),
-                        "`require_down` is given twice",
+                        format!("`{option}` is given twice"),
                     ))
                 }
-                other => {
+                None => {
+                    let other = option.to_string();
                     let hint = if !input.path_given {
                         format!("; a path is a string literal: embed_migrations!(\"{other}\")")
                     } else {

@@ -18,6 +18,11 @@ pub fn embed_migrations(tokens: TokenStream) -> TokenStream {
         .and_then(|input| load::load(&input).map(|loaded| expand::expand(&input, &loaded)));
     match result {
         Ok(expanded) => expanded.into(),
-        Err(error) => error.to_compile_error().into(),
+        // Several errors are several `compile_error!` invocations: a block makes them one
+        // expression, so each is reported as written.
+        Err(error) => {
+            let errors = error.to_compile_error();
+            quote::quote! { { #errors } }.into()
+        }
     }
 }

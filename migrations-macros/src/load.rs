@@ -1,8 +1,8 @@
 //! Resolving the directory against the calling crate and loading it with the shared format code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use migrations_format::{load_dir_with, Directory, LoadOptions};
+use migrations_format::{load_dir_with, lockfile, Directory, LoadOptions, LOCK_FILE};
 
 use crate::input::Input;
 
@@ -26,7 +26,8 @@ pub fn load(input: &Input) -> syn::Result<Directory> {
         require_down: input.require_down,
         allow_empty_up: false,
     };
-    load_dir_with(&manifest_dir.join(&input.dir), &options).map_err(|error| {
+    let root = manifest_dir.join(&input.dir);
+    let mut directory = load_dir_with(&root, &options).map_err(|error| {
         let mut problems = error
             .problems
             .iter()
@@ -39,5 +40,57 @@ pub fn load(input: &Input) -> syn::Result<Directory> {
             combined.combine(more);
         }
         combined
-    })
+    })?;
+    if input.verify_lock || directory.settings.verify_lock {
+        verify_lock(input, &root, &mut directory)?;
+    }
+    Ok(directory)
+}
+
+/// Checks the directory against its `migrations.lock`: every finding but an unlocked new
+/// migration is a compile error. The lock file joins the tracked inputs, so editing it rebuilds.
+fn verify_lock(input: &Input, root: &Path, directory: &mut Directory) -> syn::Result<()> {
+    let path = root.join(LOCK_FILE);
+    let shown = directory.root.join(LOCK_FILE);
+    let error = |message: String| syn::Error::new(input.span, format!("migrations: {message}"));
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            error(format!(
+                "{}: not valid UTF-8; restore it from version control, then run `migrations lock`",
+                shown.display()
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(error(format!(
+                "{}: not found, and `verify_lock` is on: run `migrations lock` to create it, and \
+                 commit it",
+                shown.display()
+            )))
+        }
+        Err(e) => return Err(error(format!("{}: cannot read: {e}", shown.display()))),
+    };
+    directory.inputs.push(path);
+    let lock =
+        lockfile::parse(&text).map_err(|e| combine(e.located(&shown).into_iter().map(error)))?;
+    let findings = lockfile::verify(&lock, directory);
+    let errors: Vec<syn::Error> = findings
+        .iter()
+        .filter(|f| f.is_error())
+        .map(|f| error(f.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(combine(errors.into_iter()))
+    }
+}
+
+/// One compile error per item, so the user fixes them all in one pass.
+fn combine(errors: impl Iterator<Item = syn::Error>) -> syn::Error {
+    errors
+        .reduce(|mut combined, more| {
+            combined.combine(more);
+            combined
+        })
+        .unwrap_or_else(|| syn::Error::new(proc_macro2::Span::call_site(), "migrations: error"))
 }

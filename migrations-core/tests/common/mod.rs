@@ -1,7 +1,6 @@
 //! Shared pieces of the engine tests: migration directories written to a temp dir, and one
 //! `Driver` that runs the same call through the sync or the async API.
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
-
 #![allow(dead_code)]
 
 use std::fs;

@@ -20,8 +20,9 @@ use crate::history::{AppliedMigration, State};
 use crate::plan::{self, Direction, DriftPolicy, Operation, Plan, Step};
 use crate::report::{Event, Ran, Report};
 use crate::sql::{
-    self, new_invalid_indexes, parse_format_comment, parse_history_row, quote_literal, Names,
-    NewRow, SessionBaseline, FORMAT_VERSION, INVALID_INDEX_OIDS, SNAPSHOT_SESSION,
+    self, invalid_among, new_invalid_indexes, parse_format_comment, parse_history_row,
+    quote_literal, Names, NewRow, SessionBaseline, DOWN_IN_PROGRESS, FORMAT_VERSION,
+    INVALID_INDEX_OIDS, SNAPSHOT_SESSION,
 };
 
 /// How a run behaves; built by [`Migrator`](crate::Migrator).
@@ -656,34 +657,50 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// Rows left `running` belong to a runner that died: this one holds the lock, so no other
     /// runner is alive. They become `failed`, naming the invalid indexes that exist now.
     async fn mark_dead_runners(&mut self, history: &mut [AppliedMigration]) -> Result<(), Error> {
-        if !history.iter().any(|r| r.state == State::Running) {
-            return Ok(());
-        }
-        let invalid: Vec<String> = self
-            .query(
-                &new_invalid_indexes(&[], &[]),
-                "looking for invalid indexes",
-            )
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect();
         for row in history.iter_mut().filter(|r| r.state == State::Running) {
+            let reverting = row.error.as_deref() == Some(DOWN_IN_PROGRESS);
+            // Only the indexes this migration's own statements name: an unrelated invalid
+            // index (another session's build in progress, a leftover of someone's manual
+            // attempt) is not this migration's to report, nor `repair`'s to drop.
+            let invalid = match self.own_index_names(row.version, reverting) {
+                names if names.is_empty() => Vec::new(),
+                names => match invalid_among(&names) {
+                    Some(query) => {
+                        first_column(self.query(&query, "looking for invalid indexes").await?)
+                    }
+                    None => Vec::new(),
+                },
+            };
             let done = row.statements_done.unwrap_or(0).max(0) as usize;
+            let total = row.statements_total.unwrap_or(0).max(0) as usize;
             let error = format!(
                 "the runner stopped (killed, crashed or lost its connection) during statement {} \
-                 of {}",
+                 of {total}{}",
                 done + 1,
-                row.statements_total.unwrap_or(0)
+                if reverting { " of the down script" } else { "" }
             );
-            let sql = self.config.names.fail(row.version, done, &error, &invalid);
+            let sql = self
+                .config
+                .names
+                .fail(row.version, done, total, &error, &invalid);
             self.query(&sql, "recording a dead runner's migration as failed")
                 .await?;
             row.state = State::Failed;
             row.error = Some(error);
-            row.invalid_indexes = invalid.clone();
+            row.invalid_indexes = invalid;
         }
         Ok(())
+    }
+
+    /// Index names that a migration's no-transaction script creates.
+    fn own_index_names(&self, version: i64, down: bool) -> Vec<String> {
+        let Some(m) = self.migrations.get(version) else {
+            return Vec::new();
+        };
+        let script = if down { m.down() } else { Some(m.up()) };
+        script
+            .map(|s| s.statements().filter_map(created_index_name).collect())
+            .unwrap_or_default()
     }
 
     /// The last row of a batch is `pg_backend_pid()`: a different backend than the one holding
@@ -871,6 +888,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let statements: Vec<&str> = job.script.statements().collect();
         let total = statements.len();
         let mut prelude = self.timeouts(job.script, false);
+        if job.direction == Direction::Down {
+            prelude.push_str(&names.start_down(m.version(), total));
+            prelude.push_str(";\n");
+        }
         if job.direction == Direction::Up {
             prelude.push_str(&names.insert_row(&NewRow {
                 version: m.version(),
@@ -908,11 +929,6 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 match self.conn.simple(statement).await {
                     Ok(_) => {
                         let progress = format!("{};\n{check}", names.progress(m.version(), number));
-                        let progress = if job.direction == Direction::Up {
-                            progress
-                        } else {
-                            check.clone()
-                        };
                         let invalid =
                             first_column(self.query(&progress, "recording progress").await?);
                         if !invalid.is_empty() {
@@ -995,7 +1011,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         attempts: u32,
     ) -> Error {
         let m = job.migration;
-        let mut message = source.to_string();
+        let mut message = match job.direction {
+            Direction::Up => source.to_string(),
+            Direction::Down => format!("down script: {source}"),
+        };
         if !invalid.is_empty() {
             message.push_str(&format!("; invalid index left: {}", invalid.join(", ")));
         }
@@ -1003,7 +1022,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             "{};\n{};\n{}",
             self.config
                 .names
-                .fail(m.version(), index, &message, &invalid),
+                .fail(m.version(), index, total, &message, &invalid),
             self.config.names.audit_insert(
                 &format!("{}-failed", job.direction.as_str()),
                 Some(m.version()),

@@ -224,10 +224,22 @@ impl Names {
         )
     }
 
+    /// Marks an applied no-transaction migration as being reverted, so a runner that dies
+    /// part-way through its down leaves a `running` row (seen as failed by the next run).
+    pub fn start_down(&self, version: i64, statements_total: usize) -> String {
+        format!(
+            "UPDATE {} SET state = 'running', statements_done = 0, statements_total = \
+             {statements_total}, error = {} WHERE version = {version}",
+            self.history(),
+            quote_literal(DOWN_IN_PROGRESS)
+        )
+    }
+
     pub fn fail(
         &self,
         version: i64,
         statements_done: usize,
+        statements_total: usize,
         error: &str,
         invalid_indexes: &[String],
     ) -> String {
@@ -244,8 +256,9 @@ impl Names {
             )
         };
         format!(
-            "UPDATE {} SET state = 'failed', statements_done = {statements_done}, error = {}, \
-             invalid_indexes = {array} WHERE version = {version}",
+            "UPDATE {} SET state = 'failed', statements_done = {statements_done}, \
+             statements_total = {statements_total}, error = {}, invalid_indexes = {array} \
+             WHERE version = {version}",
             self.history(),
             quote_literal(error)
         )
@@ -371,6 +384,24 @@ pub fn new_invalid_indexes(before: &[String], names: &[String]) -> String {
         "SELECT i.indexrelid::regclass::text FROM pg_index i \
          WHERE NOT i.indisvalid AND (i.indexrelid <> ALL({before}) OR {named})"
     )
+}
+
+/// The `error` of a `running` row whose down script is running.
+pub const DOWN_IN_PROGRESS: &str = "down in progress";
+
+/// Which of the named indexes exist and are invalid (`None` when no name is given).
+pub fn invalid_among(names: &[String]) -> Option<String> {
+    if names.is_empty() {
+        return None;
+    }
+    let named = names
+        .iter()
+        .map(|n| format!("i.indexrelid = to_regclass({})", quote_literal(n)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    Some(format!(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE NOT i.indisvalid AND ({named})"
+    ))
 }
 
 /// OIDs of the invalid indexes that exist now.

@@ -674,3 +674,81 @@ fn baseline_records_without_running() {
     let err = Migrator::new(&m).baseline(&mut client, 7).unwrap_err();
     assert_eq!(err.to_string(), "version 7 is not a migration of this binary; give one of its versions (`migrations status` lists them)");
 }
+
+behaviour!(
+    failed_no_transaction_down_is_recorded_as_the_down,
+    |driver: Driver| {
+        let db = test_db();
+        let dir = Dir::new(&[
+        ("1_t.up.sql", "CREATE TABLE t (x int);"),
+        ("2_i.up.sql", "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_i ON t (x);"),
+        (
+            "2_i.down.sql",
+            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_i;\nSELECT 1;\nSELECT 1/0;",
+        ),
+    ]);
+        let m = dir.load();
+        driver.up(&db, &m).unwrap();
+        let err = driver
+            .execute(&db, &m, &Operation::Down(DownTarget::Count(1)), |m| m)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("down 2 i failed at statement 3 of 3 (line 4): division by zero"),
+            "{err}"
+        );
+        assert_eq!(
+        scalar(&db, "SELECT state || ' ' || statements_done || '/' || statements_total FROM public.migrations_history WHERE version = 2"),
+        Some("failed 2/3".into())
+    );
+        let err = driver.up(&db, &m).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("2 i: failed at statement 3 of 3: down script: division by zero"),
+            "{err}"
+        );
+    }
+);
+
+behaviour!(dead_runner_blames_only_its_own_indexes, |driver: Driver| {
+    let db = test_db();
+    let dir = Dir::new(&[
+        ("1_t.up.sql", "CREATE TABLE t (x int, y int);\nINSERT INTO t VALUES (1, 1), (1, 1);"),
+        ("2_y.up.sql", "-- migrations:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_y ON t (y);"),
+    ]);
+    let m = dir.load();
+    driver
+        .execute(&db, &m, &Operation::Up { to: Some(1) }, |m| m)
+        .unwrap();
+    let mut c = db.connect();
+    // Someone else's failed build, unrelated to any migration.
+    let _ = c.batch_execute("CREATE UNIQUE INDEX CONCURRENTLY t_x ON t (x)");
+    // What a runner killed during migration 2 leaves: its invalid index and a running row.
+    let _ = c.batch_execute("CREATE UNIQUE INDEX CONCURRENTLY t_y ON t (y)");
+    c.batch_execute(&format!(
+        "INSERT INTO public.migrations_history (version, version_digits, name, checksum, no_transaction, state, statements_done, statements_total) \
+         VALUES (2, '2', 'y', '{}', true, 'running', 0, 1)",
+        m.get(2).unwrap().checksum()
+    ))
+    .unwrap();
+    let err = driver.up(&db, &m).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("2 y: failed at statement 1 of 1: the runner stopped"),
+        "{text}"
+    );
+    assert!(text.contains("invalid indexes left behind: t_y"), "{text}");
+    assert!(
+        !text.contains("t_x"),
+        "an unrelated invalid index is not blamed: {text}"
+    );
+    let repaired = driver.repair(&db, &m, Some(2), false).unwrap();
+    assert_eq!(
+        repaired,
+        vec!["2 y: cleared failed state, dropped t_y".to_owned()]
+    );
+    assert!(
+        table_exists(&db, "t_x"),
+        "repair drops only what the migration left"
+    );
+});

@@ -1,0 +1,815 @@
+//! Schema snapshots (SPEC section 7): a canonical, comparable description of a database's
+//! schema, read from the catalog in one query, and a readable diff between two of them.
+//!
+//! A [`Snapshot`] is a sorted map from an object's identity to its attributes:
+//!
+//! ```text
+//! table public.users            kind=table  columns=id, email
+//! column public.users.email     type=character varying(255)  not_null=true  default=...
+//! index public.users_email_ix   definition=CREATE INDEX users_email_ix ON public.users USING btree (email)
+//! ```
+//!
+//! Identities are built from names only (quoted as PostgreSQL's `quote_ident` does), never from
+//! OIDs, creation order or the database's name, so the same DDL run in two databases, in any
+//! order, gives equal snapshots. Definitions come from the server's own deparsers
+//! (`pg_get_indexdef`, `pg_get_constraintdef`, `pg_get_viewdef`, `pg_get_functiondef`,
+//! `pg_get_triggerdef`, `pg_get_expr`, `format_type`), read with `search_path` set to
+//! `pg_catalog` so every name in them is schema-qualified whatever the session's path.
+//!
+//! What is covered: schemas, extensions (name, version, schema), tables (kind, partition key
+//! and bound, parents, persistence, row level security, options, column order), columns (type,
+//! nullability, default, identity, generated expression, collation), constraints (table and
+//! domain), indexes (those not backing a primary key, unique or exclusion constraint, which the
+//! constraint stands for), sequences (type, start, increment, min, max, cache, cycle, owner; not
+//! the current value), views and materialized views, rules, functions, procedures and
+//! aggregates, triggers and event triggers, types (enums with their labels in order,
+//! composites, domains, ranges), policies, and comments on all of these.
+//!
+//! Left out: the system schemas (`pg_catalog`, `information_schema`, `pg_toast`, temporary
+//! schemas), objects that belong to an extension (the extension and its version stand for
+//! them), the migrations history tables (given by [`Names`]), ownership, privileges,
+//! tablespaces, statistics, and data.
+//!
+//! A snapshot reads the catalog only. Its query sets `search_path` for its own implicit
+//! transaction (`set_config(..., true)`), so call it outside an explicit transaction block.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::db::{Conn, DbError, Row};
+use crate::sql::{quote_literal, Names};
+
+/// The first line of the text form.
+const TEXT_HEADER: &str = "-- migrations schema snapshot, format 1";
+
+/// The attribute of a table listing its columns in order (compared specially: see [`diff`]).
+const COLUMNS: &str = "columns";
+
+/// A canonical description of a database's schema. See the [module documentation](self).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    objects: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// One object's attributes, by name.
+pub type Attributes = BTreeMap<String, String>;
+
+impl Snapshot {
+    /// An empty snapshot.
+    pub fn new() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// Reads the schema of the database `client` is connected to, leaving out the history
+    /// tables named by `names`.
+    #[cfg(feature = "postgres")]
+    pub fn read(client: &mut postgres::Client, names: &Names) -> Result<Snapshot, DbError> {
+        crate::db::block_on(read(&mut SyncConn(client), names))
+    }
+
+    /// Async twin of [`Snapshot::read`].
+    #[cfg(feature = "tokio-postgres")]
+    pub async fn read_async(
+        client: &tokio_postgres::Client,
+        names: &Names,
+    ) -> Result<Snapshot, DbError> {
+        read(&mut AsyncConn(client), names).await
+    }
+
+    /// The objects, sorted by identity (`kind schema.name...`).
+    pub fn objects(&self) -> impl Iterator<Item = (&str, &Attributes)> + '_ {
+        self.objects.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The identities, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.objects.keys().map(String::as_str)
+    }
+
+    /// One object's attributes, by identity (for example `column public.users.email`).
+    pub fn get(&self, key: &str) -> Option<&Attributes> {
+        self.objects.get(key)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Adds (or replaces) one attribute of an object, creating the object if needed.
+    pub fn insert(&mut self, key: impl Into<String>, attribute: impl Into<String>, value: impl Into<String>) {
+        self.objects
+            .entry(key.into())
+            .or_default()
+            .insert(attribute.into(), value.into());
+    }
+
+    /// Adds an object with no attributes (if it is not there yet).
+    pub fn insert_object(&mut self, key: impl Into<String>) {
+        self.objects.entry(key.into()).or_default();
+    }
+
+    /// Removes an object; returns its attributes.
+    pub fn remove(&mut self, key: &str) -> Option<Attributes> {
+        self.objects.remove(key)
+    }
+
+    /// What changed from `self` (expected, "before") to `after`. See [`diff`].
+    pub fn diff(&self, after: &Snapshot) -> Vec<Difference> {
+        diff(self, after)
+    }
+
+    /// The compact text form, for storage: a header line, then each object's identity on a
+    /// line of its own followed by its attributes, one per line, indented by two spaces
+    /// (`  name value`). Backslash, newline, carriage return and tab are escaped (`\\`, `\n`,
+    /// `\r`, `\t`), so every entry stays on one line. [`Snapshot::from_text`] reads it back.
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(64 * self.objects.len() + TEXT_HEADER.len() + 1);
+        out.push_str(TEXT_HEADER);
+        out.push('\n');
+        for (key, attributes) in &self.objects {
+            out.push_str(&escape(key));
+            out.push('\n');
+            for (name, value) in attributes {
+                out.push_str("  ");
+                out.push_str(&escape(name).replace(' ', "\\s"));
+                out.push(' ');
+                out.push_str(&escape(value));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Reads the text form written by [`Snapshot::to_text`].
+    pub fn from_text(text: &str) -> Result<Snapshot, ParseError> {
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, TEXT_HEADER)) => {}
+            _ => {
+                return Err(ParseError {
+                    line: 1,
+                    message: format!("expected the header `{TEXT_HEADER}`"),
+                })
+            }
+        }
+        let mut snapshot = Snapshot::new();
+        let mut current: Option<String> = None;
+        for (index, line) in lines {
+            let number = index + 1;
+            let error = |message: &str| ParseError {
+                line: number,
+                message: message.to_owned(),
+            };
+            if let Some(entry) = line.strip_prefix("  ") {
+                let key = current
+                    .as_ref()
+                    .ok_or_else(|| error("an attribute before any object"))?;
+                let (name, value) = entry
+                    .split_once(' ')
+                    .ok_or_else(|| error("an attribute without a value"))?;
+                let name = unescape(name).map_err(|m| error(&m))?;
+                let value = unescape(value).map_err(|m| error(&m))?;
+                snapshot.insert(key.clone(), name, value);
+            } else if line.is_empty() {
+                return Err(error("an empty line"));
+            } else {
+                let key = unescape(line).map_err(|m| error(&m))?;
+                snapshot.insert_object(key.clone());
+                current = Some(key);
+            }
+        }
+        Ok(snapshot)
+    }
+}
+
+/// A line of [`Snapshot::from_text`]'s input that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("schema snapshot, line {line}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('s') => out.push(' '),
+            Some(other) => return Err(format!("unknown escape `\\{other}`")),
+            None => return Err("a lone `\\` at the end of the line".to_owned()),
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Differences
+// ---------------------------------------------------------------------------------------
+
+/// One way two snapshots differ, about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The object's identity, for example `column public.users.email`.
+    pub object: String,
+    pub change: Change,
+}
+
+/// What differs about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// In the expected ("before") snapshot, not in the other.
+    Missing,
+    /// In the other snapshot, not in the expected one.
+    Unexpected,
+    /// An attribute differs (`None`: the attribute is absent on that side).
+    Attribute {
+        name: String,
+        expected: Option<String>,
+        actual: Option<String>,
+    },
+    /// A table's columns present on both sides are in another order.
+    ColumnOrder {
+        expected: Vec<String>,
+        actual: Vec<String>,
+    },
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.object)?;
+        match &self.change {
+            Change::Missing => f.write_str("missing"),
+            Change::Unexpected => f.write_str("unexpected"),
+            Change::ColumnOrder { expected, actual } => write!(
+                f,
+                "column order {} -> {}",
+                expected.join(", "),
+                actual.join(", ")
+            ),
+            Change::Attribute {
+                name,
+                expected,
+                actual,
+            } => {
+                let short = |v: &Option<String>| {
+                    v.as_deref()
+                        .is_none_or(|v| !v.contains('\n') && v.chars().count() <= 120)
+                };
+                if short(expected) && short(actual) {
+                    return write!(f, "{name} {} -> {}", shown(expected), shown(actual));
+                }
+                // A long or multi-line value (a function body, a view): the first line that
+                // differs.
+                let (e, a) = (
+                    expected.as_deref().unwrap_or(""),
+                    actual.as_deref().unwrap_or(""),
+                );
+                let (mut el, mut al) = (e.lines(), a.lines());
+                let mut line = 1;
+                loop {
+                    match (el.next(), al.next()) {
+                        (Some(x), Some(y)) if x == y => line += 1,
+                        (x, y) => {
+                            let quote = |l: Option<&str>| match l {
+                                Some(l) => format!("{:?}", clip(l.trim())),
+                                None => "(end)".to_owned(),
+                            };
+                            return write!(
+                                f,
+                                "{name} differs at line {line}: {} -> {}",
+                                quote(x),
+                                quote(y)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn shown(value: &Option<String>) -> String {
+    match value {
+        None => "(none)".to_owned(),
+        Some(v) if v.is_empty() => "''".to_owned(),
+        Some(v) => v.clone(),
+    }
+}
+
+fn clip(text: &str) -> String {
+    const MAX: usize = 100;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let mut clipped: String = text.chars().take(MAX).collect();
+        clipped.push('…');
+        clipped
+    }
+}
+
+/// What changed from `expected` to `actual`, object by object, in identity order:
+/// an object only in `expected` is [`Change::Missing`], one only in `actual` is
+/// [`Change::Unexpected`], and each attribute that differs is a [`Change::Attribute`].
+///
+/// A table's column order is compared on the columns present on both sides only, so an added
+/// or dropped column is reported once (as its own `column` object), and a column that moved
+/// (dropped and added again at the end, say) is a [`Change::ColumnOrder`].
+pub fn diff(expected: &Snapshot, actual: &Snapshot) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let mut keys: Vec<&String> = expected.objects.keys().chain(actual.objects.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        match (expected.objects.get(key), actual.objects.get(key)) {
+            (Some(_), None) => out.push(Difference {
+                object: key.clone(),
+                change: Change::Missing,
+            }),
+            (None, Some(_)) => out.push(Difference {
+                object: key.clone(),
+                change: Change::Unexpected,
+            }),
+            (Some(e), Some(a)) => {
+                let mut names: Vec<&String> = e.keys().chain(a.keys()).collect();
+                names.sort();
+                names.dedup();
+                for name in names {
+                    let (ev, av) = (e.get(name), a.get(name));
+                    if ev == av {
+                        continue;
+                    }
+                    if name == COLUMNS {
+                        if let Some(change) = column_order(ev, av) {
+                            out.push(Difference {
+                                object: key.clone(),
+                                change,
+                            });
+                        }
+                        continue;
+                    }
+                    out.push(Difference {
+                        object: key.clone(),
+                        change: Change::Attribute {
+                            name: name.clone(),
+                            expected: ev.cloned(),
+                            actual: av.cloned(),
+                        },
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// The relative order of the columns both lists hold, when it differs.
+fn column_order(expected: Option<&String>, actual: Option<&String>) -> Option<Change> {
+    let e = split_names(expected.map(String::as_str).unwrap_or(""));
+    let a = split_names(actual.map(String::as_str).unwrap_or(""));
+    let common_e: Vec<String> = e.iter().filter(|c| a.contains(c)).cloned().collect();
+    let common_a: Vec<String> = a.iter().filter(|c| e.contains(c)).cloned().collect();
+    (common_e != common_a).then_some(Change::ColumnOrder {
+        expected: common_e,
+        actual: common_a,
+    })
+}
+
+/// `a, "b, c", d` → `a`, `"b, c"`, `d` (names as `quote_ident` writes them).
+fn split_names(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = list.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ',' if !quoted => {
+                out.push(current.trim().to_owned());
+                current.clear();
+                if chars.peek() == Some(&' ') {
+                    chars.next();
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the catalog
+// ---------------------------------------------------------------------------------------
+
+#[cfg(feature = "postgres")]
+struct SyncConn<'c>(&'c mut postgres::Client);
+
+#[cfg(feature = "postgres")]
+impl Conn for SyncConn<'_> {
+    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+        self.0
+            .simple_query(sql)
+            .map(crate::db::rows_of)
+            .map_err(|e| crate::db::from_pg(&e))
+    }
+
+    async fn sleep(&mut self, duration: std::time::Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+#[cfg(feature = "tokio-postgres")]
+struct AsyncConn<'c>(&'c tokio_postgres::Client);
+
+#[cfg(feature = "tokio-postgres")]
+impl Conn for AsyncConn<'_> {
+    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+        self.0
+            .simple_query(sql)
+            .await
+            .map(crate::db::rows_of)
+            .map_err(|e| crate::db::from_pg(&e))
+    }
+
+    async fn sleep(&mut self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// Reads a snapshot through any connection the engine can drive (one round trip).
+pub(crate) async fn read<C: Conn>(conn: &mut C, names: &Names) -> Result<Snapshot, DbError> {
+    let rows = conn.simple(&snapshot_query(names)).await?;
+    let mut snapshot = Snapshot::new();
+    for row in rows {
+        // The first statement (set_config) returns a row of one column; skip it.
+        let [key, attribute, value] = <[Option<String>; 3]>::try_from(row).unwrap_or_default();
+        let Some(key) = key else { continue };
+        match (attribute, value) {
+            (Some(attribute), Some(value)) => snapshot.insert(key, attribute, value),
+            _ => snapshot.insert_object(key),
+        }
+    }
+    Ok(snapshot)
+}
+
+/// Schemas that are never part of a snapshot.
+fn user_schema(n: &str) -> String {
+    format!(
+        "({n}.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+         AND {n}.nspname NOT LIKE 'pg\\_temp\\_%' AND {n}.nspname NOT LIKE 'pg\\_toast\\_temp\\_%')"
+    )
+}
+
+/// The object is not a member of an extension.
+fn not_in_extension(catalog: &str, oid: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.classid = \
+         'pg_catalog.{catalog}'::pg_catalog.regclass AND x.objid = {oid} AND x.deptype = 'e')"
+    )
+}
+
+/// The one query: every object as rows of (identity, attribute, value); a NULL value means
+/// the attribute is absent (the object is still there).
+fn snapshot_query(names: &Names) -> String {
+    let history = quote_literal(&names.history());
+    let audit = quote_literal(&names.audit());
+    let ns = user_schema("n");
+    let rel_not_ext = not_in_extension("pg_class", "c.oid");
+    let proc_not_ext = not_in_extension("pg_proc", "p.oid");
+    let type_not_ext = not_in_extension("pg_type", "t.oid");
+    let ns_not_ext = not_in_extension("pg_namespace", "n.oid");
+    let evt_not_ext = not_in_extension("pg_event_trigger", "e.oid");
+    format!(
+        r#"SELECT pg_catalog.set_config('search_path', 'pg_catalog', true);
+WITH history(oid) AS (
+  SELECT r FROM unnest(ARRAY[to_regclass({history}), to_regclass({audit})]) AS r WHERE r IS NOT NULL
+), excluded(oid) AS (
+  SELECT oid FROM history
+  UNION SELECT d.objid FROM pg_depend d
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+    AND d.refobjid IN (SELECT oid FROM history) AND d.deptype IN ('a', 'i')
+), rels AS (
+  SELECT c.oid, c.relkind, c.relname, n.nspname, c.relpersistence, c.relispartition,
+         c.relpartbound, c.relrowsecurity, c.relforcerowsecurity, c.reloptions,
+         c.relreplident, c.relispopulated, c.reltype,
+         quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE {ns} AND {rel_not_ext}
+    AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S', 'i', 'I')
+    AND c.oid NOT IN (SELECT oid FROM excluded)
+), tables AS (
+  SELECT * FROM rels WHERE relkind IN ('r', 'p', 'f')
+)
+-- schemas
+SELECT 'schema ' || quote_ident(n.nspname), 'comment', obj_description(n.oid, 'pg_namespace')
+FROM pg_namespace n WHERE {ns} AND {ns_not_ext}
+-- extensions
+UNION ALL
+SELECT 'extension ' || quote_ident(e.extname), a.k, a.v
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace,
+LATERAL (VALUES ('version', e.extversion), ('schema', quote_ident(n.nspname)),
+  ('comment', obj_description(e.oid, 'pg_extension'))) a(k, v)
+-- tables
+UNION ALL
+SELECT 'table ' || t.q, a.k, a.v FROM tables t, LATERAL (VALUES
+  ('kind', CASE t.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
+    ELSE 'foreign table' END),
+  ('persistence', CASE t.relpersistence WHEN 'u' THEN 'unlogged' END),
+  ('partition_key', CASE WHEN t.relkind = 'p' THEN pg_get_partkeydef(t.oid) END),
+  ('partition_bound', CASE WHEN t.relispartition THEN pg_get_expr(t.relpartbound, t.oid) END),
+  ('inherits', (SELECT string_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname), ', '
+      ORDER BY i.inhseqno)
+    FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+    JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = t.oid)),
+  ('row_security', CASE WHEN t.relrowsecurity THEN 'enabled' END),
+  ('force_row_security', CASE WHEN t.relforcerowsecurity THEN 'enabled' END),
+  ('replica_identity', CASE t.relreplident WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full'
+    WHEN 'i' THEN 'index' END),
+  ('options', (SELECT string_agg(o, ', ' ORDER BY o) FROM unnest(t.reloptions) o)),
+  ('{COLUMNS}', (SELECT coalesce(string_agg(quote_ident(att.attname), ', ' ORDER BY att.attnum), '')
+    FROM pg_attribute att WHERE att.attrelid = t.oid AND att.attnum > 0 AND NOT att.attisdropped)),
+  ('server', (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft
+    JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE ft.ftrelid = t.oid)),
+  ('comment', obj_description(t.oid, 'pg_class'))) a(k, v)
+-- columns (of tables, views and materialized views)
+UNION ALL
+SELECT 'column ' || r.q || '.' || quote_ident(att.attname), a.k, a.v
+FROM rels r JOIN pg_attribute att ON att.attrelid = r.oid
+LEFT JOIN pg_attrdef ad ON ad.adrelid = att.attrelid AND ad.adnum = att.attnum
+JOIN pg_type ty ON ty.oid = att.atttypid,
+LATERAL (VALUES
+  ('type', format_type(att.atttypid, att.atttypmod)),
+  ('not_null', CASE WHEN att.attnotnull THEN 'true' ELSE 'false' END),
+  ('default', CASE WHEN att.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END),
+  ('generated', CASE WHEN att.attgenerated = 's' THEN 'stored: ' || pg_get_expr(ad.adbin, ad.adrelid) END),
+  ('identity', CASE att.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END),
+  ('collation', CASE WHEN att.attcollation <> ty.typcollation THEN
+    (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
+     JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = att.attcollation) END),
+  ('comment', col_description(att.attrelid, att.attnum))) a(k, v)
+WHERE r.relkind IN ('r', 'p', 'f', 'v', 'm') AND att.attnum > 0 AND NOT att.attisdropped
+-- constraints of tables
+UNION ALL
+SELECT 'constraint ' || t.q || '.' || quote_ident(con.conname), a.k, a.v
+FROM tables t JOIN pg_constraint con ON con.conrelid = t.oid,
+LATERAL (VALUES ('definition', pg_get_constraintdef(con.oid)),
+  ('comment', obj_description(con.oid, 'pg_constraint'))) a(k, v)
+-- constraints of domains
+UNION ALL
+SELECT 'constraint ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname) || '.'
+  || quote_ident(con.conname), a.k, a.v
+FROM pg_constraint con JOIN pg_type t ON t.oid = con.contypid
+JOIN pg_namespace n ON n.oid = t.typnamespace,
+LATERAL (VALUES ('definition', pg_get_constraintdef(con.oid)), ('on', 'domain'),
+  ('comment', obj_description(con.oid, 'pg_constraint'))) a(k, v)
+WHERE {ns} AND {type_not_ext}
+-- indexes (not those backing a constraint: the constraint stands for them)
+UNION ALL
+SELECT 'index ' || r.q, a.k, a.v
+FROM rels r JOIN pg_index i ON i.indexrelid = r.oid,
+LATERAL (VALUES ('definition', pg_get_indexdef(r.oid)),
+  ('valid', CASE WHEN NOT i.indisvalid THEN 'false' END),
+  ('clustered', CASE WHEN i.indisclustered THEN 'true' END),
+  ('replica_identity', CASE WHEN i.indisreplident THEN 'true' END),
+  ('comment', obj_description(r.oid, 'pg_class'))) a(k, v)
+WHERE r.relkind IN ('i', 'I') AND NOT EXISTS (SELECT 1 FROM pg_constraint con
+  WHERE con.conindid = r.oid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x'))
+-- sequences
+UNION ALL
+SELECT 'sequence ' || r.q, a.k, a.v
+FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid,
+LATERAL (VALUES ('type', format_type(s.seqtypid, NULL)), ('start', s.seqstart::text),
+  ('increment', s.seqincrement::text), ('min', s.seqmin::text), ('max', s.seqmax::text),
+  ('cache', s.seqcache::text), ('cycle', CASE WHEN s.seqcycle THEN 'true' ELSE 'false' END),
+  ('persistence', CASE r.relpersistence WHEN 'u' THEN 'unlogged' END),
+  ('owned_by', (SELECT quote_ident(dn.nspname) || '.' || quote_ident(dc.relname) || '.'
+      || quote_ident(da.attname)
+    FROM pg_depend d JOIN pg_class dc ON dc.oid = d.refobjid
+    JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+    JOIN pg_attribute da ON da.attrelid = d.refobjid AND da.attnum = d.refobjsubid
+    WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid
+      AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
+    LIMIT 1)),
+  ('comment', obj_description(r.oid, 'pg_class'))) a(k, v)
+WHERE r.relkind = 'S'
+-- views and materialized views
+UNION ALL
+SELECT CASE r.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || r.q, a.k, a.v
+FROM rels r, LATERAL (VALUES ('definition', pg_get_viewdef(r.oid)),
+  ('options', (SELECT string_agg(o, ', ' ORDER BY o) FROM unnest(r.reloptions) o)),
+  ('populated', CASE WHEN r.relkind = 'm' THEN r.relispopulated::text END),
+  ('comment', obj_description(r.oid, 'pg_class'))) a(k, v)
+WHERE r.relkind IN ('v', 'm')
+-- rules (other than the ones that make views)
+UNION ALL
+SELECT 'rule ' || r.q || '.' || quote_ident(ru.rulename), a.k, a.v
+FROM rels r JOIN pg_rewrite ru ON ru.ev_class = r.oid,
+LATERAL (VALUES ('definition', pg_get_ruledef(ru.oid)),
+  ('enabled', CASE ru.ev_enabled WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica'
+    WHEN 'A' THEN 'always' END),
+  ('comment', obj_description(ru.oid, 'pg_rewrite'))) a(k, v)
+WHERE ru.rulename <> '_RETURN'
+-- functions, procedures, window functions
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END
+  || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+  || '(' || pg_get_function_identity_arguments(p.oid) || ')', a.k, a.v
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+LATERAL (VALUES ('definition', pg_get_functiondef(p.oid)),
+  ('comment', obj_description(p.oid, 'pg_proc'))) a(k, v)
+WHERE {ns} AND {proc_not_ext} AND p.prokind IN ('f', 'p', 'w')
+-- aggregates (pg_get_functiondef refuses them)
+UNION ALL
+SELECT 'aggregate ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+  || '(' || pg_get_function_identity_arguments(p.oid) || ')', a.k, a.v
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_aggregate ag ON ag.aggfnoid = p.oid,
+LATERAL (VALUES ('kind', CASE ag.aggkind WHEN 'n' THEN 'normal' WHEN 'o' THEN 'ordered-set'
+    ELSE 'hypothetical-set' END),
+  ('sfunc', ag.aggtransfn::regprocedure::text),
+  ('stype', format_type(ag.aggtranstype, NULL)),
+  ('finalfunc', NULLIF(ag.aggfinalfn, 0)::regprocedure::text),
+  ('combinefunc', NULLIF(ag.aggcombinefn, 0)::regprocedure::text),
+  ('initcond', ag.agginitval),
+  ('returns', format_type(p.prorettype, NULL)),
+  ('comment', obj_description(p.oid, 'pg_proc'))) a(k, v)
+WHERE {ns} AND {proc_not_ext} AND p.prokind = 'a'
+-- triggers
+UNION ALL
+SELECT 'trigger ' || r.q || '.' || quote_ident(tg.tgname), a.k, a.v
+FROM rels r JOIN pg_trigger tg ON tg.tgrelid = r.oid,
+LATERAL (VALUES ('definition', pg_get_triggerdef(tg.oid)),
+  ('enabled', CASE tg.tgenabled WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica'
+    WHEN 'A' THEN 'always' END),
+  ('comment', obj_description(tg.oid, 'pg_trigger'))) a(k, v)
+WHERE NOT tg.tgisinternal
+-- event triggers
+UNION ALL
+SELECT 'event trigger ' || quote_ident(e.evtname), a.k, a.v
+FROM pg_event_trigger e, LATERAL (VALUES ('event', e.evtevent),
+  ('function', e.evtfoid::regprocedure::text),
+  ('tags', array_to_string(e.evttags, ', ')),
+  ('enabled', CASE e.evtenabled WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica'
+    WHEN 'A' THEN 'always' END),
+  ('comment', obj_description(e.oid, 'pg_event_trigger'))) a(k, v)
+WHERE {evt_not_ext}
+-- types: enums, composites, domains, ranges (not array types, not tables' row types)
+UNION ALL
+SELECT 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname), a.k, a.v
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace,
+LATERAL (VALUES
+  ('kind', CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'c' THEN 'composite' WHEN 'd' THEN 'domain'
+    WHEN 'r' THEN 'range' WHEN 'b' THEN 'base' WHEN 'p' THEN 'pseudo' ELSE t.typtype::text END),
+  ('labels', CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(quote_literal(el.enumlabel), ', '
+      ORDER BY el.enumsortorder) FROM pg_enum el WHERE el.enumtypid = t.oid) END),
+  ('attributes', CASE WHEN t.typtype = 'c' THEN (SELECT string_agg(quote_ident(att.attname)
+      || ' ' || format_type(att.atttypid, att.atttypmod), ', ' ORDER BY att.attnum)
+    FROM pg_attribute att WHERE att.attrelid = t.typrelid AND att.attnum > 0
+      AND NOT att.attisdropped) END),
+  ('base', CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END),
+  ('not_null', CASE WHEN t.typtype = 'd' AND t.typnotnull THEN 'true' END),
+  ('default', CASE WHEN t.typtype = 'd' THEN t.typdefault END),
+  ('subtype', (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg WHERE rg.rngtypid = t.oid)),
+  ('collation', CASE WHEN t.typcollation <> 0 AND t.typcollation <> 100 THEN
+    (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co
+     JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END),
+  ('comment', obj_description(t.oid, 'pg_type'))) a(k, v)
+WHERE {ns} AND {type_not_ext}
+  AND t.typtype IN ('e', 'c', 'd', 'r', 'b', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid)
+  AND (t.typtype <> 'c' OR EXISTS (SELECT 1 FROM pg_class tc WHERE tc.oid = t.typrelid
+    AND tc.relkind = 'c'))
+-- policies
+UNION ALL
+SELECT 'policy ' || t.q || '.' || quote_ident(pol.polname), a.k, a.v
+FROM tables t JOIN pg_policy pol ON pol.polrelid = t.oid,
+LATERAL (VALUES
+  ('command', CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+    WHEN 'd' THEN 'DELETE' ELSE 'ALL' END),
+  ('permissive', CASE WHEN pol.polpermissive THEN 'true' ELSE 'false' END),
+  ('roles', (SELECT string_agg(rn, ', ' ORDER BY rn) FROM (SELECT CASE WHEN ro = 0
+      THEN 'public' ELSE quote_ident(pg_get_userbyid(ro)::text) END AS rn
+    FROM unnest(pol.polroles) ro) roles)),
+  ('using', pg_get_expr(pol.polqual, pol.polrelid)),
+  ('with_check', pg_get_expr(pol.polwithcheck, pol.polrelid)),
+  ('comment', obj_description(pol.oid, 'pg_policy'))) a(k, v)"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Snapshot {
+        let mut s = Snapshot::new();
+        s.insert("table public.users", "kind", "table");
+        s.insert("table public.users", COLUMNS, "id, email");
+        s.insert("column public.users.email", "type", "text");
+        s.insert("column public.users.email", "not_null", "false");
+        s.insert("column public.users.id", "type", "integer");
+        s.insert(
+            "function public.f()",
+            "definition",
+            "CREATE OR REPLACE FUNCTION public.f()\n RETURNS int\nAS $$ SELECT 1 \\ $$\tx",
+        );
+        s.insert_object("schema public");
+        s.insert("type public.\"we ird\"", "labels", "'a', 'b, c'");
+        s.insert("view public.v", "comment", "");
+        s
+    }
+
+    #[test]
+    fn text_form_round_trips() {
+        let s = sample();
+        let text = s.to_text();
+        assert!(text.starts_with(TEXT_HEADER));
+        assert_eq!(Snapshot::from_text(&text).unwrap(), s);
+        assert!(text.lines().all(|l| !l.contains('\t')));
+    }
+
+    #[test]
+    fn text_form_errors_name_the_line() {
+        let err = Snapshot::from_text("nope").unwrap_err();
+        assert_eq!(err.line, 1);
+        let err = Snapshot::from_text(&format!("{TEXT_HEADER}\n  type text\n")).unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = Snapshot::from_text(&format!("{TEXT_HEADER}\nx\n  a b\\q\n")).unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+    }
+
+    #[test]
+    fn diffs_read_well() {
+        let before = sample();
+        let mut after = sample();
+        after.insert("column public.users.email", "type", "character varying(255)");
+        after.remove("column public.users.id");
+        after.insert("index public.ix", "definition", "CREATE INDEX ix ON public.users (email)");
+        after.insert(
+            "function public.f()",
+            "definition",
+            "CREATE OR REPLACE FUNCTION public.f()\n RETURNS bigint\nAS $$ SELECT 1 \\ $$\tx",
+        );
+        after.insert("table public.users", COLUMNS, "email");
+        let lines: Vec<String> = diff(&before, &after).iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "column public.users.email: type text -> character varying(255)",
+                "column public.users.id: missing",
+                "function public.f(): definition differs at line 2: \"RETURNS int\" -> \"RETURNS bigint\"",
+                "index public.ix: unexpected",
+            ]
+        );
+    }
+
+    #[test]
+    fn column_order_is_compared_on_common_columns() {
+        let mut a = Snapshot::new();
+        a.insert("table t", COLUMNS, "a, b, \"c, d\", e");
+        let mut b = Snapshot::new();
+        b.insert("table t", COLUMNS, "a, \"c, d\", e, x");
+        assert!(diff(&a, &b).is_empty(), "{:?}", diff(&a, &b));
+        b.insert("table t", COLUMNS, "a, e, \"c, d\"");
+        assert_eq!(
+            diff(&a, &b)[0].to_string(),
+            "table t: column order a, \"c, d\", e -> a, e, \"c, d\""
+        );
+    }
+}

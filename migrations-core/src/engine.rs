@@ -580,6 +580,12 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     }
 
     async fn locked(&mut self, operation: &Operation) -> Result<Report, Error> {
+        // Behind a transaction pooler the next query may reach another server session, which
+        // does not hold the lock: find out before touching anything.
+        let rows = self
+            .query("SELECT pg_backend_pid()", "checking the session")
+            .await?;
+        self.check_backend(&rows)?;
         let names = &self.config.names;
         ensure_history(self.conn, names).await?;
         let baseline = self

@@ -50,7 +50,8 @@ pub enum Error {
     #[error(
         "transaction pooler detected: the server session changed during the run (backend pid \
          {before} then {after}), so the migrations lock is not held; use a direct or \
-         session-pooled connection"
+         session-pooled connection (the pooler's server session may keep the lock until the \
+         pool reconnects)"
     )]
     PoolerDetected { before: i64, after: i64 },
 

@@ -34,6 +34,9 @@ mod migrator;
 mod offline;
 pub mod plan;
 mod report;
+#[cfg(feature = "postgres")]
+pub mod roundtrip;
+pub mod snapshot;
 mod sql;
 
 pub use sql::Names;
@@ -50,6 +53,7 @@ pub use migrator::{
 pub use offline::{offline_script, OfflineError, OfflineRange};
 pub use plan::{DownTarget, Drift, DriftKind, DriftPolicy, Operation, Plan, Policy};
 pub use report::{Event, Ran, Report};
+pub use snapshot::{Difference, Snapshot};
 
 /// Embeds a migrations directory at compile time.
 ///

@@ -104,7 +104,12 @@ impl Snapshot {
     }
 
     /// Adds (or replaces) one attribute of an object, creating the object if needed.
-    pub fn insert(&mut self, key: impl Into<String>, attribute: impl Into<String>, value: impl Into<String>) {
+    pub fn insert(
+        &mut self,
+        key: impl Into<String>,
+        attribute: impl Into<String>,
+        value: impl Into<String>,
+    ) {
         self.objects
             .entry(key.into())
             .or_default()
@@ -347,7 +352,11 @@ fn clip(text: &str) -> String {
 /// (dropped and added again at the end, say) is a [`Change::ColumnOrder`].
 pub fn diff(expected: &Snapshot, actual: &Snapshot) -> Vec<Difference> {
     let mut out = Vec::new();
-    let mut keys: Vec<&String> = expected.objects.keys().chain(actual.objects.keys()).collect();
+    let mut keys: Vec<&String> = expected
+        .objects
+        .keys()
+        .chain(actual.objects.keys())
+        .collect();
     keys.sort();
     keys.dedup();
     for key in keys {
@@ -778,16 +787,27 @@ mod tests {
     fn diffs_read_well() {
         let before = sample();
         let mut after = sample();
-        after.insert("column public.users.email", "type", "character varying(255)");
+        after.insert(
+            "column public.users.email",
+            "type",
+            "character varying(255)",
+        );
         after.remove("column public.users.id");
-        after.insert("index public.ix", "definition", "CREATE INDEX ix ON public.users (email)");
+        after.insert(
+            "index public.ix",
+            "definition",
+            "CREATE INDEX ix ON public.users (email)",
+        );
         after.insert(
             "function public.f()",
             "definition",
             "CREATE OR REPLACE FUNCTION public.f()\n RETURNS bigint\nAS $$ SELECT 1 \\ $$\tx",
         );
         after.insert("table public.users", COLUMNS, "email");
-        let lines: Vec<String> = diff(&before, &after).iter().map(|d| d.to_string()).collect();
+        let lines: Vec<String> = diff(&before, &after)
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
         assert_eq!(
             lines,
             [

@@ -1,0 +1,798 @@
+//! The round trip (SPEC section 7): prove that every down undoes its up, on a scratch database.
+//!
+//! For each migration in order: snapshot S0, up, snapshot S1, down, expect S0, up again,
+//! expect S1. Ups and downs go through the engine ([`Migrator`]), exactly as `migrations up`
+//! and `migrations down` run them; snapshots are [`Snapshot`]s.
+//!
+//! ```no_run
+//! use migrations_core::{embed_migrations, roundtrip, Migrations};
+//! static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+//!
+//! #[test]
+//! fn every_down_undoes_its_up() {
+//!     // A server where the test may create databases (it does not touch the one named).
+//!     let url = std::env::var("DATABASE_URL").unwrap();
+//!     roundtrip::check(&url, &MIGRATIONS, roundtrip::Options::new()).unwrap().assert_passed();
+//! }
+//! ```
+//!
+//! # The scratch database
+//!
+//! `CREATE DATABASE` with a unique name (`migrations_test_<pid>_<time>_<n>`) on the server of
+//! the given connection (from its default template, as the real database was, unless
+//! [`Options::template`] says otherwise), dropped (`DROP DATABASE ... WITH (FORCE)`) at the end:
+//! on success, on error, and when a panic unwinds through the check (a guard's `Drop`). For
+//! Ctrl-C, pass an [`Interrupt`] and trigger it from a signal handler: the query running on the
+//! scratch database is cancelled, the check stops at once and drops the database before
+//! returning [`Error::Interrupted`] (the `migrations test` command does this). A process killed
+//! outright (`SIGKILL`) leaves its scratch database behind; it is recognisable by its name.
+//!
+//! # When something fails
+//!
+//! - The **up** fails: reported, and the check stops there (nothing after it can be applied);
+//!   the migrations after it are listed as not checked.
+//! - The **down** fails: reported with the server's error. A transactional down was rolled back,
+//!   so the database is still in state S1 and the check goes on with the next migration. A
+//!   no-transaction down may have stopped part-way (and is recorded as failed), so the check
+//!   starts over on a fresh scratch database, applies every migration up to this one without
+//!   checking them, and goes on from there.
+//! - The down leaves **differences** (S0 not restored), or the second up fails or leaves
+//!   differences (S1 not restored): reported object by object. When the database is not in
+//!   state S1 afterwards, the check starts over as above, so each later migration is checked on
+//!   the schema the real chain gives it.
+//! - A migration without a down is applied and reported as not checked (`skip`).
+//!
+//! The sync API works on `postgres::Client`, which cannot run inside a Tokio runtime: in a
+//! `#[tokio::test]`, call it through `tokio::task::spawn_blocking`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::db::DbError;
+use crate::embedded::{Migration, Migrations};
+use crate::migrator::Migrator;
+use crate::plan::{DownTarget, Operation};
+use crate::snapshot::{Difference, Snapshot};
+use crate::sql::{quote_ident, Names};
+
+/// How the round trip runs. Built with [`Options::new`] and its methods.
+pub struct Options<'a> {
+    from: Option<i64>,
+    to: Option<i64>,
+    names: Names,
+    search_path: Option<String>,
+    lock_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
+    template: Option<String>,
+    interrupt: Option<Interrupt>,
+    on_result: Option<Box<dyn FnMut(&MigrationCheck) + 'a>>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl fmt::Debug for Options<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("names", &self.names)
+            .field("search_path", &self.search_path)
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Options<'a> {
+    /// Every migration, history tables in `public.migrations_history`.
+    pub fn new() -> Options<'a> {
+        Options {
+            from: None,
+            to: None,
+            names: Names::default(),
+            search_path: None,
+            lock_timeout: None,
+            statement_timeout: None,
+            template: None,
+            interrupt: None,
+            on_result: None,
+        }
+    }
+
+    /// Check from this version on (it is checked); the migrations before it are applied
+    /// without a check. It must be one of the set's versions.
+    pub fn from(mut self, version: i64) -> Self {
+        self.from = Some(version);
+        self
+    }
+
+    /// Check up to this version (it is checked); the migrations after it are not applied.
+    pub fn to(mut self, version: i64) -> Self {
+        self.to = Some(version);
+        self
+    }
+
+    /// Schema of the history tables (left out of the snapshots).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.names.schema = schema.into();
+        self
+    }
+
+    /// Name of the history table (it and `<table>_audit` are left out of the snapshots).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.names.table = table.into();
+        self
+    }
+
+    /// `search_path` for the migrations' SQL (as [`Migrator::search_path`]).
+    pub fn search_path(mut self, path: impl Into<String>) -> Self {
+        self.search_path = Some(path.into());
+        self
+    }
+
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// The template of the scratch database (default: the server's, `template1`).
+    pub fn template(mut self, template: impl Into<String>) -> Self {
+        self.template = Some(template.into());
+        self
+    }
+
+    /// Stops the check (dropping the scratch database) when triggered, e.g. on Ctrl-C.
+    pub fn interrupt(mut self, interrupt: &Interrupt) -> Self {
+        self.interrupt = Some(interrupt.clone());
+        self
+    }
+
+    /// Called with each migration's result as soon as it is known (for live output).
+    pub fn on_result(mut self, callback: impl FnMut(&MigrationCheck) + 'a) -> Self {
+        self.on_result = Some(Box::new(callback));
+        self
+    }
+
+    fn migrator<'m>(&self, migrations: &'m Migrations) -> Migrator<'m> {
+        let mut migrator = Migrator::new(migrations)
+            .schema(self.names.schema.clone())
+            .table(self.names.table.clone());
+        if let Some(path) = &self.search_path {
+            migrator = migrator.search_path(path.clone());
+        }
+        if let Some(t) = self.lock_timeout {
+            migrator = migrator.lock_timeout(t);
+        }
+        if let Some(t) = self.statement_timeout {
+            migrator = migrator.statement_timeout(t);
+        }
+        migrator
+    }
+}
+
+/// Stops a running check from another thread (a Ctrl-C handler): [`Interrupt::trigger`]
+/// cancels the query running on the scratch database and makes the check return
+/// [`Error::Interrupted`] after dropping the database.
+#[derive(Clone, Default)]
+pub struct Interrupt(Arc<InterruptState>);
+
+#[derive(Default)]
+struct InterruptState {
+    triggered: AtomicBool,
+    cancel: Mutex<Option<postgres::CancelToken>>,
+}
+
+impl fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interrupt")
+            .field("triggered", &self.is_triggered())
+            .finish()
+    }
+}
+
+impl Interrupt {
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+
+    /// Asks the check to stop; cancels the scratch database's running query (best effort: the
+    /// cancel request goes without TLS, as libpq's does when it cannot).
+    pub fn trigger(&self) {
+        self.0.triggered.store(true, Ordering::SeqCst);
+        let token = self.0.cancel.lock().ok().and_then(|t| t.clone());
+        if let Some(token) = token {
+            if let Err(e) = token.cancel_query(postgres::NoTls) {
+                log::warn!("could not cancel the scratch database's query: {e}");
+            }
+        }
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0.triggered.load(Ordering::SeqCst)
+    }
+
+    fn set_token(&self, token: Option<postgres::CancelToken>) {
+        if let Ok(mut slot) = self.0.cancel.lock() {
+            *slot = token;
+        }
+    }
+}
+
+/// Why a check could not be carried out (as opposed to a migration failing it, which is in
+/// the [`RoundTripReport`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to {what}: {message}")]
+    Connect { what: String, message: String },
+    #[error(
+        "cannot create the scratch database {name}: {source}; the role needs CREATEDB (or give \
+         a server where it has it)"
+    )]
+    CreateDatabase { name: String, source: DbError },
+    #[error("cannot read the schema of the scratch database {database}: {source}")]
+    Snapshot { database: String, source: DbError },
+    #[error("version {0} is not one of the migrations")]
+    UnknownVersion(i64),
+    #[error("applying the migrations before the checked range failed: {0}")]
+    Setup(crate::Error),
+    #[error("the round trip of {version} {name} could not run: {source}")]
+    Run {
+        version: i64,
+        name: String,
+        source: crate::Error,
+    },
+    #[error("interrupted; the scratch database {0} was dropped")]
+    Interrupted(String),
+}
+
+/// One migration's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationCheck {
+    pub version: i64,
+    pub name: String,
+    pub outcome: Outcome,
+    /// Up, down, up and the snapshots.
+    pub duration: Duration,
+}
+
+/// What the round trip of one migration found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The down restored S0 and the second up restored S1.
+    Passed,
+    /// No down file: applied, not checked.
+    NoDown,
+    /// The up itself failed (the check stops here).
+    UpFailed { error: String },
+    /// The down failed, with the server's error.
+    DownFailed { error: String },
+    /// The down ran but did not restore S0 (`after_down`), or the second up failed
+    /// (`redo_error`) or did not restore S1 (`after_redo`).
+    Mismatch {
+        after_down: Vec<Difference>,
+        after_redo: Vec<Difference>,
+        redo_error: Option<String>,
+    },
+}
+
+impl Outcome {
+    /// Whether this fails the check (a missing down does not).
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, Outcome::Passed | Outcome::NoDown)
+    }
+
+    /// A stable word for machines: `ok`, `no_down`, `up_failed`, `down_failed`, `mismatch`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "ok",
+            Outcome::NoDown => "no_down",
+            Outcome::UpFailed { .. } => "up_failed",
+            Outcome::DownFailed { .. } => "down_failed",
+            Outcome::Mismatch { .. } => "mismatch",
+        }
+    }
+}
+
+impl fmt::Display for MigrationCheck {
+    /// `ok 1 users`, `skip 4 seed: no down file, applied without a check`, or
+    /// `FAIL 2 posts: ...` followed by indented lines (differences indented by four spaces).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (v, n) = (self.version, &self.name);
+        match &self.outcome {
+            Outcome::Passed => write!(f, "ok {v} {n}"),
+            Outcome::NoDown => write!(f, "skip {v} {n}: no down file, applied without a check"),
+            Outcome::UpFailed { error } => write!(f, "FAIL {v} {n}: up failed: {error}"),
+            Outcome::DownFailed { error } => write!(f, "FAIL {v} {n}: down failed: {error}"),
+            Outcome::Mismatch {
+                after_down,
+                after_redo,
+                redo_error,
+            } => {
+                write!(f, "FAIL {v} {n}:")?;
+                let mut first = true;
+                let mut part = |f: &mut fmt::Formatter<'_>, text: &str| {
+                    let r = if first {
+                        write!(f, " {text}")
+                    } else {
+                        write!(f, "\n  {text}")
+                    };
+                    first = false;
+                    r
+                };
+                if !after_down.is_empty() {
+                    part(f, "down left differences:")?;
+                    for d in after_down {
+                        write!(f, "\n    {d}")?;
+                    }
+                }
+                if let Some(error) = redo_error {
+                    part(f, &format!("up again failed: {error}"))?;
+                }
+                if !after_redo.is_empty() {
+                    part(f, "up again left differences:")?;
+                    for d in after_redo {
+                        write!(f, "\n    {d}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Where the check stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub version: i64,
+    pub name: String,
+    pub reason: String,
+    /// The migrations after it, not checked: (version, name).
+    pub not_checked: Vec<(i64, String)>,
+}
+
+/// The outcome of a round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundTripReport {
+    /// Each migration checked, in order.
+    pub migrations: Vec<MigrationCheck>,
+    /// Set when the check could not go on to the end.
+    pub stopped: Option<Stopped>,
+    /// The scratch database's name (dropped by now).
+    pub database: String,
+    /// How many times the check started over on a fresh scratch database.
+    pub restarts: usize,
+    pub duration: Duration,
+}
+
+impl RoundTripReport {
+    /// No migration failed the check and it ran to the end.
+    pub fn passed(&self) -> bool {
+        self.stopped.is_none() && self.failures().next().is_none()
+    }
+
+    /// The migrations that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &MigrationCheck> + '_ {
+        self.migrations.iter().filter(|m| m.outcome.is_failure())
+    }
+
+    /// Panics with the whole report unless [`RoundTripReport::passed`] (for a service's tests).
+    #[track_caller]
+    pub fn assert_passed(&self) {
+        if !self.passed() {
+            panic!("the round trip of the migrations failed:\n{self}");
+        }
+    }
+
+    /// One line: `3 migrations checked: 1 ok, 2 failed, 1 without a down file`.
+    pub fn summary(&self) -> String {
+        let count =
+            |f: fn(&Outcome) -> bool| self.migrations.iter().filter(|m| f(&m.outcome)).count();
+        let total = self.migrations.len();
+        let mut line = format!(
+            "{total} migration{} checked: {} ok, {} failed",
+            if total == 1 { "" } else { "s" },
+            count(|o| *o == Outcome::Passed),
+            count(Outcome::is_failure),
+        );
+        let no_down = count(|o| *o == Outcome::NoDown);
+        if no_down > 0 {
+            line.push_str(&format!(", {no_down} without a down file"));
+        }
+        if let Some(stopped) = &self.stopped {
+            line.push_str(&format!(
+                "; stopped at {} {} ({}), {} not checked",
+                stopped.version,
+                stopped.name,
+                stopped.reason,
+                stopped.not_checked.len()
+            ));
+        }
+        line
+    }
+}
+
+impl fmt::Display for RoundTripReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.migrations {
+            writeln!(f, "{m}")?;
+        }
+        write!(f, "{}", self.summary())
+    }
+}
+
+/// Runs the round trip on a scratch database created on the server of `url` (a `postgres://`
+/// URL or a `key=value` string of a role that may create databases; the database it names is
+/// only used to connect). Connects without TLS; for TLS or other connection needs, use
+/// [`check_with`].
+pub fn check(
+    url: &str,
+    migrations: &Migrations,
+    options: Options<'_>,
+) -> Result<RoundTripReport, Error> {
+    let config = postgres::Config::from_str(url).map_err(|e| Error::Connect {
+        what: "the server".to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut admin = config
+        .connect(postgres::NoTls)
+        .map_err(|e| Error::Connect {
+            what: "the server".to_owned(),
+            message: e.to_string(),
+        })?;
+    check_with(
+        &mut admin,
+        |database| {
+            let mut config = config.clone();
+            config.dbname(database);
+            config.connect(postgres::NoTls)
+        },
+        migrations,
+        options,
+    )
+}
+
+/// Runs the round trip with a connection of your own to the server (`admin`, used to create
+/// and drop the scratch database) and a way to connect to another database on the same server
+/// by name (`connect`).
+pub fn check_with<F, E>(
+    admin: &mut postgres::Client,
+    connect: F,
+    migrations: &Migrations,
+    mut options: Options<'_>,
+) -> Result<RoundTripReport, Error>
+where
+    F: FnMut(&str) -> Result<postgres::Client, E>,
+    E: fmt::Display,
+{
+    let started = Instant::now();
+    let list: Vec<&Migration> = migrations.iter().collect();
+    let position = |v: i64| {
+        list.iter()
+            .position(|m| m.version() == v)
+            .ok_or(Error::UnknownVersion(v))
+    };
+    let first = options.from.map(position).transpose()?.unwrap_or(0);
+    let last = match options.to {
+        Some(v) => position(v)? + 1,
+        None => list.len(),
+    };
+    let mut scratch = Scratch {
+        admin,
+        connect,
+        name: scratch_name(),
+        client: None,
+        interrupt: options.interrupt.clone(),
+        template: options.template.clone(),
+    };
+    scratch.create()?;
+    let mut report = RoundTripReport {
+        migrations: Vec::new(),
+        stopped: None,
+        database: scratch.name.clone(),
+        restarts: 0,
+        duration: Duration::ZERO,
+    };
+    if first > 0 && first < last {
+        let below = list[first - 1].version();
+        let mut migrator = options.migrator(migrations);
+        let client = scratch.client()?;
+        migrator
+            .execute(client, &Operation::Up { to: Some(below) })
+            .map_err(|e| scratch.interrupted_or(Error::Setup(e)))?;
+    }
+    let mut index = first;
+    while index < last {
+        let migration = list[index];
+        let checked = check_one(&mut scratch, migrations, migration, &options)?;
+        let restart = checked.restart;
+        let result = checked.check;
+        if let Some(callback) = options.on_result.as_mut() {
+            callback(&result);
+        }
+        let up_failed = matches!(result.outcome, Outcome::UpFailed { .. });
+        report.migrations.push(result);
+        if up_failed {
+            report.stopped = Some(Stopped {
+                version: migration.version(),
+                name: migration.name().to_owned(),
+                reason: "its up failed".to_owned(),
+                not_checked: not_checked(&list[index + 1..last]),
+            });
+            break;
+        }
+        if restart {
+            // Start over: a fresh database with every migration up to this one applied.
+            report.restarts += 1;
+            scratch.recreate()?;
+            let mut migrator = options.migrator(migrations);
+            let client = scratch.client()?;
+            let applied = migrator.execute(
+                client,
+                &Operation::Up {
+                    to: Some(migration.version()),
+                },
+            );
+            if let Err(e) = applied {
+                let e = scratch.interrupted_or(Error::Setup(e));
+                if matches!(e, Error::Interrupted(_)) {
+                    return Err(e);
+                }
+                report.stopped = Some(Stopped {
+                    version: migration.version(),
+                    name: migration.name().to_owned(),
+                    reason: format!("starting over on a fresh database failed: {e}"),
+                    not_checked: not_checked(&list[index + 1..last]),
+                });
+                break;
+            }
+        }
+        index += 1;
+    }
+    scratch.check_interrupt()?;
+    drop(scratch);
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+fn not_checked(rest: &[&Migration]) -> Vec<(i64, String)> {
+    rest.iter()
+        .map(|m| (m.version(), m.name().to_owned()))
+        .collect()
+}
+
+struct Checked {
+    check: MigrationCheck,
+    /// The database is not in the state the chain needs (this migration applied, S1).
+    restart: bool,
+}
+
+fn check_one<F, E>(
+    scratch: &mut Scratch<'_, F>,
+    migrations: &Migrations,
+    migration: &Migration,
+    options: &Options<'_>,
+) -> Result<Checked, Error>
+where
+    F: FnMut(&str) -> Result<postgres::Client, E>,
+    E: fmt::Display,
+{
+    let started = Instant::now();
+    let version = migration.version();
+    let mut migrator = options.migrator(migrations);
+    let names = &options.names;
+    let up = Operation::Up { to: Some(version) };
+    let done = |outcome: Outcome, restart: bool| Checked {
+        check: MigrationCheck {
+            version,
+            name: migration.name().to_owned(),
+            outcome,
+            duration: started.elapsed(),
+        },
+        restart,
+    };
+
+    let s0 = scratch.snapshot(names)?;
+    if let Err(e) = migrator.execute(scratch.client()?, &up) {
+        let error = scratch.finding(migration, e)?;
+        return Ok(done(Outcome::UpFailed { error }, false));
+    }
+    let s1 = scratch.snapshot(names)?;
+    if migration.down().is_none() {
+        return Ok(done(Outcome::NoDown, false));
+    }
+    let down = Operation::Down(DownTarget::Count(1));
+    if let Err(e) = migrator.execute(scratch.client()?, &down) {
+        let error = scratch.finding(migration, e)?;
+        // A transactional down was rolled back: the database is still at S1.
+        let partial = migration.down().is_some_and(|d| d.no_transaction());
+        return Ok(done(Outcome::DownFailed { error }, partial));
+    }
+    let s2 = scratch.snapshot(names)?;
+    let after_down = s0.diff(&s2);
+    if let Err(e) = migrator.execute(scratch.client()?, &up) {
+        let error = scratch.finding(migration, e)?;
+        let outcome = Outcome::Mismatch {
+            after_down,
+            after_redo: Vec::new(),
+            redo_error: Some(error),
+        };
+        return Ok(done(outcome, true));
+    }
+    let s3 = scratch.snapshot(names)?;
+    let after_redo = s1.diff(&s3);
+    if after_down.is_empty() && after_redo.is_empty() {
+        return Ok(done(Outcome::Passed, false));
+    }
+    let restart = !after_redo.is_empty();
+    Ok(done(
+        Outcome::Mismatch {
+            after_down,
+            after_redo,
+            redo_error: None,
+        },
+        restart,
+    ))
+}
+
+/// A unique scratch database name: `migrations_test_<pid>_<unix time>_<n>`.
+fn scratch_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "migrations_test_{}_{secs}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The scratch database: created on construction, dropped by `Drop` (also when a panic
+/// unwinds).
+struct Scratch<'c, F> {
+    admin: &'c mut postgres::Client,
+    connect: F,
+    name: String,
+    client: Option<postgres::Client>,
+    interrupt: Option<Interrupt>,
+    template: Option<String>,
+}
+
+impl<F, E> Scratch<'_, F>
+where
+    F: FnMut(&str) -> Result<postgres::Client, E>,
+    E: fmt::Display,
+{
+    fn create(&mut self) -> Result<(), Error> {
+        self.check_interrupt()?;
+        let mut sql = format!("CREATE DATABASE {}", quote_ident(&self.name));
+        if let Some(template) = &self.template {
+            sql.push_str(&format!(" TEMPLATE {}", quote_ident(template)));
+        }
+        self.admin
+            .batch_execute(&sql)
+            .map_err(|e| Error::CreateDatabase {
+                name: self.name.clone(),
+                source: crate::db::from_pg(&e),
+            })?;
+        log::debug!("created the scratch database {}", self.name);
+        let client = (self.connect)(&self.name).map_err(|e| Error::Connect {
+            what: format!("the scratch database {}", self.name),
+            message: e.to_string(),
+        })?;
+        if let Some(interrupt) = &self.interrupt {
+            interrupt.set_token(Some(client.cancel_token()));
+        }
+        self.client = Some(client);
+        // A trigger that came while connecting found no query to cancel.
+        self.check_interrupt()
+    }
+
+    fn recreate(&mut self) -> Result<(), Error> {
+        self.drop_database();
+        self.create()
+    }
+
+    fn client(&mut self) -> Result<&mut postgres::Client, Error> {
+        self.check_interrupt()?;
+        self.client.as_mut().ok_or_else(|| Error::Connect {
+            what: format!("the scratch database {}", self.name),
+            message: "no connection".to_owned(),
+        })
+    }
+
+    fn check_interrupt(&self) -> Result<(), Error> {
+        match &self.interrupt {
+            Some(i) if i.is_triggered() => Err(Error::Interrupted(self.name.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Interrupted` when the interrupt was triggered (the error is its consequence).
+    fn interrupted_or(&self, error: Error) -> Error {
+        self.check_interrupt().err().unwrap_or(error)
+    }
+
+    fn snapshot(&mut self, names: &Names) -> Result<Snapshot, Error> {
+        let name = self.name.clone();
+        let result = Snapshot::read(self.client()?, names);
+        result.map_err(|source| {
+            self.interrupted_or(Error::Snapshot {
+                database: name,
+                source,
+            })
+        })
+    }
+
+    /// A migration's failure as a finding (its text), or the operational error that stops the
+    /// whole check (the connection broke, the interrupt was triggered, bookkeeping failed).
+    fn finding(&self, migration: &Migration, error: crate::Error) -> Result<String, Error> {
+        self.check_interrupt()?;
+        match error {
+            crate::Error::Migration {
+                statement, source, ..
+            } if !source.is_connection_error() => Ok(match statement {
+                Some((0, _, line)) => format!("{source} (line {line})"),
+                Some((n, total, line)) => {
+                    format!("{source} (statement {n} of {total}, line {line})")
+                }
+                None => source.to_string(),
+            }),
+            e @ (crate::Error::RefusedInTransaction { .. }
+            | crate::Error::LockTimeout { .. }
+            | crate::Error::Plan(_)) => Ok(e.to_string()),
+            e => Err(Error::Run {
+                version: migration.version(),
+                name: migration.name().to_owned(),
+                source: e,
+            }),
+        }
+    }
+}
+
+impl<F> Scratch<'_, F> {
+    fn drop_database(&mut self) {
+        if let Some(interrupt) = &self.interrupt {
+            interrupt.set_token(None);
+        }
+        // Close our own session first, so the drop does not have to end it.
+        drop(self.client.take());
+        let name = quote_ident(&self.name);
+        let forced = self
+            .admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        let result = match forced {
+            // Before PostgreSQL 13 there is no FORCE (syntax error); PostgreSQL waits a few
+            // seconds for the closed sessions itself.
+            Err(e) if e.code() == Some(&postgres::error::SqlState::SYNTAX_ERROR) => self
+                .admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name}")),
+            other => other,
+        };
+        match result {
+            Ok(()) => log::debug!("dropped the scratch database {}", self.name),
+            Err(e) => log::error!(
+                "could not drop the scratch database {}: {e}; drop it by hand",
+                self.name
+            ),
+        }
+    }
+}
+
+impl<F> Drop for Scratch<'_, F> {
+    fn drop(&mut self) {
+        self.drop_database();
+    }
+}

@@ -726,17 +726,31 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         }
     }
 
+    /// The settings a migration runs under: the file's timeouts (else the run's), the run's
+    /// `search_path`, and `client_connection_check_interval`, so that if the runner dies (or
+    /// its future is dropped) during a long statement the server notices within a second,
+    /// rolls back and releases the lock instead of finishing the query string first.
     fn timeouts(&self, script: &Script, local: bool) -> String {
-        let lock = script
-            .lock_timeout_ms()
-            .unwrap_or(self.config.lock_timeout.as_millis() as u64);
-        let statement = script
-            .statement_timeout_ms()
-            .unwrap_or(self.config.statement_timeout.as_millis() as u64);
+        self.settings_sql(
+            script.lock_timeout_ms(),
+            script.statement_timeout_ms(),
+            local,
+        )
+    }
+
+    fn settings_sql(&self, lock: Option<u64>, statement: Option<u64>, local: bool) -> String {
+        let lock = lock.unwrap_or(self.config.lock_timeout.as_millis() as u64);
+        let statement = statement.unwrap_or(self.config.statement_timeout.as_millis() as u64);
         let scope = if local { "SET LOCAL" } else { "SET" };
         let mut out = format!(
             "{scope} lock_timeout = '{lock}ms';\n{scope} statement_timeout = '{statement}ms';\n"
         );
+        // PostgreSQL 14+ on Linux, macOS and the BSDs; elsewhere the setting is refused, and
+        // the run goes on without it.
+        out.push_str(&format!(
+            "DO $migrations$ BEGIN PERFORM set_config('client_connection_check_interval', \
+             '1000', {local}); EXCEPTION WHEN OTHERS THEN NULL; END $migrations$;\n"
+        ));
         if let Some(path) = &self.config.search_path {
             out.push_str(&format!(
                 "SELECT set_config('search_path', {}, {local});\n",
@@ -1068,17 +1082,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             });
         }
         let mut batch = String::from("BEGIN;\n");
-        batch.push_str(&format!(
-            "SET LOCAL lock_timeout = '{}ms';\nSET LOCAL statement_timeout = '{}ms';\n",
-            self.config.lock_timeout.as_millis(),
-            self.config.statement_timeout.as_millis()
-        ));
-        if let Some(path) = &self.config.search_path {
-            batch.push_str(&format!(
-                "SELECT set_config('search_path', {}, true);\n",
-                quote_literal(path)
-            ));
-        }
+        batch.push_str(&self.settings_sql(None, None, true));
         for job in jobs {
             if let Some(refusal) = job.script.refused_in_transaction() {
                 return Err(Error::RefusedInTransaction {

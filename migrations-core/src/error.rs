@@ -112,6 +112,11 @@ pub enum Error {
         problems: Vec<String>,
     },
 
+    /// The runner could not connect (only when it connects itself: `Migrator::connect_and_run`).
+    #[cfg(feature = "connect")]
+    #[error(transparent)]
+    Connect(#[from] crate::connect::ConnectError),
+
     /// A bookkeeping query failed.
     #[error("{context}: {source}")]
     Db { context: String, source: DbError },

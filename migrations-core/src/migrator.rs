@@ -195,6 +195,17 @@ mod sync_driver {
             ))
         }
 
+        /// Connects with `options`, applies every pending migration, and closes the connection
+        /// (the lock goes with it on every exit path).
+        #[cfg(feature = "connect")]
+        pub fn connect_and_run(
+            &mut self,
+            options: &crate::connect::ConnectOptions,
+        ) -> Result<Report, Error> {
+            let mut client = crate::connect::connect(options)?;
+            self.run(&mut client)
+        }
+
         /// Reverts applied migrations, newest first.
         pub fn down(
             &mut self,
@@ -352,6 +363,19 @@ mod async_driver {
                 &mut *events,
             )
             .await
+        }
+
+        /// Connects with `options`, applies every pending migration, and closes the connection.
+        /// The runner owns this connection: if the future is dropped mid-run, the connection
+        /// closes with it, and the server releases the migrations lock and rolls back the
+        /// open transaction.
+        #[cfg(feature = "connect")]
+        pub async fn connect_and_run_async(
+            &mut self,
+            options: &crate::connect::ConnectOptions,
+        ) -> Result<Report, Error> {
+            let mut client = crate::connect::connect_async(options).await?;
+            self.run_async(&mut client).await
         }
 
         /// Reverts applied migrations, newest first.

@@ -664,6 +664,9 @@ FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
 LATERAL (VALUES ('definition', pg_get_functiondef(p.oid)),
   ('comment', obj_description(p.oid, 'pg_proc'))) a(k, v)
 WHERE {ns} AND {proc_not_ext} AND p.prokind IN ('f', 'p', 'w')
+  -- not the constructors a range type makes for itself
+  AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass
+    AND x.objid = p.oid AND x.deptype = 'i')
 -- aggregates (pg_get_functiondef refuses them)
 UNION ALL
 SELECT 'aggregate ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)

@@ -41,6 +41,7 @@ impl Repo {
             .args(args)
             .current_dir(&self.root)
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("LC_ALL", "C")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
             .output()

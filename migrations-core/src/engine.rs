@@ -71,14 +71,23 @@ pub(crate) async fn run<C: Conn>(
     };
     // A panic in a callback must not leave the lock held: catch it, unlock, then let it go on.
     let outcome = CatchUnwind(Box::pin(engine.locked(operation))).await;
+    let mut report = unlock_then(conn, key, outcome).await?;
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// Releases the migrations lock, then returns the locked section's result or resumes its
+/// panic. Every locked section ends here, so no exit path keeps the lock.
+async fn unlock_then<C: Conn, T>(
+    conn: &mut C,
+    key: i64,
+    outcome: Result<Result<T, Error>, Box<dyn Any + Send>>,
+) -> Result<T, Error> {
     let _ = conn
         .simple(&format!("SELECT pg_advisory_unlock({key})"))
         .await;
     match outcome {
-        Ok(result) => result.map(|mut report| {
-            report.duration = started.elapsed();
-            report
-        }),
+        Ok(result) => result,
         Err(panic) => resume_unwind(panic),
     }
 }
@@ -128,18 +137,12 @@ pub(crate) async fn maintain<C: Conn>(
     events: &mut EventSink<'_>,
 ) -> Result<Vec<String>, Error> {
     let key = config.names.lock_key();
-    let _pid = acquire_lock(conn, config, events).await?;
+    let pid = acquire_lock(conn, config, events).await?;
     let outcome = CatchUnwind(Box::pin(maintain_locked(
-        conn, migrations, config, operation,
+        conn, migrations, config, operation, pid,
     )))
     .await;
-    let _ = conn
-        .simple(&format!("SELECT pg_advisory_unlock({key})"))
-        .await;
-    match outcome {
-        Ok(result) => result,
-        Err(panic) => resume_unwind(panic),
-    }
+    unlock_then(conn, key, outcome).await
 }
 
 async fn maintain_locked<C: Conn>(
@@ -147,7 +150,13 @@ async fn maintain_locked<C: Conn>(
     migrations: &Migrations,
     config: &Config,
     operation: &Maintenance,
+    pid: i64,
 ) -> Result<Vec<String>, Error> {
+    let rows = conn
+        .simple("SELECT pg_backend_pid()")
+        .await
+        .map_err(Error::db("checking the session"))?;
+    check_backend(&rows, pid)?;
     let names = &config.names;
     ensure_history(conn, names).await?;
     let history = read_history(conn, names).await?;
@@ -709,21 +718,8 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             .unwrap_or_default()
     }
 
-    /// The last row of a batch is `pg_backend_pid()`: a different backend than the one holding
-    /// the lock means a transaction pooler hands out sessions per transaction.
     fn check_backend(&self, rows: &[Row]) -> Result<(), Error> {
-        let after = rows
-            .last()
-            .and_then(|r| r.first())
-            .and_then(|c| c.as_deref())
-            .and_then(|p| p.parse::<i64>().ok());
-        match after {
-            Some(after) if after != self.pid => Err(Error::PoolerDetected {
-                before: self.pid,
-                after,
-            }),
-            _ => Ok(()),
-        }
+        check_backend(rows, self.pid)
     }
 
     /// The settings a migration runs under: the file's timeouts (else the run's), the run's
@@ -1135,6 +1131,20 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 duration: each,
             })
             .collect())
+    }
+}
+
+/// The last row of a batch is `pg_backend_pid()`: a different backend than the one holding the
+/// lock means a transaction pooler hands out sessions per transaction.
+fn check_backend(rows: &[Row], pid: i64) -> Result<(), Error> {
+    let after = rows
+        .last()
+        .and_then(|r| r.first())
+        .and_then(|c| c.as_deref())
+        .and_then(|p| p.parse::<i64>().ok());
+    match after {
+        Some(after) if after != pid => Err(Error::PoolerDetected { before: pid, after }),
+        _ => Ok(()),
     }
 }
 

@@ -14,7 +14,6 @@ pub struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
     pub port: u16,
-    pub fsync: bool,
     pub version: String,
     as_postgres: bool,
     counter: u32,
@@ -38,7 +37,7 @@ fn bin_dir() -> PathBuf {
 }
 
 impl Cluster {
-    pub fn start(fsync: bool) -> Cluster {
+    pub fn start(fsync: bool, stat_statements: bool) -> Cluster {
         let bin = bin_dir();
         let as_postgres = unsafe_is_root();
         let base = std::env::temp_dir().join(format!(
@@ -91,8 +90,13 @@ impl Cluster {
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} {durability} \
              -c wal_level=minimal -c max_wal_senders=0 -c shared_buffers=128MB \
              -c max_wal_size=8GB -c checkpoint_timeout=1h -c autovacuum=off -c jit=off \
-             -c max_connections=50",
-            base.display()
+             -c max_connections=50{}",
+            base.display(),
+            if stat_statements {
+                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+            } else {
+                ""
+            }
         );
         let pg_ctl = vec![
             bin.join("pg_ctl").to_string_lossy().into_owned(),
@@ -112,7 +116,7 @@ impl Cluster {
             dir: base,
             bin,
             port,
-            fsync,
+
             version: String::new(),
             as_postgres,
             counter: 0,

@@ -14,13 +14,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-#[derive(Default)]
 struct Counters {
     frontend: [AtomicU64; 256],
     ready_for_query: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
     connections: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            frontend: std::array::from_fn(|_| AtomicU64::new(0)),
+            ready_for_query: AtomicU64::new(0),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+        }
+    }
 }
 
 /// What went over the wire between two snapshots.

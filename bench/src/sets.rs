@@ -149,17 +149,6 @@ pub struct Layouts {
     pub diesel: PathBuf,
 }
 
-/// Versions for the tools that order numerically: diesel orders timestamps as digit strings,
-/// so 14-digit versions are right-padded to 18 digits (diesel's `-0000` suffix), which keeps
-/// its order under numeric comparison.
-fn numeric_version(m: &Mig) -> i64 {
-    if m.digits.len() >= 14 {
-        format!("{:0<18}", m.digits).parse().unwrap()
-    } else {
-        m.digits.parse().unwrap()
-    }
-}
-
 /// Writes the set in each tool's layout. refinery cannot run a migration outside a
 /// transaction, so the no-transaction ones are left out of its copy (returned).
 pub fn write_layouts(set: &[Mig], root: &Path) -> (Layouts, Vec<String>) {
@@ -212,7 +201,10 @@ pub fn write_layouts(set: &[Mig], root: &Path) -> (Layouts, Vec<String>) {
             fs::write(folder.join("metadata.toml"), "run_in_transaction = false\n").unwrap();
         }
         // sqlx: <i64>_<description>.up.sql / .down.sql; `-- no-transaction` on the first line.
-        let base = format!("{}_{}", numeric_version(m), word);
+        // Versions renumbered 1.. in order: diesel's spellings (14 digits, or 18 with `-0000`)
+        // have no order-preserving numeric form that keeps them apart (`2026-05-27-120000` and
+        // `2026-05-27-120000-0000` are both in the corpus).
+        let base = format!("{}_{}", index + 1, word);
         let header = if m.no_transaction {
             "-- no-transaction\n"
         } else {

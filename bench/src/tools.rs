@@ -76,7 +76,7 @@ pub fn load(set: &[Mig], layouts: &crate::sets::Layouts, rt: &tokio::runtime::Ru
         .iter()
         .map(|m| DieselMig {
             name: format!("{}_{}", m.spelling, m.name),
-            version: m.spelling.clone(),
+            version: m.digits.clone(),
             up: m.up.clone(),
             down: m.down.clone().unwrap_or_default(),
             in_transaction: !m.no_transaction,

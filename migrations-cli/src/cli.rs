@@ -206,6 +206,60 @@ pub enum Command {
         down: bool,
     },
 
+    /// Prove that every down undoes its up: on a scratch database created on the server (and
+    /// dropped after), each migration in order goes up, down and up again, and the schema is
+    /// compared after each step. Exit 3 when a migration fails the check.
+    Test {
+        /// Check from this version on (the migrations before it are applied unchecked).
+        #[arg(long, value_name = "VERSION")]
+        from: Option<String>,
+        /// Check up to this version (the migrations after it are not applied).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Do not report columns that came back in another order.
+        #[arg(long)]
+        ignore_column_order: bool,
+    },
+
+    /// Safety lint: flag statements that lock tables for long (index without CONCURRENTLY,
+    /// constraint without NOT VALID, column type change, ...), statements refused in a
+    /// transaction, missing or empty downs, and more; each finding with the lock taken and
+    /// the safe rewrite (`--list-rules` lists the rules). Exit 3 when anything is found.
+    Lint {
+        /// Migration files or folders to lint (default: the whole --dir).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Run only these rules (comma-separated or repeated; `all` for every rule, `default`
+        /// for the default set). Replaces `[lint] select` in migrations.toml.
+        #[arg(long, value_delimiter = ',', value_name = "RULE")]
+        select: Vec<String>,
+        /// Never run these rules. Replaces `[lint] exclude` in migrations.toml.
+        #[arg(long, value_delimiter = ',', value_name = "RULE")]
+        exclude: Vec<String>,
+        /// Lint only migrations newer than this version. Replaces `[lint] since`.
+        #[arg(long, value_name = "VERSION")]
+        since: Option<String>,
+        /// List every rule (id, default or opt-in, the lock it is about, the safe rewrite).
+        #[arg(long)]
+        list_rules: bool,
+    },
+
+    /// Append new migrations to migrations.lock (the lock file CI verifies). A locked entry
+    /// changes only with --rewrite VERSION (recorded in the audit when a database is given).
+    Lock {
+        /// Accept a deliberate change to this locked migration (a fixed down, say).
+        #[arg(long, value_name = "VERSION")]
+        rewrite: Option<String>,
+    },
+
+    /// Check the directory against migrations.lock: edited, removed or inserted migrations are
+    /// findings (exit 3); new unlocked ones are listed. Without a lock file: exit 2.
+    Verify {
+        /// Also check the database against the directory (never implied by DATABASE_URL).
+        #[arg(long)]
+        online: bool,
+    },
+
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]

@@ -3,7 +3,7 @@
 
 use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::{Migrations, Migrator, Names};
-use migrations_format::Version;
+use migrations_format::{load_dir, Directory, Version};
 
 use crate::cli::Global;
 use crate::exit::Error;
@@ -25,6 +25,11 @@ impl<'a> Context<'a> {
     /// The migrations directory, loaded and checked (every problem is an error naming its file).
     pub fn migrations(&self) -> Result<Migrations, Error> {
         Migrations::from_dir(&self.global.dir).map_err(Error::Files)
+    }
+
+    /// The directory as the format crate sees it (files, checksums, settings).
+    pub fn directory(&self) -> Result<Directory, Error> {
+        load_dir(&self.global.dir).map_err(Error::Files)
     }
 
     pub fn connect(&self) -> Result<postgres::Client, Error> {

@@ -357,3 +357,98 @@ fn init_new_sql_baseline_completions() {
         assert!(c.stdout.contains("migrations"), "{shell}");
     }
 }
+
+#[test]
+fn lock_and_verify() {
+    let db = test_db();
+    let p = Project::new(&db);
+    // No lock file: exit 2 with what to do.
+    let none = p.run(&["verify"]);
+    assert_eq!(none.code, 2);
+    assert!(
+        none.stderr
+            .contains("migrations.lock does not exist: run `migrations lock` and commit it"),
+        "{}",
+        none.stderr
+    );
+
+    let lock = p.run(&["lock"]);
+    assert_eq!(lock.code, 0, "{}", lock.stderr);
+    assert_eq!(
+        lock.stdout,
+        "locked 1 users\nlocked 2 posts\nlocked 3 index\n"
+    );
+    let ok = p.run(&["verify"]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert_eq!(ok.stdout, "ok: 3 locked migrations verified\n");
+
+    // A new migration is fine, and listed.
+    p.write("migrations/4_more.up.sql", "CREATE TABLE more ();\n");
+    let unlocked = p.run(&["verify"]);
+    assert_eq!(unlocked.code, 0);
+    assert!(unlocked.stdout.contains("unlocked"), "{}", unlocked.stdout);
+
+    // An edited released migration: exit 3, named, and a GitHub annotation in Actions.
+    p.write(
+        "migrations/2_posts.up.sql",
+        "CREATE TABLE posts (id bigint);\n",
+    );
+    let edited = p.run_with(&["verify"], &[("GITHUB_ACTIONS", "true")]);
+    assert_eq!(edited.code, 3, "{}", edited.stdout);
+    assert!(
+        edited
+            .stdout
+            .contains("migrations/2_posts.up.sql: edited-up:"),
+        "{}",
+        edited.stdout
+    );
+    assert!(
+        edited
+            .stdout
+            .contains("::error file=migrations/2_posts.up.sql"),
+        "{}",
+        edited.stdout
+    );
+    let json = p.run(&["verify", "--format", "json"]);
+    assert_eq!(json.code, 3);
+    let doc = json.json();
+    assert_eq!(doc["ok"], false);
+    let kinds: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"edited-up"), "{kinds:?}");
+    // `lock` refuses to paper over it; --rewrite accepts it, recorded in the audit.
+    let refused = p.run(&["lock"]);
+    assert_eq!(refused.code, 2);
+    p.run(&["up", "--to", "1"]);
+    let rewrite = p.run(&["lock", "--rewrite", "2"]);
+    assert_eq!(rewrite.code, 0, "{}", rewrite.stderr);
+    assert_eq!(p.run(&["verify"]).code, 0);
+    let history = p.run(&["history", "--verbose", "--format", "json"]).json();
+    let events: Vec<&str> = history["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"lock-rewrite"), "{events:?}");
+
+    // --online: the database against the directory.
+    let online = p.run(&["verify", "--online"]);
+    assert_eq!(online.code, 0, "{}", online.stdout);
+    p.write(
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    p.run(&["lock", "--rewrite", "1"]);
+    let online = p.run(&["verify", "--online"]);
+    assert_eq!(online.code, 3, "{}", online.stdout);
+    assert!(
+        online.stdout.contains("database: 1 users: edited"),
+        "{}",
+        online.stdout
+    );
+}

@@ -117,6 +117,14 @@ pub(crate) enum Maintenance {
     Baseline { version: i64 },
     /// Import another tool's history (rows up to `version`), checking what can be checked.
     Adopt { tool: Tool, version: i64 },
+    /// Append an event to the audit table (for example `lock-rewrite` from the CLI).
+    Record {
+        event: String,
+        version: Option<i64>,
+        name: Option<String>,
+        checksum: Option<String>,
+        detail: Option<String>,
+    },
 }
 
 /// A migration tool whose history table can be adopted.
@@ -278,6 +286,23 @@ async fn maintain_locked<C: Conn>(
                 ));
                 done.push(format!("{} {}: recorded as applied", m.version(), m.name()));
             }
+        }
+        Maintenance::Record {
+            event,
+            version,
+            name,
+            checksum,
+            detail,
+        } => {
+            batch.push_str(&names.audit_insert(
+                event,
+                *version,
+                name.as_deref(),
+                checksum.as_deref(),
+                detail.as_deref(),
+            ));
+            batch.push_str(";\n");
+            done.push(format!("recorded {event} in the audit"));
         }
         Maintenance::Adopt { tool, version } => {
             let target = migrations

@@ -255,6 +255,27 @@ mod sync_driver {
             self.maintain(client, Maintenance::Adopt { tool, version })
         }
 
+        /// Appends an event to the audit table (creating the history tables if needed), under
+        /// the migrations lock. The CLI records `lock-rewrite` this way.
+        pub fn record_audit(
+            &mut self,
+            client: &mut postgres::Client,
+            event: &str,
+            version: Option<i64>,
+            name: Option<&str>,
+            checksum: Option<&str>,
+            detail: Option<&str>,
+        ) -> Result<(), Error> {
+            let operation = Maintenance::Record {
+                event: event.to_owned(),
+                version,
+                name: name.map(str::to_owned),
+                checksum: checksum.map(str::to_owned),
+                detail: detail.map(str::to_owned),
+            };
+            self.maintain(client, operation).map(|_| ())
+        }
+
         fn maintain(
             &mut self,
             client: &mut postgres::Client,

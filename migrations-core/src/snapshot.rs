@@ -295,19 +295,19 @@ impl fmt::Display for Difference {
                     return write!(f, "{name} {} -> {}", shown(expected), shown(actual));
                 }
                 // A long or multi-line value (a function body, a view): the first line that
-                // differs.
+                // differs, as `diff` compares them (indentation and blank lines aside).
                 let (e, a) = (
                     expected.as_deref().unwrap_or(""),
                     actual.as_deref().unwrap_or(""),
                 );
-                let (mut el, mut al) = (e.lines(), a.lines());
-                let mut line = 1;
+                let (mut el, mut al) = (text_lines(e), text_lines(a));
                 loop {
                     match (el.next(), al.next()) {
-                        (Some(x), Some(y)) if x == y => line += 1,
+                        (Some((_, x)), Some((_, y))) if x == y => {}
                         (x, y) => {
-                            let quote = |l: Option<&str>| match l {
-                                Some(l) => format!("{:?}", clip(l.trim())),
+                            let line = x.map(|(n, _)| n).unwrap_or(e.lines().count() + 1);
+                            let quote = |l: Option<(usize, &str)>| match l {
+                                Some((_, l)) => format!("{:?}", clip(l)),
                                 None => "(end)".to_owned(),
                             };
                             return write!(
@@ -321,6 +321,25 @@ impl fmt::Display for Difference {
                 }
             }
         }
+    }
+}
+
+/// The non-blank lines of a multi-line value, trimmed, with their 1-based line numbers.
+fn text_lines(text: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+}
+
+/// Two multi-line values (function bodies are stored as written) that differ only in
+/// indentation, trailing blanks or blank lines.
+fn same_text(a: Option<&String>, b: Option<&String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) if a.contains('\n') || b.contains('\n') => text_lines(a)
+            .map(|(_, l)| l)
+            .eq(text_lines(b).map(|(_, l)| l)),
+        _ => false,
     }
 }
 
@@ -346,6 +365,11 @@ fn clip(text: &str) -> String {
 /// What changed from `expected` to `actual`, object by object, in identity order:
 /// an object only in `expected` is [`Change::Missing`], one only in `actual` is
 /// [`Change::Unexpected`], and each attribute that differs is a [`Change::Attribute`].
+///
+/// Multi-line values (function and view definitions) are compared line by line with each
+/// line's leading and trailing blanks and blank lines ignored: PostgreSQL keeps a PL/pgSQL
+/// body as written, and a down that recreates a function with other indentation restores it
+/// (a change of indentation inside a multi-line string literal is missed).
 ///
 /// A table's column order is compared on the columns present on both sides only, so an added
 /// or dropped column is reported once (as its own `column` object), and a column that moved
@@ -375,7 +399,7 @@ pub fn diff(expected: &Snapshot, actual: &Snapshot) -> Vec<Difference> {
                 names.dedup();
                 for name in names {
                     let (ev, av) = (e.get(name), a.get(name));
-                    if ev == av {
+                    if ev == av || same_text(ev, av) {
                         continue;
                     }
                     if name == COLUMNS {
@@ -820,6 +844,36 @@ mod tests {
                 "index public.ix: unexpected",
             ]
         );
+    }
+
+    #[test]
+    fn indentation_of_multi_line_values_is_not_a_difference() {
+        let mut a = Snapshot::new();
+        a.insert(
+            "function f()",
+            "definition",
+            "AS $$\n    BEGIN\n      RETURN 1;\n    END\n$$",
+        );
+        let mut b = Snapshot::new();
+        b.insert(
+            "function f()",
+            "definition",
+            "AS $$\nBEGIN\n\n  RETURN 1;  \nEND\n$$",
+        );
+        assert!(diff(&a, &b).is_empty());
+        b.insert(
+            "function f()",
+            "definition",
+            "AS $$\nBEGIN\n  RETURN 'a  b';\nEND\n$$",
+        );
+        assert_eq!(
+            diff(&a, &b)[0].to_string(),
+            "function f(): definition differs at line 3: \"RETURN 1;\" -> \"RETURN 'a  b';\""
+        );
+        // Single-line values are compared exactly.
+        a.insert("column t.c", "default", "'a'");
+        b.insert("column t.c", "default", "'a '");
+        assert_eq!(diff(&a, &b).len(), 2);
     }
 
     #[test]

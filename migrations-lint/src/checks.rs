@@ -26,7 +26,8 @@ pub(crate) fn check(input: &FileInput<'_>, stmts: &[Stmt<'_, '_>], rules: &RuleS
     let token_lists: Vec<Vec<&Token<'_>>> = stmts.iter().map(|s| s.toks.clone()).collect();
     let blocks = transaction_blocks(input.no_transaction, &token_lists);
     let mut out = Vec::new();
-    if rules.contains(NON_TRANSACTIONAL_IN_TRANSACTION) || rules.contains(CONCURRENTLY_IN_TRANSACTION)
+    if rules.contains(NON_TRANSACTIONAL_IN_TRANSACTION)
+        || rules.contains(CONCURRENTLY_IN_TRANSACTION)
     {
         non_transactional(input, stmts, &blocks, rules, &mut out);
     }
@@ -107,7 +108,9 @@ fn lock_timeout_guard(
     out: &mut Vec<Raw>,
 ) {
     let mut session = match input.directives.lock_timeout {
-        Some(d) if d.is_zero() => Guard::Off("the `-- migrations:lock-timeout=0` directive".to_owned()),
+        Some(d) if d.is_zero() => {
+            Guard::Off("the `-- migrations:lock-timeout=0` directive".to_owned())
+        }
         _ => Guard::On,
     };
     let mut local: Option<Guard> = None;
@@ -167,7 +170,9 @@ fn lock_timeout_guard(
 
 /// Whether `later` puts `param` back to its default.
 fn resets(later: &Setting<'_>, param: &str) -> bool {
-    later.reset && (later.param == param || (later.param == "all" && param != "role" && param != "session authorization"))
+    later.reset
+        && (later.param == param
+            || (later.param == "all" && param != "role" && param != "session authorization"))
 }
 
 /// Session-level `SET`s that stay in force after they are needed, and `SET LOCAL`s that do
@@ -200,7 +205,10 @@ fn settings(
         };
         match set.scope {
             Scope::Session if rules.contains(SESSION_LEVEL_SET) => {
-                if all[k + 1..].iter().any(|(_, later)| resets(later, &set.param)) {
+                if all[k + 1..]
+                    .iter()
+                    .any(|(_, later)| resets(later, &set.param))
+                {
                     continue;
                 }
                 let message = if input.no_transaction {
@@ -216,9 +224,17 @@ fn settings(
                          migrations, but psql, `migrations sql` scripts and other tools do not"
                     )
                 };
-                out.push(Raw::at(SESSION_LEVEL_SET, Some(*i), set.line, set.column, message));
+                out.push(Raw::at(
+                    SESSION_LEVEL_SET,
+                    Some(*i),
+                    set.line,
+                    set.column,
+                    message,
+                ));
             }
-            Scope::Local if blocks[*i].is_none() && rules.contains(SET_LOCAL_OUTSIDE_TRANSACTION) => {
+            Scope::Local
+                if blocks[*i].is_none() && rules.contains(SET_LOCAL_OUTSIDE_TRANSACTION) =>
+            {
                 let message = format!(
                     "SET LOCAL of {shown} has no effect here: this file runs without a \
                      transaction and no BEGIN is open, so PostgreSQL only warns and the \
@@ -256,10 +272,7 @@ fn enum_values(stmts: &[Stmt<'_, '_>], blocks: &[Option<(u32, u32)>], out: &mut 
                 return None;
             }
             let value = string_value(t)?;
-            added
-                .iter()
-                .find(|a| a.0 == value)
-                .map(|a| (t, a.clone()))
+            added.iter().find(|a| a.0 == value).map(|a| (t, a.clone()))
         });
         if let Some((t, (label, type_name, line, _))) = used {
             let message = format!(

@@ -1,1 +1,647 @@
-pub fn x() {}
+//! Safety lint for migrations (SPEC section 6): `migrations lint`.
+//!
+//! Two sources of rules run on every file, each knowing whether the runner wraps the file in
+//! a transaction (its directive, or diesel's `metadata.toml`):
+//!
+//! - the [`squawk-linter`](https://crates.io/crates/squawk-linter) crate's rules (index
+//!   without `CONCURRENTLY`, constraint without `NOT VALID`, `SET NOT NULL`, column type
+//!   change, drop and rename, ...), with squawk's `assume_in_transaction` set from the file;
+//! - ours, over `migrations-format`'s lexer and splitter, for what squawk cannot know or does
+//!   not check: missing and empty downs, statements PostgreSQL refuses in a transaction block,
+//!   a lock_timeout turned off, session-level `SET`s, a new enum value used in the
+//!   transaction that adds it.
+//!
+//! Down files are linted too, without the rules that flag what a rollback is for (dropping and
+//! renaming). `-- migrations:lint-ignore <rule>` silences a rule for the statement after it, or
+//! for the whole file in the header. Every [`Finding`] names its file, line and column, the
+//! rule, what is wrong, the lock the statement takes, and the safe rewrite.
+//!
+//! Only the CLI depends on this crate: the service build (`migrations-core`, the macro) never
+//! compiles squawk.
+
+mod checks;
+mod rules;
+mod sql;
+mod squawk;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use migrations_format::directive::{parse_comment, Directive};
+use migrations_format::settings::LintSettings;
+use migrations_format::sql::{split_statements, Statement};
+use migrations_format::{Direction, Directives, Directory, SqlFile, Version};
+
+pub use rules::{all_rules, rule_info, Origin, RuleInfo, RuleSet, UnknownRule};
+
+use checks::Stmt;
+
+/// One finding: where, which rule, what is wrong, the lock taken and the safe rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The file, as the directory was named.
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub column: u32,
+    /// The rule's id, such as `require-concurrent-index-creation`.
+    pub rule: &'static str,
+    pub origin: Origin,
+    /// What is wrong.
+    pub message: String,
+    /// The safe rewrite.
+    pub fix: String,
+    /// The lock the statement takes (or what else makes it unsafe).
+    pub lock: String,
+}
+
+impl fmt::Display for Finding {
+    /// `path:line:col: rule: message`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.rule,
+            self.message
+        )
+    }
+}
+
+/// Something the user should know that is not a finding: an unknown rule in a
+/// `lint-ignore`, a file squawk could not parse completely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub path: PathBuf,
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// One file to lint.
+#[derive(Debug, Clone, Copy)]
+pub struct FileInput<'a> {
+    pub path: &'a Path,
+    /// The normalised text (as the loader keeps it).
+    pub text: &'a str,
+    pub direction: Direction,
+    /// The runner runs the file outside a transaction.
+    pub no_transaction: bool,
+    pub directives: &'a Directives,
+}
+
+impl<'a> FileInput<'a> {
+    pub fn new(file: &'a SqlFile, direction: Direction) -> FileInput<'a> {
+        FileInput {
+            path: &file.path,
+            text: &file.text,
+            direction,
+            no_transaction: file.no_transaction,
+            directives: &file.directives,
+        }
+    }
+}
+
+/// Findings and warnings of one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileReport {
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<Warning>,
+}
+
+/// A finding before ignores are applied and texts are added.
+#[derive(Debug, Clone)]
+pub(crate) struct Raw {
+    pub rule: &'static str,
+    /// The statement it is about, for `lint-ignore` comments before it.
+    pub statement: Option<usize>,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    /// The lock, when the rule computed it for this statement.
+    pub lock: Option<String>,
+}
+
+impl Raw {
+    pub(crate) fn at(
+        rule: &'static str,
+        statement: Option<usize>,
+        line: u32,
+        column: u32,
+        message: String,
+    ) -> Raw {
+        Raw {
+            rule,
+            statement,
+            line,
+            column,
+            message,
+            lock: None,
+        }
+    }
+
+    pub(crate) fn at_statement(
+        rule: &'static str,
+        index: usize,
+        statement: &Statement<'_>,
+        message: String,
+    ) -> Raw {
+        Raw::at(rule, Some(index), statement.line, statement.column, message)
+    }
+}
+
+/// The rules a file silences: for the whole file (header) and per statement.
+struct Ignores {
+    file: BTreeSet<&'static str>,
+    statements: HashMap<usize, BTreeSet<&'static str>>,
+}
+
+impl Ignores {
+    fn covers(&self, rule: &str, statement: Option<usize>) -> bool {
+        self.file.contains(rule)
+            || statement
+                .and_then(|i| self.statements.get(&i))
+                .is_some_and(|s| s.contains(rule))
+    }
+}
+
+/// Reads `lint-ignore` names; unknown ones become warnings.
+fn ignored(
+    names: impl IntoIterator<Item = (String, u32)>,
+    path: &Path,
+    warnings: &mut Vec<Warning>,
+) -> BTreeSet<&'static str> {
+    let mut set = BTreeSet::new();
+    for (name, line) in names {
+        if rules::is_known_name(&name) {
+            set.extend(rules::ignored_ids(&name));
+        } else {
+            warnings.push(Warning {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: format!(
+                    "`lint-ignore {name}` names no rule, so it silences nothing; \
+                     `migrations lint --list-rules` lists them"
+                ),
+            });
+        }
+    }
+    set
+}
+
+fn ignores(
+    input: &FileInput<'_>,
+    statements: &[Statement<'_>],
+    warnings: &mut Vec<Warning>,
+) -> Ignores {
+    let header_lines: BTreeSet<u32> = input
+        .directives
+        .lint_ignore
+        .iter()
+        .map(|(_, l)| *l)
+        .collect();
+    let file = ignored(
+        input.directives.lint_ignore.iter().cloned(),
+        input.path,
+        warnings,
+    );
+    let mut per_statement = HashMap::new();
+    for (i, s) in statements.iter().enumerate() {
+        let names: Vec<(String, u32)> = s
+            .leading_comments
+            .iter()
+            .filter(|c| !header_lines.contains(&c.line))
+            .filter_map(|c| match parse_comment(c.comment_body()?)? {
+                Ok(Directive::LintIgnore(names)) => {
+                    Some(names.into_iter().map(|n| (n, c.line)).collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if !names.is_empty() {
+            per_statement.insert(i, ignored(names, input.path, warnings));
+        }
+    }
+    Ignores {
+        file,
+        statements: per_statement,
+    }
+}
+
+/// Byte offset to 1-based line and column (in characters).
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { text, starts }
+    }
+
+    fn position(&self, offset: usize) -> (u32, u32) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.starts[line];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (line as u32 + 1, column as u32 + 1)
+    }
+}
+
+/// Lints one file with `rules`.
+pub fn lint_file(input: &FileInput<'_>, rules: &RuleSet) -> FileReport {
+    let mut report = FileReport::default();
+    let split = split_statements(input.text);
+    let statements = &split.statements;
+    let ignores = ignores(input, statements, &mut report.warnings);
+    let stmts: Vec<Stmt<'_, '_>> = statements
+        .iter()
+        .map(|statement| Stmt {
+            statement,
+            toks: statement.significant_tokens().collect(),
+        })
+        .collect();
+
+    let mut raw = checks::check(input, &stmts, rules);
+    if input.direction == Direction::Down
+        && statements.is_empty()
+        && rules.contains(rules::EMPTY_DOWN)
+    {
+        raw.push(Raw::at(
+            rules::EMPTY_DOWN,
+            None,
+            1,
+            1,
+            "the down file holds only comments: `migrations down` would record the migration as \
+             reverted while changing nothing"
+                .to_owned(),
+        ));
+    }
+    raw.extend(squawk_findings(
+        input,
+        statements,
+        rules,
+        &mut report.warnings,
+    ));
+
+    for r in raw {
+        if ignores.covers(r.rule, r.statement) {
+            continue;
+        }
+        let info = rule_info(r.rule);
+        report.findings.push(Finding {
+            path: input.path.to_path_buf(),
+            line: r.line,
+            column: r.column,
+            rule: r.rule,
+            origin: info.as_ref().map_or(Origin::Migrations, |i| i.origin),
+            message: r.message,
+            fix: info.as_ref().map(|i| i.fix.to_owned()).unwrap_or_default(),
+            lock: r
+                .lock
+                .or_else(|| info.as_ref().map(|i| i.lock.to_owned()))
+                .unwrap_or_default(),
+        });
+    }
+    report
+        .findings
+        .sort_by(|a, b| (a.line, a.column, a.rule).cmp(&(b.line, b.column, b.rule)));
+    report
+}
+
+fn squawk_findings(
+    input: &FileInput<'_>,
+    statements: &[Statement<'_>],
+    rules: &RuleSet,
+    warnings: &mut Vec<Warning>,
+) -> Vec<Raw> {
+    use squawk_linter::Rule as R;
+    let selected: Vec<R> = rules
+        .squawk()
+        .into_iter()
+        .filter(|r| input.direction == Direction::Up || !rules::not_for_down(*r))
+        // Re-running a transactional file is always safe: it rolled back whole.
+        .filter(|r| input.no_transaction || *r != R::PreferRobustStmts)
+        // The directives set what these rules ask for.
+        .filter(|r| {
+            !(*r == R::RequireLockTimeout
+                && input.directives.lock_timeout.is_some_and(|d| !d.is_zero()))
+        })
+        .filter(|r| {
+            !(*r == R::RequireStatementTimeout && input.directives.statement_timeout.is_some())
+        })
+        .collect();
+    let outcome = match squawk::run(input.text, !input.no_transaction, &selected) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            warnings.push(Warning {
+                path: input.path.to_path_buf(),
+                line: None,
+                message: format!(
+                    "squawk-linter failed on this file ({panic}); its rules were skipped here"
+                ),
+            });
+            return Vec::new();
+        }
+    };
+    let index = LineIndex::new(input.text);
+    if let Some((offset, message)) = outcome.parse_errors.first() {
+        let (line, _) = index.position(*offset);
+        warnings.push(Warning {
+            path: input.path.to_path_buf(),
+            line: Some(line),
+            message: format!(
+                "squawk-linter cannot parse this statement ({message}): check its syntax; \
+                 squawk's rules may miss it"
+            ),
+        });
+    }
+    let afkc = rules.contains(rules::squawk_id(R::AddingForeignKeyConstraint));
+    outcome
+        .violations
+        .into_iter()
+        .filter(|v| {
+            // squawk's constraint-missing-not-valid fires on every ADD CONSTRAINT. NOT VALID
+            // exists only for CHECK and FOREIGN KEY, and a foreign key is reported by
+            // adding-foreign-key-constraint too: one finding per constraint.
+            if v.rule != R::ConstraintMissingNotValid {
+                return true;
+            }
+            let end = statements
+                .iter()
+                .find(|s| s.span.end > v.offset)
+                .map_or(input.text.len(), |s| s.span.end);
+            match input
+                .text
+                .get(v.offset..end)
+                .and_then(sql::added_constraint_kind)
+                .as_deref()
+            {
+                Some("unique" | "primary" | "exclude") => false,
+                Some("foreign") => !afkc,
+                _ => true,
+            }
+        })
+        .map(|v| {
+            let (line, column) = index.position(v.offset);
+            let statement = statements.iter().rposition(|s| s.span.start <= v.offset);
+            Raw::at(rules::squawk_id(v.rule), statement, line, column, v.message)
+        })
+        .collect()
+}
+
+/// Why a lint could not run as asked (bad usage: exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LintError {
+    /// A rule name in `--select`/`--exclude` or `[lint]` that no rule has.
+    UnknownRule { rule: UnknownRule, given_in: String },
+    /// `--since` / `[lint] since` is not a version.
+    BadSince {
+        since: String,
+        why: String,
+        given_in: String,
+    },
+    /// A PATH that is not a migration file or folder of the directory.
+    BadPath { path: PathBuf, why: String },
+}
+
+impl fmt::Display for LintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LintError::UnknownRule { rule, given_in } => write!(f, "{given_in}: {rule}"),
+            LintError::BadSince {
+                since,
+                why,
+                given_in,
+            } => write!(f, "{given_in}: `{since}` is not a version: {why}"),
+            LintError::BadPath { path, why } => write!(f, "{}: {why}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LintError {}
+
+/// What to lint and with which rules.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub rules: RuleSet,
+    /// Lint only migrations newer than this version.
+    pub since: Option<Version>,
+    /// Lint only files that are, or are inside, one of these paths (all when empty).
+    pub paths: Vec<PathBuf>,
+}
+
+impl Options {
+    /// The options of a run: the command line's `select`, `exclude` and `since` each replace
+    /// the `[lint]` table's value when given.
+    pub fn resolve(
+        settings: &LintSettings,
+        select: &[String],
+        exclude: &[String],
+        since: Option<&str>,
+        paths: Vec<PathBuf>,
+    ) -> Result<Options, LintError> {
+        const TOML: &str = "migrations.toml [lint]";
+        let (select, select_from) = if select.is_empty() {
+            (settings.select.as_slice(), TOML)
+        } else {
+            (select, "--select")
+        };
+        let (exclude, exclude_from) = if exclude.is_empty() {
+            (settings.exclude.as_slice(), TOML)
+        } else {
+            (exclude, "--exclude")
+        };
+        fn unknown(given_in: &'static str) -> impl Fn(UnknownRule) -> LintError {
+            move |rule| LintError::UnknownRule {
+                rule,
+                given_in: given_in.to_owned(),
+            }
+        }
+        // Check each list on its own, so the message names where the bad name is.
+        RuleSet::new(select, &[]).map_err(unknown(select_from))?;
+        RuleSet::new(&[] as &[String], exclude).map_err(unknown(exclude_from))?;
+        let rules = RuleSet::new(select, exclude).map_err(unknown(select_from))?;
+        let (since, since_from) = match since {
+            Some(s) => (Some(s), "--since"),
+            None => (settings.since.as_deref(), TOML),
+        };
+        let since = since
+            .map(|s| {
+                Version::parse(s).map_err(|e| LintError::BadSince {
+                    since: s.to_owned(),
+                    why: e.to_string(),
+                    given_in: since_from.to_owned(),
+                })
+            })
+            .transpose()?;
+        Ok(Options {
+            rules,
+            since,
+            paths,
+        })
+    }
+}
+
+/// The findings of a directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// In version order, up before down, then by position.
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<Warning>,
+    /// Migrations and files linted.
+    pub migrations: usize,
+    pub files: usize,
+}
+
+impl Report {
+    /// Findings per rule.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for f in &self.findings {
+            *counts.entry(f.rule).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// Lints a loaded directory.
+pub fn lint_directory(dir: &Directory, options: &Options) -> Result<Report, LintError> {
+    let selected = selected_files(dir, &options.paths)?;
+    let wanted = |file: &SqlFile| selected.as_ref().is_none_or(|set| set.contains(&file.path));
+    let mut report = Report::default();
+    for m in &dir.migrations {
+        if options
+            .since
+            .as_ref()
+            .is_some_and(|since| m.version <= *since)
+        {
+            continue;
+        }
+        let mut linted = false;
+        let files = [
+            (Some(&m.up), Direction::Up),
+            (m.down.as_ref(), Direction::Down),
+        ];
+        for (file, direction) in files {
+            let Some(file) = file.filter(|f| wanted(f)) else {
+                continue;
+            };
+            linted = true;
+            report.files += 1;
+            let mut file_report = lint_file(&FileInput::new(file, direction), &options.rules);
+            if direction == Direction::Up && m.down.is_none() {
+                file_report.findings.extend(missing_down(m, options));
+            }
+            file_report
+                .findings
+                .sort_by(|a, b| (a.line, a.column, a.rule).cmp(&(b.line, b.column, b.rule)));
+            report.findings.extend(file_report.findings);
+            report.warnings.extend(file_report.warnings);
+        }
+        report.migrations += usize::from(linted);
+    }
+    Ok(report)
+}
+
+fn missing_down(m: &migrations_format::MigrationSource, options: &Options) -> Option<Finding> {
+    let rule = rules::MISSING_DOWN;
+    let silenced =
+        m.up.directives
+            .lint_ignore
+            .iter()
+            .any(|(name, _)| rules::ignored_ids(name).contains(&rule));
+    if !options.rules.contains(rule) || silenced {
+        return None;
+    }
+    let info = rule_info(rule)?;
+    Some(Finding {
+        path: m.up.path.clone(),
+        line: 1,
+        column: 1,
+        rule,
+        origin: Origin::Migrations,
+        message: "this migration has no down file: `migrations down`, `redo` and `test` cannot \
+                  revert it"
+            .to_owned(),
+        fix: info.fix.to_owned(),
+        lock: info.lock.to_owned(),
+    })
+}
+
+/// The files under the given paths (`None`: every file). Each path must exist and hold, or
+/// be, at least one migration file of the directory.
+fn selected_files(
+    dir: &Directory,
+    paths: &[PathBuf],
+) -> Result<Option<BTreeSet<PathBuf>>, LintError> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let files: Vec<(PathBuf, PathBuf)> = dir
+        .migrations
+        .iter()
+        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+        .filter_map(|f| f.path.canonicalize().ok().map(|c| (c, f.path.clone())))
+        .collect();
+    let mut selected = BTreeSet::new();
+    for path in paths {
+        let canonical = path.canonicalize().map_err(|e| LintError::BadPath {
+            path: path.clone(),
+            why: format!("cannot be read: {e}"),
+        })?;
+        let matching: Vec<&PathBuf> = files
+            .iter()
+            .filter(|(c, _)| c.starts_with(&canonical))
+            .map(|(_, shown)| shown)
+            .collect();
+        if matching.is_empty() {
+            return Err(LintError::BadPath {
+                path: path.clone(),
+                why: format!(
+                    "is not a migration file or folder of `{}` (name another directory with \
+                     --dir)",
+                    dir.root.display()
+                ),
+            });
+        }
+        selected.extend(matching.into_iter().cloned());
+    }
+    Ok(Some(selected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index() {
+        let text = "ab\nçd\n\nx";
+        let index = LineIndex::new(text);
+        assert_eq!(index.position(0), (1, 1));
+        assert_eq!(index.position(3), (2, 1));
+        assert_eq!(index.position(5), (2, 2)); // after the two-byte ç
+        assert_eq!(index.position(7), (3, 1));
+        assert_eq!(index.position(8), (4, 1));
+        assert_eq!(index.position(99), (4, 2));
+    }
+}

@@ -18,7 +18,10 @@ pub(crate) fn is_word(toks: &Toks<'_, '_>, i: usize, word: &str) -> bool {
 
 /// Whether the words `words` stand at `i`, in order.
 pub(crate) fn words_at(toks: &Toks<'_, '_>, i: usize, words: &[&str]) -> bool {
-    words.iter().enumerate().all(|(k, w)| is_word(toks, i + k, w))
+    words
+        .iter()
+        .enumerate()
+        .all(|(k, w)| is_word(toks, i + k, w))
 }
 
 /// The identifier a token names: unquoted words fold to lower case, quoted ones keep their
@@ -52,7 +55,10 @@ pub(crate) fn name_at(toks: &Toks<'_, '_>, i: usize) -> Option<(Name, usize)> {
         .get(next)
         .is_some_and(|t| t.kind == TokenKind::Punct && t.text == ".")
     {
-        let Some(part) = toks.get(next + 1).and_then(|t| ident(t).map(|k| (k, t.text))) else {
+        let Some(part) = toks
+            .get(next + 1)
+            .and_then(|t| ident(t).map(|k| (k, t.text)))
+        else {
             break;
         };
         key = part.0;
@@ -101,8 +107,8 @@ pub(crate) fn tx_control(toks: &Toks<'_, '_>) -> Option<TxControl> {
         .any(|w| is_word(toks, 0, w));
     if ends && !is_word(toks, 1, "prepared") && !is_word(toks, 1, "to") {
         // `ROLLBACK [WORK|TRANSACTION] TO SAVEPOINT` keeps the transaction open.
-        let to = (is_word(toks, 1, "work") || is_word(toks, 1, "transaction"))
-            && is_word(toks, 2, "to");
+        let to =
+            (is_word(toks, 1, "work") || is_word(toks, 1, "transaction")) && is_word(toks, 2, "to");
         if !to {
             return Some(TxControl::End);
         }
@@ -114,7 +120,10 @@ pub(crate) fn tx_control(toks: &Toks<'_, '_>) -> Option<TxControl> {
 /// transactional file (the runner's transaction), `Some(n)` for statements between an explicit
 /// `BEGIN` and its `COMMIT` in a no-transaction file (both included), `None` for statements
 /// that run on their own.
-pub(crate) fn transaction_blocks(no_transaction: bool, statements: &[Vec<&Token<'_>>]) -> Vec<Option<(u32, u32)>> {
+pub(crate) fn transaction_blocks(
+    no_transaction: bool,
+    statements: &[Vec<&Token<'_>>],
+) -> Vec<Option<(u32, u32)>> {
     // The value is (block id, line of its BEGIN, 0 for the runner's transaction).
     if !no_transaction {
         return vec![Some((0, 0)); statements.len()];
@@ -248,7 +257,9 @@ fn param_name(toks: &Toks<'_, '_>, i: usize) -> Option<(String, usize)> {
 pub(crate) fn set_config_calls<'a>(toks: &Toks<'_, 'a>) -> Vec<Setting<'a>> {
     let mut out = Vec::new();
     for (i, t) in toks.iter().enumerate() {
-        if !(t.is_word("set_config") && toks.get(i + 1).is_some_and(|p| p.kind == TokenKind::LParen)) {
+        if !(t.is_word("set_config")
+            && toks.get(i + 1).is_some_and(|p| p.kind == TokenKind::LParen))
+        {
             continue;
         }
         let args = call_args(toks, i + 1);
@@ -258,16 +269,22 @@ pub(crate) fn set_config_calls<'a>(toks: &Toks<'_, 'a>) -> Vec<Setting<'a>> {
         let Some(param) = name.first().and_then(|t| string_value(t)) else {
             continue;
         };
-        let is_local = match local {
+        let is_local = match local.as_slice() {
             [t] if t.kind == TokenKind::Word => !t.text.eq_ignore_ascii_case("false"),
             [t] => string_value(t).is_none_or(|v| {
-                !["f", "false", "off", "no", "0"].iter().any(|f| v.eq_ignore_ascii_case(f))
+                !["f", "false", "off", "no", "0"]
+                    .iter()
+                    .any(|f| v.eq_ignore_ascii_case(f))
             }),
             _ => true,
         };
         out.push(Setting {
             param: param.to_ascii_lowercase(),
-            scope: if is_local { Scope::Local } else { Scope::Session },
+            scope: if is_local {
+                Scope::Local
+            } else {
+                Scope::Session
+            },
             value: value.iter().map(|t| t.text).collect(),
             reset: false,
             line: t.line,
@@ -314,7 +331,10 @@ pub(crate) fn is_zero_duration(value: &[&str]) -> bool {
         return false;
     };
     let v = v.trim_matches('\'').trim();
-    let digits: String = v.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let digits: String = v
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     !digits.is_empty() && digits.chars().all(|c| c == '0' || c == '.')
 }
 
@@ -342,7 +362,9 @@ impl LockMode {
     /// What it blocks while held (and, worse, while waited for: later requests queue behind).
     pub fn blocks(self) -> &'static str {
         match self {
-            LockMode::ShareUpdateExclusive => "other schema changes and VACUUM, not reads or writes",
+            LockMode::ShareUpdateExclusive => {
+                "other schema changes and VACUUM, not reads or writes"
+            }
             LockMode::Share | LockMode::ShareRowExclusive | LockMode::Exclusive => "writes",
             LockMode::AccessExclusive => "reads and writes",
         }
@@ -357,7 +379,10 @@ impl LockMode {
         let modes: &[(&[&str], LockMode)] = &[
             (&["access", "exclusive"], LockMode::AccessExclusive),
             (&["share", "row", "exclusive"], LockMode::ShareRowExclusive),
-            (&["share", "update", "exclusive"], LockMode::ShareUpdateExclusive),
+            (
+                &["share", "update", "exclusive"],
+                LockMode::ShareUpdateExclusive,
+            ),
             (&["share"], LockMode::Share),
             (&["exclusive"], LockMode::Exclusive),
         ];
@@ -418,8 +443,10 @@ pub(crate) fn locks(toks: &Toks<'_, '_>) -> Vec<Lock> {
             i += 2;
         }
         if let Some((index, next)) = name_at(toks, i) {
-            let set_options =
-                w(next, "set") && toks.get(next + 1).is_some_and(|t| t.kind == TokenKind::LParen);
+            let set_options = w(next, "set")
+                && toks
+                    .get(next + 1)
+                    .is_some_and(|t| t.kind == TokenKind::LParen);
             let mode = if w(next, "rename") || set_options {
                 LockMode::ShareUpdateExclusive
             } else {
@@ -449,11 +476,17 @@ pub(crate) fn locks(toks: &Toks<'_, '_>) -> Vec<Lock> {
             .windows(2)
             .position(|pair| pair[0].is_word("partition") && pair[1].is_word("of"))
         {
-            push(LockMode::AccessExclusive, name_at(toks, p + 2).map(|(n, _)| n));
+            push(
+                LockMode::AccessExclusive,
+                name_at(toks, p + 2).map(|(n, _)| n),
+            );
         }
     } else if w(0, "create") && toks.iter().take(4).any(|t| t.is_word("trigger")) {
         if let Some(on) = toks.iter().position(|t| t.is_word("on")) {
-            push(LockMode::ShareRowExclusive, name_at(toks, on + 1).map(|(n, _)| n));
+            push(
+                LockMode::ShareRowExclusive,
+                name_at(toks, on + 1).map(|(n, _)| n),
+            );
         }
     } else if w(0, "drop") && (w(1, "table") || w(1, "index")) {
         let concurrently = w(2, "concurrently");
@@ -469,7 +502,10 @@ pub(crate) fn locks(toks: &Toks<'_, '_>) -> Vec<Lock> {
         }
     } else if w(0, "drop") && w(1, "trigger") {
         if let Some(on) = toks.iter().position(|t| t.is_word("on")) {
-            push(LockMode::AccessExclusive, name_at(toks, on + 1).map(|(n, _)| n));
+            push(
+                LockMode::AccessExclusive,
+                name_at(toks, on + 1).map(|(n, _)| n),
+            );
         }
     } else if w(0, "truncate") {
         let mut i = 1;
@@ -503,18 +539,21 @@ pub(crate) fn locks(toks: &Toks<'_, '_>) -> Vec<Lock> {
         }
     } else if w(0, "reindex") {
         let concurrently = toks.iter().any(|t| t.is_word("concurrently"));
-        let kind = toks.iter().position(|t| t.is_word("index") || t.is_word("table"));
+        let kind = toks
+            .iter()
+            .position(|t| t.is_word("index") || t.is_word("table"));
         if let (false, Some(k)) = (concurrently, kind) {
-            push(LockMode::AccessExclusive, name_at(toks, k + 1).map(|(n, _)| n));
+            push(
+                LockMode::AccessExclusive,
+                name_at(toks, k + 1).map(|(n, _)| n),
+            );
         }
     } else if w(0, "cluster") {
         let i = if w(1, "verbose") { 2 } else { 1 };
         push(LockMode::AccessExclusive, name_at(toks, i).map(|(n, _)| n));
     } else if w(0, "vacuum") && toks.iter().any(|t| t.is_word("full")) {
         // The table is the name at the end: `VACUUM FULL t`, `VACUUM (FULL) s.t`.
-        let is_ident = |k: usize| {
-            matches!(toks[k].kind, TokenKind::Word | TokenKind::QuotedIdent)
-        };
+        let is_ident = |k: usize| matches!(toks[k].kind, TokenKind::Word | TokenKind::QuotedIdent);
         let mut start = toks.len();
         if start > 0 && is_ident(start - 1) {
             start -= 1;
@@ -615,7 +654,10 @@ fn table_keyword(toks: &Toks<'_, '_>) -> Option<usize> {
     if is_word(toks, i, "global") || is_word(toks, i, "local") {
         i += 1;
     }
-    if ["temp", "temporary", "unlogged"].iter().any(|w| is_word(toks, i, w)) {
+    if ["temp", "temporary", "unlogged"]
+        .iter()
+        .any(|w| is_word(toks, i, w))
+    {
         i += 1;
     }
     is_word(toks, i, "table").then_some(i)
@@ -660,6 +702,23 @@ pub(crate) fn created_relations(toks: &Toks<'_, '_>) -> Vec<Name> {
         return Vec::new();
     }
     name_at(toks, i).map(|(n, _)| vec![n]).unwrap_or_default()
+}
+
+/// In `ADD [CONSTRAINT name] kind ...` (an `ALTER TABLE` action), the kind's first word
+/// (`check`, `foreign`, `unique`, `primary`, `exclude`), lower case.
+pub(crate) fn added_constraint_kind(action: &str) -> Option<String> {
+    let tokens = migrations_format::sql::tokenize(action);
+    let toks: Vec<&Token<'_>> = tokens.iter().filter(|t| !t.is_trivia()).collect();
+    if !is_word(&toks, 0, "add") {
+        return None;
+    }
+    let mut i = 1;
+    if is_word(&toks, i, "constraint") {
+        i = name_at(&toks, i + 1)?.1;
+    }
+    toks.get(i)
+        .filter(|t| t.kind == TokenKind::Word)
+        .map(|t| t.text.to_ascii_lowercase())
 }
 
 /// `ALTER TYPE name ADD VALUE [IF NOT EXISTS] 'label'`: the type and the label.
@@ -740,20 +799,62 @@ mod tests {
 
     #[test]
     fn settings() {
-        let read = |sql: &str| with_toks(sql, |t| setting(t).map(|s| (s.param, s.scope, s.value.join(" "), s.reset)));
-        assert_eq!(read("SET lock_timeout = 0"), Some(("lock_timeout".into(), Scope::Session, "0".into(), false)));
-        assert_eq!(read("set local statement_timeout to '5s'"), Some(("statement_timeout".into(), Scope::Local, "'5s'".into(), false)));
-        assert_eq!(read("SET SESSION search_path TO a, b"), Some(("search_path".into(), Scope::Session, "a , b".into(), false)));
-        assert_eq!(read("SET TIME ZONE 'UTC'"), Some(("timezone".into(), Scope::Session, "'UTC'".into(), false)));
-        assert_eq!(read("SET ROLE NONE"), Some(("role".into(), Scope::Session, "".into(), true)));
-        assert_eq!(read("SET x.y TO DEFAULT"), Some(("x.y".into(), Scope::Session, "".into(), true)));
-        assert_eq!(read("RESET ALL"), Some(("all".into(), Scope::Session, "".into(), true)));
+        let read = |sql: &str| {
+            with_toks(sql, |t| {
+                setting(t).map(|s| (s.param, s.scope, s.value.join(" "), s.reset))
+            })
+        };
+        assert_eq!(
+            read("SET lock_timeout = 0"),
+            Some(("lock_timeout".into(), Scope::Session, "0".into(), false))
+        );
+        assert_eq!(
+            read("set local statement_timeout to '5s'"),
+            Some((
+                "statement_timeout".into(),
+                Scope::Local,
+                "'5s'".into(),
+                false
+            ))
+        );
+        assert_eq!(
+            read("SET SESSION search_path TO a, b"),
+            Some(("search_path".into(), Scope::Session, "a , b".into(), false))
+        );
+        assert_eq!(
+            read("SET TIME ZONE 'UTC'"),
+            Some(("timezone".into(), Scope::Session, "'UTC'".into(), false))
+        );
+        assert_eq!(
+            read("SET ROLE NONE"),
+            Some(("role".into(), Scope::Session, "".into(), true))
+        );
+        assert_eq!(
+            read("SET x.y TO DEFAULT"),
+            Some(("x.y".into(), Scope::Session, "".into(), true))
+        );
+        assert_eq!(
+            read("RESET ALL"),
+            Some(("all".into(), Scope::Session, "".into(), true))
+        );
         assert_eq!(read("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"), None);
         assert_eq!(read("SET CONSTRAINTS ALL DEFERRED"), None);
-        let calls = with_toks("SELECT set_config('search_path', 'a', false), set_config('x', 'y', true)", |t| {
-            set_config_calls(t).into_iter().map(|s| (s.param, s.scope)).collect::<Vec<_>>()
-        });
-        assert_eq!(calls, vec![("search_path".into(), Scope::Session), ("x".into(), Scope::Local)]);
+        let calls = with_toks(
+            "SELECT set_config('search_path', 'a', false), set_config('x', 'y', true)",
+            |t| {
+                set_config_calls(t)
+                    .into_iter()
+                    .map(|s| (s.param, s.scope))
+                    .collect::<Vec<_>>()
+            },
+        );
+        assert_eq!(
+            calls,
+            vec![
+                ("search_path".into(), Scope::Session),
+                ("x".into(), Scope::Local)
+            ]
+        );
         assert!(is_zero_duration(&["0"]));
         assert!(is_zero_duration(&["'0ms'"]));
         assert!(!is_zero_duration(&["'5s'"]));
@@ -761,22 +862,54 @@ mod tests {
 
     #[test]
     fn created_and_enum_values() {
-        let created = |sql: &str| with_toks(sql, |t| created_relations(t).into_iter().map(|n| n.key).collect::<Vec<_>>());
+        let created = |sql: &str| {
+            with_toks(sql, |t| {
+                created_relations(t)
+                    .into_iter()
+                    .map(|n| n.key)
+                    .collect::<Vec<_>>()
+            })
+        };
         assert_eq!(created("CREATE TABLE IF NOT EXISTS s.t (x int)"), vec!["t"]);
         assert_eq!(created("CREATE UNLOGGED TABLE t AS SELECT 1"), vec!["t"]);
-        assert_eq!(created("CREATE UNIQUE INDEX CONCURRENTLY i ON t (x)"), vec!["i"]);
+        assert_eq!(
+            created("CREATE UNIQUE INDEX CONCURRENTLY i ON t (x)"),
+            vec!["i"]
+        );
         assert_eq!(created("CREATE INDEX ON t (x)"), Vec::<String>::new());
-        let added = with_toks("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'it''s' BEFORE 'sad'", |t| {
-            enum_value_added(t).map(|(n, v)| (n.key, v))
-        });
+        let added = with_toks(
+            "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'it''s' BEFORE 'sad'",
+            |t| enum_value_added(t).map(|(n, v)| (n.key, v)),
+        );
         assert_eq!(added, Some(("mood".into(), "it's".into())));
+    }
+
+    #[test]
+    fn constraint_kinds() {
+        let kind = |s: &str| added_constraint_kind(s);
+        assert_eq!(
+            kind("ADD CONSTRAINT c UNIQUE (x)").as_deref(),
+            Some("unique")
+        );
+        assert_eq!(
+            kind("add constraint \"C\" check (x > 0)").as_deref(),
+            Some("check")
+        );
+        assert_eq!(
+            kind("ADD FOREIGN KEY (x) REFERENCES t").as_deref(),
+            Some("foreign")
+        );
+        assert_eq!(kind("ALTER COLUMN x SET NOT NULL"), None);
     }
 
     #[test]
     fn transaction_control() {
         let ctl = |sql: &str| with_toks(sql, |t| tx_control(t));
         assert_eq!(ctl("BEGIN"), Some(TxControl::Begin));
-        assert_eq!(ctl("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Some(TxControl::Begin));
+        assert_eq!(
+            ctl("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            Some(TxControl::Begin)
+        );
         assert_eq!(ctl("COMMIT"), Some(TxControl::End));
         assert_eq!(ctl("end"), Some(TxControl::End));
         assert_eq!(ctl("ROLLBACK TO SAVEPOINT s"), None);

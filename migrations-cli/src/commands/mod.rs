@@ -6,8 +6,11 @@ mod baseline;
 mod completions;
 mod init;
 mod inspect;
+mod lint;
+mod lock;
 mod new;
 mod sql;
+mod test;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -54,6 +57,20 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             accept_checksum,
         } => baseline::repair(&ctx, version.as_deref(), *accept_checksum),
         Command::Sql { from, to, down } => sql::run(&ctx, from.as_deref(), to.as_deref(), *down),
+        Command::Test {
+            from,
+            to,
+            ignore_column_order,
+        } => test::run(&ctx, from.as_deref(), to.as_deref(), *ignore_column_order),
+        Command::Lint {
+            paths,
+            select,
+            exclude,
+            since,
+            list_rules,
+        } => lint::run(&ctx, paths, select, exclude, since.as_deref(), *list_rules),
+        Command::Lock { rewrite } => lock::lock(&ctx, rewrite.as_deref()),
+        Command::Verify { online } => lock::verify(&ctx, *online),
         Command::Completions { shell } => completions::run(*shell),
     }
 }

@@ -1,0 +1,228 @@
+//! `test`: the round trip (SPEC section 7) on a scratch database created on the server of
+//! `--database-url` / `DATABASE_URL` / `PG*`, dropped after, also on Ctrl-C.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{json, Value};
+
+use migrations_core::connect::{connect, ConnectOptions};
+use migrations_core::roundtrip::{
+    self, Interrupt, MigrationCheck, Options, Outcome, RoundTripReport,
+};
+use migrations_core::snapshot::{Change, Difference};
+
+use crate::context::Context;
+use crate::exit::Error;
+use crate::output::{millis, Style};
+
+pub fn run(
+    ctx: &Context<'_>,
+    from: Option<&str>,
+    to: Option<&str>,
+    ignore_column_order: bool,
+) -> Result<(), Error> {
+    let migrations = ctx.migrations()?;
+    let from = from.map(|v| ctx.version(v)).transpose()?;
+    let to = to.map(|v| ctx.version(v)).transpose()?;
+    let mut admin = ctx.connect()?;
+
+    let interrupt = Interrupt::new();
+    install_interrupt_handler(ctx, &interrupt);
+
+    let global = ctx.global;
+    let names = ctx.names();
+    let mut options = Options::new()
+        .schema(names.schema)
+        .table(names.table)
+        .ignore_column_order(ignore_column_order)
+        .interrupt(&interrupt);
+    if let Some(v) = from {
+        options = options.from(v);
+    }
+    if let Some(v) = to {
+        options = options.to(v);
+    }
+    if let Some(path) = &global.search_path {
+        options = options.search_path(path.clone());
+    }
+    if let Some(t) = global.lock_timeout {
+        options = options.lock_timeout(t);
+    }
+    if let Some(t) = global.statement_timeout {
+        options = options.statement_timeout(t);
+    }
+    let out = &ctx.out;
+    let live = out.live("round trip on a scratch database".to_owned());
+    let options = options.on_result(|check| {
+        let print = || out.line(&painted(ctx, check));
+        match &live {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    });
+
+    let result = roundtrip::check_with(
+        &mut admin,
+        |database| connect(&scratch_options(ctx, database)),
+        &migrations,
+        options,
+    );
+    if let Some(bar) = &live {
+        bar.finish_and_clear();
+    }
+    let report = result.map_err(|e| match e {
+        roundtrip::Error::UnknownVersion(v) => Error::Usage(format!(
+            "version {v} is not one of the migrations in {}",
+            global.dir.display()
+        )),
+        roundtrip::Error::Setup(e) => Error::from(e),
+        other => Error::Io(other.to_string()),
+    })?;
+
+    let summary = report.summary();
+    out.line(&if report.passed() {
+        out.paint(Style::Good, &summary)
+    } else {
+        out.paint(Style::Bad, &summary)
+    });
+    out.document(report_json(&report));
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Error::Findings)
+    }
+}
+
+/// The connection options of the scratch database: those of the run, with the database name
+/// replaced (a `dbname` query parameter overrides the URL's path; with no URL, the `PG*`
+/// variables supply the rest).
+fn scratch_options(ctx: &Context<'_>, database: &str) -> ConnectOptions {
+    let url = ctx.global.database_url.clone().filter(|u| !u.is_empty());
+    let url = match url {
+        Some(url) => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}dbname={database}")
+        }
+        None => format!("postgres://?dbname={database}"),
+    };
+    let mut options = ConnectOptions {
+        url: Some(url),
+        application_name: Some("migrations".to_owned()),
+        ..ConnectOptions::default()
+    };
+    if let Some(timeout) = ctx.global.connect_timeout {
+        options.connect_timeout = timeout;
+    }
+    options
+}
+
+/// First Ctrl-C (or SIGTERM): cancel the running query and stop, so the scratch database is
+/// dropped before exiting. A second one exits at once (the database may then be left behind;
+/// its name starts with `migrations_test_`).
+fn install_interrupt_handler(ctx: &Context<'_>, interrupt: &Interrupt) {
+    let interrupt = interrupt.clone();
+    let quiet = ctx.out.quiet;
+    let hits = AtomicUsize::new(0);
+    let installed = ctrlc::set_handler(move || {
+        if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+            if !quiet {
+                eprintln!(
+                    "interrupted: stopping and dropping the scratch database (press Ctrl-C \
+                     again to quit at once)"
+                );
+            }
+            interrupt.trigger();
+        } else {
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = installed {
+        log::warn!("cannot handle Ctrl-C ({e}); an interrupted run may leave its scratch database");
+    }
+}
+
+/// The migration's lines, with its first word coloured.
+fn painted(ctx: &Context<'_>, check: &MigrationCheck) -> String {
+    let text = check.to_string();
+    let style = match check.outcome {
+        Outcome::Passed => Style::Good,
+        Outcome::NoDown => Style::Warn,
+        _ => Style::Bad,
+    };
+    match text.split_once(' ') {
+        Some((word, rest)) => format!("{} {rest}", ctx.out.paint(style, word)),
+        None => text,
+    }
+}
+
+fn report_json(report: &RoundTripReport) -> Value {
+    json!({
+        "command": "test",
+        "passed": report.passed(),
+        "summary": report.summary(),
+        "migrations": report.migrations.iter().map(check_json).collect::<Vec<_>>(),
+        "stopped": report.stopped.as_ref().map(|s| json!({
+            "version": s.version,
+            "name": s.name,
+            "reason": s.reason,
+            "not_checked": s.not_checked.iter().map(|(v, n)| json!({"version": v, "name": n}))
+                .collect::<Vec<_>>(),
+        })),
+        "scratch_database": report.database,
+        "restarts": report.restarts,
+        "duration_ms": millis(report.duration),
+    })
+}
+
+fn check_json(check: &MigrationCheck) -> Value {
+    let mut value = json!({
+        "version": check.version,
+        "name": check.name,
+        "result": check.outcome.kind(),
+        "duration_ms": millis(check.duration),
+    });
+    let extra = match &check.outcome {
+        Outcome::UpFailed { error } | Outcome::DownFailed { error } => json!({ "error": error }),
+        Outcome::Mismatch {
+            after_down,
+            after_redo,
+            redo_error,
+        } => json!({
+            "after_down": after_down.iter().map(difference_json).collect::<Vec<_>>(),
+            "redo_error": redo_error,
+            "after_redo": after_redo.iter().map(difference_json).collect::<Vec<_>>(),
+        }),
+        Outcome::Passed | Outcome::NoDown => json!({}),
+    };
+    if let (Value::Object(map), Value::Object(extra)) = (&mut value, extra) {
+        map.extend(extra);
+    }
+    value
+}
+
+fn difference_json(d: &Difference) -> Value {
+    let mut value = json!({ "object": d.object, "text": d.to_string() });
+    let extra = match &d.change {
+        Change::Missing => json!({ "change": "missing" }),
+        Change::Unexpected => json!({ "change": "unexpected" }),
+        Change::Attribute {
+            name,
+            expected,
+            actual,
+        } => json!({
+            "change": "attribute",
+            "attribute": name,
+            "expected": expected,
+            "actual": actual,
+        }),
+        Change::ColumnOrder { expected, actual } => json!({
+            "change": "column_order",
+            "expected": expected,
+            "actual": actual,
+        }),
+    };
+    if let (Value::Object(map), Value::Object(extra)) = (&mut value, extra) {
+        map.extend(extra);
+    }
+    value
+}

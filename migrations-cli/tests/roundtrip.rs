@@ -1,0 +1,355 @@
+//! `migrations test` as a user runs it, against a real PostgreSQL: the round trip of a correct
+//! chain (exit 0), of the fixtures that fail it (exit 3, one block per migration), the JSON
+//! document, the version range, operational errors (exit 1) and Ctrl-C, and the scratch
+//! database gone afterwards every time.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use migrations_tests::{test_db, TestDb};
+use serde_json::Value;
+
+/// A correct pair, a down that forgets an index, a down that drops a column its up did not add,
+/// a down that errors, and a migration without a down.
+const FIXTURES: &[(&str, &str)] = &[
+    (
+        "1_users.up.sql",
+        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);\n",
+    ),
+    ("1_users.down.sql", "DROP TABLE users;\n"),
+    (
+        "2_posts.up.sql",
+        "CREATE TABLE posts (id int PRIMARY KEY, user_id int REFERENCES users, title text);\n\
+         CREATE INDEX posts_user_ix ON posts (user_id);\n",
+    ),
+    ("2_posts.down.sql", "DROP TABLE posts;\n"),
+    (
+        "3_users_name.up.sql",
+        "ALTER TABLE users ADD COLUMN name text;\nCREATE INDEX users_email_ix ON users (email);\n",
+    ),
+    (
+        "3_users_name.down.sql",
+        "ALTER TABLE users DROP COLUMN name;\n",
+    ),
+    (
+        "4_posts_body.up.sql",
+        "ALTER TABLE posts ADD COLUMN body text;\n",
+    ),
+    (
+        "4_posts_body.down.sql",
+        "ALTER TABLE posts DROP COLUMN body, DROP COLUMN title;\n",
+    ),
+    ("5_tags.up.sql", "CREATE TABLE tags (id int);\n"),
+    ("5_tags.down.sql", "DROP TABLE tag;\n"),
+    ("6_seed.up.sql", "INSERT INTO tags VALUES (1);\n"),
+];
+
+const FIXTURES_OUTPUT: &str = "\
+ok 1 users
+ok 2 posts
+FAIL 3 users_name: down left differences:
+    index public.users_email_ix: unexpected
+  up again failed: relation \"users_email_ix\" already exists (SQLSTATE 42P07)
+FAIL 4 posts_body: down left differences:
+    column public.posts.title: missing
+  up again left differences:
+    column public.posts.title: missing
+FAIL 5 tags: down failed: table \"tag\" does not exist (SQLSTATE 42P01)
+skip 6 seed: no down file, applied without a check
+6 migrations checked: 2 ok, 3 failed, 1 without a down file
+";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    /// The binary's process id: its scratch databases are named `migrations_test_<pid>_...`.
+    pid: u32,
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Project {
+    fn new(db: &TestDb, files: &[(&str, &str)]) -> Project {
+        let project = Project {
+            dir: tempfile::tempdir().unwrap(),
+            url: db.url().to_owned(),
+        };
+        for (path, text) in files {
+            let full = project.dir.path().join("migrations").join(path);
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            fs::write(full, text).unwrap();
+        }
+        project
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&self, args: &[&str], url: &str) -> Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("DATABASE_URL", url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for key in [
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGPASSWORD",
+            "PGDATABASE",
+            "NO_COLOR",
+        ] {
+            command.env_remove(key);
+        }
+        command.spawn().expect("the binary runs")
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with_url(args, &self.url.clone())
+    }
+
+    fn run_with_url(&self, args: &[&str], url: &str) -> Run {
+        let child = self.spawn(args, url);
+        let pid = child.id();
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            pid,
+        }
+    }
+}
+
+/// The databases the binary with this pid created and did not drop.
+fn leftovers(db: &TestDb, pid: u32) -> Vec<String> {
+    let mut admin = db.connect_admin();
+    admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1",
+            &[&format!("migrations\\_test\\_{pid}\\_%")],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn a_correct_chain_passes_with_exit_0() {
+    let db = test_db();
+    let p = Project::new(&db, &FIXTURES[..4]);
+    let run = p.run(&["test"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "ok 1 users\nok 2 posts\n2 migrations checked: 2 ok, 0 failed\n"
+    );
+    assert!(leftovers(&db, run.pid).is_empty());
+    // The database named by the URL is untouched.
+    let mut client = db.connect();
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0);
+}
+
+#[test]
+fn failing_fixtures_are_reported_with_exit_3() {
+    let db = test_db();
+    let p = Project::new(&db, FIXTURES);
+    let run = p.run(&["test"]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, FIXTURES_OUTPUT);
+    assert_eq!(run.stderr, "");
+    assert!(leftovers(&db, run.pid).is_empty());
+
+    // The version range, in any spelling the files use.
+    let run = p.run(&["test", "--from", "2", "--to", "3"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "ok 2 posts\n\
+         FAIL 3 users_name: down left differences:\n    index public.users_email_ix: unexpected\n  \
+         up again failed: relation \"users_email_ix\" already exists (SQLSTATE 42P07)\n\
+         2 migrations checked: 1 ok, 1 failed\n"
+    );
+    let run = p.run(&["test", "--to", "2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(leftovers(&db, run.pid).is_empty());
+}
+
+#[test]
+fn json_is_one_document() {
+    let db = test_db();
+    let p = Project::new(&db, FIXTURES);
+    let run = p.run(&["--format", "json", "test"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", run.stdout));
+    assert_eq!(doc["command"], "test");
+    assert_eq!(doc["passed"], false);
+    assert_eq!(
+        doc["summary"],
+        "6 migrations checked: 2 ok, 3 failed, 1 without a down file"
+    );
+    let m = doc["migrations"].as_array().unwrap();
+    let results: Vec<&str> = m.iter().map(|m| m["result"].as_str().unwrap()).collect();
+    assert_eq!(
+        results,
+        ["ok", "ok", "mismatch", "mismatch", "down_failed", "no_down"]
+    );
+    assert_eq!(
+        m[2]["after_down"][0]["object"],
+        "index public.users_email_ix"
+    );
+    assert_eq!(m[2]["after_down"][0]["change"], "unexpected");
+    assert_eq!(
+        m[2]["redo_error"],
+        "relation \"users_email_ix\" already exists (SQLSTATE 42P07)"
+    );
+    assert_eq!(
+        m[3]["after_redo"][0]["text"],
+        "column public.posts.title: missing"
+    );
+    assert_eq!(
+        m[4]["error"],
+        "table \"tag\" does not exist (SQLSTATE 42P01)"
+    );
+    assert!(doc["stopped"].is_null());
+    let scratch = doc["scratch_database"].as_str().unwrap();
+    assert!(scratch.starts_with(&format!("migrations_test_{}_", run.pid)));
+    assert!(leftovers(&db, run.pid).is_empty());
+}
+
+#[test]
+fn attribute_differences_and_column_order() {
+    let db = test_db();
+    let p = Project::new(
+        &db,
+        &[
+            FIXTURES[0],
+            FIXTURES[1],
+            (
+                "2_email_type.up.sql",
+                "ALTER TABLE users ALTER COLUMN email TYPE varchar(255);\n",
+            ),
+            (
+                "2_email_type.down.sql",
+                "ALTER TABLE users ALTER COLUMN email TYPE varchar(100);\n",
+            ),
+            ("3_nick.up.sql", "ALTER TABLE users ADD COLUMN nick text;\n"),
+            ("3_nick.down.sql", "ALTER TABLE users DROP COLUMN nick;\n"),
+            (
+                "4_drop_email.up.sql",
+                "ALTER TABLE users DROP COLUMN email;\n",
+            ),
+            (
+                "4_drop_email.down.sql",
+                "ALTER TABLE users ADD COLUMN email varchar(255) NOT NULL DEFAULT '';\n",
+            ),
+        ],
+    );
+    let run = p.run(&["test"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "ok 1 users\n\
+         FAIL 2 email_type: down left differences:\n    \
+         column public.users.email: type text -> character varying(100)\n\
+         ok 3 nick\n\
+         FAIL 4 drop_email: down left differences:\n    \
+         column public.users.email: default (none) -> ''::character varying\n    \
+         table public.users: column order id, email, nick -> id, nick, email\n\
+         4 migrations checked: 2 ok, 2 failed\n"
+    );
+    let run = p.run(&["test", "--ignore-column-order", "--from", "4"]);
+    assert_eq!(
+        run.stdout,
+        "FAIL 4 drop_email: down left differences:\n    \
+         column public.users.email: default (none) -> ''::character varying\n\
+         1 migration checked: 0 ok, 1 failed\n"
+    );
+}
+
+#[test]
+fn operational_errors_exit_1_and_bad_versions_exit_2() {
+    let db = test_db();
+    let p = Project::new(&db, &FIXTURES[..2]);
+    let run = p.run(&["test", "--from", "9"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("version 9 is not one of the migrations"),
+        "{}",
+        run.stderr
+    );
+    let run = p.run_with_url(
+        &["test", "--connect-timeout", "0"],
+        "postgres://nobody:secret@127.0.0.1:1/x",
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+}
+
+#[test]
+fn ctrl_c_drops_the_scratch_database() {
+    let db = test_db();
+    let p = Project::new(
+        &db,
+        &[
+            FIXTURES[0],
+            FIXTURES[1],
+            ("2_slow.up.sql", "SELECT pg_sleep(60);\n"),
+            ("2_slow.down.sql", "SELECT 1;\n"),
+        ],
+    );
+    let child = p.spawn(&["test"], &p.url);
+    let pid = child.id();
+    // Wait until the slow migration runs on the scratch database.
+    let started = Instant::now();
+    let mut admin = db.connect_admin();
+    loop {
+        let running: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' \
+                 AND datname LIKE 'migrations\\_test\\_%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if running > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the slow migration never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leftovers(&db, pid).len(), 1);
+    let killed = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(leftovers(&db, pid).is_empty());
+}

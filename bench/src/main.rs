@@ -5,6 +5,7 @@
 //! cargo run --release -- --runs 5 [--fsync off|on|both] [--out results.md]
 //! ```
 
+mod buildcost;
 mod cluster;
 mod proxy;
 mod sets;
@@ -25,6 +26,7 @@ struct Args {
     runs: usize,
     corpus_runs: usize,
     warm_runs: usize,
+    build_runs: usize,
     fsync: Vec<bool>,
     count: usize,
     corpus: PathBuf,
@@ -40,13 +42,14 @@ fn parse_args() -> Args {
         runs: 5,
         corpus_runs: 0,
         warm_runs: 20,
+        build_runs: 3,
         fsync: vec![false],
         count: 1000,
         corpus: manifest.join("../../shared/corpus/crates.io/migrations"),
         cli: None,
         sqlx_cli: None,
         out: None,
-        sections: vec!["cold".into(), "warm".into(), "corpus".into()],
+        sections: ["cold", "warm", "corpus", "build"].map(String::from).to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -55,6 +58,7 @@ fn parse_args() -> Args {
             "--runs" => args.runs = value().parse().unwrap(),
             "--corpus-runs" => args.corpus_runs = value().parse().unwrap(),
             "--warm-runs" => args.warm_runs = value().parse().unwrap(),
+            "--build-runs" => args.build_runs = value().parse().unwrap(),
             "--count" => args.count = value().parse().unwrap(),
             "--corpus" => args.corpus = value().into(),
             "--cli" => args.cli = Some(value().into()),
@@ -72,7 +76,7 @@ fn parse_args() -> Args {
             "-h" | "--help" => {
                 println!(
                     "migrations-bench [--runs N] [--corpus-runs N] [--warm-runs N] [--count N]\n  \
-                     [--fsync off|on|both] [--only cold,warm,corpus,profile] [--corpus DIR]\n  \
+                     [--build-runs N]\n  [--fsync off|on|both] [--only cold,warm,corpus,build,profile,floors] [--corpus DIR]\n  \
                      [--cli PATH-to-migrations] [--sqlx-cli PATH-to-sqlx] [--out FILE.md]"
                 );
                 std::process::exit(0);
@@ -123,7 +127,11 @@ fn main() {
         text: String::new(),
     };
     machine(&mut out);
-    for &fsync in &args.fsync {
+    let clusters_wanted = args
+        .sections
+        .iter()
+        .any(|s| s != "build");
+    for &fsync in args.fsync.iter().filter(|_| clusters_wanted) {
         let started = Instant::now();
         let mut cluster = Cluster::start(fsync, args.sections.iter().any(|s| s == "profile"));
         out.line(format!(
@@ -141,6 +149,12 @@ fn main() {
             loadavg(),
             started.elapsed().as_secs_f64()
         ));
+    }
+    if args.sections.iter().any(|s| s == "build") {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
+        buildcost::run(&mut out, args.count, args.build_runs, &target);
     }
     if let Some(path) = &args.out {
         std::fs::write(path, &out.text).unwrap();
@@ -316,6 +330,14 @@ fn cold(
 ) -> (HashMap<Tool, Vec<Duration>>, HashMap<Tool, String>) {
     let mut times: HashMap<Tool, Vec<Duration>> = HashMap::new();
     let mut kept = HashMap::new();
+    // One untimed apply first: the server's and the file system's caches.
+    {
+        let db = cluster.fresh_db(&format!("{label}_warmup"));
+        let mut conn = tools::connect(Tool::Floor, &cluster.url(&db), rt);
+        tools::migrate(Tool::Floor, &mut conn, set, rt);
+        drop(conn);
+        cluster.drop_db(&db);
+    }
     for run in 0..runs {
         let mut order = tools.to_vec();
         order.rotate_left(run % tools.len());
@@ -510,6 +532,7 @@ fn warm(
     let mut connect_t: HashMap<Tool, Vec<Duration>> = HashMap::new();
     let mut check_t: HashMap<Tool, Vec<Duration>> = HashMap::new();
     let mut boot_t: HashMap<Tool, Vec<Duration>> = HashMap::new();
+    let mut again_t: HashMap<Tool, Vec<Duration>> = HashMap::new();
     // One untimed boot each first (the server's caches).
     for &tool in &tools {
         let mut conn = tools::connect(tool, &cluster.url(&dbs[&tool]), rt);
@@ -526,6 +549,8 @@ fn warm(
             let (_, applied) = tools::migrate(tool, &mut conn, set, rt);
             let t2 = Instant::now();
             assert!(applied == 0 || applied == usize::MAX);
+            let (again, _) = tools::migrate(tool, &mut conn, set, rt);
+            again_t.entry(tool).or_default().push(again);
             drop(conn);
             connect_t.entry(tool).or_default().push(t1 - t0);
             check_t.entry(tool).or_default().push(t2 - t1);
@@ -538,26 +563,30 @@ fn warm(
             .map(|t| Summary::of(&m[t]).median)
             .fold(f64::INFINITY, f64::min)
     };
-    let (fc, fb) = (fastest(&check_t), fastest(&boot_t));
+    let (fc, fb, fa) = (fastest(&check_t), fastest(&boot_t), fastest(&again_t));
     out.line(format!(
         "\nIn process, {} boots each (a fresh connection each), tools interleaved. \
-         check = the migrate call on a new connection; boot = connect + check.\n",
+         check = the migrate call on a new connection; boot = connect + check; \
+         check again = a second check on the same connection (the backend's caches warm).\n",
         args.warm_runs
     ));
-    out.line("| tool | check median (min–max) | fastest peer / this (check) | connect median | boot median (min–max) | fastest peer / this (boot) |");
-    out.line("|---|---:|---:|---:|---:|---:|");
+    out.line("| tool | check median (min–max) | fastest peer / this | connect median | boot median (min–max) | fastest peer / this | check again, same connection | fastest peer / this |");
+    out.line("|---|---:|---:|---:|---:|---:|---:|---:|");
     for t in &tools {
         let c = Summary::of(&check_t[t]);
         let k = Summary::of(&connect_t[t]);
         let b = Summary::of(&boot_t[t]);
+        let a = Summary::of(&again_t[t]);
         out.line(format!(
-            "| {} | {} | {:.1}x | {} | {} | {:.1}x |",
+            "| {} | {} | {:.2}x | {} | {} | {:.2}x | {} | {:.2}x |",
             t.label(),
             c.cell(),
             fc / c.median,
             Summary::ms(k.median),
             b.cell(),
-            fb / b.median
+            fb / b.median,
+            a.cell(),
+            fa / a.median
         ));
     }
     out.line(format!("\nLoad average after: {}", loadavg()));

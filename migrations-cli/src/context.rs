@@ -3,7 +3,7 @@
 
 use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::{Migrations, Migrator, Names};
-use migrations_format::{load_dir, Directory, Version};
+use migrations_format::{load_dir, Directory, Settings, Version, SETTINGS_FILE};
 
 use crate::cli::Global;
 use crate::exit::Error;
@@ -32,35 +32,54 @@ impl<'a> Context<'a> {
         load_dir(&self.global.dir).map_err(Error::Files)
     }
 
+    /// `[run] connect_timeout` from `migrations.toml`, when the file sets it. (A malformed
+    /// file is reported by the loader, not here.)
+    fn settings_connect_timeout(&self) -> Option<std::time::Duration> {
+        let text = std::fs::read_to_string(self.global.dir.join(SETTINGS_FILE)).ok()?;
+        let settings = Settings::parse(&text).ok()?;
+        settings.run.durations().ok()?.connect_timeout
+    }
+
     pub fn connect(&self) -> Result<postgres::Client, Error> {
         let mut options = ConnectOptions {
             url: self.global.database_url.clone().filter(|u| !u.is_empty()),
             application_name: Some("migrations".to_owned()),
             ..ConnectOptions::default()
         };
-        if let Some(timeout) = self.global.connect_timeout {
+        if let Some(timeout) = self
+            .global
+            .connect_timeout
+            .or_else(|| self.settings_connect_timeout())
+        {
             options.connect_timeout = timeout;
         }
         log::debug!("connecting ({:?})", options);
         Ok(connect(&options)?)
     }
 
-    pub fn names(&self) -> Names {
+    /// Where the history lives: flags, else the directory's `[run]` settings, else defaults.
+    pub fn names(&self, migrations: &Migrations) -> Names {
+        let defaults = migrations.run_defaults();
         let mut names = Names::default();
-        if let Some(schema) = &self.global.schema {
-            names.schema = schema.clone();
+        if let Some(schema) = self.global.schema.as_deref().or(defaults.schema.as_deref()) {
+            names.schema = schema.to_owned();
         }
-        if let Some(table) = &self.global.table {
-            names.table = table.clone();
+        if let Some(table) = self.global.table.as_deref().or(defaults.table.as_deref()) {
+            names.table = table.to_owned();
         }
         names
     }
 
+    /// A `Migrator` with the directory's `[run]` settings (applied by `Migrator::new`), then
+    /// the flags on top.
     pub fn migrator<'m>(&self, migrations: &'m Migrations) -> Migrator<'m> {
-        let names = self.names();
-        let mut migrator = Migrator::new(migrations)
-            .schema(names.schema)
-            .table(names.table);
+        let mut migrator = Migrator::new(migrations);
+        if let Some(schema) = &self.global.schema {
+            migrator = migrator.schema(schema.clone());
+        }
+        if let Some(table) = &self.global.table {
+            migrator = migrator.table(table.clone());
+        }
         if let Some(path) = &self.global.search_path {
             migrator = migrator.search_path(path.clone());
         }

@@ -452,3 +452,32 @@ fn lock_and_verify() {
         online.stdout
     );
 }
+
+#[test]
+fn run_settings_from_migrations_toml() {
+    let db = test_db();
+    let p = Project::new(&db);
+    db.connect().batch_execute("CREATE SCHEMA ops").unwrap();
+    p.write(
+        "migrations/migrations.toml",
+        "[run]\nschema = \"ops\"\ntable = \"applied\"\nlock_timeout = \"2s\"\n",
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    let mut c = db.connect();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM ops.applied", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    // A flag wins over the file.
+    let other = p.run(&["--schema", "public", "status"]);
+    assert!(other.stdout.starts_with("pending"), "{}", other.stdout);
+    // A bad value is an error naming the key.
+    p.write(
+        "migrations/migrations.toml",
+        "[run]\nlock_timeout = \"5\"\n",
+    );
+    let bad = p.run(&["status"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("[run] lock_timeout"), "{}", bad.stderr);
+}

@@ -18,6 +18,19 @@ pub struct Migrations {
     /// Digest of the whole chain (see `migrations_format::chain_digest`), computed when the set
     /// was built, so the warm-start check hashes nothing.
     chain_digest: Cow<'static, str>,
+    defaults: RunDefaults,
+}
+
+/// The `[run]` table of the directory's `migrations.toml`, carried with the migrations so a
+/// service and the CLI use the same history table and timeouts. `Migrator` methods override.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunDefaults {
+    pub schema: Option<Cow<'static, str>>,
+    pub table: Option<Cow<'static, str>>,
+    pub search_path: Option<Cow<'static, str>>,
+    pub lock_timeout_ms: Option<u64>,
+    pub statement_timeout_ms: Option<u64>,
+    pub lock_wait_ms: Option<u64>,
 }
 
 /// One migration: its version, name, up script and optional down script.
@@ -51,14 +64,40 @@ pub struct Refusal {
 
 impl Migrations {
     #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
     pub const fn __from_static(
         list: &'static [Migration],
         chain_digest: &'static str,
+        schema: Option<&'static str>,
+        table: Option<&'static str>,
+        search_path: Option<&'static str>,
+        lock_timeout_ms: Option<u64>,
+        statement_timeout_ms: Option<u64>,
+        lock_wait_ms: Option<u64>,
     ) -> Migrations {
+        const fn borrowed(text: Option<&'static str>) -> Option<Cow<'static, str>> {
+            match text {
+                Some(t) => Some(Cow::Borrowed(t)),
+                None => None,
+            }
+        }
         Migrations {
             list: Cow::Borrowed(list),
             chain_digest: Cow::Borrowed(chain_digest),
+            defaults: RunDefaults {
+                schema: borrowed(schema),
+                table: borrowed(table),
+                search_path: borrowed(search_path),
+                lock_timeout_ms,
+                statement_timeout_ms,
+                lock_wait_ms,
+            },
         }
+    }
+
+    /// The directory's `[run]` settings (`migrations.toml`), the defaults of a `Migrator`.
+    pub fn run_defaults(&self) -> &RunDefaults {
+        &self.defaults
     }
 
     /// Digest of every migration's version, checksum and transaction mode.
@@ -112,9 +151,21 @@ impl Migrations {
             list.iter()
                 .map(|m| (m.version, m.up.checksum.as_ref(), m.up.no_transaction)),
         );
+        let run = &directory.settings.run;
+        // Validated when the settings were read.
+        let durations = run.durations().unwrap_or_default();
+        let ms = |d: Option<std::time::Duration>| d.map(duration_ms);
         Migrations {
             list: Cow::Owned(list),
             chain_digest: Cow::Owned(chain_digest),
+            defaults: RunDefaults {
+                schema: run.schema.clone().map(Cow::Owned),
+                table: run.table.clone().map(Cow::Owned),
+                search_path: run.search_path.clone().map(Cow::Owned),
+                lock_timeout_ms: ms(durations.lock_timeout),
+                statement_timeout_ms: ms(durations.statement_timeout),
+                lock_wait_ms: ms(durations.lock_wait),
+            },
         }
     }
 }
@@ -320,6 +371,7 @@ impl Migrations {
         Migrations {
             list: Cow::Owned(list),
             chain_digest: Cow::Borrowed(""),
+            defaults: RunDefaults::default(),
         }
     }
 }

@@ -42,7 +42,7 @@ mod sql;
 pub use sql::Names;
 
 pub use db::DbError;
-pub use embedded::{Migration, Migrations, Refusal, Script};
+pub use embedded::{Migration, Migrations, Refusal, RunDefaults, Script};
 pub use engine::Tool;
 pub use error::Error;
 pub use history::{AppliedMigration, AuditEvent, State};

@@ -44,21 +44,35 @@ pub struct Migrator<'a> {
 type Callback<'a> = Box<dyn FnMut(&Event<'_>) + Send + 'a>;
 
 impl<'a> Migrator<'a> {
+    /// A migrator with the defaults of SPEC 3, overridden by the directory's `[run]` settings
+    /// (`migrations.toml`), themselves overridden by the methods below.
     pub fn new(migrations: &'a Migrations) -> Migrator<'a> {
+        let defaults = migrations.run_defaults();
+        let ms = Duration::from_millis;
         Migrator {
             migrations,
             config: Config {
                 names: Names {
-                    schema: DEFAULT_SCHEMA.to_owned(),
-                    table: DEFAULT_TABLE.to_owned(),
+                    schema: defaults
+                        .schema
+                        .as_deref()
+                        .unwrap_or(DEFAULT_SCHEMA)
+                        .to_owned(),
+                    table: defaults
+                        .table
+                        .as_deref()
+                        .unwrap_or(DEFAULT_TABLE)
+                        .to_owned(),
                 },
-                lock_timeout: DEFAULT_LOCK_TIMEOUT,
-                statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
-                lock_wait: DEFAULT_LOCK_WAIT,
+                lock_timeout: defaults.lock_timeout_ms.map_or(DEFAULT_LOCK_TIMEOUT, ms),
+                statement_timeout: defaults
+                    .statement_timeout_ms
+                    .map_or(DEFAULT_STATEMENT_TIMEOUT, ms),
+                lock_wait: defaults.lock_wait_ms.map_or(DEFAULT_LOCK_WAIT, ms),
                 lock_poll: Duration::from_millis(250),
                 lock_retries: DEFAULT_LOCK_RETRIES,
                 retry_backoff: DEFAULT_RETRY_BACKOFF,
-                search_path: None,
+                search_path: defaults.search_path.as_deref().map(str::to_owned),
                 policy: DriftPolicy::default(),
                 grouped: false,
             },

@@ -62,15 +62,18 @@ use crate::sql::{quote_ident, Names};
 pub struct Options<'a> {
     from: Option<i64>,
     to: Option<i64>,
-    names: Names,
+    schema: Option<String>,
+    table: Option<String>,
     search_path: Option<String>,
     lock_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
     template: Option<String>,
     ignore_column_order: bool,
     interrupt: Option<Interrupt>,
-    on_result: Option<Box<dyn FnMut(&MigrationCheck) + 'a>>,
+    on_result: Option<ResultCallback<'a>>,
 }
+
+type ResultCallback<'a> = Box<dyn FnMut(&MigrationCheck) + 'a>;
 
 impl Default for Options<'_> {
     fn default() -> Self {
@@ -83,7 +86,8 @@ impl fmt::Debug for Options<'_> {
         f.debug_struct("Options")
             .field("from", &self.from)
             .field("to", &self.to)
-            .field("names", &self.names)
+            .field("schema", &self.schema)
+            .field("table", &self.table)
             .field("search_path", &self.search_path)
             .field("template", &self.template)
             .finish_non_exhaustive()
@@ -91,12 +95,14 @@ impl fmt::Debug for Options<'_> {
 }
 
 impl<'a> Options<'a> {
-    /// Every migration, history tables in `public.migrations_history`.
+    /// Every migration; the history tables where the migrations' `[run]` settings put them
+    /// (default `public.migrations_history`).
     pub fn new() -> Options<'a> {
         Options {
             from: None,
             to: None,
-            names: Names::default(),
+            schema: None,
+            table: None,
             search_path: None,
             lock_timeout: None,
             statement_timeout: None,
@@ -122,13 +128,13 @@ impl<'a> Options<'a> {
 
     /// Schema of the history tables (left out of the snapshots).
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.names.schema = schema.into();
+        self.schema = Some(schema.into());
         self
     }
 
     /// Name of the history table (it and `<table>_audit` are left out of the snapshots).
     pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.names.table = table.into();
+        self.table = Some(table.into());
         self
     }
 
@@ -182,10 +188,28 @@ impl<'a> Options<'a> {
         self
     }
 
+    /// Where the history tables are: these options, else the migrations' `[run]` settings,
+    /// else the defaults (as `Migrator::new` decides).
+    fn names(&self, migrations: &Migrations) -> Names {
+        let defaults = migrations.run_defaults();
+        let mut names = Names::default();
+        if let Some(schema) = self.schema.as_deref().or(defaults.schema.as_deref()) {
+            names.schema = schema.to_owned();
+        }
+        if let Some(table) = self.table.as_deref().or(defaults.table.as_deref()) {
+            names.table = table.to_owned();
+        }
+        names
+    }
+
     fn migrator<'m>(&self, migrations: &'m Migrations) -> Migrator<'m> {
-        let mut migrator = Migrator::new(migrations)
-            .schema(self.names.schema.clone())
-            .table(self.names.table.clone());
+        let mut migrator = Migrator::new(migrations);
+        if let Some(schema) = &self.schema {
+            migrator = migrator.schema(schema.clone());
+        }
+        if let Some(table) = &self.table {
+            migrator = migrator.table(table.clone());
+        }
         if let Some(path) = &self.search_path {
             migrator = migrator.search_path(path.clone());
         }
@@ -263,12 +287,12 @@ pub enum Error {
     #[error("version {0} is not one of the migrations")]
     UnknownVersion(i64),
     #[error("applying the migrations before the checked range failed: {0}")]
-    Setup(crate::Error),
+    Setup(Box<crate::Error>),
     #[error("the round trip of {version} {name} could not run: {source}")]
     Run {
         version: i64,
         name: String,
-        source: crate::Error,
+        source: Box<crate::Error>,
     },
     #[error("interrupted; the scratch database {0} was dropped")]
     Interrupted(String),
@@ -527,7 +551,7 @@ where
         let client = scratch.client()?;
         migrator
             .execute(client, &Operation::Up { to: Some(below) })
-            .map_err(|e| scratch.interrupted_or(Error::Setup(e)))?;
+            .map_err(|e| scratch.interrupted_or(Error::Setup(Box::new(e))))?;
     }
     let mut index = first;
     while index < last {
@@ -562,7 +586,7 @@ where
                 },
             );
             if let Err(e) = applied {
-                let e = scratch.interrupted_or(Error::Setup(e));
+                let e = scratch.interrupted_or(Error::Setup(Box::new(e)));
                 if matches!(e, Error::Interrupted(_)) {
                     return Err(e);
                 }
@@ -608,7 +632,7 @@ where
     let started = Instant::now();
     let version = migration.version();
     let mut migrator = options.migrator(migrations);
-    let names = &options.names;
+    let names = &options.names(migrations);
     let up = Operation::Up { to: Some(version) };
     let done = |outcome: Outcome, restart: bool| Checked {
         check: MigrationCheck {
@@ -776,7 +800,7 @@ where
             e => Err(Error::Run {
                 version: migration.version(),
                 name: migration.name().to_owned(),
-                source: e,
+                source: Box::new(e),
             }),
         }
     }

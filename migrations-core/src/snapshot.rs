@@ -27,8 +27,12 @@
 //!
 //! Left out: the system schemas (`pg_catalog`, `information_schema`, `pg_toast`, temporary
 //! schemas), objects that belong to an extension (the extension and its version stand for
-//! them), the migrations history tables (given by [`Names`]), ownership, privileges,
+//! them), the migrations history tables (given by [`Names`]: `<table>`, `<table>_audit` and
+//! `<table>_schema`, where [`record`] keeps snapshots), ownership, privileges,
 //! tablespaces, statistics, and data.
+//!
+//! **Schema drift**: [`record`] stores a snapshot beside the history (after an `up`), and
+//! [`schema_drift`] compares the live schema with the newest one stored, object by object.
 //!
 //! A snapshot reads the catalog only. Its query sets `search_path` for its own implicit
 //! transaction (`set_config(..., true)`), so call it outside an explicit transaction block.
@@ -543,6 +547,7 @@ fn not_in_extension(catalog: &str, oid: &str) -> String {
 fn snapshot_query(names: &Names) -> String {
     let history = quote_literal(&names.history());
     let audit = quote_literal(&names.audit());
+    let recorded = quote_literal(&recorded_table(names));
     let ns = user_schema("n");
     let rel_not_ext = not_in_extension("pg_class", "c.oid");
     let proc_not_ext = not_in_extension("pg_proc", "p.oid");
@@ -552,7 +557,8 @@ fn snapshot_query(names: &Names) -> String {
     format!(
         r#"SELECT pg_catalog.set_config('search_path', 'pg_catalog', true);
 WITH history(oid) AS (
-  SELECT r FROM unnest(ARRAY[to_regclass({history}), to_regclass({audit})]) AS r WHERE r IS NOT NULL
+  SELECT r FROM unnest(ARRAY[to_regclass({history}), to_regclass({audit}), to_regclass({recorded})]) AS r
+  WHERE r IS NOT NULL
 ), excluded(oid) AS (
   SELECT oid FROM history
   UNION SELECT d.objid FROM pg_depend d
@@ -767,6 +773,182 @@ LATERAL (VALUES
   ('with_check', pg_get_expr(pol.polwithcheck, pol.polrelid)),
   ('comment', obj_description(pol.oid, 'pg_policy'))) a(k, v)"#
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema drift: a recorded snapshot and the live schema
+// ---------------------------------------------------------------------------------------
+
+/// `<schema>."<table>_schema"`: where [`record`] keeps the snapshots (beside the history).
+fn recorded_table(names: &Names) -> String {
+    format!(
+        "{}.{}",
+        crate::sql::quote_ident(&names.schema),
+        crate::sql::quote_ident(&format!("{}_schema", names.table))
+    )
+}
+
+/// A snapshot stored by [`record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub snapshot: Snapshot,
+    /// The newest applied version when it was recorded (none on an empty history).
+    pub version: Option<i64>,
+    /// When, as the server wrote it (`timestamptz` as text).
+    pub recorded_at: String,
+    pub recorded_by: String,
+}
+
+/// Errors of [`record`], [`recorded`] and [`schema_drift`].
+#[derive(Debug, thiserror::Error)]
+pub enum DriftError {
+    #[error("{context}: {source}")]
+    Db {
+        context: &'static str,
+        source: DbError,
+    },
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+}
+
+fn db(context: &'static str) -> impl FnOnce(DbError) -> DriftError {
+    move |source| DriftError::Db { context, source }
+}
+
+/// Reads the schema and stores it (text form) in `<schema>."<table>_schema"`, created if
+/// needed, beside the history tables. PostgreSQL compresses the text itself (TOAST), so a
+/// large schema costs a few kilobytes. Each call adds a row; [`recorded`] reads the newest.
+/// Meant to run right after an `up` (SPEC 7, "schema drift"), with `version` the newest
+/// applied one.
+pub(crate) async fn record_with<C: Conn>(
+    conn: &mut C,
+    names: &Names,
+    version: Option<i64>,
+) -> Result<Snapshot, DriftError> {
+    let table = recorded_table(names);
+    conn.simple(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (\n\
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n\
+         recorded_at timestamptz NOT NULL DEFAULT now(),\n\
+         recorded_by text NOT NULL DEFAULT current_user,\n\
+         version bigint,\n\
+         snapshot text NOT NULL)"
+    ))
+    .await
+    .map_err(db("creating the recorded schema table"))?;
+    let snapshot = read(conn, names).await.map_err(db("reading the schema"))?;
+    let version = version.map_or_else(|| "NULL".to_owned(), |v| v.to_string());
+    conn.simple(&format!(
+        "INSERT INTO {table} (version, snapshot) VALUES ({version}, {})",
+        quote_literal(&snapshot.to_text())
+    ))
+    .await
+    .map_err(db("storing the schema snapshot"))?;
+    Ok(snapshot)
+}
+
+/// The newest snapshot stored by [`record`], if any (none when nothing was ever recorded).
+pub(crate) async fn recorded_with<C: Conn>(
+    conn: &mut C,
+    names: &Names,
+) -> Result<Option<Recorded>, DriftError> {
+    let table = quote_literal(&recorded_table(names));
+    let exists = conn
+        .simple(&format!("SELECT to_regclass({table}) IS NOT NULL"))
+        .await
+        .map_err(db("looking for the recorded schema table"))?;
+    if exists
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .as_deref()
+        != Some("t")
+    {
+        return Ok(None);
+    }
+    let rows = conn
+        .simple(&format!(
+            "SELECT snapshot, version, recorded_at::text, recorded_by FROM {} \
+             ORDER BY id DESC LIMIT 1",
+            recorded_table(names)
+        ))
+        .await
+        .map_err(db("reading the recorded schema"))?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut row = row.into_iter();
+    let mut next = || row.next().flatten();
+    let text = next().unwrap_or_default();
+    let version = next().and_then(|v| v.parse().ok());
+    Ok(Some(Recorded {
+        snapshot: Snapshot::from_text(&text)?,
+        version,
+        recorded_at: next().unwrap_or_default(),
+        recorded_by: next().unwrap_or_default(),
+    }))
+}
+
+/// What changed outside migrations: the newest recorded snapshot against the live schema
+/// (`None` when nothing was recorded). Differences read as in [`diff`]: `missing` is gone
+/// since it was recorded, `unexpected` appeared since.
+pub(crate) async fn schema_drift_with<C: Conn>(
+    conn: &mut C,
+    names: &Names,
+) -> Result<Option<(Recorded, Vec<Difference>)>, DriftError> {
+    let Some(recorded) = recorded_with(conn, names).await? else {
+        return Ok(None);
+    };
+    let live = read(conn, names).await.map_err(db("reading the schema"))?;
+    let differences = diff(&recorded.snapshot, &live);
+    Ok(Some((recorded, differences)))
+}
+
+/// Sync: see [`record_with`]. Reads the schema of `client`'s database and stores it.
+#[cfg(feature = "postgres")]
+pub fn record(
+    client: &mut postgres::Client,
+    names: &Names,
+    version: Option<i64>,
+) -> Result<Snapshot, DriftError> {
+    crate::db::block_on(record_with(&mut SyncConn(client), names, version))
+}
+
+/// Sync: the newest recorded snapshot, if any.
+#[cfg(feature = "postgres")]
+pub fn recorded(
+    client: &mut postgres::Client,
+    names: &Names,
+) -> Result<Option<Recorded>, DriftError> {
+    crate::db::block_on(recorded_with(&mut SyncConn(client), names))
+}
+
+/// Sync: the recorded snapshot and what changed since, object by object (`None` when nothing
+/// was recorded).
+#[cfg(feature = "postgres")]
+pub fn schema_drift(
+    client: &mut postgres::Client,
+    names: &Names,
+) -> Result<Option<(Recorded, Vec<Difference>)>, DriftError> {
+    crate::db::block_on(schema_drift_with(&mut SyncConn(client), names))
+}
+
+/// Async twin of [`record`].
+#[cfg(feature = "tokio-postgres")]
+pub async fn record_async(
+    client: &tokio_postgres::Client,
+    names: &Names,
+    version: Option<i64>,
+) -> Result<Snapshot, DriftError> {
+    record_with(&mut AsyncConn(client), names, version).await
+}
+
+/// Async twin of [`schema_drift`].
+#[cfg(feature = "tokio-postgres")]
+pub async fn schema_drift_async(
+    client: &tokio_postgres::Client,
+    names: &Names,
+) -> Result<Option<(Recorded, Vec<Difference>)>, DriftError> {
+    schema_drift_with(&mut AsyncConn(client), names).await
 }
 
 #[cfg(test)]

@@ -95,3 +95,24 @@ fn line_ending_variants_share_one_checksum() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+static RUN_SETTINGS: Migrations = embed_migrations!("tests/fixtures/run_settings");
+
+#[test]
+fn run_settings_are_embedded_like_the_cli_reads_them() {
+    let embedded = RUN_SETTINGS.run_defaults();
+    let loaded = Migrations::from_dir(fixture("run_settings")).unwrap();
+    assert_eq!(embedded, loaded.run_defaults());
+    assert_eq!(embedded.schema.as_deref(), Some("ops"));
+    assert_eq!(embedded.table.as_deref(), Some("applied"));
+    assert_eq!(embedded.search_path.as_deref(), Some("ops, public"));
+    assert_eq!(embedded.lock_timeout_ms, Some(2000));
+    assert_eq!(
+        migrations_core::Migrator::new(&RUN_SETTINGS).lock_key(),
+        migrations_core::Names {
+            schema: "ops".into(),
+            table: "applied".into()
+        }
+        .lock_key()
+    );
+}

@@ -5,6 +5,9 @@
 //! that errors and a migration without a down, precisely; the scratch database is dropped on
 //! every path; and the whole crates.io corpus goes through the round trip to the end.
 
+// As in the library: a run returns at most one error, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -396,6 +399,59 @@ fn diffs_read_as_expected() {
         lines,
         ["table public.users: column order id, email, name -> id, name, email"]
     );
+}
+
+#[test]
+fn recorded_schema_shows_drift_outside_migrations() {
+    let db = test_db();
+    let mut c = db.connect();
+    let names = Names::default();
+    assert!(migrations_core::snapshot::schema_drift(&mut c, &names)
+        .unwrap()
+        .is_none());
+    let (_d, migrations) = dir(&[(
+        "1_users.up.sql",
+        "CREATE TABLE users (id int PRIMARY KEY, email text);\nCREATE INDEX users_email ON users (email);\n",
+    )]);
+    Migrator::new(&migrations).run(&mut c).unwrap();
+    let stored = migrations_core::snapshot::record(&mut c, &names, Some(1)).unwrap();
+    // The table that keeps the recordings is not part of the schema either.
+    assert_eq!(snapshot(&db), stored);
+    assert!(stored.keys().all(|k| !k.contains("migrations_history")));
+    let recorded = migrations_core::snapshot::recorded(&mut c, &names)
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.snapshot, stored);
+    assert_eq!(recorded.version, Some(1));
+    let (_, drift) = migrations_core::snapshot::schema_drift(&mut c, &names)
+        .unwrap()
+        .unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+
+    // Someone changes the schema by hand.
+    c.batch_execute(
+        "ALTER TABLE users ADD COLUMN extra int; DROP INDEX users_email; \
+         ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+    )
+    .unwrap();
+    let (_, drift) = migrations_core::snapshot::schema_drift(&mut c, &names)
+        .unwrap()
+        .unwrap();
+    let lines: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "column public.users.email: not_null false -> true",
+            "column public.users.extra: unexpected",
+            "index public.users_email: missing",
+        ]
+    );
+    // A new recording becomes the reference.
+    migrations_core::snapshot::record(&mut c, &names, Some(1)).unwrap();
+    let (_, drift) = migrations_core::snapshot::schema_drift(&mut c, &names)
+        .unwrap()
+        .unwrap();
+    assert!(drift.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------

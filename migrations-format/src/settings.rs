@@ -26,9 +26,61 @@ pub struct Settings {
     /// argument does): an edited, removed or inserted locked migration is a compile error.
     #[serde(default)]
     pub verify_lock: bool,
+    /// How migrations run: the same defaults for the CLI and for a service that embeds the
+    /// directory (the macro carries them into the binary), so both use one history table.
+    /// Flags and `Migrator` methods override them.
+    #[serde(default)]
+    pub run: RunSettings,
     /// Lint settings, read by `migrations lint`.
     #[serde(default)]
     pub lint: LintSettings,
+}
+
+/// The `[run]` table of `migrations.toml`. Durations take a unit (`5s`, `500ms`, `10min`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// Schema of the history tables (default `public`).
+    pub schema: Option<String>,
+    /// Name of the history table (default `migrations_history`).
+    pub table: Option<String>,
+    /// `search_path` for the migrations' own SQL.
+    pub search_path: Option<String>,
+    pub lock_timeout: Option<String>,
+    pub statement_timeout: Option<String>,
+    /// How long to wait for another runner's lock.
+    pub lock_wait: Option<String>,
+    /// How long the CLI waits for a server that is still starting.
+    pub connect_timeout: Option<String>,
+}
+
+impl RunSettings {
+    /// The durations, parsed; an error names the key.
+    pub fn durations(&self) -> Result<RunDurations, String> {
+        let parse = |key: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| {
+                    crate::directive::parse_duration(v).map_err(|e| format!("[run] {key}: {e}"))
+                })
+                .transpose()
+        };
+        Ok(RunDurations {
+            lock_timeout: parse("lock_timeout", &self.lock_timeout)?,
+            statement_timeout: parse("statement_timeout", &self.statement_timeout)?,
+            lock_wait: parse("lock_wait", &self.lock_wait)?,
+            connect_timeout: parse("connect_timeout", &self.connect_timeout)?,
+        })
+    }
+}
+
+/// The durations of [`RunSettings`], parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunDurations {
+    pub lock_timeout: Option<std::time::Duration>,
+    pub statement_timeout: Option<std::time::Duration>,
+    pub lock_wait: Option<std::time::Duration>,
+    pub connect_timeout: Option<std::time::Duration>,
 }
 
 /// The `[lint]` table of `migrations.toml`.
@@ -52,6 +104,7 @@ impl Settings {
     pub fn parse(text: &str) -> Result<Settings, String> {
         let settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
         settings.ignore_set()?;
+        settings.run.durations()?;
         Ok(settings)
     }
 

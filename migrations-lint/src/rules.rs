@@ -53,7 +53,7 @@ const OURS: &[RuleInfo] = &[
         id: MISSING_DOWN,
         origin: Origin::Migrations,
         default: true,
-        lock: "none; `migrations down`, `redo` and `test` cannot revert the migration",
+        lock: "none",
         fix: "add a down file that reverses the up (`<version>_<name>.down.sql`, or `down.sql` in \
               the folder); if the migration truly cannot be reverted, say so with \
               `-- migrations:lint-ignore missing-down` at the top of the up file",
@@ -62,8 +62,7 @@ const OURS: &[RuleInfo] = &[
         id: EMPTY_DOWN,
         origin: Origin::Migrations,
         default: true,
-        lock:
-            "none; `migrations down` would record the migration as reverted while changing nothing",
+        lock: "none",
         fix: "write the SQL that reverses the up; for an irreversible migration, delete the down \
               file and put `-- migrations:lint-ignore missing-down` at the top of the up file, so \
               a rollback stops instead of pretending",
@@ -72,7 +71,7 @@ const OURS: &[RuleInfo] = &[
         id: NON_TRANSACTIONAL_IN_TRANSACTION,
         origin: Origin::Migrations,
         default: true,
-        lock: "none taken: PostgreSQL refuses the statement inside a transaction block, so the \
+        lock: "none: PostgreSQL refuses the statement inside a transaction block, so the \
                migration fails when it runs",
         fix: "run it outside a transaction: `-- migrations:no-transaction` as the first line of \
               the file (or, outside a BEGIN ... COMMIT block of a no-transaction file), in a \
@@ -82,8 +81,8 @@ const OURS: &[RuleInfo] = &[
         id: CONCURRENTLY_IN_TRANSACTION,
         origin: Origin::Migrations,
         default: true,
-        lock: "none taken: PostgreSQL refuses CONCURRENTLY inside a transaction block (dropping \
-               CONCURRENTLY instead would take ACCESS EXCLUSIVE or SHARE on the table)",
+        lock: "none: PostgreSQL refuses CONCURRENTLY inside a transaction block (without \
+               CONCURRENTLY it would take SHARE or ACCESS EXCLUSIVE on the table)",
         fix: "keep CONCURRENTLY and run the statement outside a transaction: \
               `-- migrations:no-transaction` as the first line of the file, with IF NOT EXISTS / \
               IF EXISTS so the file can run again after `migrations repair`",
@@ -102,7 +101,7 @@ const OURS: &[RuleInfo] = &[
         id: SESSION_LEVEL_SET,
         origin: Origin::Migrations,
         default: true,
-        lock: "none; the setting outlives the statement that needed it",
+        lock: "none",
         fix: "in a transactional file write `SET LOCAL` (it ends with the migration's \
               transaction); for lock_timeout and statement_timeout use the \
               `-- migrations:lock-timeout=` / `statement-timeout=` directive; in a no-transaction \
@@ -112,9 +111,7 @@ const OURS: &[RuleInfo] = &[
         id: SET_LOCAL_OUTSIDE_TRANSACTION,
         origin: Origin::Migrations,
         default: true,
-        lock:
-            "none; the SET has no effect (PostgreSQL only warns), so the statements after it run \
-               without the setting",
+        lock: "none",
         fix: "for lock_timeout and statement_timeout use the `-- migrations:lock-timeout=` / \
               `statement-timeout=` directive; otherwise a session-level SET followed by RESET \
               after the statements that need it",
@@ -123,8 +120,7 @@ const OURS: &[RuleInfo] = &[
         id: ENUM_VALUE_USED_IN_TRANSACTION,
         origin: Origin::Migrations,
         default: true,
-        lock: "none taken: PostgreSQL refuses the use of an enum value added in the same \
-               transaction (\"unsafe use of new value\"), so the migration fails",
+        lock: "none: the statement fails",
         fix: "split the file: keep `ALTER TYPE ... ADD VALUE` in this migration and move the \
               statements that use the new value to the next one (or mark this file \
               `-- migrations:no-transaction`, so the ADD VALUE commits before the use)",
@@ -284,18 +280,21 @@ fn squawk_texts(rule: SquawkRule) -> (&'static str, &'static str) {
             "SHARE ROW EXCLUSIVE on the table: blocks writes, briefly",
             KEEP_CLIENTS,
         ),
+        R::BanRevoke
+        | R::BanAlterFunctionOptions
+        | R::BanAlterRoleOptions
+        | R::BanAlterDatabaseOptions
+        | R::BanAlterSystemOptions
+        | R::BanAlterExtension => (
+            "none on tables; the change is to how existing clients' statements behave",
+            KEEP_CLIENTS,
+        ),
         R::BanDropFunction
         | R::BanDropType
         | R::BanDropSchema
         | R::BanDropSequence
         | R::BanDropDomain
         | R::BanDropExtension
-        | R::BanRevoke
-        | R::BanAlterFunctionOptions
-        | R::BanAlterRoleOptions
-        | R::BanAlterDatabaseOptions
-        | R::BanAlterSystemOptions
-        | R::BanAlterExtension
         | R::BanAddEnumValue
         | R::BanAddCompositeAttribute
         | R::BanAlterSequenceValues => (
@@ -325,8 +324,7 @@ fn squawk_texts(rule: SquawkRule) -> (&'static str, &'static str) {
             "do not rewrite tables from a migration; use pg_repack out of band",
         ),
         R::PreferRobustStmts => (
-            "as the statement; in a no-transaction file a failure leaves the statements before it \
-             done",
+            "that of the statement; in a no-transaction file, a failure keeps what ran before it",
             "add IF NOT EXISTS / IF EXISTS, so the file can run again from its first statement \
              after `migrations repair` (or keep the statement in a transactional migration)",
         ),

@@ -45,12 +45,27 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
             .iter()
             .map(|(v, c, n)| (*v, c.as_str(), *n)),
     );
+    let run = &directory.settings.run;
+    let text = |value: &Option<String>| match value {
+        Some(v) => quote! { ::core::option::Option::Some(#v) },
+        None => quote! { ::core::option::Option::None },
+    };
+    let (schema, table, search_path) =
+        (text(&run.schema), text(&run.table), text(&run.search_path));
+    // Validated when the settings were read.
+    let durations = run.durations().unwrap_or_default();
+    let lock_timeout = optional_ms(durations.lock_timeout);
+    let statement_timeout = optional_ms(durations.statement_timeout);
+    let lock_wait = optional_ms(durations.lock_wait);
     quote! {
         {
             #(#tracked)*
             // A const item, so the array (whose fields have destructors) lives for 'static.
             const MIGRATIONS: &[::migrations_core::Migration] = &[#(#migrations),*];
-            ::migrations_core::Migrations::__from_static(MIGRATIONS, #chain_digest)
+            ::migrations_core::Migrations::__from_static(
+                MIGRATIONS, #chain_digest, #schema, #table, #search_path,
+                #lock_timeout, #statement_timeout, #lock_wait,
+            )
         }
     }
 }

@@ -20,7 +20,7 @@ pub fn run(
         to: to.map(|v| ctx.version(v)).transpose()?,
         direction: if down { Direction::Down } else { Direction::Up },
     };
-    let script = offline_script(&migrations, &ctx.names(), range)
+    let script = offline_script(&migrations, &ctx.names(&migrations), range)
         .map_err(|e| Error::Usage(e.to_string()))?;
     if ctx.out.json() {
         ctx.out

@@ -30,7 +30,7 @@ pub fn run(
     install_interrupt_handler(ctx, &interrupt);
 
     let global = ctx.global;
-    let names = ctx.names();
+    let names = ctx.names(&migrations);
     let mut options = Options::new()
         .schema(names.schema)
         .table(names.table)
@@ -75,7 +75,7 @@ pub fn run(
             "version {v} is not one of the migrations in {}",
             global.dir.display()
         )),
-        roundtrip::Error::Setup(e) => Error::from(e),
+        roundtrip::Error::Setup(e) => Error::from(*e),
         other => Error::Io(other.to_string()),
     })?;
 

@@ -135,6 +135,10 @@ pub enum Command {
         /// Run every pending migration in one transaction: all or nothing.
         #[arg(long)]
         single_transaction: bool,
+        /// Store a schema snapshot afterwards, for `verify --schema-drift` (also
+        /// `record_schema = true` in migrations.toml).
+        #[arg(long)]
+        record_schema: bool,
     },
 
     /// Revert applied migrations, newest first.
@@ -258,6 +262,10 @@ pub enum Command {
         /// Also check the database against the directory (never implied by DATABASE_URL).
         #[arg(long)]
         online: bool,
+        /// Compare the live schema with the snapshot recorded by the last `up` and list, object
+        /// by object, what changed outside migrations (needs record_schema).
+        #[arg(long)]
+        schema_drift: bool,
     },
 
     /// Print shell completions.

@@ -481,3 +481,58 @@ fn run_settings_from_migrations_toml() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("[run] lock_timeout"), "{}", bad.stderr);
 }
+
+#[test]
+fn schema_drift_after_manual_changes() {
+    let db = test_db();
+    let p = Project::new(&db);
+    p.run(&["lock"]);
+    // Nothing recorded yet: exit 2 with what to do.
+    let none = p.run(&["verify", "--schema-drift"]);
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("no schema snapshot is recorded"),
+        "{}",
+        none.stderr
+    );
+
+    p.write("migrations/migrations.toml", "record_schema = true\n");
+    assert_eq!(p.run(&["up"]).code, 0);
+    let clean = p.run(&["verify", "--schema-drift"]);
+    assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
+    assert!(
+        clean
+            .stdout
+            .contains("schema: unchanged since the snapshot recorded after version 3"),
+        "{}",
+        clean.stdout
+    );
+
+    // Changes made outside migrations are listed object by object.
+    db.connect()
+        .batch_execute("ALTER TABLE users ADD COLUMN nickname text; DROP INDEX posts_user;")
+        .unwrap();
+    let drift = p.run(&["verify", "--schema-drift"]);
+    assert_eq!(drift.code, 3, "{}", drift.stdout);
+    assert!(
+        drift
+            .stdout
+            .contains("schema drift: column public.users.nickname: unexpected"),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift
+            .stdout
+            .contains("schema drift: index public.posts_user: missing"),
+        "{}",
+        drift.stdout
+    );
+    let doc = p
+        .run(&["verify", "--schema-drift", "--format", "json"])
+        .json();
+    assert_eq!(
+        doc["schema_drift"].as_array().unwrap().len(),
+        drift.stdout.matches("schema drift:").count()
+    );
+}

@@ -31,6 +31,8 @@ pub struct RunDefaults {
     pub lock_timeout_ms: Option<u64>,
     pub statement_timeout_ms: Option<u64>,
     pub lock_wait_ms: Option<u64>,
+    /// `record_schema = true`: store a schema snapshot after each `up` that applies something.
+    pub record_schema: bool,
 }
 
 /// One migration: its version, name, up script and optional down script.
@@ -74,6 +76,7 @@ impl Migrations {
         lock_timeout_ms: Option<u64>,
         statement_timeout_ms: Option<u64>,
         lock_wait_ms: Option<u64>,
+        record_schema: bool,
     ) -> Migrations {
         const fn borrowed(text: Option<&'static str>) -> Option<Cow<'static, str>> {
             match text {
@@ -91,6 +94,7 @@ impl Migrations {
                 lock_timeout_ms,
                 statement_timeout_ms,
                 lock_wait_ms,
+                record_schema,
             },
         }
     }
@@ -165,6 +169,7 @@ impl Migrations {
                 lock_timeout_ms: ms(durations.lock_timeout),
                 statement_timeout_ms: ms(durations.statement_timeout),
                 lock_wait_ms: ms(durations.lock_wait),
+                record_schema: directory.settings.record_schema,
             },
         }
     }

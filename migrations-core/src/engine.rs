@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub search_path: Option<String>,
     pub policy: DriftPolicy,
     pub grouped: bool,
+    /// Store a schema snapshot after an `up` that applied something.
+    pub record_schema: bool,
 }
 
 pub(crate) type EventSink<'a> = dyn FnMut(&Event<'_>) + Send + 'a;
@@ -649,6 +651,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             .collect();
         if self.config.grouped && !jobs.is_empty() {
             report.ran = self.apply_grouped(&jobs).await?;
+            self.record_schema(&report).await?;
             return Ok(report);
         }
         for job in &jobs {
@@ -677,7 +680,36 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 duration,
             });
         }
+        self.record_schema(&report).await?;
         Ok(report)
+    }
+
+    /// With `record_schema`, stores the schema after an `up` that applied something, for
+    /// `verify --schema-drift`.
+    async fn record_schema(&mut self, report: &Report) -> Result<(), Error> {
+        let applied = report.ran.iter().filter(|r| r.direction == Direction::Up);
+        let Some(newest) = applied.last() else {
+            return Ok(());
+        };
+        if !self.config.record_schema {
+            return Ok(());
+        }
+        crate::snapshot::record_with(self.conn, &self.config.names, Some(newest.version))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Db {
+                context: "recording the schema snapshot".to_owned(),
+                source: match e {
+                    crate::snapshot::DriftError::Db { source, .. } => source,
+                    other => DbError {
+                        code: None,
+                        message: other.to_string(),
+                        detail: None,
+                        hint: None,
+                        position: None,
+                    },
+                },
+            })
     }
 
     fn job(&self, step: &Step) -> Option<Job<'e>> {

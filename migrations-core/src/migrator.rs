@@ -75,6 +75,7 @@ impl<'a> Migrator<'a> {
                 search_path: defaults.search_path.as_deref().map(str::to_owned),
                 policy: DriftPolicy::default(),
                 grouped: false,
+                record_schema: defaults.record_schema,
             },
             events: None,
         }
@@ -141,6 +142,13 @@ impl<'a> Migrator<'a> {
     /// migrations cannot take part; a plan holding one is refused.
     pub fn single_transaction(mut self, grouped: bool) -> Self {
         self.config.grouped = grouped;
+        self
+    }
+
+    /// After an `up` that applies something, store a schema snapshot beside the history, for
+    /// `migrations verify --schema-drift` (also `record_schema = true` in `migrations.toml`).
+    pub fn record_schema(mut self, record: bool) -> Self {
+        self.config.record_schema = record;
         self
     }
 

@@ -26,6 +26,11 @@ pub struct Settings {
     /// argument does): an edited, removed or inserted locked migration is a compile error.
     #[serde(default)]
     pub verify_lock: bool,
+    /// Store a schema snapshot after each `up` that applies something, so
+    /// `migrations verify --schema-drift` can list what changed outside migrations. Off by
+    /// default: services pay nothing unless asked.
+    #[serde(default)]
+    pub record_schema: bool,
     /// How migrations run: the same defaults for the CLI and for a service that embeds the
     /// directory (the macro carries them into the binary), so both use one history table.
     /// Flags and `Migrator` methods override them.

@@ -904,7 +904,7 @@ mod tests {
 
     #[test]
     fn transaction_control() {
-        let ctl = |sql: &str| with_toks(sql, |t| tx_control(t));
+        let ctl = |sql: &str| with_toks(sql, tx_control);
         assert_eq!(ctl("BEGIN"), Some(TxControl::Begin));
         assert_eq!(
             ctl("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),

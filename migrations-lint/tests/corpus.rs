@@ -100,8 +100,67 @@ fn lints_the_whole_corpus() {
         println!("warning: {w}");
     }
     let root = copy.path();
-    // Checked by reading the SQL; see docs/lint.md for what each rule means.
-    let _ = finding_at(&report, root, "missing-down", "");
+    // Spot checks, each confirmed by reading the SQL.
+    // A transactional down (no metadata.toml) that builds indexes CONCURRENTLY: PostgreSQL
+    // refuses it, so this rollback fails as written.
+    assert_eq!(
+        finding_at(&report, root, "concurrently-in-transaction", "2024-04-12-144536"),
+        vec![
+            "2024-04-12-144536_remove-downloads-column/down.sql:4:1",
+            "2024-04-12-144536_remove-downloads-column/down.sql:7:1"
+        ]
+    );
+    // `SET timezone = 'UTC';` before converting columns to timestamptz: session-level.
+    assert_eq!(
+        finding_at(&report, root, "session-level-set", "2025-02-17-133723"),
+        vec![
+            "2025-02-17-133723_timezones/up.sql:1:1",
+            "2025-02-17-133723_timezones/down.sql:1:1"
+        ]
+    );
+    // `-- Not reversible`: a comment-only down.
+    assert_eq!(
+        finding_at(&report, root, "empty-down", "2019-11-11-162609"),
+        vec!["2019-11-11-162609_drop_email_from_user/down.sql:1:1"]
+    );
+    // `ADD CONSTRAINT teams_login_lowercase_ck CHECK (login = lower(login))` without NOT
+    // VALID: the only CHECK of the corpus added to an existing table.
+    assert_eq!(
+        finding_at(&report, root, "constraint-missing-not-valid", ""),
+        vec!["2017-11-12-195324_lower_teams_names/up.sql:3:5"]
+    );
+    // `ADD COLUMN token TEXT NOT NULL DEFAULT random_string(26)`: a volatile default rewrites
+    // the table under ACCESS EXCLUSIVE.
+    assert_eq!(
+        finding_at(&report, root, "adding-field-with-default", "2019-12-13-053745"),
+        vec!["2019-12-13-053745_add_crate_owner_invitation_token/up.sql:1:76"]
+    );
+    // The no-transaction migrations (metadata.toml) build their indexes CONCURRENTLY: neither
+    // index rule nor the in-transaction rule fires on them.
+    let no_transaction: Vec<PathBuf> = fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("metadata.toml").is_file())
+        .collect();
+    assert_eq!(no_transaction.len(), 7);
+    for f in &report.findings {
+        if no_transaction.iter().any(|d| f.path.starts_with(d)) {
+            assert!(
+                ![
+                    "require-concurrent-index-creation",
+                    "require-concurrent-index-deletion",
+                    "concurrently-in-transaction"
+                ]
+                .contains(&f.rule),
+                "{f}"
+            );
+        }
+    }
+    // A down missing the `;` after its first statement: squawk cannot parse it (nor could the
+    // server run it), and says so.
+    assert!(report.warnings.iter().any(|w| {
+        w.path.ends_with("20170318181441_downloads_need_no_id/down.sql") && w.line == Some(1)
+    }));
 }
 
 #[test]

@@ -57,6 +57,7 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
     let lock_timeout = optional_ms(durations.lock_timeout);
     let statement_timeout = optional_ms(durations.statement_timeout);
     let lock_wait = optional_ms(durations.lock_wait);
+    let record_schema = directory.settings.record_schema;
     quote! {
         {
             #(#tracked)*
@@ -64,7 +65,7 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
             const MIGRATIONS: &[::migrations_core::Migration] = &[#(#migrations),*];
             ::migrations_core::Migrations::__from_static(
                 MIGRATIONS, #chain_digest, #schema, #table, #search_path,
-                #lock_timeout, #statement_timeout, #lock_wait,
+                #lock_timeout, #statement_timeout, #lock_wait, #record_schema,
             )
         }
     }

@@ -15,12 +15,20 @@ pub fn up(
     dry_run: bool,
     allow_out_of_order: bool,
     single_transaction: bool,
+    record_schema: bool,
 ) -> Result<(), Error> {
     let to = to.map(|v| ctx.version(v)).transpose()?;
     let operation = Operation::Up { to };
     execute(ctx, "up", &operation, dry_run, |m| {
-        m.allow_out_of_order(allow_out_of_order)
-            .single_transaction(single_transaction)
+        let m = m
+            .allow_out_of_order(allow_out_of_order)
+            .single_transaction(single_transaction);
+        // The flag turns recording on; without it, migrations.toml decides.
+        if record_schema {
+            m.record_schema(true)
+        } else {
+            m
+        }
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use migrations_core::plan::Status;
-use migrations_core::Migrations;
+use migrations_core::{snapshot, Migrations};
 use migrations_format::lockfile::{self, Finding, LockFile, LOCK_FILE};
 use migrations_format::Version;
 
@@ -136,7 +136,7 @@ pub fn lock(ctx: &Context<'_>, rewrite: Option<&str>) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn verify(ctx: &Context<'_>, online: bool) -> Result<(), Error> {
+pub fn verify(ctx: &Context<'_>, online: bool, schema_drift: bool) -> Result<(), Error> {
     let directory = ctx.directory()?;
     let Some(lock) = read_lock(ctx)? else {
         return Err(Error::Usage(format!(
@@ -181,6 +181,37 @@ pub fn verify(ctx: &Context<'_>, online: bool) -> Result<(), Error> {
             }));
         }
     }
+    let mut drift_json = Vec::new();
+    if schema_drift {
+        let migrations = Migrations::from_directory(&directory);
+        let names = ctx.names(&migrations);
+        let mut client = ctx.connect()?;
+        let drift = snapshot::schema_drift(&mut client, &names)
+            .map_err(|e| Error::Io(format!("cannot compare the schema with its snapshot: {e}")))?;
+        let Some((recorded, differences)) = drift else {
+            return Err(Error::Usage(
+                "no schema snapshot is recorded: set `record_schema = true` in migrations.toml \
+                 (or run `migrations up --record-schema`), then run `up`"
+                    .to_owned(),
+            ));
+        };
+        for d in &differences {
+            ctx.out
+                .line(&ctx.out.paint(Style::Bad, &format!("schema drift: {d}")));
+            drift_json.push(json!(d.to_string()));
+        }
+        if differences.is_empty() {
+            ctx.out.line(&format!(
+                "schema: unchanged since the snapshot recorded after version {} at {}",
+                recorded
+                    .version
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                recorded.recorded_at
+            ));
+        }
+        errors += differences.len();
+    }
     if errors == 0 {
         ctx.out.line(&format!(
             "ok: {} locked migration{} verified{}",
@@ -194,6 +225,7 @@ pub fn verify(ctx: &Context<'_>, online: bool) -> Result<(), Error> {
         "ok": errors == 0,
         "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
         "database": online_json,
+        "schema_drift": drift_json,
     }));
     if errors > 0 {
         return Err(Error::Findings);

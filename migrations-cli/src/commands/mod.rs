@@ -30,12 +30,14 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             dry_run,
             allow_out_of_order,
             single_transaction,
+            record_schema,
         } => apply::up(
             &ctx,
             to.as_deref(),
             *dry_run,
             *allow_out_of_order,
             *single_transaction,
+            *record_schema,
         ),
         Command::Down {
             count,
@@ -70,7 +72,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             list_rules,
         } => lint::run(&ctx, paths, select, exclude, since.as_deref(), *list_rules),
         Command::Lock { rewrite } => lock::lock(&ctx, rewrite.as_deref()),
-        Command::Verify { online } => lock::verify(&ctx, *online),
+        Command::Verify {
+            online,
+            schema_drift,
+        } => lock::verify(&ctx, *online, *schema_drift),
         Command::Completions { shell } => completions::run(*shell),
     }
 }

@@ -687,8 +687,8 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// With `record_schema`, stores the schema after an `up` that applied something, for
     /// `verify --schema-drift`.
     async fn record_schema(&mut self, report: &Report) -> Result<(), Error> {
-        let applied = report.ran.iter().filter(|r| r.direction == Direction::Up);
-        let Some(newest) = applied.last() else {
+        let mut applied = report.ran.iter().filter(|r| r.direction == Direction::Up);
+        let Some(newest) = applied.next_back() else {
             return Ok(());
         };
         if !self.config.record_schema {

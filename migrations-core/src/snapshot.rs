@@ -903,7 +903,7 @@ pub(crate) async fn schema_drift_with<C: Conn>(
     Ok(Some((recorded, differences)))
 }
 
-/// Sync: see [`record_with`]. Reads the schema of `client`'s database and stores it.
+/// Reads the schema of `client`'s database and stores it.
 #[cfg(feature = "postgres")]
 pub fn record(
     client: &mut postgres::Client,

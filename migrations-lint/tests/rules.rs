@@ -367,3 +367,118 @@ fn docs_name_every_rule() {
         );
     }
 }
+
+/// Random statements over the words the rules look for: no panic, every finding inside the
+/// file.
+#[test]
+fn random_input_never_panics() {
+    const WORDS: &[&str] = &[
+        "ALTER",
+        "TABLE",
+        "TYPE",
+        "ADD",
+        "VALUE",
+        "'v'",
+        "SET",
+        "LOCAL",
+        "SESSION",
+        "RESET",
+        "lock_timeout",
+        "=",
+        "0",
+        "TO",
+        "DEFAULT",
+        "CREATE",
+        "INDEX",
+        "CONCURRENTLY",
+        "ON",
+        "t",
+        "s.t",
+        "\"T\"",
+        "(",
+        ")",
+        ",",
+        ";",
+        "\n",
+        "BEGIN",
+        "COMMIT",
+        "DROP",
+        "IF",
+        "EXISTS",
+        "NOT",
+        "REFERENCES",
+        "LOCK",
+        "IN",
+        "MODE",
+        "set_config",
+        "true",
+        "false",
+        "VACUUM",
+        "FULL",
+        "TRUNCATE",
+        "-- migrations:lint-ignore all\n",
+        "/*",
+        "*/",
+        "$$",
+        "E'\\''",
+        "CONSTRAINT",
+        "CHECK",
+        "FOREIGN",
+        "KEY",
+        "VALID",
+        "é",
+        "ROLLBACK",
+        "TRIGGER",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let rules = RuleSet::new(&["all"], &[]).unwrap();
+    for i in 0..1500 {
+        let len = (next() % 30) as usize;
+        let text: String = (0..len)
+            .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let directives = migrations_format::directive::parse_header(&text).unwrap_or_default();
+        for (no_transaction, direction) in [
+            (false, migrations_format::Direction::Up),
+            (true, migrations_format::Direction::Down),
+        ] {
+            let input = FileInput {
+                path: Path::new("x.sql"),
+                text: &text,
+                direction,
+                no_transaction: no_transaction ^ (i % 3 == 0),
+                directives: &directives,
+            };
+            let report = lint_file(&input, &rules);
+            let lines = text.lines().count().max(1) as u32;
+            for f in &report.findings {
+                assert!(f.line >= 1 && f.line <= lines + 1, "{f} in {text:?}");
+            }
+        }
+    }
+}
+
+/// The service build (the macro and `migrations-core`) never compiles the linter.
+#[test]
+fn service_crates_do_not_depend_on_the_linter() {
+    for krate in ["migrations-core", "migrations-macros", "migrations-format"] {
+        let manifest = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(krate)
+                .join("Cargo.toml"),
+        )
+        .unwrap();
+        assert!(
+            !manifest.contains("migrations-lint") && !manifest.contains("squawk"),
+            "{krate} must not depend on the linter"
+        );
+    }
+}

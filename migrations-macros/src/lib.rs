@@ -1,6 +1,6 @@
 //! `embed_migrations!`: a thin shell over `migrations-format`, as a pipeline of one stage per
-//! file: [`input`] parses the call, [`load`] resolves and loads the directory with the shared
-//! format code, [`expand`] writes the constant. Every problem becomes a compile error pointing at
+//! file: `input` parses the call, `load` resolves and loads the directory with the shared
+//! format code, `expand` writes the constant. Every problem becomes a compile error pointing at
 //! the macro's path argument and naming the file and line.
 //!
 //! Use it through `migrations-core`, which re-exports it; the generated code names only

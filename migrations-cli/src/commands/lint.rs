@@ -1,5 +1,6 @@
 //! `migrations lint [PATH...]`: the safety lint of SPEC section 6 (rules in `migrations-lint`).
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
@@ -34,20 +35,17 @@ pub fn run(
     if !ctx.out.json() {
         // Findings are the errors of this command: printed even with -q.
         for f in &report.findings {
-            println!(
-                "{}:{}:{}: {}: {}",
+            stdout(&format!(
+                "{}:{}:{}: {}: {}\n  {} {} (lock: {})",
                 f.path.display(),
                 f.line,
                 f.column,
                 ctx.out.paint(Style::Bad, f.rule),
-                f.message
-            );
-            println!(
-                "  {} {} (lock: {})",
+                f.message,
                 ctx.out.paint(Style::Dim, "fix:"),
                 f.fix,
                 f.lock
-            );
+            ));
         }
         let n = report.findings.len();
         let summary = format!(
@@ -77,7 +75,7 @@ pub fn run(
             if ctx.out.json() {
                 eprintln!("{line}");
             } else {
-                println!("{line}");
+                stdout(&line);
             }
         }
     }
@@ -98,6 +96,11 @@ pub fn run(
     } else {
         Err(Error::Findings)
     }
+}
+
+/// A line on stdout; a closed pipe (`| head`) is not worth a panic.
+fn stdout(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn plural(n: usize) -> &'static str {

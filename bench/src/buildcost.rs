@@ -70,7 +70,8 @@ impl Kind {
                  println!(\"{} migrations, {bytes} bytes\", runner.get_migrations().len());\n}\n"
             }
             Kind::Diesel => {
-                "use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationSource};\n\
+                "use diesel::migration::MigrationSource;\n\
+                 use diesel_migrations::{embed_migrations, EmbeddedMigrations};\n\
                  pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!(\"migrations\");\n\
                  fn main() {\n    let list = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).unwrap();\n    \
                  println!(\"{} migrations\", list.len());\n}\n"
@@ -194,6 +195,11 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
         ),
     )
     .unwrap();
+    // Start from the bench's lock file, so the scratch crates build the same versions.
+    let _ = fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"),
+        workspace.join("Cargo.lock"),
+    );
     let cargo = Cargo {
         workspace: workspace.clone(),
         target: target.join("buildcost-target"),

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! PostgreSQL migrations for Rust services.
 //!
 //! `embed_migrations!()` reads the crate's `migrations/` directory at build time and expands to

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The migrations directory format (SPEC section 1), in one implementation shared by the
 //! `embed_migrations!` macro, the runtime loader and the CLI.
 //!

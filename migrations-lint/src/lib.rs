@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Safety lint for migrations (SPEC section 6): `migrations lint`.
 //!
 //! Two sources of rules run on every file, each knowing whether the runner wraps the file in

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! `embed_migrations!`: a thin shell over `migrations-format`, as a pipeline of one stage per
 //! file: `input` parses the call, `load` resolves and loads the directory with the shared
 //! format code, `expand` writes the constant. Every problem becomes a compile error pointing at

@@ -1,0 +1,2 @@
+CREATE TABLE nts (id int);
+INSERT INTO nts VALUES (1)

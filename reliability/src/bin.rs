@@ -1,0 +1,161 @@
+//! The `migrations` binary under test: where it is, and running it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the `migrations` binary to test (default: built here).
+pub const BIN_ENV: &str = "RELIABILITY_MIGRATIONS_BIN";
+
+/// Finds the `migrations` binary: `$RELIABILITY_MIGRATIONS_BIN`, else the one in this
+/// executable's target directory and profile, built first (`cargo build -p migrations-cli`,
+/// a no-op when it is up to date) so a stale binary is never tested.
+pub fn migrations_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(BIN_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut profile_dir = exe.parent().ok_or("no parent directory")?.to_path_buf();
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir.pop();
+    }
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("no profile directory")?
+        .to_owned();
+    let target_dir = profile_dir.parent().ok_or("no target directory")?;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "-p", "migrations-cli", "--bin", "migrations"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        other => {
+            build.args(["--profile", other]);
+        }
+    }
+    let status = build
+        .status()
+        .map_err(|e| format!("could not run cargo to build the migrations binary: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "`cargo build -p migrations-cli` failed ({status}); or set {BIN_ENV}"
+        ));
+    }
+    let bin = profile_dir.join("migrations");
+    if !bin.is_file() {
+        return Err(format!("{} was not built", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// What one run of the binary did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {:?}, stdout {:?}, stderr {:?}",
+            self.code,
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+}
+
+/// The binary, with the database URL and directory every run uses.
+#[derive(Debug, Clone)]
+pub struct Cli {
+    pub bin: PathBuf,
+    pub url: String,
+    pub dir: PathBuf,
+    /// Extra global flags, before the command.
+    pub flags: Vec<String>,
+}
+
+impl Cli {
+    pub fn new(bin: &Path, url: &str, dir: &Path) -> Cli {
+        Cli {
+            bin: bin.to_path_buf(),
+            url: url.to_owned(),
+            dir: dir.to_path_buf(),
+            flags: Vec::new(),
+        }
+    }
+
+    /// The command, with a clean environment (no `DATABASE_URL`, no `PG*`), output piped.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("--database-url")
+            .arg(&self.url)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--color", "never"])
+            .args(&self.flags)
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PG") {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
+    /// Runs to completion.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        let started = Instant::now();
+        let child = self
+            .command(args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        wait(child, started)
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()))
+    }
+}
+
+/// Waits for a child and collects its output.
+pub fn wait(child: Child, started: Instant) -> Outcome {
+    let out = child.wait_with_output().expect("waiting for the child");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Sends `SIGKILL` to a child. Returns whether it was still running (the kill landed).
+pub fn sigkill(child: &mut Child) -> bool {
+    if let Ok(Some(_)) = child.try_wait() {
+        return false;
+    }
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    rc == 0
+}

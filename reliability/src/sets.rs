@@ -1,0 +1,194 @@
+//! The migration sets the runs apply, written into a directory.
+//!
+//! The crash set mixes transactional and no-transaction migrations (`CREATE INDEX
+//! CONCURRENTLY`, `ALTER TABLE ... IF NOT EXISTS`), with enough data and short `pg_sleep`s
+//! that a kill at a random instant often lands in the middle of a statement. Every
+//! no-transaction statement can run again (`IF NOT EXISTS`, `ON CONFLICT DO NOTHING`), as the
+//! linter asks, so that after `repair` the file can be run again from its first statement.
+//! Each migration also inserts its version into `applied_log`, so running one twice shows.
+
+use std::fs;
+use std::path::Path;
+
+/// One migration: version, name, no-transaction, up SQL.
+pub type Migration = (u32, &'static str, bool, String);
+
+/// The crash-loop set. `sleep` scales the `pg_sleep`s (1.0 = the default short sleeps).
+pub fn crash_set(sleep: f64) -> Vec<Migration> {
+    let s = |seconds: f64| format!("SELECT pg_sleep({:.3});", seconds * sleep);
+    vec![
+        (
+            1,
+            "users",
+            false,
+            format!(
+                "CREATE TABLE applied_log (version int NOT NULL, at timestamptz NOT NULL DEFAULT now());\n\
+                 CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, created_at timestamptz DEFAULT now());\n\
+                 INSERT INTO users (id, email) SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 20000) g;\n\
+                 {}\n\
+                 INSERT INTO applied_log (version) VALUES (1);\n",
+                s(0.05)
+            ),
+        ),
+        (
+            2,
+            "posts",
+            false,
+            format!(
+                "CREATE TABLE posts (id bigserial PRIMARY KEY, user_id bigint NOT NULL REFERENCES users, body text);\n\
+                 INSERT INTO posts (user_id, body) SELECT 1 + g % 20000, repeat(md5(g::text), 2) FROM generate_series(1, 40000) g;\n\
+                 {}\n\
+                 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');\n\
+                 INSERT INTO applied_log (version) VALUES (2);\n",
+                s(0.1)
+            ),
+        ),
+        (
+            3,
+            "indexes",
+            true,
+            format!(
+                "-- migrations:no-transaction\n\
+                 CREATE INDEX CONCURRENTLY IF NOT EXISTS posts_user_id ON posts (user_id);\n\
+                 {}\n\
+                 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email ON users (email);\n\
+                 INSERT INTO applied_log (version) SELECT 3 WHERE NOT EXISTS (SELECT FROM applied_log WHERE version = 3);\n",
+                s(0.1)
+            ),
+        ),
+        (
+            4,
+            "profile",
+            false,
+            format!(
+                "ALTER TABLE users ADD COLUMN mood mood NOT NULL DEFAULT 'ok';\n\
+                 CREATE FUNCTION user_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM users';\n\
+                 {}\n\
+                 CREATE VIEW active_users AS SELECT id, email FROM users WHERE mood <> 'sad';\n\
+                 INSERT INTO applied_log (version) VALUES (4);\n",
+                s(0.05)
+            ),
+        ),
+        (
+            5,
+            "settings",
+            true,
+            format!(
+                "-- migrations:no-transaction\n\
+                 CREATE TABLE IF NOT EXISTS settings (key text PRIMARY KEY, value jsonb NOT NULL);\n\
+                 {}\n\
+                 ALTER TABLE posts ADD COLUMN IF NOT EXISTS published boolean NOT NULL DEFAULT false;\n\
+                 CREATE INDEX CONCURRENTLY IF NOT EXISTS posts_published ON posts (id) WHERE published;\n\
+                 INSERT INTO settings VALUES ('theme', '\"dark\"') ON CONFLICT DO NOTHING;\n\
+                 INSERT INTO applied_log (version) SELECT 5 WHERE NOT EXISTS (SELECT FROM applied_log WHERE version = 5);\n",
+                s(0.05)
+            ),
+        ),
+        (
+            6,
+            "audit",
+            false,
+            format!(
+                "CREATE TABLE audit_log (id bigserial PRIMARY KEY, user_id bigint, at timestamptz DEFAULT now());\n\
+                 CREATE FUNCTION audit_user() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+                 BEGIN\n  INSERT INTO audit_log (user_id) VALUES (NEW.id);\n  RETURN NEW;\nEND\n$$;\n\
+                 CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION audit_user();\n\
+                 {}\n\
+                 COMMENT ON TABLE users IS 'people; one row each';\n\
+                 INSERT INTO applied_log (version) VALUES (6);\n",
+                s(0.1)
+            ),
+        ),
+        (
+            7,
+            "big_index",
+            true,
+            format!(
+                "-- migrations:no-transaction\n\
+                 CREATE INDEX CONCURRENTLY IF NOT EXISTS posts_body ON posts (body, user_id);\n\
+                 {}\n\
+                 INSERT INTO applied_log (version) SELECT 7 WHERE NOT EXISTS (SELECT FROM applied_log WHERE version = 7);\n",
+                s(0.05)
+            ),
+        ),
+        (
+            8,
+            "reports",
+            false,
+            "CREATE SEQUENCE invoice_no START 1000;\n\
+             CREATE MATERIALIZED VIEW post_counts AS SELECT user_id, count(*) AS posts FROM posts GROUP BY user_id;\n\
+             CREATE UNIQUE INDEX post_counts_user ON post_counts (user_id);\n\
+             INSERT INTO applied_log (version) VALUES (8);\n"
+                .to_owned(),
+        ),
+    ]
+}
+
+/// A small set for the concurrency runs: quick transactional migrations and one
+/// no-transaction index build, each logging itself into `applied_log`.
+pub fn concurrency_set() -> Vec<Migration> {
+    let mut set = vec![(
+        1,
+        "log",
+        false,
+        "CREATE TABLE applied_log (version int NOT NULL, by_pid int NOT NULL DEFAULT pg_backend_pid());\n\
+         CREATE TABLE items (id bigint PRIMARY KEY, label text);\n\
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g;\n\
+         INSERT INTO applied_log (version) VALUES (1);\n"
+            .to_owned(),
+    )];
+    for v in 2..=6u32 {
+        set.push((
+            v,
+            ["", "", "a", "b", "c", "d", "e"][v as usize],
+            false,
+            format!(
+                "ALTER TABLE items ADD COLUMN c{v} int NOT NULL DEFAULT {v};\n\
+                 SELECT pg_sleep(0.02);\n\
+                 INSERT INTO applied_log (version) VALUES ({v});\n"
+            ),
+        ));
+    }
+    set.push((
+        7,
+        "index",
+        true,
+        "-- migrations:no-transaction\n\
+         CREATE INDEX CONCURRENTLY IF NOT EXISTS items_label ON items (label);\n\
+         INSERT INTO applied_log (version) VALUES (7);\n"
+            .to_owned(),
+    ));
+    set.push((
+        8,
+        "view",
+        false,
+        "CREATE VIEW item_labels AS SELECT id, label FROM items;\n\
+         INSERT INTO applied_log (version) VALUES (8);\n"
+            .to_owned(),
+    ));
+    set
+}
+
+/// The server-fault set: like the crash set, but each of migrations 2 (transactional) and 3
+/// (no-transaction) holds a `pg_sleep(seconds)` long enough to inject a fault during it.
+pub fn fault_set(seconds: f64) -> Vec<Migration> {
+    let mut set = crash_set(0.0);
+    for (version, _, _, sql) in &mut set {
+        if *version == 2 || *version == 3 {
+            *sql = sql.replace(
+                "SELECT pg_sleep(0.000);",
+                &format!("SELECT pg_sleep({seconds:.3}) /* fault window */;"),
+            );
+        }
+    }
+    set
+}
+
+/// Writes `set` as flat up files into `dir` (created if needed); these runs only go up, so
+/// there are no down files.
+pub fn write(dir: &Path, set: &[Migration]) {
+    fs::create_dir_all(dir).expect("create the migrations directory");
+    for (version, name, _, up) in set {
+        fs::write(dir.join(format!("{version:03}_{name}.up.sql")), up).expect("write a migration");
+    }
+}

@@ -191,7 +191,7 @@ fn every_rule_on_does_not_crash() {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a tool, not a check: prints every corpus finding (cargo test -p migrations-lint --test corpus -- --ignored dump)"]
 fn dump() {
     let (copy, report) = lint_corpus(RuleSet::default());
     for f in &report.findings {

@@ -1960,6 +1960,17 @@ fn format_duration(d: Duration) -> String {
 /// Not callable inside a Tokio runtime (it would block it, and the `postgres` crate starts a
 /// runtime of its own): there it returns a [`ConnectErrorKind::Runtime`] error; use
 /// [`connect_async`].
+///
+/// ```no_run
+/// use migrations_core::connect::{connect, ConnectOptions};
+/// use migrations_core::{embed_migrations, Migrations, Migrator};
+/// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+///
+/// // No URL: `DATABASE_URL`, else the `PG*` variables and `.pgpass`, as `psql` does.
+/// let mut client = connect(&ConnectOptions::default())?;
+/// Migrator::new(&MIGRATIONS).run(&mut client)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn connect(opts: &ConnectOptions) -> Result<postgres::Client, ConnectError> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(ConnectError::new(

@@ -16,8 +16,11 @@ pub type Row = Vec<Option<String>>;
 pub struct DbError {
     /// SQLSTATE, when the server sent one (none for a broken connection).
     pub code: Option<String>,
+    /// The server's primary message, or the client library's for a connection failure.
     pub message: String,
+    /// The server's `DETAIL`, when it sent one.
     pub detail: Option<String>,
+    /// The server's `HINT`, when it sent one.
     pub hint: Option<String>,
     /// 1-based character position in the query string, when the server gave one.
     pub position: Option<u32>,

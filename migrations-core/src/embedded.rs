@@ -25,11 +25,22 @@ pub struct Migrations {
 /// service and the CLI use the same history table and timeouts. `Migrator` methods override.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunDefaults {
+    /// `[run] schema`: schema of the history tables; `None` means
+    /// [`DEFAULT_SCHEMA`](crate::DEFAULT_SCHEMA).
     pub schema: Option<Cow<'static, str>>,
+    /// `[run] table`: name of the history table; `None` means
+    /// [`DEFAULT_TABLE`](crate::DEFAULT_TABLE).
     pub table: Option<Cow<'static, str>>,
+    /// `[run] search_path` for the migrations' own SQL; `None` leaves the session's.
     pub search_path: Option<Cow<'static, str>>,
+    /// `[run] lock_timeout`, in milliseconds; `None` means
+    /// [`DEFAULT_LOCK_TIMEOUT`](crate::DEFAULT_LOCK_TIMEOUT).
     pub lock_timeout_ms: Option<u64>,
+    /// `[run] statement_timeout`, in milliseconds (0: none); `None` means
+    /// [`DEFAULT_STATEMENT_TIMEOUT`](crate::DEFAULT_STATEMENT_TIMEOUT).
     pub statement_timeout_ms: Option<u64>,
+    /// `[run] lock_wait`, in milliseconds: how long to wait for another runner's lock; `None`
+    /// means [`DEFAULT_LOCK_WAIT`](crate::DEFAULT_LOCK_WAIT).
     pub lock_wait_ms: Option<u64>,
     /// `record_schema = true`: store a schema snapshot after each `up` that applies something.
     pub record_schema: bool,
@@ -114,10 +125,13 @@ impl Migrations {
         self.list.iter()
     }
 
+    /// How many migrations the set holds.
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
+    /// Whether the set holds no migration (an empty directory); running it only creates the
+    /// history tables.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
@@ -129,6 +143,17 @@ impl Migrations {
 
     /// Loads a migrations directory at run time (what the CLI does). Services embed their
     /// migrations with `embed_migrations!` instead.
+    ///
+    /// The path is used as given (relative to the current directory, not to `Cargo.toml`). The
+    /// error lists every problem in the directory, each naming its file and line.
+    ///
+    /// ```
+    /// use migrations_core::Migrations;
+    ///
+    /// let migrations = Migrations::from_dir("tests/fixtures/doc")?;
+    /// assert_eq!(migrations.len(), 2);
+    /// # Ok::<(), migrations_format::LoadError>(())
+    /// ```
     #[cfg(feature = "load")]
     pub fn from_dir(
         path: impl AsRef<std::path::Path>,
@@ -212,6 +237,7 @@ impl Migration {
         &self.digits
     }
 
+    /// The name after `<version>_` in the file or folder name, as written.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -226,10 +252,13 @@ impl Migration {
         self.up.no_transaction
     }
 
+    /// The up script, which applies the migration.
     pub fn up(&self) -> &Script {
         &self.up
     }
 
+    /// The down script, which reverts the migration; `None` when it has no down file (it
+    /// cannot be reverted by `down` or `redo`).
     pub fn down(&self) -> Option<&Script> {
         self.down.as_ref()
     }
@@ -290,6 +319,8 @@ impl Script {
         &self.checksum
     }
 
+    /// Whether the script runs outside a transaction block, statement by statement (its
+    /// `no-transaction` directive, or diesel's `run_in_transaction = false`).
     pub fn no_transaction(&self) -> bool {
         self.no_transaction
     }

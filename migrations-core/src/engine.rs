@@ -391,6 +391,7 @@ async fn maintain_locked<C: Conn>(
 }
 
 impl Tool {
+    /// The tool's history table, looked up on the `search_path`.
     pub fn table(self) -> &'static str {
         match self {
             Tool::Diesel => "__diesel_schema_migrations",

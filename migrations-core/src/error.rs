@@ -5,6 +5,9 @@ use std::time::Duration;
 use crate::db::DbError;
 use crate::plan::{Direction, PlanError};
 
+/// Why a run (or another operation of [`Migrator`](crate::Migrator)) failed. Each message says
+/// what happened, to which migration, and what to do; [`Error::is_drift`] picks out the drift
+/// refusal.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The planner refused: drift, an unknown target, a migration without a down file.
@@ -16,12 +19,16 @@ pub enum Error {
     /// migration, it is recorded as failed).
     #[error("{direction} {version} {name} failed{}: {source}", statement_context(.statement))]
     Migration {
+        /// The migration's version.
         version: i64,
+        /// The migration's name.
         name: String,
+        /// `"up"` or `"down"`: which script was running.
         direction: &'static str,
         /// Where: (statement number from 1, statements in all, line) for a no-transaction
         /// script; (0, 0, line) for a transactional one when the server gave a position.
         statement: Option<(usize, usize, u32)>,
+        /// The server's error.
         source: DbError,
     },
 
@@ -32,10 +39,15 @@ pub enum Error {
          it changes; find it in pg_locks / pg_stat_activity, or raise --lock-timeout"
     )]
     LockTimeout {
+        /// The migration's version.
         version: i64,
+        /// The migration's name.
         name: String,
+        /// `"up"` or `"down"`: which script was running.
         direction: &'static str,
+        /// How many times it was tried (the first run and the retries).
         attempts: u32,
+        /// The last attempt's error (SQLSTATE 55P03).
         source: DbError,
     },
 
@@ -44,7 +56,13 @@ pub enum Error {
         "another migration runner has held the migrations lock (advisory lock {key}) for over \
          {waited:?}; wait for it to finish, or raise --lock-wait"
     )]
-    LockWait { key: i64, waited: Duration },
+    LockWait {
+        /// The advisory lock key (see [`Names::lock_key`](crate::Names::lock_key)), to find
+        /// the holder in `pg_locks`.
+        key: i64,
+        /// How long this runner waited before giving up.
+        waited: Duration,
+    },
 
     /// The backend changed during the run: a transaction-pooling proxy is in between.
     #[error(
@@ -53,7 +71,12 @@ pub enum Error {
          session-pooled connection (the pooler's server session may keep the lock until the \
          pool reconnects)"
     )]
-    PoolerDetected { before: i64, after: i64 },
+    PoolerDetected {
+        /// The backend pid at the start of the run.
+        before: i64,
+        /// The backend pid seen later in the same run.
+        after: i64,
+    },
 
     /// The history table was written by a newer binary.
     #[error(
@@ -61,8 +84,11 @@ pub enum Error {
          ({supported}); run a newer migrations binary"
     )]
     NewerHistoryFormat {
+        /// The history table, schema-qualified.
         table: String,
+        /// The format recorded in the table's comment.
         found: u32,
+        /// The newest format this binary understands.
         supported: u32,
     },
 
@@ -71,7 +97,10 @@ pub enum Error {
         "{table} exists but is not a migrations history table; choose another --schema or \
          --table"
     )]
-    NotAHistoryTable { table: String },
+    NotAHistoryTable {
+        /// The table, schema-qualified.
+        table: String,
+    },
 
     /// The history table could not be created.
     #[error(
@@ -80,8 +109,11 @@ pub enum Error {
          --schema"
     )]
     CreateHistory {
+        /// The history table, schema-qualified.
         table: String,
+        /// The schema it was to be created in (the one the role needs `CREATE` on).
         schema: String,
+        /// The server's error (often insufficient_privilege).
         source: DbError,
     },
 
@@ -91,10 +123,15 @@ pub enum Error {
          block; add `-- migrations:no-transaction` as the first line of the file"
     )]
     RefusedInTransaction {
+        /// The migration's version.
         version: i64,
+        /// The migration's name.
         name: String,
+        /// `"up"` or `"down"`: which script was running.
         direction: &'static str,
+        /// 1-based line of the statement in the script.
         line: u32,
+        /// The construct, for example `CREATE INDEX CONCURRENTLY`.
         what: String,
     },
 
@@ -103,12 +140,19 @@ pub enum Error {
         "{version} {name} runs outside a transaction, so it cannot be part of a single \
          transaction; run without --single-transaction, or apply up to the version before it"
     )]
-    GroupedNoTransaction { version: i64, name: String },
+    GroupedNoTransaction {
+        /// The no-transaction migration's version.
+        version: i64,
+        /// The no-transaction migration's name.
+        name: String,
+    },
 
     /// Another tool's history could not be adopted as it is; nothing was recorded.
     #[error("cannot adopt {table}; nothing was recorded:{}", .problems.iter().map(|p| format!("\n  {p}")).collect::<String>())]
     Adopt {
+        /// The other tool's history table (`__diesel_schema_migrations`, `_sqlx_migrations`).
         table: String,
+        /// One line per row that could not be adopted, with the reason.
         problems: Vec<String>,
     },
 
@@ -119,7 +163,12 @@ pub enum Error {
 
     /// A bookkeeping query failed.
     #[error("{context}: {source}")]
-    Db { context: String, source: DbError },
+    Db {
+        /// What the runner was doing, for example `updating the history`.
+        context: String,
+        /// The server's (or the connection's) error.
+        source: DbError,
+    },
 }
 
 fn statement_context(statement: &Option<(usize, usize, u32)>) -> String {

@@ -7,12 +7,14 @@ use std::fmt;
 pub enum State {
     /// A no-transaction migration is running, or its runner died while it ran.
     Running,
+    /// The migration is applied (and, for a transactional one, committed with this row).
     Applied,
     /// A no-transaction migration failed part-way; `repair` clears it.
     Failed,
 }
 
 impl State {
+    /// `"running"`, `"applied"` or `"failed"`, as stored in the history table's `state` column.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Running => "running",
@@ -21,6 +23,7 @@ impl State {
         }
     }
 
+    /// Reads a `state` column value; `None` for anything but the three states.
     pub fn parse(text: &str) -> Option<State> {
         match text {
             "running" => Some(State::Running),
@@ -40,21 +43,30 @@ impl fmt::Display for State {
 /// One row of the history table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedMigration {
+    /// The version's value (the table's primary key).
     pub version: i64,
     /// The version's digits as written (dashes dropped), so rows unknown to this binary still
     /// sort by the rule of SPEC section 1.
     pub version_digits: String,
+    /// The migration's name when it was applied.
     pub name: String,
     /// SHA-256 of the up file when it was applied.
     pub checksum: String,
+    /// Whether the up file ran outside a transaction when it was applied (a change is drift).
     pub no_transaction: bool,
+    /// Applied, or (no-transaction migrations only) running or failed.
     pub state: State,
     /// When it was applied, as the server prints a `timestamptz`.
     pub applied_at: String,
+    /// How long the up script took, in milliseconds (0 for a baselined or adopted row and
+    /// while a no-transaction migration runs); `None` when the column is NULL.
     pub execution_ms: Option<i64>,
+    /// `current_user` of the session that applied it.
     pub applied_by: String,
     /// No-transaction migrations: statements done and in all.
     pub statements_done: Option<i32>,
+    /// No-transaction migrations: how many statements the script has (`None` for a
+    /// transactional migration).
     pub statements_total: Option<i32>,
     /// The server's error, for a failed migration.
     pub error: Option<String>,
@@ -65,6 +77,7 @@ pub struct AppliedMigration {
 /// One row of the append-only audit table: every up, down, repair and baseline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
+    /// Increasing identity: the order the events happened in.
     pub id: i64,
     /// When, as the server prints a `timestamptz`.
     pub at: String,
@@ -72,8 +85,13 @@ pub struct AuditEvent {
     pub by: String,
     /// `up`, `down`, `up-failed`, `down-failed`, `repair`, `baseline`, ...
     pub event: String,
+    /// The migration concerned; `None` for an event about no single migration.
     pub version: Option<i64>,
+    /// The migration's name, when the event concerns one.
     pub name: Option<String>,
+    /// The checksum of the script that ran (up or down), when there is one.
     pub checksum: Option<String>,
+    /// Free text: the error of a failed step, what a repair dropped, where a row was adopted
+    /// from, ...
     pub detail: Option<String>,
 }

@@ -71,6 +71,9 @@ pub use snapshot::{Difference, Snapshot};
 /// Options after the path:
 /// - `require_down`: every migration must have a down file (also `require_down = true` in
 ///   `migrations.toml`).
+/// - `verify_lock`: the directory must agree with `migrations.lock` (also `verify_lock = true`
+///   in `migrations.toml`).
+///
 pub use migrations_macros::embed_migrations;
 
 #[cfg(feature = "connect")]

@@ -15,11 +15,16 @@ use crate::AppliedMigration;
 /// behind a long transaction while blocking every other query on the table; no
 /// `statement_timeout`, since a concurrent index build legitimately takes hours.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `statement_timeout` of each migration: zero, which PostgreSQL reads as no timeout.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::ZERO;
+/// How long a runner waits by default for another runner's migrations lock before failing with
+/// [`Error::LockWait`]: 10 minutes.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
 pub const DEFAULT_LOCK_RETRIES: u32 = 3;
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// Default schema of the history and audit tables.
 pub const DEFAULT_SCHEMA: &str = "public";
+/// Default name of the history table (the audit table is `migrations_history_audit`).
 pub const DEFAULT_TABLE: &str = "migrations_history";
 
 /// Applies, reverts and inspects migrations.
@@ -196,7 +201,26 @@ mod sync_driver {
     }
 
     impl Migrator<'_> {
-        /// Applies every pending migration.
+        /// Applies every pending migration: what a service calls on start.
+        ///
+        /// When everything is already applied this is one query and takes no lock
+        /// ([`Report::up_to_date_fast`]). Otherwise it takes the migrations lock (waiting up to
+        /// [`lock_wait`](Migrator::lock_wait) for another runner), creates the history tables
+        /// if needed, refuses drift before running anything ([`Error::is_drift`]), and applies
+        /// each migration with its history row. On error, migrations applied before the
+        /// failing one stay applied; the failing one is rolled back (or, run outside a
+        /// transaction, recorded as failed until `repair`).
+        ///
+        /// ```no_run
+        /// use migrations_core::{embed_migrations, Migrations, Migrator};
+        /// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+        ///
+        /// let url = std::env::var("DATABASE_URL")?;
+        /// let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+        /// let report = Migrator::new(&MIGRATIONS).run(&mut client)?;
+        /// println!("{} applied in {:?}", report.ran.len(), report.duration);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn run(&mut self, client: &mut postgres::Client) -> Result<Report, Error> {
             self.execute(client, &Operation::Up { to: None })
         }
@@ -382,7 +406,27 @@ mod async_driver {
     }
 
     impl Migrator<'_> {
-        /// Applies every pending migration.
+        /// Applies every pending migration: the async twin of [`Migrator::run`], with the same
+        /// steps and guarantees. If the future is dropped mid-run, discard the client (its
+        /// session may still hold the migrations lock).
+        ///
+        /// ```no_run
+        /// use migrations_core::{embed_migrations, Migrations, Migrator};
+        /// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+        ///
+        /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+        /// let url = std::env::var("DATABASE_URL")?;
+        /// let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        /// tokio::spawn(async move {
+        ///     if let Err(e) = connection.await {
+        ///         eprintln!("connection error: {e}");
+        ///     }
+        /// });
+        /// let report = Migrator::new(&MIGRATIONS).run_async(&mut client).await?;
+        /// println!("{} applied in {:?}", report.ran.len(), report.duration);
+        /// # Ok(())
+        /// # }
+        /// ```
         pub async fn run_async(
             &mut self,
             client: &mut tokio_postgres::Client,

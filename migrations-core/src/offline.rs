@@ -18,16 +18,24 @@ pub struct OfflineRange {
     pub from: Option<i64>,
     /// Up: stop at this version (inclusive). Down: stop above this version (it stays applied).
     pub to: Option<i64>,
+    /// Whether the script applies (up) or reverts (down) the range.
     pub direction: Direction,
 }
 
 /// Why no script could be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OfflineError {
+    /// A bound of the range (carried) names no migration of the set.
     #[error("version {0} is not a migration of this set")]
     UnknownVersion(i64),
+    /// A down script was asked for a migration that has no down file.
     #[error("cannot revert {version} {name}: it has no down file")]
-    NoDown { version: i64, name: String },
+    NoDown {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+    },
 }
 
 /// Writes the script. Run it with `psql -v ON_ERROR_STOP=1 -f <file>`: it takes the migrations

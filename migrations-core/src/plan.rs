@@ -17,11 +17,17 @@ use crate::history::{AppliedMigration, State};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
     /// Apply pending migrations, all or up to and including a version.
-    Up { to: Option<i64> },
+    Up {
+        /// The last version to apply (inclusive); `None` applies every pending migration.
+        to: Option<i64>,
+    },
     /// Revert applied migrations, newest first.
     Down(DownTarget),
     /// Revert the newest N applied migrations, then apply them again.
-    Redo { count: usize },
+    Redo {
+        /// How many of the newest applied migrations to revert and apply again.
+        count: usize,
+    },
 }
 
 /// How far `down` goes.
@@ -31,6 +37,7 @@ pub enum DownTarget {
     Count(usize),
     /// Every applied migration above this version (which stays applied).
     To(i64),
+    /// Every applied migration.
     All,
 }
 
@@ -48,9 +55,14 @@ pub enum Policy {
 /// The drift policies; the defaults are SPEC section 3.4's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriftPolicy {
+    /// For [`DriftKind::Edited`] (default: error).
     pub edited: Policy,
+    /// For [`DriftKind::Missing`] (default: error).
     pub missing: Policy,
+    /// For [`DriftKind::Future`] (default: warn).
     pub future: Policy,
+    /// For [`DriftKind::OutOfOrder`] (default: error); only consulted when applying.
+    /// [`DriftKind::Failed`] has no policy: it is always refused.
     pub out_of_order: Policy,
 }
 
@@ -81,6 +93,7 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
+    /// A stable identifier (`edited`, `out-of-order`, ...) for messages and JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             DriftKind::Edited => "edited",
@@ -121,7 +134,9 @@ impl DriftKind {
 /// One migration concerned by a drift.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriftItem {
+    /// The migration's version.
     pub version: i64,
+    /// The migration's name (the file's, or the history row's when the binary lacks it).
     pub name: String,
     /// What differs, for example both checksums.
     pub detail: String,
@@ -130,7 +145,9 @@ pub struct DriftItem {
 /// One kind of drift and every migration concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
+    /// Which kind of drift.
     pub kind: DriftKind,
+    /// Every migration concerned, in version order.
     pub items: Vec<DriftItem>,
 }
 
@@ -150,11 +167,14 @@ impl fmt::Display for Drift {
 /// Direction of a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// Applying: the migration's up script.
     Up,
+    /// Reverting: the migration's down script.
     Down,
 }
 
 impl Direction {
+    /// `"up"` or `"down"`, as in messages and the audit table's `event`.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Up => "up",
@@ -166,8 +186,11 @@ impl Direction {
 /// One migration to run in one direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
+    /// The migration's version.
     pub version: i64,
+    /// The migration's name.
     pub name: String,
+    /// Whether the step applies or reverts the migration.
     pub direction: Direction,
     /// Whether this step's script runs outside a transaction.
     pub no_transaction: bool,
@@ -176,6 +199,8 @@ pub struct Step {
 /// What the runner will do.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
+    /// The steps in the order they run (a redo's downs before its ups); empty when there is
+    /// nothing to do.
     pub steps: Vec<Step>,
     /// Drift allowed by its policy, to report as warnings.
     pub warnings: Vec<Drift>,
@@ -187,15 +212,29 @@ pub enum PlanError {
     /// Drift that the policy makes an error; nothing was run.
     #[error("{}", display_drifts(.0))]
     Drift(Vec<Drift>),
+    /// The target version (carried) is not a migration of this set.
     #[error("version {0} is not a migration of this binary; give one of its versions (`migrations status` lists them)")]
     UnknownTarget(i64),
+    /// A migration to revert has no down script; nothing was run.
     #[error("cannot revert {version} {name}: it has no down file")]
-    NoDown { version: i64, name: String },
+    NoDown {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+    },
+    /// A migration to revert is applied but unknown to this binary, so there is no down
+    /// script; nothing was run.
     #[error(
         "cannot revert {version} {name}: it is applied in the database but not known to this \
          binary, so there is no down script to run"
     )]
-    UnknownApplied { version: i64, name: String },
+    UnknownApplied {
+        /// The applied version.
+        version: i64,
+        /// Its name, from the history row.
+        name: String,
+    },
 }
 
 fn display_drifts(drifts: &[Drift]) -> String {
@@ -220,18 +259,26 @@ impl PlanError {
 /// The state of one migration, as `status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Known to the binary, not applied: the next `up` applies it.
     Pending,
+    /// Applied, and the file matches its history row.
     Applied,
+    /// Applied, but the file's checksum or transaction mode changed since.
     Edited,
+    /// Applied, absent from the binary, below its newest version.
     Missing,
+    /// Applied, above the newest version the binary knows.
     Future,
+    /// Pending, below the highest applied version (refused by default).
     OutOfOrder,
+    /// A no-transaction migration that failed part-way; `repair` clears it.
     Failed,
     /// A no-transaction migration whose runner holds the lock right now, or died.
     Running,
 }
 
 impl Status {
+    /// A stable identifier (`pending`, `out-of-order`, ...) for `status` output and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
@@ -249,9 +296,13 @@ impl Status {
 /// One line of `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusLine {
+    /// The migration's version.
     pub version: i64,
+    /// The version's digits, dashes dropped (the order lines are sorted in).
     pub version_digits: String,
+    /// The migration's name (the file's, or the history row's when the binary lacks it).
     pub name: String,
+    /// Its state, drift included.
     pub status: Status,
 }
 

@@ -9,28 +9,43 @@ use crate::plan::{Direction, Drift};
 #[non_exhaustive]
 pub enum Event<'a> {
     /// Another runner holds the migrations lock; this one polls until it is free.
-    WaitingForLock { key: i64 },
+    WaitingForLock {
+        /// The advisory lock key, to find the holder in `pg_locks`.
+        key: i64,
+    },
     /// Drift allowed by its policy (for example `future` rows), reported once per run.
     Warning(&'a Drift),
     /// A migration starts.
     Started {
+        /// The migration's version.
         version: i64,
+        /// The migration's name.
         name: &'a str,
+        /// Whether its up or its down script runs.
         direction: Direction,
+        /// Whether the script runs outside a transaction, statement by statement.
         no_transaction: bool,
     },
     /// A migration hit `lock_timeout` and will be tried again after a pause.
     Retrying {
+        /// The migration's version.
         version: i64,
+        /// The migration's name.
         name: &'a str,
+        /// The attempt that just hit `lock_timeout`, from 1.
         attempt: u32,
+        /// The pause before the next attempt (doubled at each retry).
         after: Duration,
     },
     /// A migration finished.
     Finished {
+        /// The migration's version.
         version: i64,
+        /// The migration's name.
         name: &'a str,
+        /// Whether its up or its down script ran.
         direction: Direction,
+        /// How long the script took (for a transactional migration, its successful attempt).
         duration: Duration,
     },
 }
@@ -38,10 +53,16 @@ pub enum Event<'a> {
 /// One migration that ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ran {
+    /// The migration's version.
     pub version: i64,
+    /// The migration's name.
     pub name: String,
+    /// Whether it was applied (up) or reverted (down).
     pub direction: Direction,
+    /// Whether the script ran outside a transaction, statement by statement.
     pub no_transaction: bool,
+    /// How long the script took, as measured by the runner (with `single_transaction`, the
+    /// group's time shared equally among its migrations).
     pub duration: Duration,
 }
 

@@ -144,11 +144,15 @@ impl<'a> Options<'a> {
         self
     }
 
+    /// `lock_timeout` for each migration (as [`Migrator::lock_timeout`]; default: the
+    /// migrations' `[run]` settings, else 5s).
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
         self
     }
 
+    /// `statement_timeout` for each migration (as [`Migrator::statement_timeout`]; zero means
+    /// none, the default unless the `[run]` settings say otherwise).
     pub fn statement_timeout(mut self, timeout: Duration) -> Self {
         self.statement_timeout = Some(timeout);
         self
@@ -244,6 +248,8 @@ impl fmt::Debug for Interrupt {
 }
 
 impl Interrupt {
+    /// A handle not yet triggered; clone it into the signal handler and pass it to
+    /// [`Options::interrupt`].
     pub fn new() -> Interrupt {
         Interrupt::default()
     }
@@ -260,6 +266,7 @@ impl Interrupt {
         }
     }
 
+    /// Whether [`Interrupt::trigger`] was called (on this handle or a clone).
     pub fn is_triggered(&self) -> bool {
         self.0.triggered.load(Ordering::SeqCst)
     }
@@ -275,25 +282,51 @@ impl Interrupt {
 /// the [`RoundTripReport`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The URL did not parse, or connecting to the server or to the scratch database failed.
     #[error("cannot connect to {what}: {message}")]
-    Connect { what: String, message: String },
+    Connect {
+        /// `the server`, or `the scratch database <name>`.
+        what: String,
+        /// The client library's error.
+        message: String,
+    },
+    /// `CREATE DATABASE` failed, usually because the role lacks `CREATEDB`.
     #[error(
         "cannot create the scratch database {name}: {source}; the role needs CREATEDB (or give \
          a server where it has it)"
     )]
-    CreateDatabase { name: String, source: DbError },
+    CreateDatabase {
+        /// The scratch database's name.
+        name: String,
+        /// The server's error.
+        source: DbError,
+    },
+    /// A schema snapshot of the scratch database could not be read.
     #[error("cannot read the schema of the scratch database {database}: {source}")]
-    Snapshot { database: String, source: DbError },
+    Snapshot {
+        /// The scratch database's name.
+        database: String,
+        /// The server's error.
+        source: DbError,
+    },
+    /// [`Options::from`] or [`Options::to`] names a version (carried) that is not in the set.
     #[error("version {0} is not one of the migrations")]
     UnknownVersion(i64),
+    /// Applying the migrations below [`Options::from`], which are not checked, failed.
     #[error("applying the migrations before the checked range failed: {0}")]
     Setup(Box<crate::Error>),
+    /// The runner itself failed on a migration (for example a bookkeeping query), as opposed
+    /// to the migration's SQL failing, which the report records.
     #[error("the round trip of {version} {name} could not run: {source}")]
     Run {
+        /// The migration's version.
         version: i64,
+        /// The migration's name.
         name: String,
+        /// The runner's error.
         source: Box<crate::Error>,
     },
+    /// The [`Interrupt`] was triggered; the scratch database (named) was dropped.
     #[error("interrupted; the scratch database {0} was dropped")]
     Interrupted(String),
 }
@@ -301,8 +334,11 @@ pub enum Error {
 /// One migration's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationCheck {
+    /// The migration's version.
     pub version: i64,
+    /// The migration's name.
     pub name: String,
+    /// What the round trip found; [`Outcome::is_failure`] says whether it fails the check.
     pub outcome: Outcome,
     /// Up, down, up and the snapshots.
     pub duration: Duration,
@@ -316,14 +352,23 @@ pub enum Outcome {
     /// No down file: applied, not checked.
     NoDown,
     /// The up itself failed (the check stops here).
-    UpFailed { error: String },
+    UpFailed {
+        /// The server's error, with the statement and line where known.
+        error: String,
+    },
     /// The down failed, with the server's error.
-    DownFailed { error: String },
+    DownFailed {
+        /// The server's error, with the statement and line where known.
+        error: String,
+    },
     /// The down ran but did not restore S0 (`after_down`), or the second up failed
     /// (`redo_error`) or did not restore S1 (`after_redo`).
     Mismatch {
+        /// What differs from S0 after the down (empty when the down restored it).
         after_down: Vec<Difference>,
+        /// What differs from S1 after the second up (empty when it restored S1 or failed).
         after_redo: Vec<Difference>,
+        /// The second up's error, when it failed.
         redo_error: Option<String>,
     },
 }
@@ -396,8 +441,11 @@ impl fmt::Display for MigrationCheck {
 /// Where the check stopped early.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stopped {
+    /// The version of the migration the check stopped at.
     pub version: i64,
+    /// That migration's name.
     pub name: String,
+    /// Why it stopped, for example `its up failed`.
     pub reason: String,
     /// The migrations after it, not checked: (version, name).
     pub not_checked: Vec<(i64, String)>,
@@ -414,6 +462,7 @@ pub struct RoundTripReport {
     pub database: String,
     /// How many times the check started over on a fresh scratch database.
     pub restarts: usize,
+    /// Wall time of the whole check, scratch database creation included.
     pub duration: Duration,
 }
 
@@ -477,6 +526,23 @@ impl fmt::Display for RoundTripReport {
 /// URL or a `key=value` string of a role that may create databases; the database it names is
 /// only used to connect). Connects without TLS; for TLS or other connection needs, use
 /// [`check_with`].
+///
+/// `Err` means the check could not be carried out (no connection, no `CREATEDB`, ...); a
+/// migration that fails its round trip is in the report instead: see
+/// [`RoundTripReport::passed`] and [`RoundTripReport::assert_passed`].
+///
+/// ```no_run
+/// use migrations_core::{embed_migrations, roundtrip, Migrations};
+/// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+///
+/// let url = std::env::var("DATABASE_URL")?;
+/// let report = roundtrip::check(&url, &MIGRATIONS, roundtrip::Options::new())?;
+/// println!("{report}"); // one line per migration, then a summary
+/// if !report.passed() {
+///     std::process::exit(1);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn check(
     url: &str,
     migrations: &Migrations,

@@ -65,7 +65,22 @@ impl Snapshot {
     }
 
     /// Reads the schema of the database `client` is connected to, leaving out the history
-    /// tables named by `names`.
+    /// tables named by `names`. One catalog query; call it outside an explicit transaction
+    /// block (it sets `search_path` for its own implicit transaction).
+    ///
+    /// ```no_run
+    /// use migrations_core::{Names, Snapshot};
+    ///
+    /// let url = std::env::var("DATABASE_URL")?;
+    /// let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    /// let before = Snapshot::read(&mut client, &Names::default())?;
+    /// client.batch_execute("CREATE TABLE notes (id bigint PRIMARY KEY, body text)")?;
+    /// let after = Snapshot::read(&mut client, &Names::default())?;
+    /// for difference in before.diff(&after) {
+    ///     println!("{difference}"); // `table public.notes: unexpected`, ...
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "postgres")]
     pub fn read(client: &mut postgres::Client, names: &Names) -> Result<Snapshot, DbError> {
         crate::db::block_on(read(&mut SyncConn(client), names))
@@ -95,14 +110,17 @@ impl Snapshot {
         self.objects.get(key)
     }
 
+    /// Whether the snapshot holds an object with this identity.
     pub fn contains(&self, key: &str) -> bool {
         self.objects.contains_key(key)
     }
 
+    /// How many objects the snapshot holds (columns, indexes, ... each count as one).
     pub fn len(&self) -> usize {
         self.objects.len()
     }
 
+    /// Whether the snapshot holds no object (an empty database, beside the history tables).
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
@@ -203,7 +221,9 @@ impl Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("schema snapshot, line {line}: {message}")]
 pub struct ParseError {
+    /// 1-based line of the text.
     pub line: usize,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -251,6 +271,7 @@ fn unescape(text: &str) -> Result<String, String> {
 pub struct Difference {
     /// The object's identity, for example `column public.users.email`.
     pub object: String,
+    /// How it differs.
     pub change: Change,
 }
 
@@ -263,13 +284,18 @@ pub enum Change {
     Unexpected,
     /// An attribute differs (`None`: the attribute is absent on that side).
     Attribute {
+        /// The attribute, for example `type` or `default`.
         name: String,
+        /// Its value in the expected ("before") snapshot.
         expected: Option<String>,
+        /// Its value in the other snapshot.
         actual: Option<String>,
     },
     /// A table's columns present on both sides are in another order.
     ColumnOrder {
+        /// Those columns in the expected snapshot's order.
         expected: Vec<String>,
+        /// The same columns in the other snapshot's order.
         actual: Vec<String>,
     },
 }
@@ -791,22 +817,29 @@ fn recorded_table(names: &Names) -> String {
 /// A snapshot stored by [`record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
+    /// The schema as it was recorded.
     pub snapshot: Snapshot,
     /// The newest applied version when it was recorded (none on an empty history).
     pub version: Option<i64>,
     /// When, as the server wrote it (`timestamptz` as text).
     pub recorded_at: String,
+    /// `current_user` of the session that recorded it.
     pub recorded_by: String,
 }
 
 /// Errors of [`record`], [`recorded`] and [`schema_drift`].
 #[derive(Debug, thiserror::Error)]
 pub enum DriftError {
+    /// A query failed.
     #[error("{context}: {source}")]
     Db {
+        /// What was being done, for example `reading the recorded schema`.
         context: &'static str,
+        /// The server's (or the connection's) error.
         source: DbError,
     },
+    /// The stored snapshot's text could not be read back (written by an incompatible version,
+    /// or edited by hand).
     #[error(transparent)]
     Parse(#[from] ParseError),
 }

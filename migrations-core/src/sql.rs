@@ -45,7 +45,9 @@ fn quote_optional(text: Option<&str>) -> String {
 /// Where the history lives: schema and table (the audit table is `<table>_audit`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
+    /// Schema of the history and audit tables, unquoted (default `public`).
     pub schema: String,
+    /// Name of the history table, unquoted (default `migrations_history`).
     pub table: String,
 }
 
@@ -59,10 +61,12 @@ impl Default for Names {
 }
 
 impl Names {
+    /// The history table as quoted, schema-qualified SQL: `"schema"."table"`.
     pub fn history(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
     }
 
+    /// The audit table as quoted, schema-qualified SQL: `"schema"."table_audit"`.
     pub fn audit(&self) -> String {
         format!(
             "{}.{}",
@@ -89,6 +93,8 @@ impl Names {
         )
     }
 
+    /// The statements that create the history and audit tables when they do not exist, in one
+    /// transaction, and record the history format in the table's comment.
     pub fn create(&self) -> String {
         let history = self.history();
         let audit = self.audit();
@@ -125,6 +131,8 @@ impl Names {
         )
     }
 
+    /// The query reading every history row in version order; parse each row with
+    /// `parse_history_row`.
     pub fn select_history(&self) -> String {
         format!(
             "SELECT version, version_digits, name, checksum, no_transaction, state, \
@@ -136,6 +144,7 @@ impl Names {
         )
     }
 
+    /// The query reading every audit row in the order they were written.
     pub fn select_audit(&self) -> String {
         format!(
             "SELECT id, at::text, by_user, event, version, name, checksum, detail FROM {} \
@@ -160,6 +169,7 @@ impl Names {
         )
     }
 
+    /// The statement appending one event to the audit table; `None` values are stored as NULL.
     pub fn audit_insert(
         &self,
         event: &str,
@@ -205,10 +215,14 @@ impl Names {
         )
     }
 
+    /// The statement deleting a version's history row (a `down`, or a repair that forgets a
+    /// failed migration).
     pub fn delete_row(&self, version: i64) -> String {
         format!("DELETE FROM {} WHERE version = {version}", self.history())
     }
 
+    /// The statement recording that a no-transaction migration has finished `statements_done`
+    /// statements.
     pub fn progress(&self, version: i64, statements_done: usize) -> String {
         format!(
             "UPDATE {} SET statements_done = {statements_done} WHERE version = {version}",
@@ -216,6 +230,8 @@ impl Names {
         )
     }
 
+    /// The statement marking a no-transaction migration applied, with its duration in
+    /// milliseconds, and clearing its error and invalid indexes.
     pub fn finish_no_transaction(&self, version: i64, execution_ms: u128) -> String {
         format!(
             "UPDATE {} SET state = 'applied', execution_ms = {execution_ms}, error = NULL, \
@@ -235,6 +251,8 @@ impl Names {
         )
     }
 
+    /// The statement marking a no-transaction migration failed: how far it got, the server's
+    /// error and the invalid indexes its failed statement left (which `repair` drops).
     pub fn fail(
         &self,
         version: i64,

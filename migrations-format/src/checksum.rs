@@ -41,10 +41,24 @@ impl Checksum {
     }
 
     /// Normalises, then checksums: what every caller holding raw file text wants.
+    ///
+    /// This is the one checksum of the format: the macro, the loader and the lock file all call
+    /// it, so a BOM or CRLF line endings (an editor's or git's doing) never change a checksum.
+    ///
+    /// ```
+    /// use migrations_format::Checksum;
+    ///
+    /// let lf = Checksum::of_file_text("CREATE TABLE t ();\n");
+    /// let crlf = Checksum::of_file_text("\u{feff}CREATE TABLE t ();\r\n");
+    /// assert_eq!(lf, crlf);
+    /// assert_eq!(lf.to_hex().len(), 64);
+    /// ```
     pub fn of_file_text(raw: &str) -> Checksum {
         Checksum::of_normalized(&normalize(raw))
     }
 
+    /// The 32 raw bytes of the SHA-256 digest (use [`Checksum::to_hex`] for the text form
+    /// stored in the history table and the lock file).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

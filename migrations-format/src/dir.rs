@@ -32,7 +32,10 @@ pub struct SqlFile {
     /// The file's text after normalisation (BOM dropped, line endings LF): what is checksummed
     /// and what is sent to the server.
     pub text: String,
+    /// SHA-256 of [`SqlFile::text`]: what the history table and the lock file record.
     pub checksum: Checksum,
+    /// The `-- migrations:...` directives of the file's header (timeouts, `no-transaction`,
+    /// `lint-ignore`).
     pub directives: Directives,
     /// Whether the file runs outside a transaction (its directive, or diesel's metadata).
     pub no_transaction: bool,
@@ -45,10 +48,16 @@ pub struct SqlFile {
 /// One migration: an up file and an optional down file.
 #[derive(Debug, Clone)]
 pub struct MigrationSource {
+    /// The version from the file or folder name; unique within the directory.
     pub version: Version,
+    /// The part of the name after `<version>_`, as written (spaces and dots allowed).
     pub name: String,
+    /// Whether the migration is a pair of flat files or a diesel-style folder.
     pub layout: Layout,
+    /// The up file, which applies the migration.
     pub up: SqlFile,
+    /// The down file, which reverts it; `None` when the migration has none (allowed unless
+    /// `require_down` is set).
     pub down: Option<SqlFile>,
 }
 
@@ -57,6 +66,7 @@ pub struct MigrationSource {
 pub struct Directory {
     /// The directory, as the caller named it.
     pub root: PathBuf,
+    /// The directory's `migrations.toml`, or the defaults when it has none.
     pub settings: Settings,
     /// In version order.
     pub migrations: Vec<MigrationSource>,
@@ -78,12 +88,30 @@ pub struct LoadOptions {
     pub allow_empty_up: bool,
 }
 
-/// Loads the migrations directory at `root`.
+/// Loads the migrations directory at `root`: scans it, pairs up and down files, reads and
+/// checks every file, and returns the migrations in version order.
+///
+/// The error lists every problem found, not just the first, each naming its file (and line
+/// where there is one) and how to fix it. A directory that does not exist is such a problem.
+///
+/// ```no_run
+/// use std::path::Path;
+///
+/// match migrations_format::load_dir(Path::new("migrations")) {
+///     Ok(directory) => {
+///         for m in &directory.migrations {
+///             println!("{} {} {}", m.version, m.name, m.up.checksum);
+///         }
+///     }
+///     Err(error) => eprintln!("{error}"), // one `file:line: message` per problem
+/// }
+/// ```
 pub fn load_dir(root: &Path) -> Result<Directory, LoadError> {
     load_dir_with(root, &LoadOptions::default())
 }
 
-/// Loads the migrations directory at `root` with extra options.
+/// Loads the migrations directory at `root` like [`load_dir`], with extra options (how paths
+/// are shown in problems, a required down file, placeholder up files allowed).
 pub fn load_dir_with(root: &Path, options: &LoadOptions) -> Result<Directory, LoadError> {
     let mut loader = Loader {
         root,

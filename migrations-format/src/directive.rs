@@ -15,7 +15,11 @@ pub const PREFIX: &str = "migrations:";
 pub struct Directives {
     /// Line of the `no-transaction` directive, when there is one.
     pub no_transaction: Option<u32>,
+    /// `lock-timeout=<duration>`: the file's `lock_timeout`, overriding the run's; `None` when
+    /// the file does not set one.
     pub lock_timeout: Option<Duration>,
+    /// `statement-timeout=<duration>`: the file's `statement_timeout`, overriding the run's;
+    /// `None` when the file does not set one (zero means no timeout).
     pub statement_timeout: Option<Duration>,
     /// Lint rules silenced for the whole file, with the line that silenced them.
     pub lint_ignore: Vec<(String, u32)>,
@@ -24,16 +28,23 @@ pub struct Directives {
 /// A directive that could not be read, with the 1-based line it stands on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectiveError {
+    /// The 1-based line of the directive in the file.
     pub line: u32,
+    /// What is wrong with it and how to write it instead.
     pub message: String,
 }
 
 /// What one directive comment says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Directive {
+    /// `no-transaction`: run the file statement by statement, outside a transaction block.
     NoTransaction,
+    /// `lock-timeout=<duration>`: `lock_timeout` while this file runs.
     LockTimeout(Duration),
+    /// `statement-timeout=<duration>`: `statement_timeout` while this file runs (zero: none).
     StatementTimeout(Duration),
+    /// `lint-ignore <rule>[, <rule>...]`: lint rules silenced, by name, for the statement that
+    /// follows (or for the whole file when in the header).
     LintIgnore(Vec<String>),
 }
 

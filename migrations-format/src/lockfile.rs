@@ -47,6 +47,7 @@ const RESTORE: &str = "restore the file from version control (`git checkout -- m
 /// A parsed lock file: its entries in ascending version order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LockFile {
+    /// One entry per locked migration, in ascending version order (empty for a new lock).
     pub entries: Vec<LockEntry>,
 }
 
@@ -55,9 +56,11 @@ pub struct LockFile {
 pub struct LockEntry {
     /// The version as spelled in the migration's file name (diesel's dashes kept).
     pub version: Version,
+    /// The migration's name when it was locked (a rename is a [`FindingKind::Renamed`]).
     pub name: String,
     /// The up file runs outside a transaction (`notx`).
     pub no_transaction: bool,
+    /// The checksum of the up file when it was locked.
     pub up: Checksum,
     /// `None` when the migration has no down file (`-`).
     pub down: Option<Checksum>,
@@ -151,6 +154,7 @@ impl fmt::Display for LockProblem {
 /// line, as `migrations.lock:7: ...`; [`LockError::located`] names the file by a full path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockError {
+    /// Every damaged line found, in line order (never empty when returned by [`parse`]).
     pub problems: Vec<LockProblem>,
 }
 
@@ -406,6 +410,8 @@ pub fn append(lock: &LockFile, dir: &Directory) -> LockFile {
 /// Why [`rewrite`] refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RewriteError {
+    /// The version (as given) names neither a locked migration nor one in the directory, so
+    /// there is nothing to accept.
     #[error(
         "version {0} is neither locked nor in the migrations directory; check the version \
          (`migrations status` lists them)"
@@ -520,10 +526,13 @@ impl fmt::Display for FindingKind {
 /// One finding of [`verify`]: the migration it concerns, where to point, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// What was found; [`FindingKind::is_error`] says whether it fails verification.
     pub kind: FindingKind,
     /// The migration's version, as spelled in the directory (or in the lock file when the
     /// migration is gone).
     pub version: Version,
+    /// The migration's name, from the directory (or from the lock file when the migration is
+    /// gone).
     pub name: String,
     /// Where an annotation should point: the migration's up file (its down file for
     /// [`FindingKind::EditedDown`] when there is one), or the lock file for
@@ -595,6 +604,25 @@ fn escape_property(text: &str) -> String {
 /// Compares the lock with the directory. Findings come in version order (a line's
 /// [`FindingKind::BrokenChain`] before the other findings of its migration); an empty result
 /// means the directory matches the lock exactly.
+///
+/// Only findings that are [errors](Finding::is_error) should fail a check: a migration newer
+/// than the newest locked one ([`FindingKind::Unlocked`]) is expected until `migrations lock`.
+///
+/// ```no_run
+/// use std::path::Path;
+/// use migrations_format::{load_dir, lockfile, LOCK_FILE};
+///
+/// let dir = load_dir(Path::new("migrations"))?;
+/// let lock = lockfile::parse(&std::fs::read_to_string(dir.root.join(LOCK_FILE))?)?;
+/// let findings = lockfile::verify(&lock, &dir);
+/// for finding in &findings {
+///     eprintln!("{finding}"); // `file[:line]: message`
+/// }
+/// if findings.iter().any(|f| f.is_error()) {
+///     std::process::exit(1);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn verify(lock: &LockFile, dir: &Directory) -> Vec<Finding> {
     let lock_file = dir.root.join(LOCK_FILE);
     let mut findings = Vec::new();

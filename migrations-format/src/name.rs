@@ -5,16 +5,20 @@ use crate::version::{Version, VersionError};
 
 /// The patterns a user should follow, quoted in every naming error.
 pub const FLAT_PATTERN: &str = "<version>_<name>.up.sql or <version>_<name>.down.sql";
+/// The folder layout's pattern (diesel's), quoted in every folder naming error.
 pub const FOLDER_PATTERN: &str = "<version>_<name>/ holding up.sql and down.sql";
 
 /// Which half of a migration a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// The up file: applies the migration (`.up.sql`, or `up.sql` in a folder).
     Up,
+    /// The down file: reverts the migration (`.down.sql`, or `down.sql` in a folder).
     Down,
 }
 
 impl Direction {
+    /// `"up"` or `"down"`, as written in file names and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Up => "up",

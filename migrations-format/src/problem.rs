@@ -36,6 +36,7 @@ pub enum ProblemKind {
 /// One problem in a migrations directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// What went wrong, for code that matches on problems rather than reading the message.
     pub kind: ProblemKind,
     /// The file (or folder) concerned, as the caller named the directory.
     pub path: PathBuf,
@@ -59,10 +60,12 @@ impl fmt::Display for Problem {
 /// user fixes them all in one pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
+    /// Every problem found, in the order found (never empty when returned by the loader).
     pub problems: Vec<Problem>,
 }
 
 impl LoadError {
+    /// The kind of each problem, in order (handy for tests and for choosing an exit code).
     pub fn kinds(&self) -> Vec<ProblemKind> {
         self.problems.iter().map(|p| p.kind).collect()
     }

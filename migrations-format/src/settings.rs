@@ -51,7 +51,11 @@ pub struct RunSettings {
     pub table: Option<String>,
     /// `search_path` for the migrations' own SQL.
     pub search_path: Option<String>,
+    /// `lock_timeout` for each migration, as a duration such as `5s` (the runner's default,
+    /// 5s, when unset); a file's `lock-timeout` directive wins.
     pub lock_timeout: Option<String>,
+    /// `statement_timeout` for each migration, as a duration (none when unset or `0`); a
+    /// file's `statement-timeout` directive wins.
     pub statement_timeout: Option<String>,
     /// How long to wait for another runner's lock.
     pub lock_wait: Option<String>,
@@ -82,9 +86,13 @@ impl RunSettings {
 /// The durations of [`RunSettings`], parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunDurations {
+    /// `[run] lock_timeout`; `None` when the key is absent (the runner's default applies).
     pub lock_timeout: Option<std::time::Duration>,
+    /// `[run] statement_timeout`; `None` when the key is absent (the runner's default applies).
     pub statement_timeout: Option<std::time::Duration>,
+    /// `[run] lock_wait`; `None` when the key is absent (the runner's default applies).
     pub lock_wait: Option<std::time::Duration>,
+    /// `[run] connect_timeout`; `None` when the key is absent (the CLI's default applies).
     pub connect_timeout: Option<std::time::Duration>,
 }
 
@@ -129,10 +137,14 @@ impl Settings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
+    /// `run_in_transaction = false` runs the migration outside a transaction block (like the
+    /// `no-transaction` directive); `None` when the key is absent (transactional).
     pub run_in_transaction: Option<bool>,
 }
 
 impl Metadata {
+    /// Parses `metadata.toml` text; unknown keys are refused. The error is the TOML parser's
+    /// message.
     pub fn parse(text: &str) -> Result<Metadata, String> {
         toml::from_str(text).map_err(|e| e.to_string())
     }

@@ -26,12 +26,22 @@ pub struct Version {
 /// Why a version spelling was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
+    /// Nothing before the `_` of the name.
     #[error("the version is empty")]
     Empty,
+    /// The spelling (carried) holds something other than digits and single dashes between
+    /// digit groups.
     #[error("the version `{0}` may hold only digits and single `-` separators between digits")]
     BadCharacters(String),
+    /// More than [`MAX_DIGITS`] digits once dashes are dropped: the value would not fit the
+    /// history table's `bigint`.
     #[error("the version `{spelling}` has {digits} digits; at most {MAX_DIGITS} are allowed")]
-    TooLong { spelling: String, digits: usize },
+    TooLong {
+        /// The version as written.
+        spelling: String,
+        /// How many digits it has, dashes dropped.
+        digits: usize,
+    },
 }
 
 impl Version {

@@ -49,6 +49,7 @@ pub struct Finding {
     pub column: u32,
     /// The rule's id, such as `require-concurrent-index-creation`.
     pub rule: &'static str,
+    /// Whether the rule is ours or squawk's (squawk's ids and docs apply to the latter).
     pub origin: Origin,
     /// What is wrong.
     pub message: String,
@@ -77,8 +78,11 @@ impl fmt::Display for Finding {
 /// `lint-ignore`, a file squawk could not parse completely.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// The file concerned, as the directory was named.
     pub path: PathBuf,
+    /// 1-based line, when the warning is about one place (`None` when it is about the file).
     pub line: Option<u32>,
+    /// What happened and what it means for the lint's results.
     pub message: String,
 }
 
@@ -95,16 +99,22 @@ impl fmt::Display for Warning {
 /// One file to lint.
 #[derive(Debug, Clone, Copy)]
 pub struct FileInput<'a> {
+    /// The path shown in findings and warnings.
     pub path: &'a Path,
     /// The normalised text (as the loader keeps it).
     pub text: &'a str,
+    /// Whether this is an up or a down file: down files skip the rules that flag what a
+    /// rollback is for (dropping, renaming).
     pub direction: Direction,
     /// The runner runs the file outside a transaction.
     pub no_transaction: bool,
+    /// The file's header directives; their `lint-ignore`s silence rules for the whole file.
     pub directives: &'a Directives,
 }
 
 impl<'a> FileInput<'a> {
+    /// The input for one file of a loaded directory, borrowing its path, text, transaction
+    /// mode and directives.
     pub fn new(file: &'a SqlFile, direction: Direction) -> FileInput<'a> {
         FileInput {
             path: &file.path,
@@ -119,7 +129,9 @@ impl<'a> FileInput<'a> {
 /// Findings and warnings of one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileReport {
+    /// Findings of the selected rules that no `lint-ignore` silences.
     pub findings: Vec<Finding>,
+    /// Things the user should know that are not findings (unknown rule names, unparsable SQL).
     pub warnings: Vec<Warning>,
 }
 
@@ -414,15 +426,28 @@ fn squawk_findings(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LintError {
     /// A rule name in `--select`/`--exclude` or `[lint]` that no rule has.
-    UnknownRule { rule: UnknownRule, given_in: String },
+    UnknownRule {
+        /// The name that matched no rule.
+        rule: UnknownRule,
+        /// Where it was given: `--select`, `--exclude` or `migrations.toml [lint]`.
+        given_in: String,
+    },
     /// `--since` / `[lint] since` is not a version.
     BadSince {
+        /// The value as given.
         since: String,
+        /// Why it does not parse as a version.
         why: String,
+        /// Where it was given: `--since` or `migrations.toml [lint]`.
         given_in: String,
     },
     /// A PATH that is not a migration file or folder of the directory.
-    BadPath { path: PathBuf, why: String },
+    BadPath {
+        /// The path as given.
+        path: PathBuf,
+        /// Why it cannot be linted (unreadable, or not in the directory).
+        why: String,
+    },
 }
 
 impl fmt::Display for LintError {
@@ -444,6 +469,7 @@ impl std::error::Error for LintError {}
 /// What to lint and with which rules.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// The rules to run (the default rules when built with `Options::default()`).
     pub rules: RuleSet,
     /// Lint only migrations newer than this version.
     pub since: Option<Version>,
@@ -508,9 +534,12 @@ impl Options {
 pub struct Report {
     /// In version order, up before down, then by position.
     pub findings: Vec<Finding>,
+    /// Things the user should know that are not findings, in the same order.
     pub warnings: Vec<Warning>,
     /// Migrations and files linted.
     pub migrations: usize,
+    /// Number of files (ups and downs) linted; those skipped by `since` or `paths` are not
+    /// counted.
     pub files: usize,
 }
 
@@ -525,7 +554,23 @@ impl Report {
     }
 }
 
-/// Lints a loaded directory.
+/// Lints a loaded directory: the up and down file of every migration selected by
+/// `options.since` and `options.paths`, with `options.rules`, plus the missing-down check.
+///
+/// Errors only for bad usage: a path in `options.paths` that is not a migration file or folder
+/// of the directory. Findings are not errors; the caller decides (the CLI exits 3).
+///
+/// ```no_run
+/// use std::path::Path;
+/// use migrations_lint::{lint_directory, Options};
+///
+/// let dir = migrations_format::load_dir(Path::new("migrations"))?;
+/// let report = lint_directory(&dir, &Options::default())?;
+/// for finding in &report.findings {
+///     println!("{finding}\n  lock: {}\n  fix: {}", finding.lock, finding.fix);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn lint_directory(dir: &Directory, options: &Options) -> Result<Report, LintError> {
     let selected = selected_files(dir, &options.paths)?;
     let wanted = |file: &SqlFile| selected.as_ref().is_none_or(|set| set.contains(&file.path));

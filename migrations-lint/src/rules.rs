@@ -16,6 +16,7 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// `"migrations"` or `"squawk"`, as shown by `--list-rules` and in JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Migrations => "migrations",
@@ -28,7 +29,9 @@ impl Origin {
 /// to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleInfo {
+    /// The id used in findings, `--select`/`--exclude` and `lint-ignore`.
     pub id: &'static str,
+    /// Whether the rule is ours or squawk's.
     pub origin: Origin,
     /// Runs unless excluded (otherwise it runs only when selected).
     pub default: bool,
@@ -487,10 +490,12 @@ impl RuleSet {
         RuleSet::new(ids, &[])
     }
 
+    /// Whether the rule with this id (not an alias or group) will run.
     pub fn contains(&self, id: &str) -> bool {
         self.enabled.contains(id)
     }
 
+    /// The ids of the rules that will run, in alphabetical order.
     pub fn ids(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.enabled.iter().copied()
     }

@@ -13,6 +13,17 @@ mod expand;
 mod input;
 mod load;
 
+/// Expands to a constant `migrations_core::Migrations` holding a migrations directory read at
+/// compile time: each file's normalised SQL, SHA-256 checksum and transaction mode. Call it as
+/// `migrations_core::embed_migrations!`; the generated code names only `::migrations_core`
+/// paths, so a crate that uses this one directly must depend on `migrations-core` anyway.
+///
+/// Arguments: an optional path string, relative to the calling crate's `Cargo.toml` (default
+/// `migrations`), then the options `require_down` (every migration needs a down file) and
+/// `verify_lock` (the directory must agree with its `migrations.lock`: a locked migration
+/// edited, renamed or removed, one inserted below the newest locked one, or a missing lock file
+/// is a compile error). Every problem in the directory is a compile error naming the file and
+/// line.
 #[proc_macro]
 pub fn embed_migrations(tokens: TokenStream) -> TokenStream {
     let result = syn::parse::<input::Input>(tokens)

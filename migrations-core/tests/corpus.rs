@@ -4,7 +4,7 @@
 //! them to, only that each failure is reported clearly (a typed error naming the migration),
 //! and prints the failures as a table.
 //!
-//! The corpus is `../../shared/corpus/crates.io/migrations` from this crate, or the directory
+//! The corpus is `../corpus/crates.io/migrations` from this crate, or the directory
 //! in `MIGRATIONS_CORPUS_DIR`.
 
 // As in the library: a run returns at most one error, so its size costs nothing (the shared
@@ -28,7 +28,7 @@ fn corpus() -> PathBuf {
     let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crates.io/migrations")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
         });
     assert!(
         dir.is_dir(),

@@ -416,7 +416,7 @@ fn corpus() -> PathBuf {
     let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crates.io/migrations")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
         });
     assert!(
         dir.is_dir(),

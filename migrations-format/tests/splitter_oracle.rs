@@ -18,7 +18,7 @@
 //!    must be those of PostgreSQL's scanner, since those decide which `;` count.
 //!
 //! Every mismatch of every file is collected and reported together, with both counts.
-//! The corpus is found at `../../shared/corpus/crates.io/migrations` from this crate, or at
+//! The corpus is found at `../corpus/crates.io/migrations` from this crate, or at
 //! `$MIGRATIONS_CORPUS_DIR`; a missing corpus fails the test rather than skipping it, so a
 //! broken checkout cannot pass silently.
 
@@ -34,7 +34,7 @@ fn corpus_dir() -> PathBuf {
     let dir = match std::env::var_os("MIGRATIONS_CORPUS_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crates.io/migrations")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
         }
     };
     assert!(

@@ -3,7 +3,7 @@
 //! (`cargo test -p migrations-lint --test corpus -- --nocapture`) and a few findings whose
 //! correctness was checked by reading the SQL are asserted.
 //!
-//! The corpus is `../../shared/corpus/crates.io/migrations` from this crate, or the directory
+//! The corpus is `../corpus/crates.io/migrations` from this crate, or the directory
 //! in `MIGRATIONS_CORPUS_DIR`.
 
 use std::fs;
@@ -18,7 +18,7 @@ fn corpus() -> PathBuf {
     let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crates.io/migrations")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
         });
     assert!(
         dir.is_dir(),

@@ -158,13 +158,11 @@ impl Names {
     /// undefined_table when there is no history yet.
     pub fn warm_check(&self) -> String {
         format!(
-            "SELECT obj_description(to_regclass({regclass}), 'pg_class'), \
-             count(*) FILTER (WHERE state <> 'applied'), \
+            "SELECT count(*) FILTER (WHERE state <> 'applied'), \
              encode(sha256(convert_to(coalesce(string_agg(version::text || ':' || checksum || ':' \
              || CASE WHEN no_transaction THEN 't' ELSE 'f' END, ',' ORDER BY version) \
              FILTER (WHERE state = 'applied'), ''), 'UTF8')), 'hex') \
              FROM {history}",
-            regclass = quote_literal(&self.history()),
             history = self.history()
         )
     }
@@ -359,25 +357,31 @@ pub const SNAPSHOT_SESSION: &str = "SELECT name, setting FROM pg_settings \
      AND setting IS DISTINCT FROM reset_val";
 
 impl SessionBaseline {
-    /// A statement that puts every user-settable parameter back to the baseline (the
-    /// caller's value, or the reset value), touching only those that differ. Session-level, so
-    /// inside a transaction it survives the commit, and after a `SET LOCAL` it still wins.
+    /// Statements that put the session back to the baseline: `RESET ALL` (every parameter to
+    /// its reset value), then the caller's own values again. Session-level, so inside a
+    /// transaction they survive the commit, and after a `SET LOCAL` they still win.
+    ///
+    /// `RESET ALL` catches a change from anywhere (a `SET`, `set_config`, dynamic SQL, a
+    /// function) and costs microseconds; reading `pg_settings` instead cost 0.6–0.8 ms per
+    /// migration (BENCHMARKS.md).
     pub fn restore(&self) -> String {
-        let values = if self.0.is_empty() {
-            "(NULL::text, NULL::text)".to_owned()
-        } else {
-            self.0
+        let mut out = String::from("RESET ALL");
+        if !self.0.is_empty() {
+            let calls = self
+                .0
                 .iter()
-                .map(|(n, v)| format!("({}, {})", quote_literal(n), quote_literal(v)))
+                .map(|(n, v)| {
+                    format!(
+                        "set_config({}, {}, false)",
+                        quote_literal(n),
+                        quote_literal(v)
+                    )
+                })
                 .collect::<Vec<_>>()
-                .join(", ")
-        };
-        format!(
-            "SELECT count(set_config(s.name, coalesce(b.setting, s.reset_val), false)) \
-             FROM pg_settings s LEFT JOIN (VALUES {values}) AS b(name, setting) ON b.name = s.name \
-             WHERE s.context IN ('user', 'superuser') AND s.name NOT LIKE 'transaction\\_%' \
-             AND s.setting IS DISTINCT FROM coalesce(b.setting, s.reset_val)"
-        )
+                .join(", ");
+            out.push_str(&format!(";\nSELECT {calls}"));
+        }
+        out
     }
 }
 

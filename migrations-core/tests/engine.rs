@@ -424,7 +424,7 @@ behaviour!(panic_in_callback_releases_the_lock, |driver: Driver| {
     assert!(result.is_err(), "the panic goes on to the caller");
     let key = migrations_core::Migrator::new(&m).lock_key();
     assert_eq!(
-        scalar(&db, &format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = {key}")),
+        scalar(&db, &format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((classid::bigint << 32) | objid::bigint) = {key}")),
         Some("0".into()),
         "the lock is released"
     );

@@ -27,7 +27,7 @@ fn dropped_future_releases_the_lock() {
     };
     let key = Migrator::new(&m).lock_key();
     let held = format!(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = {key}"
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((classid::bigint << 32) | objid::bigint) = {key}"
     );
     runtime().block_on(async {
         let mut migrator = Migrator::new(&m);

@@ -204,9 +204,13 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
         workspace: workspace.clone(),
         target: target.join("buildcost-target"),
     };
+    // Each crate on its own first: `-p` resolves features for that crate alone, so its
+    // dependencies are built as it needs them (a `--workspace` build would unify features).
     eprintln!("build cost: building the dependencies (dev and release) once");
-    cargo.run(&["build", "--workspace"]);
-    cargo.run(&["build", "--workspace", "--release"]);
+    for name in &members {
+        cargo.run(&["build", "-p", name]);
+        cargo.run(&["build", "--release", "-p", name]);
+    }
 
     out.line(format!(
         "\n### Build cost of embedding {count} migrations (dev profile, {reps} runs each; binary size from a release build)\n"
@@ -240,7 +244,10 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
                 let (t, compiled) = cargo.run(&["build", "-p", &name]);
                 rebuilt[i] &= compiled;
                 incremental[i].push(t);
-                eprintln!("build cost {name} rep {rep}: clean {:?}, incremental {:?}", clean[i][rep], t);
+                eprintln!(
+                    "build cost {name} rep {rep}: clean {:?}, incremental {:?}",
+                    clean[i][rep], t
+                );
             }
         }
         let mut size = [0u64; 2];

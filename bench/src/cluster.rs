@@ -27,7 +27,11 @@ fn bin_dir() -> PathBuf {
         }
     }
     let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     found.sort();
     found
@@ -164,6 +168,19 @@ impl Cluster {
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .unwrap();
         name
+    }
+
+    /// The process id of the (one) client backend connected to database `name`.
+    pub fn backend_pid(&self, name: &str) -> i32 {
+        let mut admin = self.admin();
+        admin
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                 AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .unwrap()
+            .get(0)
     }
 
     pub fn drop_db(&self, name: &str) {

@@ -45,11 +45,13 @@ fn parse_args() -> Args {
         build_runs: 3,
         fsync: vec![false],
         count: 1000,
-        corpus: manifest.join("../../shared/corpus/crates.io/migrations"),
+        corpus: manifest.join("../corpus/crates.io/migrations"),
         cli: None,
         sqlx_cli: None,
         out: None,
-        sections: ["cold", "warm", "corpus", "build"].map(String::from).to_vec(),
+        sections: ["cold", "warm", "corpus", "build"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -88,11 +90,13 @@ fn parse_args() -> Args {
         args.corpus_runs = args.runs;
     }
     if args.cli.is_none() {
-        let candidates = [
-            PathBuf::from("/work/target-bench/release/migrations"),
-            manifest.join("../target/release/migrations"),
-            manifest.join("../target/debug/migrations"),
-        ];
+        // A release build of the CLI: in this target directory (a `cargo build --release -p
+        // migrations-cli` run with the same CARGO_TARGET_DIR), else the main workspace's.
+        let mut candidates: Vec<PathBuf> = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| vec![PathBuf::from(d).join("release/migrations")])
+            .unwrap_or_default();
+        candidates.push(manifest.join("../target/release/migrations"));
+        candidates.push(manifest.join("../target/debug/migrations"));
         args.cli = candidates.into_iter().find(|p| p.exists());
     }
     args
@@ -127,10 +131,7 @@ fn main() {
         text: String::new(),
     };
     machine(&mut out);
-    let clusters_wanted = args
-        .sections
-        .iter()
-        .any(|s| s != "build");
+    let clusters_wanted = args.sections.iter().any(|s| s != "build");
     for &fsync in args.fsync.iter().filter(|_| clusters_wanted) {
         let started = Instant::now();
         let mut cluster = Cluster::start(fsync, args.sections.iter().any(|s| s == "profile"));
@@ -141,7 +142,10 @@ fn main() {
             cluster.setting("synchronous_commit"),
             cluster.setting("full_page_writes"),
         ));
-        out.line(format!("Cluster data directory on the disk: {}", cluster.data_dir().display()));
+        out.line(format!(
+            "Cluster data directory on the disk: {}",
+            cluster.data_dir().display()
+        ));
         out.line(format!("Load average at start: {}", loadavg()));
         run_all(&args, &mut cluster, &rt, &mut out);
         out.line(format!(
@@ -174,9 +178,13 @@ fn machine(out: &mut Out) {
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
+            s.lines().find(|l| l.starts_with("MemTotal")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
         })
         .unwrap_or(0);
     let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
@@ -193,7 +201,9 @@ fn machine(out: &mut Out) {
     out.line("# migrations-bench results\n");
     out.line(format!(
         "Machine: {} CPUs ({cpu}), {:.1} GiB memory; rustc {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         mem as f64 / 1024.0 / 1024.0,
         Command::new("rustc")
             .arg("--version")
@@ -224,7 +234,26 @@ fn run_all(args: &Args, cluster: &mut Cluster, rt: &tokio::runtime::Runtime, out
     let peers = [Tool::Refinery, Tool::Sqlx, Tool::Diesel];
 
     if want("profile") {
-        profile(cluster, &loaded, rt, out);
+        profile(
+            cluster,
+            &loaded,
+            &[Tool::Floor, Tool::Ours, Tool::OursGrouped],
+            "generated",
+            rt,
+            out,
+        );
+        let corpus = sets::corpus(&args.corpus, scratch.path());
+        let (layouts, _) = sets::write_layouts(&corpus, &scratch.path().join("corpus"));
+        let corpus = tools::load(&corpus, &layouts, rt);
+        profile(
+            cluster,
+            &corpus,
+            &[Tool::Floor, Tool::Ours],
+            "corpus",
+            rt,
+            out,
+        );
+        warm_profile(cluster, &loaded, args.warm_runs, rt, out);
     }
     if want("floors") {
         floors(cluster, &loaded, args.runs);
@@ -259,7 +288,13 @@ fn run_all(args: &Args, cluster: &mut Cluster, rt: &tokio::runtime::Runtime, out
         if want("cold") {
             cold_table(out, &times, &tools, &peers, Tool::Floor, loaded.count, runs);
             let traffic = cold_traffic(cluster, &loaded, &tools, rt);
-            traffic_table(out, &traffic, &tools, Some(loaded.count), "whole apply, after connecting");
+            traffic_table(
+                out,
+                &traffic,
+                &tools,
+                Some(loaded.count),
+                "whole apply, after connecting",
+            );
         }
     }
 
@@ -296,9 +331,23 @@ fn run_all(args: &Args, cluster: &mut Cluster, rt: &tokio::runtime::Runtime, out
             Tool::Diesel,
         ];
         let (times, kept) = cold(cluster, &loaded, &tools, args.corpus_runs, rt, "corpus");
-        cold_table(out, &times, &tools, &peers, Tool::Floor, loaded.count, args.corpus_runs);
+        cold_table(
+            out,
+            &times,
+            &tools,
+            &peers,
+            Tool::Floor,
+            loaded.count,
+            args.corpus_runs,
+        );
         let traffic = cold_traffic(cluster, &loaded, &tools, rt);
-        traffic_table(out, &traffic, &tools, Some(loaded.count), "whole apply, after connecting");
+        traffic_table(
+            out,
+            &traffic,
+            &tools,
+            Some(loaded.count),
+            "whole apply, after connecting",
+        );
         // Warm-start traffic with 285 applied, to show which tools' bytes grow with history.
         let warm_tools = [Tool::Ours, Tool::Refinery, Tool::Sqlx, Tool::Diesel];
         let mut rows = Vec::new();
@@ -327,8 +376,9 @@ fn cold(
     runs: usize,
     rt: &tokio::runtime::Runtime,
     label: &str,
-) -> (HashMap<Tool, Vec<Duration>>, HashMap<Tool, String>) {
+) -> (Cold, HashMap<Tool, String>) {
     let mut times: HashMap<Tool, Vec<Duration>> = HashMap::new();
+    let mut cpu: HashMap<Tool, Vec<(Duration, Duration)>> = HashMap::new();
     let mut kept = HashMap::new();
     // One untimed apply first: the server's and the file system's caches.
     {
@@ -345,11 +395,18 @@ fn cold(
             let db = cluster.fresh_db(&format!("{label}_{tool:?}").to_lowercase());
             let url = cluster.url(&db);
             let mut conn = tools::connect(tool, &url, rt);
+            let backend = format!("/proc/{}/schedstat", cluster.backend_pid(&db));
+            let (server0, client0) = (cpu_ns(&backend), cpu_ns("/proc/thread-self/schedstat"));
             let (elapsed, applied) = tools::migrate(tool, &mut conn, set, rt);
+            let (server1, client1) = (cpu_ns(&backend), cpu_ns("/proc/thread-self/schedstat"));
             drop(conn);
             check_applied(cluster, &db, tool, set, applied);
             eprintln!("cold {label} {tool:?} run {run}: {}", fmt_ms(elapsed));
             times.entry(tool).or_default().push(elapsed);
+            cpu.entry(tool).or_default().push((
+                Duration::from_nanos(server1 - server0),
+                Duration::from_nanos(client1 - client0),
+            ));
             if run + 1 == runs {
                 kept.insert(tool, db);
             } else {
@@ -357,7 +414,22 @@ fn cold(
             }
         }
     }
-    (times, kept)
+    (Cold { times, cpu }, kept)
+}
+
+/// Timings of cold applies: wall time, and CPU time of the server backend and of the client
+/// thread (from /proc/<pid>/schedstat: on-CPU nanoseconds, far less sensitive than wall time to
+/// other processes competing for the CPUs).
+struct Cold {
+    times: HashMap<Tool, Vec<Duration>>,
+    cpu: HashMap<Tool, Vec<(Duration, Duration)>>,
+}
+
+fn cpu_ns(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn expected(tool: Tool, set: &Loaded) -> usize {
@@ -384,18 +456,22 @@ fn check_applied(cluster: &Cluster, db: &str, tool: Tool, set: &Loaded, applied:
     };
     let mut client = postgres::Client::connect(&cluster.url(db), postgres::NoTls).unwrap();
     let rows: i64 = client.query_one(query, &[]).unwrap().get(0);
-    assert_eq!(rows as usize, want, "{tool:?}: {rows} history rows, expected {want}");
+    assert_eq!(
+        rows as usize, want,
+        "{tool:?}: {rows} history rows, expected {want}"
+    );
 }
 
 fn cold_table(
     out: &mut Out,
-    times: &HashMap<Tool, Vec<Duration>>,
+    cold: &Cold,
     tools: &[Tool],
     peers: &[Tool],
     floor: Tool,
     count: usize,
     runs: usize,
 ) {
+    let times = &cold.times;
     let fastest_peer = peers
         .iter()
         .map(|t| Summary::of(&times[t]).median)
@@ -426,6 +502,39 @@ fn cold_table(
     }
     if times.contains_key(&Tool::FloorTx) {
         out.line("\n(refinery's ratio to the floor is to the floor over the same transactional migrations.)");
+    }
+    // CPU time: server backend + client thread, the same runs.
+    let total = |t: &Tool| -> Vec<Duration> { cold.cpu[t].iter().map(|(s, c)| *s + *c).collect() };
+    let floor_cpu = Summary::of(&total(&floor)).median;
+    let floor_tx_cpu = cold
+        .cpu
+        .get(&Tool::FloorTx)
+        .map(|_| Summary::of(&total(&Tool::FloorTx)).median);
+    let fastest_peer_cpu = peers
+        .iter()
+        .map(|t| Summary::of(&total(t)).median)
+        .fold(f64::INFINITY, f64::min);
+    out.line("\nCPU time of the same runs (on-CPU time from /proc/<pid>/schedstat, less sensitive to the machine's load than wall time):\n");
+    out.line("| tool | server backend CPU, median (min–max) | client thread CPU, median | server + client, median | per migration | vs fastest peer | vs floor |");
+    out.line("|---|---:|---:|---:|---:|---:|---:|");
+    for t in tools {
+        let server: Vec<Duration> = cold.cpu[t].iter().map(|(s, _)| *s).collect();
+        let client: Vec<Duration> = cold.cpu[t].iter().map(|(_, c)| *c).collect();
+        let both = Summary::of(&total(t));
+        let base = match (t, floor_tx_cpu) {
+            (Tool::Refinery, Some(f)) => f,
+            _ => floor_cpu,
+        };
+        out.line(format!(
+            "| {} | {} | {} | {} | {:.3} ms | {:.2}x | {:.2}x |",
+            t.label(),
+            Summary::of(&server).cell(),
+            Summary::ms(Summary::of(&client).median),
+            Summary::ms(both.median),
+            both.median / count as f64,
+            both.median / fastest_peer_cpu,
+            both.median / base
+        ));
     }
 }
 
@@ -462,7 +571,11 @@ fn traffic_table(
     out.line(format!(
         "\nWire traffic ({what}), counted by a proxy between the tool and the server:\n"
     ));
-    let per_col = if per.is_some() { " round trips per migration |" } else { "" };
+    let per_col = if per.is_some() {
+        " round trips per migration |"
+    } else {
+        ""
+    };
     out.line(format!(
         "| tool | round trips (ReadyForQuery) |{per_col} simple queries (Q) | parse / bind / execute / sync | bytes sent | bytes received |"
     ));
@@ -505,7 +618,10 @@ fn warm_traffic(
     let mut conn = tools::connect(tool, &url, rt);
     let s1 = proxy.snapshot();
     let (_, applied) = tools::migrate(tool, &mut conn, set, rt);
-    assert!(applied == 0 || applied == usize::MAX, "{tool:?} applied {applied} on a warm start");
+    assert!(
+        applied == 0 || applied == usize::MAX,
+        "{tool:?} applied {applied} on a warm start"
+    );
     let s2 = proxy.snapshot();
     let _ = tools::migrate(tool, &mut conn, set, rt);
     let s3 = proxy.snapshot();
@@ -600,9 +716,27 @@ fn warm(
         check_traffic.insert(tool, k);
         second_traffic.insert(tool, s);
     }
-    traffic_table(out, &check_traffic, &tools, None, "warm check, after connecting");
-    traffic_table(out, &connect_traffic, &tools, None, "connecting, the tool's own connect call");
-    traffic_table(out, &second_traffic, &tools, None, "a second check on the same connection");
+    traffic_table(
+        out,
+        &check_traffic,
+        &tools,
+        None,
+        "warm check, after connecting",
+    );
+    traffic_table(
+        out,
+        &connect_traffic,
+        &tools,
+        None,
+        "connecting, the tool's own connect call",
+    );
+    traffic_table(
+        out,
+        &second_traffic,
+        &tools,
+        None,
+        "a second check on the same connection",
+    );
 
     // As processes: our CLI (reads and hashes the files at every start), and sqlx-cli if given.
     let mut procs: Vec<(String, Vec<String>, Tool)> = Vec::new();
@@ -659,7 +793,10 @@ fn warm(
         t.elapsed()
     };
     for (_, argv, tool) in &procs {
-        run_proc(argv, &format!("{}?sslmode=disable", cluster.url(&dbs[tool])));
+        run_proc(
+            argv,
+            &format!("{}?sslmode=disable", cluster.url(&dbs[tool])),
+        );
     }
     for _ in 0..args.warm_runs {
         for (i, (_, argv, tool)) in procs.iter().enumerate() {
@@ -673,7 +810,10 @@ fn warm(
         let proxy = Proxy::start(cluster.port).unwrap();
         run_proc(
             argv,
-            &format!("{}?sslmode=disable", cluster.url_via(proxy.port, &dbs[tool])),
+            &format!(
+                "{}?sslmode=disable",
+                cluster.url_via(proxy.port, &dbs[tool])
+            ),
         );
         let x = proxy.snapshot();
         let s = Summary::of(&times[i]);
@@ -692,9 +832,18 @@ fn warm(
 }
 
 /// Where the time of our cold apply goes, by statement (pg_stat_statements).
-fn profile(cluster: &mut Cluster, set: &Loaded, rt: &tokio::runtime::Runtime, out: &mut Out) {
-    out.line("\n### Profile: server time by statement, cold apply (pg_stat_statements)\n");
-    for tool in [Tool::Floor, Tool::Ours, Tool::OursGrouped] {
+fn profile(
+    cluster: &mut Cluster,
+    set: &Loaded,
+    tools: &[Tool],
+    label: &str,
+    rt: &tokio::runtime::Runtime,
+    out: &mut Out,
+) {
+    out.line(format!(
+        "\n### Profile: server time by statement, cold apply of the {label} set (pg_stat_statements)\n"
+    ));
+    for &tool in tools {
         let db = cluster.fresh_db(&format!("profile_{tool:?}").to_lowercase());
         let mut admin = postgres::Client::connect(&cluster.url(&db), postgres::NoTls).unwrap();
         admin
@@ -731,7 +880,10 @@ fn profile(cluster: &mut Cluster, set: &Loaded, rt: &tokio::runtime::Runtime, ou
             let calls: i64 = r.get(0);
             let ms: f64 = r.get(1);
             let q: String = r.get(2);
-            out.line(format!("| {calls} | {ms:.1} | `{}` |", q.replace('|', "\\|")));
+            out.line(format!(
+                "| {calls} | {ms:.1} | `{}` |",
+                q.replace('|', "\\|")
+            ));
         }
         drop(admin);
         cluster.drop_db(&db);
@@ -740,7 +892,12 @@ fn profile(cluster: &mut Cluster, set: &Loaded, rt: &tokio::runtime::Runtime, ou
 
 /// Ways of sending the same SQL with no bookkeeping, to see what the floor should be.
 fn floors(cluster: &mut Cluster, set: &Loaded, runs: usize) {
-    let variants = ["one string", "one string (batch_execute)", "BEGIN / sql / COMMIT", "sql alone (autocommit)"];
+    let variants = [
+        "one string",
+        "one string (batch_execute)",
+        "BEGIN / sql / COMMIT",
+        "sql alone (autocommit)",
+    ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
     for run in 0..runs {
         for v in 0..variants.len() {
@@ -756,8 +913,13 @@ fn floors(cluster: &mut Cluster, set: &Loaded, runs: usize) {
                     continue;
                 }
                 match v {
-                    0 => drop(c.simple_query(&format!("BEGIN;\n{}\n;\nCOMMIT;", m.sql)).unwrap()),
-                    1 => c.batch_execute(&format!("BEGIN;\n{}\n;\nCOMMIT;", m.sql)).unwrap(),
+                    0 => drop(
+                        c.simple_query(&format!("BEGIN;\n{}\n;\nCOMMIT;", m.sql))
+                            .unwrap(),
+                    ),
+                    1 => c
+                        .batch_execute(&format!("BEGIN;\n{}\n;\nCOMMIT;", m.sql))
+                        .unwrap(),
                     2 => {
                         c.batch_execute("BEGIN").unwrap();
                         c.batch_execute(&m.sql).unwrap();
@@ -774,4 +936,94 @@ fn floors(cluster: &mut Cluster, set: &Loaded, runs: usize) {
     for (v, name) in variants.iter().enumerate() {
         println!("floor variant {name}: {}", Summary::of(&times[v]).cell());
     }
+}
+
+/// Where the time of our warm-start check goes: the check as sent and parts of it, each timed
+/// as the first query of a fresh connection (what a boot pays) and again on that connection.
+fn warm_profile(
+    cluster: &mut Cluster,
+    set: &Loaded,
+    runs: usize,
+    rt: &tokio::runtime::Runtime,
+    out: &mut Out,
+) {
+    let db = cluster.fresh_db("warm_profile");
+    let url = cluster.url(&db);
+    let mut conn = tools::connect(Tool::Ours, &url, rt);
+    tools::migrate(Tool::Ours, &mut conn, set, rt);
+    drop(conn);
+    // The text of `Names::warm_check` for the default names (migrations-core/src/sql.rs).
+    let table = "\"public\".\"migrations_history\"";
+    let digest =
+        "encode(sha256(convert_to(coalesce(string_agg(version::text || ':' || checksum || ':' \
+         || CASE WHEN no_transaction THEN 't' ELSE 'f' END, ',' ORDER BY version) \
+         FILTER (WHERE state = 'applied'), ''), 'UTF8')), 'hex')";
+    let variants: Vec<(&str, String)> = vec![
+        (
+            "the check as sent",
+            format!(
+                "SELECT obj_description(to_regclass(E'{t}'), 'pg_class'), \
+                 count(*) FILTER (WHERE state <> 'applied'), {digest} FROM {table}",
+                t = table.replace('\'', "''")
+            ),
+        ),
+        (
+            "without obj_description",
+            format!("SELECT count(*) FILTER (WHERE state <> 'applied'), {digest} FROM {table}"),
+        ),
+        (
+            "obj_description alone",
+            format!("SELECT obj_description(to_regclass(E'{table}'), 'pg_class')"),
+        ),
+        (
+            "count(*) of the history",
+            format!("SELECT count(*) FROM {table}"),
+        ),
+        (
+            "all versions and checksums (what the peers read)",
+            format!("SELECT version, checksum FROM {table} ORDER BY version"),
+        ),
+        ("SELECT 1", "SELECT 1".to_owned()),
+    ];
+    out.line(format!(
+        "\n### Profile: our warm-start check with {} applied, and its parts\n",
+        set.count
+    ));
+    out.line(format!(
+        "Each query alone, {runs} fresh connections: first query of the connection (what a boot pays), \
+         then the same query again on it.\n"
+    ));
+    out.line("| query | first on a fresh connection | again, same connection |");
+    out.line("|---|---:|---:|");
+    for (label, query) in &variants {
+        let mut first = Vec::new();
+        let mut again = Vec::new();
+        for _ in 0..runs {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let t = Instant::now();
+            c.simple_query(query).unwrap();
+            first.push(t.elapsed());
+            let t = Instant::now();
+            c.simple_query(query).unwrap();
+            again.push(t.elapsed());
+        }
+        out.line(format!(
+            "| {label} | {} | {} |",
+            Summary::of(&first).cell(),
+            Summary::of(&again).cell()
+        ));
+    }
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let plan = c
+        .simple_query(&format!("EXPLAIN (ANALYZE, TIMING) {}", variants[0].1))
+        .unwrap();
+    out.line("\n`EXPLAIN ANALYZE` of the check (first query of its connection):\n\n```");
+    for m in plan {
+        if let postgres::SimpleQueryMessage::Row(r) = m {
+            out.line(r.get(0).unwrap_or(""));
+        }
+    }
+    out.line("```");
+    drop(c);
+    cluster.drop_db(&db);
 }

@@ -142,12 +142,22 @@ fn spawn_pair(client: TcpStream, server: TcpStream, counters: Arc<Counters>) {
         let counters = counters.clone();
         let negotiation = negotiation.clone();
         thread::spawn(move || {
-            let _ = frontend_loop(c_read, s_write.try_clone().unwrap(), &counters, &negotiation);
+            let _ = frontend_loop(
+                c_read,
+                s_write.try_clone().unwrap(),
+                &counters,
+                &negotiation,
+            );
             let _ = s_write.shutdown(Shutdown::Write);
         });
     }
     thread::spawn(move || {
-        let _ = backend_loop(s_read, c_write.try_clone().unwrap(), &counters, &negotiation);
+        let _ = backend_loop(
+            s_read,
+            c_write.try_clone().unwrap(),
+            &counters,
+            &negotiation,
+        );
         let _ = c_write.shutdown(Shutdown::Write);
     });
 }
@@ -219,7 +229,9 @@ fn backend_loop(
         let n = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
         buf.resize(n.saturating_sub(4), 0);
         from.read_exact(&mut buf)?;
-        counters.bytes_down.fetch_add(1 + n as u64, Ordering::SeqCst);
+        counters
+            .bytes_down
+            .fetch_add(1 + n as u64, Ordering::SeqCst);
         if header[0] == b'Z' {
             counters.ready_for_query.fetch_add(1, Ordering::SeqCst);
         }

@@ -187,7 +187,11 @@ pub fn write_layouts(set: &[Mig], root: &Path) -> (Layouts, Vec<String>) {
             } else {
                 ""
             };
-            fs::write(l.ours.join(format!("{base}.up.sql")), format!("{header}{}", m.up)).unwrap();
+            fs::write(
+                l.ours.join(format!("{base}.up.sql")),
+                format!("{header}{}", m.up),
+            )
+            .unwrap();
             if let Some(down) = &m.down {
                 fs::write(l.ours.join(format!("{base}.down.sql")), down).unwrap();
             }
@@ -210,7 +214,11 @@ pub fn write_layouts(set: &[Mig], root: &Path) -> (Layouts, Vec<String>) {
         } else {
             ""
         };
-        fs::write(l.sqlx.join(format!("{base}.up.sql")), format!("{header}{}", m.up)).unwrap();
+        fs::write(
+            l.sqlx.join(format!("{base}.up.sql")),
+            format!("{header}{}", m.up),
+        )
+        .unwrap();
         fs::write(
             l.sqlx.join(format!("{base}.down.sql")),
             m.down.as_deref().unwrap_or("SELECT 1;\n"),

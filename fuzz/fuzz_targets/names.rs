@@ -30,7 +30,10 @@ fn check_version(spelling: &str) -> Option<Version> {
 
 fn check_name(name: &str) {
     assert!(!name.is_empty());
-    assert!(!name.chars().any(|c| c == '/' || c.is_control()), "{name:?}");
+    assert!(
+        !name.chars().any(|c| c == '/' || c.is_control()),
+        "{name:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

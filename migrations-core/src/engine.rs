@@ -1028,8 +1028,14 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                         break;
                     }
                     Err(source) => {
-                        let invalid =
-                            first_column(self.query(&check, "looking for invalid indexes").await?);
+                        // When the connection itself is gone this fails too; the statement's
+                        // own error is the one to report.
+                        let invalid = self
+                            .conn
+                            .simple(&check)
+                            .await
+                            .map(first_column)
+                            .unwrap_or_default();
                         if source.is_lock_timeout() && attempt <= self.config.lock_retries {
                             // A CONCURRENTLY build that timed out may leave its index behind,
                             // invalid; drop it so the retry builds it again.

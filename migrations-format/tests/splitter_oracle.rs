@@ -33,9 +33,7 @@ use pg_query::protobuf::Token as PgToken;
 fn corpus_dir() -> PathBuf {
     let dir = match std::env::var_os("MIGRATIONS_CORPUS_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
-        }
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations"),
     };
     assert!(
         dir.is_dir(),

@@ -9,8 +9,13 @@ pub const BIN_ENV: &str = "RELIABILITY_MIGRATIONS_BIN";
 
 /// Finds the `migrations` binary: `$RELIABILITY_MIGRATIONS_BIN`, else the one in this
 /// executable's target directory and profile, built first (`cargo build -p migrations-cli`,
-/// a no-op when it is up to date) so a stale binary is never tested.
+/// a no-op when it is up to date) so a stale binary is never tested. Once per process.
 pub fn migrations_binary() -> Result<PathBuf, String> {
+    static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BIN.get_or_init(find_or_build).clone()
+}
+
+fn find_or_build() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(BIN_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
@@ -29,7 +34,14 @@ pub fn migrations_binary() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "-p", "migrations-cli", "--bin", "migrations"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "migrations-cli",
+            "--bin",
+            "migrations",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .env("CARGO_TARGET_DIR", target_dir);
@@ -42,12 +54,14 @@ pub fn migrations_binary() -> Result<PathBuf, String> {
             build.args(["--profile", other]);
         }
     }
-    let status = build
-        .status()
+    let out = build
+        .output()
         .map_err(|e| format!("could not run cargo to build the migrations binary: {e}"))?;
-    if !status.success() {
+    if !out.status.success() {
         return Err(format!(
-            "`cargo build -p migrations-cli` failed ({status}); or set {BIN_ENV}"
+            "`cargo build -p migrations-cli` failed ({}); or set {BIN_ENV}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
         ));
     }
     let bin = profile_dir.join("migrations");

@@ -6,6 +6,12 @@
 //! no-transaction statement can run again (`IF NOT EXISTS`, `ON CONFLICT DO NOTHING`), as the
 //! linter asks, so that after `repair` the file can be run again from its first statement.
 //! Each migration also inserts its version into `applied_log`, so running one twice shows.
+//!
+//! A killed runner's server session goes on with the query string it was sent: a transactional
+//! migration (script and bookkeeping in one query) then commits as if nothing happened, which
+//! is the "applied and recorded" half of SPEC 3.3. Migration 6 sleeps 1.2 s, longer than the
+//! runner's `client_connection_check_interval` (1 s), so a kill during it is noticed by the
+//! server mid-statement and the transaction is rolled back: the "neither" half.
 
 use std::fs;
 use std::path::Path;
@@ -96,7 +102,7 @@ pub fn crash_set(sleep: f64) -> Vec<Migration> {
                  {}\n\
                  COMMENT ON TABLE users IS 'people; one row each';\n\
                  INSERT INTO applied_log (version) VALUES (6);\n",
-                s(0.1)
+                s(1.2)
             ),
         ),
         (
@@ -177,7 +183,7 @@ pub fn fault_set(seconds: f64) -> Vec<Migration> {
         if *version == 2 || *version == 3 {
             *sql = sql.replace(
                 "SELECT pg_sleep(0.000);",
-                &format!("SELECT pg_sleep({seconds:.3}) /* fault window */;"),
+                &format!("SELECT pg_sleep({seconds:.3}), 'fault window';"),
             );
         }
     }

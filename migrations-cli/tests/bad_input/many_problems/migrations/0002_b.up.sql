@@ -1,0 +1,2 @@
+-- migrations:bogus
+SELECT 1;

@@ -1,0 +1,2 @@
+-- migrations:no-transaction
+CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (c);

@@ -1,0 +1,2 @@
+-- migrations:no-transacton
+CREATE INDEX CONCURRENTLY i ON t (c);

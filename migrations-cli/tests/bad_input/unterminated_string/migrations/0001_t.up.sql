@@ -1,0 +1,3 @@
+CREATE TABLE t (c text);
+INSERT INTO t VALUES ('oops);
+SELECT 1;

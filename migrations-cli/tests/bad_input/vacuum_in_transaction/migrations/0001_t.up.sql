@@ -1,0 +1,4 @@
+CREATE TABLE t (c int);
+
+VACUUM t;
+ALTER SYSTEM SET work_mem = 8192;

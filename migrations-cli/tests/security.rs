@@ -1,0 +1,846 @@
+//! Security of the `migrations` binary, against a real PostgreSQL:
+//!
+//! - schema, table and migration names with quotes, spaces, `;`, `--` and unicode are
+//!   identifiers and literals, never SQL: `--table 'x"; DROP TABLE users; --'` makes a table of
+//!   that name, and `users` survives;
+//! - a password never appears in any output: every command that connects, with `-v`, in JSON,
+//!   on error paths, whether it came in the URL, as a `password=` parameter or in
+//!   `PGPASSWORD` (a real scram-sha-256 role);
+//! - TLS through the CLI's URL: `sslmode=disable|require|verify-full` (with `sslrootcert`)
+//!   against the server with a CA and server certificate made here by `openssl`; `pg_hba.conf`
+//!   lines `hostssl`/`hostnossl` prove which connections really were encrypted;
+//! - a role that is not a superuser and owns only its schema runs every command that needs
+//!   nothing more (with `--schema` its schema); `test` needs `CREATEDB`, and says so.
+//!
+//! The password, TLS and role tests change the harness's own throwaway cluster (this test
+//! process's, see `migrations-tests`): extra `pg_hba.conf` lines for their roles only, and
+//! `ssl = on`; other connections keep working as before. With `DATABASE_URL` set they are
+//! skipped (the server is not ours to reconfigure). TLS is also skipped, saying so, when no
+//! `openssl` command is installed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use migrations_tests::{local_server, test_db, LocalServer, TestDb};
+
+const PW_ROLE: &str = "mt_sec_pw";
+const TLS_ROLE: &str = "mt_sec_tls";
+const PLAIN_ROLE: &str = "mt_sec_plain";
+const OWNER_ROLE: &str = "mt_sec_owner";
+/// The password, as set on the role. Characters that need percent-encoding in a URL, so both
+/// spellings are checked.
+const SECRET: &str = "S3cr3t-p@ss:w/rd%";
+const SECRET_ENCODED: &str = "S3cr3t-p%40ss%3Aw%2Frd%25";
+
+// -------------------------------------------------------------------------------------------
+// Running the binary
+
+struct Run {
+    args: Vec<String>,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> &Run {
+        assert_eq!(
+            self.code, 0,
+            "{:?}:\n{}{}",
+            self.args, self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// No spelling of the password anywhere in the output.
+    fn assert_no_secret(&self) {
+        let all = self.all();
+        for needle in [SECRET, SECRET_ENCODED, "S3cr3t"] {
+            assert!(
+                !all.contains(needle),
+                "{:?} shows the password ({needle}):\n{all}",
+                self.args
+            );
+        }
+    }
+}
+
+/// A project directory holding `migrations/`.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(files: &[(&str, &str)]) -> Project {
+        let p = Project {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for (path, text) in files {
+            p.write(path, text);
+        }
+        p
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let full = self.dir.path().join("migrations").join(path);
+        fs::create_dir_all(full.parent().unwrap()).unwrap();
+        fs::write(full, text).unwrap();
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the binary in the project with a clean environment plus `env`.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .env("HOME", self.path())
+            .env("NO_COLOR", "1");
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("PG") || key == "DATABASE_URL" || key == "GITHUB_ACTIONS" {
+                command.env_remove(key);
+            }
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("the binary runs");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs with `--database-url url` appended.
+    fn with_url(&self, url: &str, args: &[&str]) -> Run {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--database-url", url]);
+        self.run(&full, &[])
+    }
+}
+
+fn scalar(
+    client: &mut postgres::Client,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> i64 {
+    client.query_one(sql, params).unwrap().get(0)
+}
+
+fn relation_exists(client: &mut postgres::Client, schema: &str, name: &str) -> bool {
+    scalar(
+        client,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2",
+        &[&schema, &name],
+    ) == 1
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+// -------------------------------------------------------------------------------------------
+// 1. Names are identifiers, never SQL
+
+/// Migrations whose names, index names and contents hold quotes, `;`, `--` and unicode.
+fn odd_project() -> Project {
+    Project::new(&[
+        (
+            "0001_users.up.sql",
+            "CREATE TABLE users (id int PRIMARY KEY);\nINSERT INTO users VALUES (1), (2);\n",
+        ),
+        ("0001_users.down.sql", "DROP TABLE users;\n"),
+        (
+            "0002_o'brien \"quoted\" ü; DROP TABLE users; --.up.sql",
+            "CREATE TABLE notes (id int, body text);\n",
+        ),
+        (
+            "0002_o'brien \"quoted\" ü; DROP TABLE users; --.down.sql",
+            "DROP TABLE notes;\n",
+        ),
+        (
+            "0003_index.up.sql",
+            "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS \"weird \"\"idx\"\" ü\" ON notes (id);\n",
+        ),
+        (
+            "0003_index.down.sql",
+            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS \"weird \"\"idx\"\" ü\";\n",
+        ),
+    ])
+}
+
+#[test]
+fn schema_and_table_names_are_identifiers_never_sql() {
+    let odd_schema = "we\"ird schema ü'; DROP TABLE users; --";
+    for (schema, table) in [
+        ("public", "x\"; DROP TABLE users; --"),
+        (odd_schema, "hist'ory \"tbl\" 日本"),
+    ] {
+        let db = test_db();
+        let p = odd_project();
+        let mut client = db.connect();
+        if schema != "public" {
+            client
+                .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(schema)))
+                .unwrap();
+        }
+        let run = |args: &[&str]| {
+            let mut full = vec!["--schema", schema, "--table", table];
+            full.extend_from_slice(args);
+            p.with_url(db.url(), &full)
+        };
+        run(&["up"]).ok();
+        assert!(
+            relation_exists(&mut client, schema, table),
+            "history table {table:?} in {schema:?}"
+        );
+        assert!(relation_exists(
+            &mut client,
+            schema,
+            &format!("{table}_audit")
+        ));
+        assert_eq!(
+            scalar(&mut client, "SELECT count(*) FROM users", &[]),
+            2,
+            "users survives"
+        );
+        let recorded: String = client
+            .query_one(
+                &format!(
+                    "SELECT name FROM {}.{} WHERE version = 2",
+                    quote_ident(schema),
+                    quote_ident(table)
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(recorded, "o'brien \"quoted\" ü; DROP TABLE users; --");
+        assert!(relation_exists(&mut client, "public", "weird \"idx\" ü"));
+
+        let status = run(&["status"]);
+        status.ok();
+        assert!(
+            status
+                .stdout
+                .contains("o'brien \"quoted\" ü; DROP TABLE users; --"),
+            "{}",
+            status.stdout
+        );
+        run(&["history"]).ok();
+        run(&["-v", "history"]).ok();
+        assert!(run(&["current"]).ok().stdout.starts_with("3 index"));
+        run(&["repair"]).ok();
+        run(&["--format", "json", "status"]).ok();
+        run(&["lock"]).ok();
+        run(&["verify", "--online"]).ok();
+        run(&["redo"]).ok();
+        run(&["down", "--to", "1"]).ok();
+        assert_eq!(
+            scalar(&mut client, "SELECT count(*) FROM users", &[]),
+            2,
+            "users survives"
+        );
+        assert!(!relation_exists(&mut client, "public", "notes"));
+        run(&["up"]).ok();
+        run(&["down", "--all"]).ok();
+        assert!(!relation_exists(&mut client, "public", "users"));
+        assert!(
+            relation_exists(&mut client, schema, table),
+            "the history stays"
+        );
+    }
+}
+
+#[test]
+fn search_path_is_a_value_never_sql() {
+    let db = test_db();
+    let p = Project::new(&[
+        ("0001_t.up.sql", "CREATE TABLE t (id int);\n"),
+        ("0001_t.down.sql", "DROP TABLE t;\n"),
+    ]);
+    let mut client = db.connect();
+    client
+        .batch_execute("CREATE TABLE users (id int); CREATE SCHEMA \"odd ü\"\"s\"")
+        .unwrap();
+    // A list with a quoted, odd schema name works as a search_path.
+    p.with_url(db.url(), &["--search-path", "\"odd ü\"\"s\", public", "up"])
+        .ok();
+    assert!(relation_exists(&mut client, "odd ü\"s", "t"));
+    p.with_url(
+        db.url(),
+        &["--search-path", "\"odd ü\"\"s\", public", "down"],
+    )
+    .ok();
+    // An attempt at injection is refused by the server as a search_path value.
+    let bad = p.with_url(
+        db.url(),
+        &["--search-path", "public; DROP TABLE users; --", "up"],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
+    assert!(
+        relation_exists(&mut client, "public", "users"),
+        "users survives"
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// The harness cluster, reconfigured once per process: roles, pg_hba.conf lines, TLS.
+
+struct Setup {
+    server: &'static LocalServer,
+    tls: Option<TlsFiles>,
+}
+
+struct TlsFiles {
+    ca: PathBuf,
+    wrong_ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Option<&'static Setup> {
+    static SETUP: OnceLock<Option<Setup>> = OnceLock::new();
+    SETUP
+        .get_or_init(|| {
+            let Some(server) = local_server() else {
+                eprintln!("skipped: needs the harness's own cluster (DATABASE_URL is set)");
+                return None;
+            };
+            // Off the test thread, as the harness does (no runtime here anyway).
+            Some(std::thread::scope(|s| {
+                s.spawn(|| configure(server)).join().unwrap()
+            }))
+        })
+        .as_ref()
+}
+
+fn configure(server: &'static LocalServer) -> Setup {
+    let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "SET password_encryption = 'scram-sha-256';
+             CREATE ROLE {PW_ROLE} LOGIN PASSWORD '{SECRET}';
+             CREATE ROLE {TLS_ROLE} LOGIN;
+             CREATE ROLE {PLAIN_ROLE} LOGIN;
+             CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;"
+        ))
+        .unwrap();
+    let mut hba = String::new();
+    for addr in ["127.0.0.1/32", "::1/128"] {
+        hba.push_str(&format!(
+            "host all {PW_ROLE} {addr} scram-sha-256\n\
+             hostssl all {TLS_ROLE} {addr} trust\n\
+             hostnossl all {TLS_ROLE} {addr} reject\n\
+             hostnossl all {PLAIN_ROLE} {addr} trust\n\
+             hostssl all {PLAIN_ROLE} {addr} reject\n"
+        ));
+    }
+    hba.push_str(&format!("local all {PW_ROLE} scram-sha-256\n"));
+    let hba_file = server.data_dir().join("pg_hba.conf");
+    let old = fs::read_to_string(&hba_file).unwrap();
+    replace_server_file(server, &hba_file, format!("{hba}{old}").as_bytes(), 0o600);
+    let tls = make_certificates(server);
+    if tls.is_some() {
+        let cert = server.dir().join("security-test-server.crt");
+        let key = server.dir().join("security-test-server.key");
+        for sql in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert.display()),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", key.display()),
+            "ALTER SYSTEM SET ssl = on".to_owned(),
+        ] {
+            admin.batch_execute(&sql).unwrap();
+        }
+    }
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    // Wait until the reload took effect: the password role is asked for its password.
+    let url = format!("postgres://{PW_ROLE}@127.0.0.1:{}/postgres", server.port());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while postgres::Client::connect(&url, postgres::NoTls).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "pg_hba.conf reload did not take effect"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Setup { server, tls }
+}
+
+/// Writes a file the server reads, owned by the server's user, with `mode`.
+fn replace_server_file(server: &LocalServer, path: &Path, contents: &[u8], mode: u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let owner = fs::metadata(server.data_dir()).unwrap();
+    let tmp = path.with_extension("tmp-security-test");
+    fs::write(&tmp, contents).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).unwrap();
+    if fs::metadata(&tmp).unwrap().uid() != owner.uid() {
+        std::os::unix::fs::chown(&tmp, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    fs::rename(&tmp, path).unwrap();
+}
+
+/// A CA, a server certificate for `localhost` signed by it, and another CA, made with the
+/// `openssl` command. `None` (TLS tests skipped, saying so) when it is not installed.
+fn make_certificates(server: &LocalServer) -> Option<TlsFiles> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| -> bool {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !openssl(&["version"]) {
+        eprintln!("TLS tests skipped: no `openssl` command to make certificates");
+        return None;
+    }
+    fs::write(
+        d.join("server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n",
+    )
+    .unwrap();
+    let ok = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=migrations security test CA",
+    ]) && openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "wrong-ca.key",
+        "-out",
+        "wrong-ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=some other CA",
+    ]) && openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "3650",
+        "-extfile",
+        "server.ext",
+    ]);
+    assert!(ok, "openssl could not make the test certificates");
+    replace_server_file(
+        server,
+        &server.dir().join("security-test-server.crt"),
+        &fs::read(d.join("server.crt")).unwrap(),
+        0o644,
+    );
+    replace_server_file(
+        server,
+        &server.dir().join("security-test-server.key"),
+        &fs::read(d.join("server.key")).unwrap(),
+        0o600,
+    );
+    Some(TlsFiles {
+        ca: d.join("ca.pem"),
+        wrong_ca: d.join("wrong-ca.pem"),
+        _dir: dir,
+    })
+}
+
+/// Hands the test database (and its `public` schema) to `role`.
+fn give_database(db: &TestDb, role: &str) {
+    let mut admin = db.connect_admin();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} OWNER TO {role}",
+            quote_ident(db.name())
+        ))
+        .unwrap();
+    db.connect()
+        .batch_execute(&format!("ALTER SCHEMA public OWNER TO {role}"))
+        .unwrap();
+}
+
+fn role_url(server: &LocalServer, host: &str, role: &str, db: &TestDb, params: &str) -> String {
+    let mut url = format!("postgres://{role}@{host}:{}/{}", server.port(), db.name());
+    if !params.is_empty() {
+        url.push('?');
+        url.push_str(params);
+    }
+    url
+}
+
+fn simple_project() -> Project {
+    Project::new(&[
+        ("0001_users.up.sql", "CREATE TABLE users (id int PRIMARY KEY);\n"),
+        ("0001_users.down.sql", "DROP TABLE users;\n"),
+        ("0002_posts.up.sql", "CREATE TABLE posts (id int, user_id int REFERENCES users);\n"),
+        ("0002_posts.down.sql", "DROP TABLE posts;\n"),
+        (
+            "0003_index.up.sql",
+            "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS posts_user ON posts (user_id);\n",
+        ),
+        (
+            "0003_index.down.sql",
+            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS posts_user;\n",
+        ),
+    ])
+}
+
+// -------------------------------------------------------------------------------------------
+// 2. Passwords are redacted on every output path
+
+#[test]
+fn passwords_never_shown_on_any_output_path() {
+    let Some(setup) = setup() else { return };
+    let server = setup.server;
+    let db = test_db();
+    give_database(&db, PW_ROLE);
+    let p = simple_project();
+    let port = server.port();
+    let name = db.name();
+    let in_userinfo = format!("postgres://{PW_ROLE}:{SECRET_ENCODED}@127.0.0.1:{port}/{name}");
+    let in_query =
+        format!("postgres://{PW_ROLE}@127.0.0.1:{port}/{name}?password={SECRET_ENCODED}");
+    let no_password = format!("postgres://{PW_ROLE}@127.0.0.1:{port}/{name}");
+
+    // Every command that connects, plain, -v and JSON, each way of giving the password.
+    let commands: &[&[&str]] = &[
+        &["up", "--to", "1"],
+        &["-v", "up"],
+        &["status"],
+        &["-v", "--format", "json", "status"],
+        &["current"],
+        &["--format", "json", "current"],
+        &["history"],
+        &["-v", "history"],
+        &["lock"],
+        &["-v", "verify", "--online"],
+        &["--format", "json", "verify", "--online"],
+        &["-v", "down"],
+        &["redo"],
+        &["-v", "--format", "json", "up"],
+        &["repair"],
+        &["-v", "lock", "--rewrite", "1"],
+        &["up", "--dry-run"],
+        &["-v", "baseline", "3"],
+    ];
+    for (way, url, env) in [
+        ("url", in_userinfo.as_str(), None),
+        ("query", in_query.as_str(), None),
+        (
+            "PGPASSWORD",
+            no_password.as_str(),
+            Some(("PGPASSWORD", SECRET)),
+        ),
+    ] {
+        for args in commands {
+            let mut full: Vec<&str> = args.to_vec();
+            full.extend(["--database-url", url]);
+            let run = p.run(&full, env.as_slice());
+            assert_eq!(run.code, 0, "{way}: {args:?}: {}", run.all());
+            run.assert_no_secret();
+        }
+        // Back to nothing applied for the next way.
+        let run = p.run(&["down", "--all", "--database-url", url], env.as_slice());
+        assert_eq!(run.code, 0, "{way}: {}", run.all());
+        let _ = fs::remove_file(p.path().join("migrations/migrations.lock"));
+    }
+
+    // Error paths: each must fail, and still not show the password.
+    let wrong = format!("postgres://{PW_ROLE}:Wr0ng-{SECRET_ENCODED}@127.0.0.1:{port}/{name}");
+    let unknown_db =
+        format!("postgres://{PW_ROLE}:{SECRET_ENCODED}@127.0.0.1:{port}/no_such_db_here");
+    let refused = format!("postgres://{PW_ROLE}:{SECRET_ENCODED}@127.0.0.1:1/{name}");
+    for (url, args, code) in [
+        (wrong.as_str(), vec!["status"], 1),
+        (wrong.as_str(), vec!["-v", "--format", "json", "up"], 1),
+        (unknown_db.as_str(), vec!["-v", "current"], 1),
+        (
+            refused.as_str(),
+            vec!["--format", "json", "history", "--connect-timeout", "0"],
+            1,
+        ),
+        (in_userinfo.as_str(), vec!["test"], 1),
+        (
+            in_userinfo.as_str(),
+            vec!["-v", "--format", "json", "test"],
+            1,
+        ),
+    ] {
+        let run = p.with_url(url, &args);
+        assert_eq!(run.code, code, "{args:?}: {}", run.all());
+        run.assert_no_secret();
+    }
+    let run = p.run(&["-v", "status"], &[("DATABASE_URL", wrong.as_str())]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    run.assert_no_secret();
+    // A migration that fails on the server, and drift.
+    p.with_url(&in_userinfo, &["up"]).ok();
+    p.with_url(&in_userinfo, &["lock"]).ok();
+    p.write("0004_bad.up.sql", "CREATE TABLE t (x no_such_type);\n");
+    for args in [vec!["-v", "up"], vec!["--format", "json", "up"]] {
+        let run = p.with_url(&in_userinfo, &args);
+        assert_eq!(run.code, 1, "{}", run.all());
+        run.assert_no_secret();
+    }
+    fs::remove_file(p.path().join("migrations/0004_bad.up.sql")).unwrap();
+    p.write(
+        "0001_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    for args in [
+        vec!["-v", "up"],
+        vec!["--format", "json", "status", "--exit-code"],
+        vec!["-v", "verify", "--online"],
+    ] {
+        let run = p.with_url(&in_userinfo, &args);
+        assert_eq!(run.code, 3, "{args:?}: {}", run.all());
+        run.assert_no_secret();
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// 3. TLS through the CLI
+
+#[test]
+fn tls_sslmodes_through_the_cli() {
+    let Some(setup) = setup() else { return };
+    let Some(tls) = &setup.tls else { return };
+    let server = setup.server;
+    let db = test_db();
+    give_database(&db, TLS_ROLE);
+    let p = simple_project();
+    let ca = tls.ca.display().to_string();
+    let wrong_ca = tls.wrong_ca.display().to_string();
+    let url = |host: &str, role: &str, params: &str| role_url(server, host, role, &db, params);
+
+    // The TLS-only role: refused without TLS, served with it.
+    let plain = p.with_url(&url("127.0.0.1", TLS_ROLE, "sslmode=disable"), &["status"]);
+    assert_eq!(plain.code, 1, "{}", plain.all());
+    assert_eq!(plain.stderr.lines().count(), 1, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("no encryption") || plain.stderr.contains("pg_hba.conf"),
+        "{}",
+        plain.stderr
+    );
+    p.with_url(&url("127.0.0.1", TLS_ROLE, "sslmode=require"), &["status"])
+        .ok();
+    let full = format!("sslmode=verify-full&sslrootcert={ca}");
+    p.with_url(&url("localhost", TLS_ROLE, &full), &["up"]).ok();
+    p.with_url(&url("localhost", TLS_ROLE, &full), &["-v", "history"])
+        .ok();
+    p.with_url(
+        &url(
+            "localhost",
+            TLS_ROLE,
+            &format!("sslmode=verify-ca&sslrootcert={ca}"),
+        ),
+        &["status"],
+    )
+    .ok();
+
+    // verify-full checks the host name: the certificate is for localhost only.
+    let wrong_host = p.with_url(&url("127.0.0.1", TLS_ROLE, &full), &["status"]);
+    assert_eq!(wrong_host.code, 1, "{}", wrong_host.all());
+    assert_eq!(
+        wrong_host.stderr.lines().count(),
+        1,
+        "{}",
+        wrong_host.stderr
+    );
+    assert!(
+        wrong_host.stderr.contains("verify-full"),
+        "{}",
+        wrong_host.stderr
+    );
+    // ... and the CA.
+    for mode in ["verify-full", "verify-ca"] {
+        let run = p.with_url(
+            &url(
+                "localhost",
+                TLS_ROLE,
+                &format!("sslmode={mode}&sslrootcert={wrong_ca}"),
+            ),
+            &["status"],
+        );
+        assert_eq!(run.code, 1, "{mode}: {}", run.all());
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    }
+    // A CA file that does not exist.
+    let run = p.with_url(
+        &url(
+            "localhost",
+            TLS_ROLE,
+            "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        ),
+        &["status"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("/nonexistent/ca.pem"), "{}", run.stderr);
+
+    // The plain-only role: sslmode=disable really is plain, require really is TLS.
+    let db = test_db();
+    give_database(&db, PLAIN_ROLE);
+    let url = |host: &str, role: &str, params: &str| role_url(server, host, role, &db, params);
+    p.with_url(
+        &url("127.0.0.1", PLAIN_ROLE, "sslmode=disable"),
+        &["status"],
+    )
+    .ok();
+    let tls_run = p.with_url(
+        &url("127.0.0.1", PLAIN_ROLE, "sslmode=require"),
+        &["status"],
+    );
+    assert_eq!(tls_run.code, 1, "{}", tls_run.all());
+}
+
+// -------------------------------------------------------------------------------------------
+// 4. A role that owns only its schema
+
+#[test]
+fn a_schema_owner_without_superuser_runs_every_command() {
+    let Some(setup) = setup() else { return };
+    let server = setup.server;
+    let db = test_db();
+    db.connect()
+        .batch_execute(&format!(
+            "CREATE SCHEMA app AUTHORIZATION {OWNER_ROLE}; REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+        ))
+        .unwrap();
+    let p = Project::new(&[
+        ("0001_accounts.up.sql", "CREATE TABLE accounts (id bigint PRIMARY KEY, email text);\n"),
+        ("0001_accounts.down.sql", "DROP TABLE accounts;\n"),
+        (
+            "0002_email.up.sql",
+            "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_email ON accounts (email);\n",
+        ),
+        (
+            "0002_email.down.sql",
+            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS accounts_email;\n",
+        ),
+        (
+            "0003_count.up.sql",
+            "CREATE FUNCTION account_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM accounts';\n",
+        ),
+        ("0003_count.down.sql", "DROP FUNCTION account_count();\n"),
+    ]);
+    let url = role_url(server, "127.0.0.1", OWNER_ROLE, &db, "");
+
+    // Without --schema the history would go to public, where the role may not create.
+    let refused = p.with_url(&url, &["--search-path", "app", "up"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("GRANT CREATE ON SCHEMA") && refused.stderr.contains("--schema"),
+        "the error carries the fix: {}",
+        refused.stderr
+    );
+
+    let run = |args: &[&str]| {
+        let mut full = vec!["--schema", "app", "--search-path", "app"];
+        full.extend_from_slice(args);
+        p.with_url(&url, &full)
+    };
+    run(&["up"]).ok();
+    let mut client = db.connect();
+    assert!(relation_exists(&mut client, "app", "accounts"));
+    assert!(relation_exists(&mut client, "app", "accounts_email"));
+    assert!(relation_exists(&mut client, "app", "migrations_history"));
+    assert!(!relation_exists(
+        &mut client,
+        "public",
+        "migrations_history"
+    ));
+    run(&["status", "--exit-code"]).ok();
+    run(&["current"]).ok();
+    run(&["history"]).ok();
+    run(&["-v", "history"]).ok();
+    run(&["lock"]).ok();
+    run(&["verify", "--online"]).ok();
+    run(&["down"]).ok();
+    run(&["redo", "2"]).ok();
+    run(&["down", "--to", "1"]).ok();
+    run(&["repair"]).ok();
+    run(&["up"]).ok();
+    run(&["down", "--all"]).ok();
+    assert!(!relation_exists(&mut client, "app", "accounts"));
+    client
+        .batch_execute(&format!("CREATE TABLE app.accounts (id bigint PRIMARY KEY, email text); ALTER TABLE app.accounts OWNER TO {OWNER_ROLE}"))
+        .unwrap();
+    run(&["baseline", "1"]).ok();
+    run(&["up"]).ok();
+    run(&["sql"]).ok();
+
+    // `test` creates a scratch database: it needs CREATEDB, and says so.
+    let test = run(&["test"]);
+    assert_eq!(test.code, 1, "{}", test.all());
+    assert!(
+        test.stderr.contains("CREATEDB"),
+        "the error names the privilege: {}",
+        test.all()
+    );
+    // With CREATEDB (and nothing else) it runs. The scratch database belongs to the role, so
+    // its migrations go to that database's public schema: no --schema / --search-path there.
+    db.connect_admin()
+        .batch_execute(&format!("ALTER ROLE {OWNER_ROLE} CREATEDB"))
+        .unwrap();
+    let test = p.with_url(&url, &["test"]);
+    db.connect_admin()
+        .batch_execute(&format!("ALTER ROLE {OWNER_ROLE} NOCREATEDB"))
+        .unwrap();
+    test.ok();
+}

@@ -263,28 +263,10 @@ async fn maintain_locked<C: Conn>(
                 if history.iter().any(|r| r.version == m.version()) {
                     continue;
                 }
-                batch.push_str(&format!(
-                    "{};
-{};
-",
-                    names.insert_row(&NewRow {
-                        version: m.version(),
-                        version_digits: m.version_digits(),
-                        name: m.name(),
-                        checksum: m.checksum(),
-                        no_transaction: m.no_transaction(),
-                        state: State::Applied,
-                        execution_ms: Some(0),
-                        statements_done: None,
-                        statements_total: None,
-                    }),
-                    names.audit_insert(
-                        "baseline",
-                        Some(m.version()),
-                        Some(m.name()),
-                        Some(m.checksum()),
-                        Some("recorded as applied without running it")
-                    )
+                batch.push_str(&record_without_running(
+                    names,
+                    m,
+                    "recorded as applied without running it",
                 ));
                 done.push(format!("{} {}: recorded as applied", m.version(), m.name()));
             }
@@ -349,27 +331,7 @@ async fn maintain_locked<C: Conn>(
                     }
                 }
                 let detail = format!("adopted from {}", tool.table());
-                batch.push_str(&format!(
-                    "{};\n{};\n",
-                    names.insert_row(&NewRow {
-                        version: m.version(),
-                        version_digits: m.version_digits(),
-                        name: m.name(),
-                        checksum: m.checksum(),
-                        no_transaction: m.no_transaction(),
-                        state: State::Applied,
-                        execution_ms: Some(0),
-                        statements_done: None,
-                        statements_total: None,
-                    }),
-                    names.audit_insert(
-                        "baseline",
-                        Some(m.version()),
-                        Some(m.name()),
-                        Some(m.checksum()),
-                        Some(&detail)
-                    )
-                ));
+                batch.push_str(&record_without_running(names, m, &detail));
                 done.push(format!("{} {}: {detail}", m.version(), m.name()));
             }
             if !problems.is_empty() {
@@ -440,6 +402,30 @@ fn sha384_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A history row recording `m` as applied without running it (baseline, adoption), with its
+/// audit event.
+fn record_without_running(names: &Names, m: &Migration, detail: &str) -> String {
+    let row = names.insert_row(&NewRow {
+        version: m.version(),
+        version_digits: m.version_digits(),
+        name: m.name(),
+        checksum: m.checksum(),
+        no_transaction: m.no_transaction(),
+        state: State::Applied,
+        execution_ms: Some(0),
+        statements_done: None,
+        statements_total: None,
+    });
+    let audit = names.audit_insert(
+        "baseline",
+        Some(m.version()),
+        Some(m.name()),
+        Some(m.checksum()),
+        Some(detail),
+    );
+    format!("{row};\n{audit};\n")
 }
 
 /// The audit events (none when there is no history table yet).

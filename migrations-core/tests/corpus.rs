@@ -13,8 +13,6 @@
 
 mod common;
 
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{column, scalar, Driver};
@@ -24,43 +22,9 @@ use migrations_tests::test_db;
 const CORPUS_SIZE: usize = 285;
 const CORPUS_NO_TRANSACTION: usize = 7;
 
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
-        });
-    assert!(
-        dir.is_dir(),
-        "the crates.io corpus is missing at {} (set MIGRATIONS_CORPUS_DIR to its migrations \
-         directory)",
-        dir.display()
-    );
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The corpus in a temp dir, with the stray data file ignored.
 fn load_corpus() -> (tempfile::TempDir, Migrations) {
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&corpus(), copy.path());
-    fs::write(
-        copy.path().join("migrations.toml"),
-        "ignore = [\"data_oauth_github.sql\"]\n",
-    )
-    .unwrap();
+    let copy = migrations_tests::corpus_copy();
     let migrations = Migrations::from_dir(copy.path()).unwrap_or_else(|e| panic!("{e}"));
     (copy, migrations)
 }

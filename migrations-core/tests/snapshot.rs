@@ -9,7 +9,6 @@
 #![allow(clippy::result_large_err)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use migrations_core::roundtrip::{self, Interrupt, Options, Outcome};
@@ -644,46 +643,13 @@ fn an_interrupt_cancels_the_running_migration_and_drops_the_scratch_database() {
 // The crates.io corpus
 // ---------------------------------------------------------------------------------------
 
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
-        });
-    assert!(
-        dir.is_dir(),
-        "the crates.io corpus is missing at {} (set MIGRATIONS_CORPUS_DIR)",
-        dir.display()
-    );
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The whole crates.io history through the round trip. Real downs do not all reverse their
 /// ups, so this does not ask every migration to pass: it asks the check to run to the end
 /// without stopping, to report every migration, and prints the failures with one line each.
 #[test]
 fn crates_io_corpus_round_trip() {
     let db = test_db();
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&corpus(), copy.path());
-    fs::write(
-        copy.path().join("migrations.toml"),
-        "ignore = [\"data_oauth_github.sql\"]\n",
-    )
-    .unwrap();
+    let copy = migrations_tests::corpus_copy();
     let migrations = Migrations::from_dir(copy.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(migrations.len(), 285);
 

@@ -14,42 +14,8 @@ use migrations_lint::{lint_directory, Options, Report, RuleSet};
 
 const CORPUS_SIZE: usize = 285;
 
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
-        });
-    assert!(
-        dir.is_dir(),
-        "the crates.io corpus is missing at {} (set MIGRATIONS_CORPUS_DIR to its migrations \
-         directory)",
-        dir.display()
-    );
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn lint_corpus(rules: RuleSet) -> (tempfile::TempDir, Report) {
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&corpus(), copy.path());
-    fs::write(
-        copy.path().join("migrations.toml"),
-        "ignore = [\"data_oauth_github.sql\"]\n",
-    )
-    .unwrap();
+    let copy = migrations_tests::corpus_copy();
     let dir = load_dir(copy.path()).expect("the corpus loads");
     assert_eq!(dir.migrations.len(), CORPUS_SIZE);
     let options = Options {

@@ -1408,6 +1408,49 @@ fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
+/// The crates.io corpus (`corpus/crates.io/migrations`, vendored test data), or the directory in
+/// `MIGRATIONS_CORPUS_DIR`. Panics, naming the path, when it is missing: a corpus test must
+/// never pass by finding nothing.
+pub fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
+        });
+    assert!(
+        dir.is_dir(),
+        "the crates.io corpus is missing at {} (set MIGRATIONS_CORPUS_DIR to its migrations \
+         directory)",
+        dir.display()
+    );
+    dir
+}
+
+/// A temporary copy of the corpus with a `migrations.toml` that ignores its stray
+/// `data_oauth_github.sql`, ready to load.
+pub fn corpus_copy() -> tempfile::TempDir {
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&corpus_dir(), copy.path());
+    fs::write(
+        copy.path().join("migrations.toml"),
+        "ignore = [\"data_oauth_github.sql\"]\n",
+    )
+    .unwrap();
+    copy
+}
+
 #[cfg(test)]
 mod unit_tests {
     use super::*;

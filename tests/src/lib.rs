@@ -1451,6 +1451,57 @@ pub fn corpus_copy() -> tempfile::TempDir {
     copy
 }
 
+/// Round-trip fixtures shared by the library's and the CLI's tests: a correct pair, a down that
+/// forgets an index, a down that drops a column its up did not add, a down that errors, and a
+/// migration without a down.
+pub const ROUND_TRIP_FIXTURES: &[(&str, &str)] = &[
+    (
+        "1_users.up.sql",
+        "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);\n",
+    ),
+    ("1_users.down.sql", "DROP TABLE users;\n"),
+    (
+        "2_posts.up.sql",
+        "CREATE TABLE posts (id int PRIMARY KEY, user_id int REFERENCES users, title text);\n\
+         CREATE INDEX posts_user_ix ON posts (user_id);\n",
+    ),
+    ("2_posts.down.sql", "DROP TABLE posts;\n"),
+    (
+        "3_users_name.up.sql",
+        "ALTER TABLE users ADD COLUMN name text;\nCREATE INDEX users_email_ix ON users (email);\n",
+    ),
+    (
+        "3_users_name.down.sql",
+        "ALTER TABLE users DROP COLUMN name;\n",
+    ),
+    (
+        "4_posts_body.up.sql",
+        "ALTER TABLE posts ADD COLUMN body text;\n",
+    ),
+    (
+        "4_posts_body.down.sql",
+        "ALTER TABLE posts DROP COLUMN body, DROP COLUMN title;\n",
+    ),
+    ("5_tags.up.sql", "CREATE TABLE tags (id int);\n"),
+    ("5_tags.down.sql", "DROP TABLE tag;\n"),
+    ("6_seed.up.sql", "INSERT INTO tags VALUES (1);\n"),
+];
+
+/// What the round trip reports for [`ROUND_TRIP_FIXTURES`] (the CLI prints it, plus a newline).
+pub const ROUND_TRIP_REPORT: &str = "\
+ok 1 users
+ok 2 posts
+FAIL 3 users_name: down left differences:
+    index public.users_email_ix: unexpected
+  up again failed: relation \"users_email_ix\" already exists (SQLSTATE 42P07)
+FAIL 4 posts_body: down left differences:
+    column public.posts.title: missing
+  up again left differences:
+    column public.posts.title: missing
+FAIL 5 tags: down failed: table \"tag\" does not exist (SQLSTATE 42P01)
+skip 6 seed: no down file, applied without a check
+6 migrations checked: 2 ok, 3 failed, 1 without a down file";
+
 #[cfg(test)]
 mod unit_tests {
     use super::*;

@@ -159,7 +159,16 @@ pub fn test_db() -> TestDb {
 impl TestDb {
     /// Creates a fresh, empty database (see [`test_db`]).
     pub fn new() -> TestDb {
-        let admin_url = backend_admin_url();
+        TestDb::create_on(backend_admin_url())
+    }
+
+    /// Creates a fresh, empty database on [`own_server`]: for tests that reconfigure the
+    /// server or need its files, so they run even when `DATABASE_URL` points elsewhere.
+    pub fn on_own_server() -> TestDb {
+        TestDb::create_on(own_server().admin_url().to_owned())
+    }
+
+    fn create_on(admin_url: String) -> TestDb {
         let name = unique_database_name();
         let url = url_with_database(&admin_url, &name).unwrap_or_else(|e| panic!("{e}"));
         let started = Instant::now();
@@ -321,6 +330,26 @@ pub fn local_server() -> Option<&'static LocalServer> {
         Backend::External(_) => None,
         Backend::Local(Ok(server)) => Some(server),
         Backend::Local(Err(e)) => panic!("{e}"),
+    }
+}
+
+/// A throwaway cluster of this process's own, whatever `DATABASE_URL` says: for tests that
+/// need to reconfigure the server (TLS, `pg_hba.conf`, passwords, Unix sockets, locales) or
+/// to see its data directory. With no `DATABASE_URL` it is the same cluster as
+/// [`local_server`]; with one, a second cluster is started from the local server binaries, so
+/// such tests run in every setup instead of passing without doing anything. Panics (with what
+/// to install) when no server binaries are found.
+pub fn own_server() -> &'static LocalServer {
+    static OWN: OnceLock<Result<LocalServer, String>> = OnceLock::new();
+    if let Some(server) = local_server() {
+        return server;
+    }
+    match OWN.get_or_init(|| off_runtime(start_local_server)) {
+        Ok(server) => server,
+        Err(e) => panic!(
+            "{e}\n(this test needs a PostgreSQL cluster of its own even though DATABASE_URL is \
+             set: install the server binaries, e.g. `apt-get install postgresql`)"
+        ),
     }
 }
 

@@ -9,7 +9,7 @@ use migrations_format::Version;
 use crate::embedded::{Migration, Migrations, Script};
 use crate::history::State;
 use crate::plan::Direction;
-use crate::sql::{Names, NewRow};
+use crate::sql::{quote_literal, Names, NewRow};
 
 /// Which migrations the script covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,26 @@ pub enum OfflineError {
     /// A bound of the range (carried) names no migration of the set.
     #[error("version {0} is not a migration of this set")]
     UnknownVersion(i64),
+    /// `from` and `to` are both given and select nothing: for an up script `from` must be below
+    /// `to` (after `from`, up to and including `to`); for a down script above it (from `from`
+    /// down to, not including, `to`).
+    #[error(
+        "from {from} to {to} selects no migration: {}",
+        match .direction {
+            Direction::Up => "an up script applies the migrations after `from` up to and \
+                              including `to`, so `from` must be below `to`",
+            Direction::Down => "a down script reverts the migrations from `from` down to (not \
+                                including) `to`, so `from` must be above `to`",
+        }
+    )]
+    EmptyRange {
+        /// The range's `from`.
+        from: i64,
+        /// The range's `to`.
+        to: i64,
+        /// The script's direction.
+        direction: Direction,
+    },
     /// A down script was asked for a migration that has no down file.
     #[error("cannot revert {version} {name}: it has no down file")]
     NoDown {
@@ -38,10 +58,11 @@ pub enum OfflineError {
     },
 }
 
-/// Writes the script. Run it with `psql -v ON_ERROR_STOP=1 -f <file>`: it takes the migrations
-/// lock without waiting (and stops if another runner holds it), applies each migration with its
-/// history row in one transaction (no-transaction ones statement by statement, with a
-/// `running` row first), and releases the lock.
+/// Writes the script. Run it with `psql -X -f <file>`: it sets `ON_ERROR_STOP` itself, takes
+/// the migrations lock first, without waiting (if another runner holds it, psql stops with
+/// SQLSTATE 55P03 and a non-zero exit before anything is created), creates the history tables,
+/// applies each migration with its history row in one transaction (no-transaction ones
+/// statement by statement, with a `running` row first), and releases the lock.
 pub fn offline_script(
     migrations: &Migrations,
     names: &Names,
@@ -55,6 +76,21 @@ pub fn offline_script(
     };
     let from = range.from.map(digits).transpose()?;
     let to = range.to.map(digits).transpose()?;
+    if let (Some(f), Some(t), Some(from), Some(to)) = (&from, &to, range.from, range.to) {
+        // An inverted range is a mistake (often up and down mixed up), never an empty script
+        // that "succeeds".
+        let wanted = match range.direction {
+            Direction::Up => Ordering::Less,
+            Direction::Down => Ordering::Greater,
+        };
+        if Version::compare_digits(f, t) != wanted {
+            return Err(OfflineError::EmptyRange {
+                from,
+                to,
+                direction: range.direction,
+            });
+        }
+    }
     let cmp = |m: &Migration, v: &str| Version::compare_digits(m.version_digits(), v);
     let mut chosen: Vec<&Migration> = migrations
         .iter()
@@ -79,20 +115,15 @@ pub fn offline_script(
     let mut out = String::new();
     out.push_str(&format!(
         "-- Offline migration script ({}, {} migrations), written by `migrations sql`.\n\
-         -- Run it with: psql -v ON_ERROR_STOP=1 -f <this file>\n\
+         -- Run it with: psql -X -f <this file> <database>\n\
+         -- It stops at the first error by itself (ON_ERROR_STOP is set below).\n\
          \\set ON_ERROR_STOP on\n\n",
         range.direction.as_str(),
         chosen.len()
     ));
+    out.push_str(&lock_guard(names));
     out.push_str(&names.create());
     out.push_str("\n\n");
-    out.push_str(&format!(
-        "-- One runner at a time: stop at once if another holds the lock.\n\
-         SELECT pg_try_advisory_lock({key}) AS migrations_locked \\gset\n\
-         \\if :migrations_locked\n\\else\n\
-         \\echo 'another migration runner holds the migrations lock; try again later'\n\
-         \\quit 1\n\\endif\n\n"
-    ));
     for m in chosen {
         let script = match range.direction {
             Direction::Up => m.up(),
@@ -119,6 +150,38 @@ pub fn offline_script(
     }
     out.push_str(&format!("SELECT pg_advisory_unlock({key});\n"));
     Ok(out)
+}
+
+/// The lock guard, first in the script: take the runner's advisory lock without waiting, or
+/// stop psql with an error (SQLSTATE 55P03, `lock_not_available`) before anything is created.
+/// A `DO` block, because psql's `\quit` always exits 0 (it takes no exit code), so only a
+/// server error under `ON_ERROR_STOP` makes psql fail. The lock is a session lock: it outlives
+/// the `DO` block's transaction and is released at the end of the script, or when psql exits.
+fn lock_guard(names: &Names) -> String {
+    let key = names.lock_key();
+    let message = quote_literal(&format!(
+        "another migration runner holds the migrations lock (advisory lock {key}, for {}); \
+         this script changed nothing",
+        names.history()
+    ));
+    let hint = quote_literal(&format!(
+        "rerun the script when the other runner is done; find it with: SELECT pid FROM pg_locks \
+         WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = {key}"
+    ));
+    let body = format!(
+        "BEGIN\n    IF NOT pg_try_advisory_lock({key}) THEN\n        RAISE EXCEPTION USING \
+         ERRCODE = '55P03',\n            MESSAGE = {message},\n            HINT = {hint};\n    \
+         END IF;\nEND\n"
+    );
+    // A dollar-quote tag that the body (which holds the table's name) cannot end early.
+    let mut tag = String::from("$migrations_lock$");
+    while body.contains(&tag) {
+        tag.insert(tag.len() - 1, '_');
+    }
+    format!(
+        "-- One runner at a time: take the migrations lock before anything else, or stop here.\n\
+         DO {tag}\n{body}{tag};\n\n"
+    )
 }
 
 fn bookkeeping(m: &Migration, script: &Script, names: &Names, direction: Direction) -> String {

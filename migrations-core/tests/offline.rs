@@ -1,0 +1,281 @@
+//! The offline script (`migrations sql`) run by a real `psql` against a real server: its lock
+//! guard stops psql with a non-zero exit before anything is created when another runner holds
+//! the lock, without the caller passing `-v ON_ERROR_STOP=1`; and an inverted range is refused.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{column, scalar, table_exists, Dir};
+use migrations_core::plan::Direction;
+use migrations_core::{offline_script, Migrations, Names, OfflineError, OfflineRange};
+use migrations_tests::{test_db, TestDb};
+
+fn three() -> Dir {
+    Dir::new(&[
+        ("1_users.up.sql", "CREATE TABLE users (id int PRIMARY KEY);\n"),
+        ("1_users.down.sql", "DROP TABLE users;\n"),
+        (
+            "2_posts.up.sql",
+            "CREATE TABLE posts (id int, user_id int REFERENCES users);\n",
+        ),
+        ("2_posts.down.sql", "DROP TABLE posts;\n"),
+        (
+            "3_index.up.sql",
+            "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS posts_user ON posts (user_id);\n",
+        ),
+        (
+            "3_index.down.sql",
+            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS posts_user;\n",
+        ),
+    ])
+}
+
+fn script(m: &Migrations, from: Option<i64>, to: Option<i64>, direction: Direction) -> String {
+    offline_script(
+        m,
+        &Names::default(),
+        OfflineRange {
+            from,
+            to,
+            direction,
+        },
+    )
+    .unwrap()
+}
+
+struct Psql {
+    code: i32,
+    stderr: String,
+}
+
+/// `psql -X -f <file>` as a DBA runs it: no `-v ON_ERROR_STOP=1`, no psqlrc. `extra` adds
+/// psql variables (only `VERBOSITY`, to read the SQLSTATE).
+fn psql(db: &TestDb, file: &Path, extra: &[&str]) -> Psql {
+    let out = Command::new("psql")
+        .arg("-X")
+        .args(extra)
+        .arg("-f")
+        .arg(file)
+        .arg(db.url())
+        .output()
+        .expect("psql runs");
+    Psql {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Advisory locks on the migrations key held in this test's database (any session).
+fn held_locks(db: &TestDb) -> String {
+    let key = Names::default().lock_key();
+    scalar(
+        db,
+        &format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND ((classid::bigint << 32) | objid::bigint) = {key}"
+        ),
+    )
+    .unwrap()
+}
+
+/// Another runner: a separate session holding the migrations lock until dropped.
+fn hold_lock(db: &TestDb) -> postgres::Client {
+    let mut holder = db.connect();
+    let key = Names::default().lock_key();
+    let got: bool = holder
+        .query_one(&format!("SELECT pg_try_advisory_lock({key})"), &[])
+        .unwrap()
+        .get(0);
+    assert!(got);
+    holder
+}
+
+/// What psql prints when the guard stops it (the file's line number is the `DO` block's).
+fn refusal(file: &Path) -> String {
+    let key = Names::default().lock_key();
+    format!(
+        "psql:{}:15: ERROR:  another migration runner holds the migrations lock (advisory lock \
+         {key}, for \"public\".\"migrations_history\"); this script changed nothing\n\
+         HINT:  rerun the script when the other runner is done; find it with: SELECT pid FROM \
+         pg_locks WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = \
+         {key}\n\
+         CONTEXT:  PL/pgSQL function inline_code_block line 4 at RAISE\n",
+        file.display()
+    )
+}
+
+#[test]
+fn up_script_stops_before_creating_anything_when_the_lock_is_held() {
+    let db = test_db();
+    let dir = three();
+    let m = dir.load();
+    let file = dir.path().join("up.sql.out");
+    std::fs::write(&file, script(&m, None, None, Direction::Up)).unwrap();
+
+    let holder = hold_lock(&db);
+    // The check below can fail: the query sees the other session's lock.
+    assert_eq!(held_locks(&db), "1");
+    let run = psql(&db, &file, &[]);
+    // psql's exit code for an error in a script under ON_ERROR_STOP, which the script set.
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.stderr, refusal(&file));
+    let verbose = psql(&db, &file, &["-v", "VERBOSITY=verbose"]);
+    assert_eq!(verbose.code, 3);
+    assert!(
+        verbose
+            .stderr
+            .contains("ERROR:  55P03: another migration runner"),
+        "{}",
+        verbose.stderr
+    );
+    // Nothing was created: no history tables, no migration.
+    assert!(!table_exists(&db, "public.migrations_history"));
+    assert!(!table_exists(&db, "public.migrations_history_audit"));
+    assert!(!table_exists(&db, "users"));
+    assert_eq!(held_locks(&db), "1", "only the other runner's lock");
+
+    drop(holder);
+    assert_eq!(held_locks(&db), "0");
+    let run = psql(&db, &file, &["-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(table_exists(&db, "posts_user"));
+    assert_eq!(
+        column(
+            &db,
+            "SELECT version || ' ' || state FROM public.migrations_history ORDER BY version"
+        ),
+        ["1 applied", "2 applied", "3 applied"].map(|s| Some(s.to_owned()))
+    );
+    // The script released its lock (psql's session is gone anyway; this also holds for a
+    // session that lives on, as the lock is released explicitly at the end).
+    assert_eq!(held_locks(&db), "0");
+}
+
+#[test]
+fn down_script_stops_before_reverting_anything_when_the_lock_is_held() {
+    let db = test_db();
+    let dir = three();
+    let m = dir.load();
+    let up = dir.path().join("up.sql.out");
+    std::fs::write(&up, script(&m, None, None, Direction::Up)).unwrap();
+    assert_eq!(psql(&db, &up, &["-q"]).code, 0);
+    let audit_before = scalar(&db, "SELECT count(*) FROM public.migrations_history_audit");
+
+    let down = dir.path().join("down.sql.out");
+    std::fs::write(&down, script(&m, None, Some(1), Direction::Down)).unwrap();
+    let holder = hold_lock(&db);
+    assert_eq!(held_locks(&db), "1");
+    let run = psql(&db, &down, &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.stderr, refusal(&down));
+    // Nothing reverted, nothing recorded.
+    assert!(table_exists(&db, "posts_user"));
+    assert!(table_exists(&db, "posts"));
+    assert_eq!(
+        column(
+            &db,
+            "SELECT version::text FROM public.migrations_history ORDER BY 1"
+        ),
+        ["1", "2", "3"].map(|s| Some(s.to_owned()))
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM public.migrations_history_audit"),
+        audit_before
+    );
+
+    drop(holder);
+    let run = psql(&db, &down, &["-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!table_exists(&db, "posts"));
+    assert!(table_exists(&db, "users"));
+    assert_eq!(
+        column(&db, "SELECT version::text FROM public.migrations_history"),
+        vec![Some("1".to_owned())]
+    );
+    assert_eq!(held_locks(&db), "0");
+}
+
+/// A session that runs the script and stays connected does not keep the lock: the script
+/// releases it at its end (psql's `-f` followed by more input on the same session).
+#[test]
+fn the_lock_is_released_at_the_end_of_the_script() {
+    let db = test_db();
+    let dir = three();
+    let m = dir.load();
+    let file = dir.path().join("up.sql.out");
+    std::fs::write(&file, script(&m, None, Some(1), Direction::Up)).unwrap();
+    let check = dir.path().join("check.sql");
+    let key = Names::default().lock_key();
+    std::fs::write(
+        &check,
+        format!(
+            "\\i {}\nSELECT 'held=' || count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = {key};\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-t", "-A", "-f"])
+        .arg(&check)
+        .arg(db.url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("held=0"), "{stdout}");
+    assert!(table_exists(&db, "users"));
+}
+
+#[test]
+fn an_inverted_range_is_refused() {
+    let dir = three();
+    let m = dir.load();
+    let range = |from, to, direction| {
+        offline_script(
+            &m,
+            &Names::default(),
+            OfflineRange {
+                from: Some(from),
+                to: Some(to),
+                direction,
+            },
+        )
+    };
+    let up = range(2, 1, Direction::Up).unwrap_err();
+    assert_eq!(
+        up,
+        OfflineError::EmptyRange {
+            from: 2,
+            to: 1,
+            direction: Direction::Up
+        }
+    );
+    assert_eq!(
+        up.to_string(),
+        "from 2 to 1 selects no migration: an up script applies the migrations after `from` up \
+         to and including `to`, so `from` must be below `to`"
+    );
+    assert!(range(2, 2, Direction::Up).is_err());
+    let down = range(1, 2, Direction::Down).unwrap_err();
+    assert_eq!(
+        down.to_string(),
+        "from 1 to 2 selects no migration: a down script reverts the migrations from `from` down \
+         to (not including) `to`, so `from` must be above `to`"
+    );
+    assert!(range(2, 2, Direction::Down).is_err());
+    // The valid directions of the same bounds still work.
+    assert!(range(1, 2, Direction::Up)
+        .unwrap()
+        .contains("CREATE TABLE posts"));
+    assert!(range(2, 1, Direction::Down)
+        .unwrap()
+        .contains("DROP TABLE posts"));
+}

@@ -443,7 +443,11 @@ fn lock_and_verify() {
         "migrations/1_users.up.sql",
         "CREATE TABLE users (id bigint PRIMARY KEY);\n",
     );
-    p.run(&["lock", "--rewrite", "1"]);
+    // The lock file accepts the edit (offline verify is clean again), the database does not.
+    let rewrite = p.run(&["lock", "--rewrite", "1"]);
+    assert_eq!(rewrite.code, 0, "{}", rewrite.stderr);
+    assert!(rewrite.stdout.contains("rewrote 1"), "{}", rewrite.stdout);
+    assert_eq!(p.run(&["verify"]).code, 0);
     let online = p.run(&["verify", "--online"]);
     assert_eq!(online.code, 3, "{}", online.stdout);
     assert!(

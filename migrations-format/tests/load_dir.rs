@@ -471,9 +471,29 @@ fn corpus_refuses_the_stray_file_until_ignored() {
     assert_eq!(ours, diesel);
     assert_eq!(d.migrations[0].name, "diesel_initial_setup");
 
-    // Checksums are SHA-256 of the normalised file.
+    // Checksums are SHA-256 of the normalised file (BOM dropped, CRLF and CR made LF),
+    // computed here independently of the crate's own normalisation.
+    let independent = |raw: &str| -> String {
+        use sha2::{Digest, Sha256};
+        let text = raw.strip_prefix('\u{feff}').unwrap_or(raw);
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let mut scripts = 0;
     for m in &d.migrations {
-        let raw = fs::read_to_string(copy.path().join(&m.up.path)).unwrap();
-        assert_eq!(m.up.checksum, Checksum::of_file_text(&raw));
+        for file in std::iter::once(&m.up).chain(m.down.as_ref()) {
+            let raw = fs::read_to_string(copy.path().join(&file.path)).unwrap();
+            assert_eq!(
+                file.checksum.to_hex(),
+                independent(&raw),
+                "{}",
+                file.path.display()
+            );
+            scripts += 1;
+        }
     }
+    assert_eq!(scripts, 570);
 }

@@ -693,31 +693,79 @@ fn merge_conflict_markers() {
     );
 }
 
+/// Damage never goes unnoticed: every prefix and every single-character deletion of a good
+/// lock file either fails to parse (each problem on a real line, with the way to restore the
+/// file), or parses to the very same entries (a harmless change, such as the last newline), or
+/// parses to entries that `verify` finds wrong against the directory.
 #[test]
-fn parse_never_panics_on_damage() {
+fn damage_is_reported_or_harmless() {
     let s = three();
-    let text = lockfile::render(&s.lock());
-    // Every prefix, every single-character deletion, and some noise.
-    for (i, _) in text.char_indices() {
-        let _ = lockfile::parse(&text[..i]);
+    let lock = s.lock();
+    let text = lockfile::render(&lock);
+    let directory = s.load();
+    let line_count = u32::try_from(text.lines().count()).unwrap() + 1;
+    let (mut refused, mut caught_by_verify, mut harmless) = (0, 0, 0);
+    let mut check = |damaged: &str, what: &str| match lockfile::parse(damaged) {
+        Err(e) => {
+            assert!(!e.problems.is_empty(), "{what}: an error without problems");
+            for p in &e.problems {
+                assert!(
+                    (1..=line_count).contains(&p.line),
+                    "{what}: problem on line {} of {line_count}: {p}",
+                    p.line
+                );
+                assert!(!p.message.trim().is_empty(), "{what}: empty message");
+            }
+            refused += 1;
+        }
+        Ok(parsed) if parsed.entries == lock.entries => harmless += 1,
+        Ok(parsed) => {
+            assert!(
+                !lockfile::verify(&parsed, &directory).is_empty(),
+                "{what}: damaged entries pass verify unnoticed:\n{damaged}"
+            );
+            caught_by_verify += 1;
+        }
+    };
+    for (i, c) in text.char_indices() {
+        check(&text[..i], &format!("prefix of {i} bytes"));
         let mut deleted = text.clone();
         deleted.remove(i);
-        let _ = lockfile::parse(&deleted);
+        check(&deleted, &format!("deletion of {c:?} at byte {i}"));
     }
+    // Most damage is refused by the parser itself; a truncation that ends at a line end is
+    // a lock with fewer entries, which verify reports as unlocked migrations.
+    assert!(
+        refused > text.len(),
+        "{refused} refused of {}",
+        2 * text.len()
+    );
+    assert!(
+        caught_by_verify > 0 && harmless > 0,
+        "{caught_by_verify} {harmless}"
+    );
+
     for noise in [
         "\u{0}",
         "# migrations.lock v99999999999999999999",
-        "# migrations.lock v1\n \n  \n",
         "# migrations.lock v1\n1",
         "# migrations.lock v1\n1 ",
-        "# migrations.lock v1\n     ",
         "# migrations.lock v1\n1 a b c d e f g h",
         "# migrations.lock v1\n999999999999999999999 a tx - - -",
         "# migrations.lock v1\né é é é é é",
         "# migrations.lock v1\n1 \u{7} tx - - -",
     ] {
-        let _ = lockfile::parse(noise);
+        let e = lockfile::parse(noise).expect_err(noise);
+        assert!(
+            e.problems
+                .iter()
+                .all(|p| p.message.contains("git checkout")),
+            "{noise:?}: {e}"
+        );
     }
+    // Blank lines after the header are allowed: an empty lock.
+    let blank = lockfile::parse("# migrations.lock v1\n \n  \n").unwrap();
+    assert!(blank.entries.is_empty());
 }
 
 #[test]

@@ -149,11 +149,28 @@ fn lints_the_whole_corpus() {
     }));
 }
 
+/// `all` adds the opt-in rules to the default set and changes nothing else: every default
+/// rule finds exactly what it finds alone, and the opt-in rules find something.
 #[test]
-fn every_rule_on_does_not_crash() {
-    let (_copy, report) = lint_corpus(RuleSet::new(&["all"], &[]).unwrap());
-    assert_eq!(report.migrations, CORPUS_SIZE);
-    println!("with every rule: {} findings", report.findings.len());
+fn every_rule_on_adds_the_opt_in_rules() {
+    let (_copy, all) = lint_corpus(RuleSet::new(&["all"], &[]).unwrap());
+    let (_copy2, default) = lint_corpus(RuleSet::default());
+    assert_eq!(all.migrations, CORPUS_SIZE);
+    println!("with every rule: {} findings", all.findings.len());
+    let all_counts = all.counts();
+    let default_counts = default.counts();
+    for (rule, n) in &default_counts {
+        assert_eq!(all_counts.get(rule), Some(n), "{rule}");
+    }
+    let extra: Vec<_> = all_counts
+        .iter()
+        .filter(|(rule, _)| !default_counts.contains_key(*rule))
+        .collect();
+    assert!(
+        !extra.is_empty(),
+        "`all` found nothing the default rules miss"
+    );
+    assert!(all.findings.len() > default.findings.len());
 }
 
 #[test]

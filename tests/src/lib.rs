@@ -141,6 +141,13 @@ esac
 // Public API
 // ---------------------------------------------------------------------------------------
 
+/// Counts the holders of a bigint advisory lock (`$1`) in the current database: PostgreSQL
+/// stores its high half in `classid`, its low half in `objid` and 1 in `objsubid`.
+const ADVISORY_LOCK_HOLDERS: &str = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+     AND granted AND objsubid = 1 \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND ((classid::bigint << 32) | objid::bigint) = $1";
+
 /// A fresh, empty database for one test; dropped (with `WITH (FORCE)`) when this value is
 /// dropped. See the crate documentation for where the server comes from.
 pub struct TestDb {
@@ -216,6 +223,18 @@ impl TestDb {
     /// if that fails. Not usable inside a Tokio runtime (use `tokio_postgres` there).
     pub fn connect(&self) -> Client {
         connect_or_panic(&self.url, "the test database")
+    }
+
+    /// How many sessions (other than none: the calling connection is a fresh one) hold the
+    /// session-level advisory lock `key` (the migrations lock is
+    /// `Migrator::lock_key()`) in this test's database. The harness's own test shows it
+    /// counts a lock held by another session, so a check for 0 can fail.
+    pub fn advisory_lock_holders(&self, key: i64) -> i64 {
+        let mut client = self.connect();
+        client
+            .query_one(ADVISORY_LOCK_HOLDERS, &[&key])
+            .unwrap_or_else(|e| panic!("counting advisory lock holders: {e}"))
+            .get(0)
     }
 
     /// Opens a blocking connection to the maintenance database ([`TestDb::admin_url`]).

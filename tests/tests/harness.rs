@@ -539,3 +539,23 @@ fn unreachable_database_url_is_reported_redacted() {
         "password leaked:\n{output}"
     );
 }
+
+/// The lock-count helper that every "no lock left" check uses sees a lock held by another
+/// session (for keys with the high bit set too), and stops seeing it once released.
+#[test]
+fn advisory_lock_holders_sees_a_held_lock() {
+    let db = test_db();
+    for key in [42_i64, -7_046_029_254_386_353_131, i64::MAX, i64::MIN] {
+        assert_eq!(db.advisory_lock_holders(key), 0, "{key}");
+        let mut holder = db.connect();
+        holder
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .unwrap();
+        assert_eq!(db.advisory_lock_holders(key), 1, "{key}");
+        assert_eq!(db.advisory_lock_holders(key ^ 1), 0, "{key}");
+        holder
+            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .unwrap();
+        assert_eq!(db.advisory_lock_holders(key), 0, "{key}");
+    }
+}

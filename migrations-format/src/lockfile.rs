@@ -780,13 +780,20 @@ impl Finder<'_> {
                     "in a transaction (tx)"
                 }
             };
+            // The way back depends on the direction of the flip: a directive was added (or
+            // diesel's `run_in_transaction = false` set), or one was removed.
+            let undo = if m.up.no_transaction {
+                "remove the `-- migrations:no-transaction` directive (or diesel's \
+                 `run_in_transaction = false` in metadata.toml) that was added"
+            } else {
+                "put back the `-- migrations:no-transaction` directive (or diesel's \
+                 `run_in_transaction = false` in metadata.toml) that was removed"
+            };
             findings.push(self.finding(
                 FindingKind::ModeChanged,
                 format!(
-                    "locked migration {v} ({}) now runs {}, locked as running {} ({}): restore \
-                     its `-- migrations:no-transaction` directive or `run_in_transaction` in \
-                     metadata.toml; if the change is deliberate, accept it with `migrations \
-                     lock --rewrite {v}`",
+                    "locked migration {v} ({}) now runs {}, locked as running {} ({}): {undo}; \
+                     if the change is deliberate, accept it with `migrations lock --rewrite {v}`",
                     m.name,
                     how(m.up.no_transaction),
                     how(e.no_transaction),

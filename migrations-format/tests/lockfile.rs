@@ -282,6 +282,33 @@ fn mode_changed() {
         "{}",
         f.message
     );
+    assert!(
+        f.message.contains(
+            "remove the `-- migrations:no-transaction` directive (or diesel's \
+             `run_in_transaction = false` in metadata.toml) that was added"
+        ),
+        "{}",
+        f.message
+    );
+
+    // The other way: a no-transaction migration loses its directive.
+    let lock = s.lock();
+    s.write(
+        "2019-02-26-002946_Add email to users/metadata.toml",
+        "run_in_transaction = true\n",
+    );
+    let findings = lockfile::verify(&lock, &s.load());
+    assert_eq!(kinds(&findings), [FindingKind::ModeChanged]);
+    assert!(
+        findings[0]
+            .message
+            .contains("now runs in a transaction (tx)")
+            && findings[0]
+                .message
+                .contains("put back the `-- migrations:no-transaction`"),
+        "{}",
+        findings[0].message
+    );
 }
 
 #[test]

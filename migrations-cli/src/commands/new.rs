@@ -21,6 +21,13 @@ pub fn run(
     with_down: bool,
     no_transaction: bool,
 ) -> Result<(), Error> {
+    // Checked here, before the version is prefixed: the loader's wording speaks of the part
+    // after `_`, which the user never typed.
+    if name.trim().is_empty() {
+        return Err(Error::Usage(
+            "a migration needs a name, for example `migrations new create_users`".into(),
+        ));
+    }
     let dir = ctx.global.dir.as_path();
     let options = LoadOptions {
         allow_empty_up: true,

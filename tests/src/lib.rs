@@ -99,6 +99,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, NoTls};
 
+mod pgbouncer;
+pub use pgbouncer::PgBouncer;
+
 /// How long to wait for a started server to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many times to retry a server start that lost its port to another process.

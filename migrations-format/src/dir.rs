@@ -41,7 +41,12 @@ pub struct SqlFile {
     pub no_transaction: bool,
     /// The file holds no statement (only blanks and comments).
     pub is_empty: bool,
-    /// Statements PostgreSQL refuses inside a transaction block.
+    /// Statements that cannot run in the transaction the runner wraps the file in, in order:
+    /// those PostgreSQL refuses inside a transaction block (found whatever the file's mode),
+    /// and, when the file runs in a transaction, transaction control (`BEGIN`, `COMMIT`,
+    /// ...; [`NonTransactionalStatement::transaction_control`]). An up file that runs in a
+    /// transaction and holds one does not load; a down file's first one is refused by the
+    /// runner before anything runs.
     pub non_transactional: Vec<NonTransactionalStatement>,
 }
 
@@ -549,8 +554,13 @@ impl Loader<'_> {
             )) => true,
             _ => directives.no_transaction.is_some(),
         };
-        let facts = sql_facts(&text);
+        let mut facts = sql_facts(&text);
         let mut ok = true;
+        let psql_only = facts.psql.is_some();
+        if let Some((line, message)) = facts.psql.take() {
+            self.problem(ProblemKind::PsqlOnly, &relative, Some(line), message);
+            ok = false;
+        }
         for (line, message) in &facts.misplaced_directives {
             self.problem(
                 ProblemKind::BadDirective,
@@ -569,7 +579,8 @@ impl Loader<'_> {
             );
             ok = false;
         }
-        if up == Some(false) && facts.statement_count == 0 {
+        // A file of psql commands alone holds no SQL either; one problem says it.
+        if up == Some(false) && facts.statement_count == 0 && !psql_only {
             self.problem(
                 ProblemKind::EmptyUp,
                 &relative,
@@ -580,29 +591,42 @@ impl Loader<'_> {
             );
             ok = false;
         }
+        let mark_no_transaction = if metadata.is_some() {
+            "set `run_in_transaction = false` in metadata.toml"
+        } else {
+            "add `-- migrations:no-transaction` as the first line of the file"
+        };
         if up.is_some() && !no_transaction {
-            for s in &facts.non_transactional {
-                let fix = if metadata.is_some() {
-                    "set `run_in_transaction = false` in metadata.toml"
-                } else {
-                    "add `-- migrations:no-transaction` as the first line of the file"
-                };
-                self.problem(
-                    ProblemKind::NonTransactional,
-                    &relative,
-                    Some(s.line),
-                    format!(
-                        "{} cannot run inside a transaction block; {fix} (and keep it the only \
-                         statement of its migration, with IF NOT EXISTS / IF EXISTS so it can be \
-                         retried)",
-                        s.what
-                    ),
+            let mut refused: Vec<(u32, ProblemKind, String)> = facts
+                .transaction_control
+                .iter()
+                .map(|(kind, s)| {
+                    let message = kind.refusal(mark_no_transaction);
+                    (s.line, ProblemKind::TransactionControl, message)
+                })
+                .collect();
+            refused.extend(facts.non_transactional.iter().map(|s| {
+                let message = format!(
+                    "{} cannot run inside a transaction block; {mark_no_transaction} (and keep \
+                     it the only statement of its migration, with IF NOT EXISTS / IF EXISTS so \
+                     it can be retried)",
+                    s.what
                 );
+                (s.line, ProblemKind::NonTransactional, message)
+            }));
+            refused.sort_by_key(|(line, _, _)| *line);
+            for (line, kind, message) in refused {
+                self.problem(kind, &relative, Some(line), message);
                 ok = false;
             }
         }
         if !ok {
             return None;
+        }
+        let mut non_transactional = facts.non_transactional;
+        if !no_transaction {
+            non_transactional.extend(facts.transaction_control.into_iter().map(|(_, s)| s));
+            non_transactional.sort_by_key(|s| (s.line, s.column));
         }
         Some(SqlFile {
             path: self.shown(&relative),
@@ -611,7 +635,7 @@ impl Loader<'_> {
             checksum,
             directives,
             no_transaction,
-            non_transactional: facts.non_transactional,
+            non_transactional,
         })
     }
 }

@@ -23,6 +23,12 @@ pub enum ProblemKind {
     BadDirective,
     /// A statement PostgreSQL refuses inside a transaction block, in a transactional up file.
     NonTransactional,
+    /// Transaction control (`BEGIN`, `COMMIT`, `ROLLBACK`, ...) in a transactional up file:
+    /// it would break the transaction that applies the file and records it.
+    TransactionControl,
+    /// Input only psql understands, in an up or a down file: a meta-command (`\set`, `\i`,
+    /// ...) or `COPY ... FROM STDIN` with its inline data. Reported once per file.
+    PsqlOnly,
     /// A string, quoted identifier, comment or dollar quote that never ends.
     Unterminated,
     /// `metadata.toml` is malformed or contradicts a directive.

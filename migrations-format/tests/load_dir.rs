@@ -410,6 +410,270 @@ fn every_problem_is_reported_in_one_pass() {
     );
 }
 
+// ---- statements the runner cannot run as written ----
+
+/// Every problem of a directory, with the temp dir replaced by `$DIR`.
+fn problems(dir: &Dir) -> Vec<(ProblemKind, String)> {
+    let shown = dir.path().display().to_string();
+    dir.error()
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.to_string().replace(&shown, "$DIR")))
+        .collect()
+}
+
+const BREAKS_TX: &str = "would break the transaction the runner wraps this file in (the file \
+                         and its history record commit together); drop the statement, or add \
+                         `-- migrations:no-transaction` as the first line of the file";
+
+#[test]
+fn commit_in_a_transactional_up_is_refused() {
+    // The reproduction: the first INSERT would be committed without a history row.
+    let (kind, text) = Dir::new(&[(
+        "1_a.up.sql",
+        "CREATE TABLE t (x text);\nINSERT INTO t VALUES ('a');\nCOMMIT;\nINSERT INTO t VALUES ('x');\n",
+    )])
+    .single_problem();
+    assert_eq!(kind, ProblemKind::TransactionControl);
+    assert_eq!(text, format!("$DIR/1_a.up.sql:3: `COMMIT` {BREAKS_TX}"));
+}
+
+#[test]
+fn every_transaction_control_statement_is_named_at_its_line() {
+    let dir = Dir::new(&[(
+        "1_a.up.sql",
+        "begin isolation level serializable;\nSTART TRANSACTION;\nSAVEPOINT s;\n\
+         ROLLBACK TO SAVEPOINT s;\nRELEASE s;\nCOMMIT AND CHAIN;\nend;\nROLLBACK;\nabort work;\n\
+         PREPARE TRANSACTION 'p';\nSELECT 'COMMIT', $$ROLLBACK$$; -- END;\n\
+         CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  \
+         SELECT CASE WHEN x > 0 THEN 1 END;\nEND;\nVACUUM;\n",
+    )]);
+    let got = problems(&dir);
+    let named = |line: u32, what: &str| {
+        (
+            ProblemKind::TransactionControl,
+            format!("$DIR/1_a.up.sql:{line}: `{what}` {BREAKS_TX}"),
+        )
+    };
+    let mut expected = vec![
+        named(1, "BEGIN"),
+        named(2, "START TRANSACTION"),
+        named(6, "COMMIT"),
+        named(7, "END"),
+        named(8, "ROLLBACK"),
+        named(9, "ABORT"),
+        named(10, "PREPARE TRANSACTION"),
+    ];
+    expected.push((
+        ProblemKind::NonTransactional,
+        "$DIR/1_a.up.sql:16: VACUUM cannot run inside a transaction block; add \
+         `-- migrations:no-transaction` as the first line of the file (and keep it the only \
+         statement of its migration, with IF NOT EXISTS / IF EXISTS so it can be retried)"
+            .to_owned(),
+    ));
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn transaction_control_in_a_diesel_folder_names_its_metadata() {
+    let (kind, text) =
+        Dir::new(&[("2024-01-01-000000_a/up.sql", "SELECT 1;\nEND;\n")]).single_problem();
+    assert_eq!(kind, ProblemKind::TransactionControl);
+    assert!(
+        text.starts_with("$DIR/2024-01-01-000000_a/up.sql:2: `END` would break"),
+        "{text}"
+    );
+    let dir = Dir::new(&[
+        ("2024-01-01-000000_a/up.sql", "SELECT 1;\nEND;\n"),
+        (
+            "2024-01-01-000000_a/metadata.toml",
+            "run_in_transaction = true\n",
+        ),
+    ]);
+    let (_, text) = dir.single_problem();
+    assert!(
+        text.ends_with("drop the statement, or set `run_in_transaction = false` in metadata.toml"),
+        "{text}"
+    );
+}
+
+#[test]
+fn transaction_control_is_fine_where_the_file_manages_transactions() {
+    let block = "BEGIN;\nUPDATE t SET x = 1;\nCOMMIT;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (x);\n";
+    let dir = Dir::new(&[
+        (
+            "1_a.up.sql",
+            &format!("-- migrations:no-transaction\n{block}"),
+        ),
+        ("1_a.down.sql", &format!("-- no-transaction\n{block}")),
+        ("2_b/up.sql", block),
+        ("2_b/metadata.toml", "run_in_transaction = false\n"),
+    ]);
+    let d = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    for m in &d.migrations {
+        let files = std::iter::once(&m.up).chain(m.down.as_ref());
+        for f in files {
+            let what: Vec<&str> = f.non_transactional.iter().map(|s| s.what).collect();
+            assert_eq!(what, ["CREATE INDEX CONCURRENTLY"], "{}", f.path.display());
+        }
+    }
+}
+
+#[test]
+fn transaction_control_in_a_down_is_recorded_for_the_runner() {
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "SELECT 1;\n"),
+        (
+            "1_a.down.sql",
+            "DELETE FROM t;\nCOMMIT;\nDROP INDEX CONCURRENTLY i;\nrollback to s;\n",
+        ),
+    ]);
+    let d = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let down = d.migrations[0].down.as_ref().unwrap();
+    let found: Vec<(u32, &str, bool)> = down
+        .non_transactional
+        .iter()
+        .map(|s| (s.line, s.what, s.transaction_control))
+        .collect();
+    assert_eq!(
+        found,
+        [(2, "COMMIT", true), (3, "DROP INDEX CONCURRENTLY", false)]
+    );
+}
+
+#[test]
+fn psql_meta_commands_are_refused_in_up_and_down_files() {
+    let dir = Dir::new(&[
+        (
+            "1_a.up.sql",
+            "\\set ON_ERROR_STOP on\nCREATE TABLE t (x text);\n",
+        ),
+        (
+            "1_a.down.sql",
+            "-- migrations:no-transaction\nDROP TABLE t;\n\\connect other\n",
+        ),
+        (
+            "2_b.up.sql",
+            "-- migrations:no-transaction\nSELECT 1;\n\\i setup.sql\n\\c db\nSELECT 2 \\gset\n",
+        ),
+        ("2_b.down.sql", "SELECT 1;\n\\.\n"),
+    ]);
+    assert_eq!(
+        problems(&dir),
+        vec![
+            (
+                ProblemKind::PsqlOnly,
+                "$DIR/1_a.up.sql:1: drop the psql meta-command `\\set`; the runner sends SQL to \
+                 the server, not to psql"
+                    .to_owned()
+            ),
+            (
+                ProblemKind::PsqlOnly,
+                "$DIR/1_a.down.sql:3: drop the psql meta-command `\\connect`; the runner sends \
+                 SQL to the server, not to psql"
+                    .to_owned()
+            ),
+            (
+                ProblemKind::PsqlOnly,
+                "$DIR/2_b.up.sql:3: drop the psql meta-command `\\i`; the runner sends SQL to \
+                 the server, not to psql (2 more lines are written for psql: 4, 5)"
+                    .to_owned()
+            ),
+            (
+                ProblemKind::PsqlOnly,
+                "$DIR/2_b.down.sql:2: drop the psql meta-command `\\.`; the runner sends SQL to \
+                 the server, not to psql"
+                    .to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn backslashes_in_strings_comments_and_bodies_are_sql() {
+    let dir = Dir::new(&[(
+        "1_a.up.sql",
+        "SELECT E'line\\nbreak', 'C:\\dir', U&'\\0041';\n-- \\set x\n/* \\i f */\n\
+         DO $$ BEGIN RAISE NOTICE E'\\\\'; END $$;\n\
+         CREATE FUNCTION f() RETURNS text AS $body$ SELECT '\\c' $body$ LANGUAGE sql;\n",
+    )]);
+    let d = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.migrations.len(), 1);
+}
+
+#[test]
+fn copy_from_stdin_with_its_data_is_one_problem() {
+    // As pg_dump writes it: the data lines hold quotes, semicolons and backslashes, which must
+    // not turn into a flood of other problems (an unterminated string, a stray directive).
+    let data: String = (1..=40)
+        .map(|i| format!("{i}\tO'Brien; -- migrations:bogus\t\\N\n"))
+        .collect();
+    let dump = format!(
+        "SET client_encoding = 'UTF8';\nCREATE TABLE public.t (id int, name text, note text);\n\n\
+         COPY public.t (id, name, note) FROM stdin;\n{data}\\.\n\n\
+         CREATE INDEX t_name ON public.t (name);\n"
+    );
+    let dir = Dir::new(&[
+        ("1_a.up.sql", dump.as_str()),
+        ("1_a.down.sql", "COPY t FROM STDIN;\n"),
+        (
+            "2_b.up.sql",
+            "-- migrations:no-transaction\ncopy t from stdin with (format csv);\n1,x\n\\.\n\
+             \\set x 1\nCOMMIT;\nCOPY u FROM stdin;\n",
+        ),
+    ]);
+    assert_eq!(
+        problems(&dir),
+        vec![
+            (
+                ProblemKind::PsqlOnly,
+                "$DIR/1_a.up.sql:4: `COPY ... FROM stdin` reads its data from psql (here the 40 \
+                 lines after it), and the runner sends only SQL; turn the data into INSERT \
+                 statements, or load it with COPY ... FROM a server-side file"
+                    .to_owned()
+            ),
+            (
+                ProblemKind::PsqlOnly,
+                "$DIR/1_a.down.sql:1: `COPY ... FROM stdin` reads its data from psql, and the \
+                 runner sends only SQL; turn the data into INSERT statements, or load it with \
+                 COPY ... FROM a server-side file"
+                    .to_owned()
+            ),
+            (
+                ProblemKind::PsqlOnly,
+                "$DIR/2_b.up.sql:2: `COPY ... FROM stdin` reads its data from psql (here the \
+                 line after it), and the runner sends only SQL; turn the data into INSERT \
+                 statements, or load it with COPY ... FROM a server-side file (2 more lines are \
+                 written for psql: 5, 7)"
+                    .to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn psql_input_does_not_hide_other_problems() {
+    // After the data block the file is read as psql reads it: the COMMIT is still found.
+    let dir = Dir::new(&[(
+        "1_a.up.sql",
+        "COPY t FROM stdin;\n1\t'\n\\.\nCOMMIT;\nSELECT 'open;\n",
+    )]);
+    let kinds: Vec<(ProblemKind, Option<u32>)> = dir
+        .error()
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.line))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ProblemKind::PsqlOnly, Some(1)),
+            (ProblemKind::Unterminated, Some(5)),
+            (ProblemKind::TransactionControl, Some(4)),
+        ]
+    );
+}
+
 // ---- the real crates.io history ----
 
 fn corpus() -> PathBuf {

@@ -393,3 +393,66 @@ fn non_transactional_statements_of_the_corpus() {
         ]
     );
 }
+
+/// The transaction control check against the parser: on every statement of the corpus and of
+/// the fixtures, ours flags exactly the statements PostgreSQL parses as a `TransactionStmt`
+/// that opens or ends a transaction (`BEGIN`, `START`, `COMMIT`/`END`, `ROLLBACK`/`ABORT`,
+/// `PREPARE TRANSACTION`), of the same kind; never `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`,
+/// `COMMIT|ROLLBACK PREPARED`, nor anything else.
+#[test]
+fn transaction_control_agrees_with_postgres() {
+    use migrations_format::sql::{classify_transaction_control, TransactionControlKind as K};
+    use pg_query::protobuf::TransactionStmtKind as Pg;
+    use pg_query::NodeEnum;
+
+    let mut files = sql_files(&corpus_dir());
+    files.extend(sql_files(&fixtures_dir()));
+    let mut problems = Vec::new();
+    let mut flagged = 0;
+    for path in &files {
+        let text = fs::read_to_string(path).expect("a UTF-8 file");
+        for s in split_statements(&text).statements {
+            let Ok(parsed) = pg_query::parse(s.text) else {
+                continue; // the splitter oracle reports statements that do not parse
+            };
+            let node = parsed
+                .protobuf
+                .stmts
+                .first()
+                .and_then(|raw| raw.stmt.as_ref())
+                .and_then(|n| n.node.as_ref());
+            let theirs = match node {
+                Some(NodeEnum::TransactionStmt(t)) => match Pg::try_from(t.kind) {
+                    Ok(Pg::TransStmtBegin) => Some("begin"),
+                    Ok(Pg::TransStmtStart) => Some("start"),
+                    Ok(Pg::TransStmtCommit) => Some("commit"),
+                    Ok(Pg::TransStmtRollback) => Some("rollback"),
+                    Ok(Pg::TransStmtPrepare) => Some("prepare"),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let ours = classify_transaction_control(&s).map(|k| match k {
+                K::Begin => "begin",
+                K::StartTransaction => "start",
+                K::Commit | K::End => "commit",
+                K::Rollback | K::Abort => "rollback",
+                K::PrepareTransaction => "prepare",
+            });
+            flagged += usize::from(ours.is_some());
+            if ours != theirs {
+                problems.push(format!(
+                    "{}:{}: ours {ours:?}, PostgreSQL {theirs:?}: {}",
+                    path.display(),
+                    s.line,
+                    s.text
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        flagged >= 15,
+        "only {flagged} transaction statements checked"
+    );
+}

@@ -3,12 +3,15 @@
 
 use std::collections::HashSet;
 
-use migrations_format::sql::{classify_statement, Statement, Token, TokenKind};
+use migrations_format::sql::{
+    classify_statement, classify_transaction_control, Statement, Token, TokenKind,
+};
 use migrations_format::Direction;
 
 use crate::rules::{
     RuleSet, CONCURRENTLY_IN_TRANSACTION, ENUM_VALUE_USED_IN_TRANSACTION, LOCK_TIMEOUT_GUARD,
     NON_TRANSACTIONAL_IN_TRANSACTION, SESSION_LEVEL_SET, SET_LOCAL_OUTSIDE_TRANSACTION,
+    TRANSACTION_CONTROL_IN_TRANSACTION,
 };
 use crate::sql::{
     created_relations, enum_value_added, is_zero_duration, locks, set_config_calls, setting,
@@ -30,6 +33,9 @@ pub(crate) fn check(input: &FileInput<'_>, stmts: &[Stmt<'_, '_>], rules: &RuleS
         || rules.contains(CONCURRENTLY_IN_TRANSACTION)
     {
         non_transactional(input, stmts, &blocks, rules, &mut out);
+    }
+    if rules.contains(TRANSACTION_CONTROL_IN_TRANSACTION) && !input.no_transaction {
+        transaction_control(input, stmts, &mut out);
     }
     if rules.contains(LOCK_TIMEOUT_GUARD) {
         lock_timeout_guard(input, stmts, &blocks, &mut out);
@@ -86,6 +92,28 @@ fn non_transactional(
             )
         };
         out.push(Raw::at_statement(rule, i, s.statement, message));
+    }
+}
+
+/// `BEGIN`, `COMMIT`, ... in a file the runner wraps in a transaction (the loader refuses them
+/// in up files already; down files come here, which the runner refuses before running).
+fn transaction_control(input: &FileInput<'_>, stmts: &[Stmt<'_, '_>], out: &mut Vec<Raw>) {
+    let dir = direction(input);
+    for (i, s) in stmts.iter().enumerate() {
+        let Some(kind) = classify_transaction_control(s.statement) else {
+            continue;
+        };
+        let message = format!(
+            "`{kind}` in a {dir} file the runner wraps in a transaction: it would break that \
+             transaction (the file and its history record commit together), so `migrations \
+             {dir}` refuses the file"
+        );
+        out.push(Raw::at_statement(
+            TRANSACTION_CONTROL_IN_TRANSACTION,
+            i,
+            s.statement,
+            message,
+        ));
     }
 }
 

@@ -389,9 +389,17 @@ fn squawk_findings(
         });
     }
     let afkc = rules.contains(rules::squawk_id(R::AddingForeignKeyConstraint));
+    let ours_tc = rules.contains(rules::TRANSACTION_CONTROL_IN_TRANSACTION);
     outcome
         .violations
         .into_iter()
+        .filter(|v| {
+            // In a transactional file, transaction control is ours
+            // (transaction-control-in-transaction, which reads statements as the loader and
+            // the runner do: squawk's transaction-nesting also flags `ROLLBACK TO SAVEPOINT`).
+            // squawk's still checks the BEGIN ... COMMIT blocks of no-transaction files.
+            !(v.rule == R::TransactionNesting && !input.no_transaction && ours_tc)
+        })
         .filter(|v| {
             // squawk's constraint-missing-not-valid fires on every ADD CONSTRAINT. NOT VALID
             // exists only for CHECK and FOREIGN KEY, and a foreign key is reported by

@@ -46,6 +46,7 @@ pub const MISSING_DOWN: &str = "missing-down";
 pub const EMPTY_DOWN: &str = "empty-down";
 pub const NON_TRANSACTIONAL_IN_TRANSACTION: &str = "non-transactional-in-transaction";
 pub const CONCURRENTLY_IN_TRANSACTION: &str = "concurrently-in-transaction";
+pub const TRANSACTION_CONTROL_IN_TRANSACTION: &str = "transaction-control-in-transaction";
 pub const LOCK_TIMEOUT_GUARD: &str = "lock-timeout-guard";
 pub const SESSION_LEVEL_SET: &str = "session-level-set";
 pub const SET_LOCAL_OUTSIDE_TRANSACTION: &str = "set-local-outside-transaction";
@@ -89,6 +90,16 @@ const OURS: &[RuleInfo] = &[
         fix: "keep CONCURRENTLY and run the statement outside a transaction: \
               `-- migrations:no-transaction` as the first line of the file, with IF NOT EXISTS / \
               IF EXISTS so the file can run again after `migrations repair`",
+    },
+    RuleInfo {
+        id: TRANSACTION_CONTROL_IN_TRANSACTION,
+        origin: Origin::Migrations,
+        default: true,
+        lock: "none: it would commit or roll back part of the migration outside the runner's \
+               transaction, away from its history record; the runner refuses the file",
+        fix: "drop the statement: the runner runs the file and records it in one transaction; \
+              or mark the file `-- migrations:no-transaction` and manage transactions with \
+              explicit BEGIN ... COMMIT blocks",
     },
     RuleInfo {
         id: LOCK_TIMEOUT_GUARD,

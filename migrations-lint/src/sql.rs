@@ -94,26 +94,20 @@ pub(crate) fn string_value(t: &Token<'_>) -> Option<String> {
 pub(crate) enum TxControl {
     /// `BEGIN`, `START TRANSACTION`.
     Begin,
-    /// `COMMIT`, `END`, `ROLLBACK`, `ABORT` (not `... PREPARED`, not `ROLLBACK TO`).
+    /// `COMMIT`, `END`, `ROLLBACK`, `ABORT` (not `... PREPARED`, not `ROLLBACK TO`),
+    /// `PREPARE TRANSACTION`.
     End,
 }
 
 pub(crate) fn tx_control(toks: &Toks<'_, '_>) -> Option<TxControl> {
-    if is_word(toks, 0, "begin") || words_at(toks, 0, &["start", "transaction"]) {
-        return Some(TxControl::Begin);
-    }
-    let ends = ["commit", "end", "rollback", "abort"]
-        .iter()
-        .any(|w| is_word(toks, 0, w));
-    if ends && !is_word(toks, 1, "prepared") && !is_word(toks, 1, "to") {
-        // `ROLLBACK [WORK|TRANSACTION] TO SAVEPOINT` keeps the transaction open.
-        let to =
-            (is_word(toks, 1, "work") || is_word(toks, 1, "transaction")) && is_word(toks, 2, "to");
-        if !to {
-            return Some(TxControl::End);
+    // The loader's reading, so the lint and the runner agree on what is transaction control.
+    migrations_format::sql::classify_tokens(toks).map(|kind| {
+        if kind.opens() {
+            TxControl::Begin
+        } else {
+            TxControl::End
         }
-    }
-    None
+    })
 }
 
 /// For each statement, the transaction block it runs in: `Some(0)` for every statement of a
@@ -915,5 +909,7 @@ mod tests {
         assert_eq!(ctl("ROLLBACK TO SAVEPOINT s"), None);
         assert_eq!(ctl("ROLLBACK WORK TO s"), None);
         assert_eq!(ctl("COMMIT PREPARED 'x'"), None);
+        assert_eq!(ctl("PREPARE TRANSACTION 'x'"), Some(TxControl::End));
+        assert_eq!(ctl("BEGIN ATOMIC"), None);
     }
 }

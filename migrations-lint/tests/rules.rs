@@ -21,6 +21,10 @@ const FIRES: &[(&str, &[&str])] = &[
         &["1_email_index.down.sql:1:1", "2_name_index.up.sql:3:1"],
     ),
     (
+        "transaction-control-in-transaction",
+        &["1_backfill.down.sql:3:1"],
+    ),
+    (
         "lock-timeout-guard",
         &["1_bio.up.sql:2:1", "2_nickname.up.sql:6:1"],
     ),
@@ -236,6 +240,49 @@ fn rules_know_the_transaction_mode() {
         vec!["2:21:enum-value-used-in-transaction"]
     );
     assert!(lint_text(sql, true, &rules).is_empty());
+}
+
+#[test]
+fn transaction_control_follows_the_file_mode() {
+    let rules = RuleSet::only(&["transaction-control-in-transaction"]).unwrap();
+    // The reproduction: the runner's transaction would commit the first INSERT alone.
+    let sql = "INSERT INTO t VALUES (1);\n  COMMIT;\nINSERT INTO t VALUES (2);\n\
+               SELECT 'ROLLBACK'; -- END;\nSAVEPOINT s;\nROLLBACK TO s;\nRELEASE s;\n\
+               start transaction;\nPREPARE TRANSACTION 'p';\nabort;";
+    assert_eq!(
+        lint_text(sql, false, &rules),
+        vec![
+            "2:3:transaction-control-in-transaction",
+            "8:1:transaction-control-in-transaction",
+            "9:1:transaction-control-in-transaction",
+            "10:1:transaction-control-in-transaction"
+        ]
+    );
+    assert!(lint_text(sql, true, &rules).is_empty());
+    let directives = migrations_format::Directives::default();
+    let input = FileInput {
+        path: Path::new("1_a.down.sql"),
+        text: "DELETE FROM t;\nEND;",
+        direction: migrations_format::Direction::Down,
+        no_transaction: false,
+        directives: &directives,
+    };
+    let report = lint_file(&input, &rules);
+    assert_eq!(report.findings.len(), 1);
+    assert_eq!(
+        report.findings[0].to_string(),
+        "1_a.down.sql:2:1: transaction-control-in-transaction: `END` in a down file the runner \
+         wraps in a transaction: it would break that transaction (the file and its history \
+         record commit together), so `migrations down` refuses the file"
+    );
+    // One finding per statement: squawk's transaction-nesting is left to no-transaction files.
+    let all = lint_file(&input, &RuleSet::default());
+    let rules: Vec<&str> = all.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(rules, ["transaction-control-in-transaction"]);
+    assert_eq!(
+        lint_text("SELECT 1;\nCOMMIT;", true, &RuleSet::default()),
+        ["2:1:transaction-nesting"]
+    );
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //!   quoted identifiers, dollar quotes, nested comments), keeping comments for directives and
 //!   `-- migrations:lint-ignore`, and 1-based line and column for messages.
 //! - [`split`] cuts a file into statements as psql does, for no-transaction migrations, which
-//!   send each statement as its own query, and reports constructs left open at the end.
+//!   send each statement as its own query, and reports constructs left open at the end and
+//!   input only psql understands (meta-commands, `COPY ... FROM STDIN` data).
 //! - [`nontx`] tells which statements cannot run inside a transaction block, so a
 //!   transactional migration holding one is refused before anything runs.
+//! - [`txcontrol`] tells which statements open or end a transaction (`BEGIN`, `COMMIT`, ...),
+//!   which a file the runner wraps in its own transaction must not hold.
 //!
 //! Everything here is pure: no I/O, no database, and no panic on any input.
 
@@ -15,6 +18,7 @@ pub mod index;
 pub mod lexer;
 pub mod nontx;
 pub mod split;
+pub mod txcontrol;
 
 pub use index::created_index_name;
 pub use lexer::{tokenize, Lexer, StringKind, Token, TokenKind, UnterminatedKind};
@@ -22,4 +26,7 @@ pub use nontx::{
     classify_statement, find_non_transactional, non_transactional, NonTransactional,
     NonTransactionalKind,
 };
-pub use split::{split_statements, Split, Statement, Unterminated};
+pub use split::{split_statements, PsqlOnly, PsqlOnlyKind, Split, Statement, Unterminated};
+pub use txcontrol::{
+    classify_tokens, classify_transaction_control, transaction_control, TransactionControlKind,
+};

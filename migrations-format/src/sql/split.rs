@@ -17,6 +17,13 @@
 //!
 //! Statements are slices of the input (from the first token that is not a comment to the end
 //! of the last one before the `;`), so positions in messages point into the file as written.
+//!
+//! Input that only psql understands is skipped and listed in [`Split::psql`], so the loader
+//! can refuse it with one clear message instead of the server's syntax error halfway through
+//! a run: a meta-command (a `\` outside strings, comments and dollar quotes, which is never
+//! SQL) up to the end of its line, and the inline data psql sends after a `COPY ... FROM
+//! STDIN` up to its `\.` line. Skipping them, as psql does, keeps everything after them
+//! split as psql would (data lines with a lone quote would otherwise swallow the file).
 
 use std::fmt;
 use std::ops::Range;
@@ -32,6 +39,39 @@ pub struct Split<'a> {
     /// file. The server would reject the file; callers should report this first, because a
     /// statement count or check made past it means nothing.
     pub unterminated: Option<Unterminated>,
+    /// Input only psql understands (meta-commands, `COPY ... FROM STDIN` and its inline
+    /// data), in order. It is not part of any statement; the server cannot run such a file.
+    pub psql: Vec<PsqlOnly<'a>>,
+}
+
+/// Input written for psql, which the server does not understand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsqlOnly<'a> {
+    /// What it is.
+    pub kind: PsqlOnlyKind<'a>,
+    /// Byte range of the input the splitter skipped for it: a meta-command up to the end of
+    /// its line; the inline data of a `COPY`, from after its `;` up to the end of the `\.`
+    /// line (or of the input), empty when there is none. The `COPY` statement itself is one
+    /// of [`Split::statements`].
+    pub span: Range<usize>,
+    /// 1-based line of the meta-command, or of the `COPY` statement.
+    pub line: u32,
+    /// 1-based column (in characters) of the meta-command, or of the `COPY` statement.
+    pub column: u32,
+}
+
+/// What a [`PsqlOnly`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsqlOnlyKind<'a> {
+    /// A psql meta-command: the backslash and its name as written, such as `\set`, `\i`,
+    /// `\connect`, `\gset` or `\.`.
+    MetaCommand(&'a str),
+    /// `COPY ... FROM STDIN`: psql sends the lines after it as the data (pg_dump writes them,
+    /// ending with a `\.` line); the runner has no such data to send.
+    CopyFromStdin {
+        /// How many lines of inline data follow the statement.
+        data_lines: usize,
+    },
 }
 
 /// One statement of a [`Split`].
@@ -96,24 +136,121 @@ pub fn split_statements(sql: &str) -> Split<'_> {
         state: StatementState::default(),
     };
     let mut unterminated = None;
-    for token in Lexer::new(sql) {
-        if token.unterminated && unterminated.is_none() {
-            if let Some(kind) = UnterminatedKind::of(token.kind) {
-                unterminated = Some(Unterminated {
-                    kind,
-                    offset: token.span.start,
+    let mut psql = Vec::new();
+    // Skipping psql-only input restarts the lexer after it, at a line end: `pos` is where
+    // the running lexer started, `lines_before` how many lines precede its first one.
+    let mut pos = 0;
+    let mut lines_before = 0;
+    'lex: while pos < sql.len() {
+        for mut token in Lexer::new(&sql[pos..]) {
+            token.span = token.span.start + pos..token.span.end + pos;
+            token.line = token.line.saturating_add(lines_before);
+            if token.kind == TokenKind::Other && token.text == "\\" {
+                // psql runs a meta-command on the rest of the line; it is never SQL.
+                if let Some(copy) = splitter.finish_statement() {
+                    psql.push(copy);
+                }
+                let end = line_end(sql, token.span.start);
+                psql.push(PsqlOnly {
+                    kind: PsqlOnlyKind::MetaCommand(meta_command(sql, token.span.start)),
+                    span: token.span.start..end,
                     line: token.line,
                     column: token.column,
                 });
+                (pos, lines_before) = (end, token.line - 1);
+                continue 'lex;
+            }
+            if token.unterminated && unterminated.is_none() {
+                if let Some(kind) = UnterminatedKind::of(token.kind) {
+                    unterminated = Some(Unterminated {
+                        kind,
+                        offset: token.span.start,
+                        line: token.line,
+                        column: token.column,
+                    });
+                }
+            }
+            let (semicolon_end, semicolon_line) = (token.span.end, token.line);
+            if let Some(mut copy) = splitter.push(token) {
+                // psql reads the data from the next line on, up to a `\.` line or the end.
+                let (end, data_lines) = copy_data(sql, semicolon_end);
+                copy.span = semicolon_end..end;
+                copy.kind = PsqlOnlyKind::CopyFromStdin { data_lines };
+                psql.push(copy);
+                let skipped = count_lines(&sql[semicolon_end..end]);
+                (pos, lines_before) = (end, semicolon_line - 1 + skipped);
+                continue 'lex;
             }
         }
-        splitter.push(token);
+        break;
     }
-    splitter.finish_statement();
+    if let Some(copy) = splitter.finish_statement() {
+        psql.push(copy);
+    }
     Split {
         statements: splitter.statements,
         unterminated,
+        psql,
     }
+}
+
+/// The byte offset of the end of the line holding `from` (its `\n` or `\r`), or the end of
+/// the input.
+fn line_end(src: &str, from: usize) -> usize {
+    src[from..]
+        .find(['\n', '\r'])
+        .map_or(src.len(), |p| from + p)
+}
+
+/// How many line ends the lexer counts in `text`: `\n`, and `\r` not followed by `\n`.
+fn count_lines(text: &str) -> u32 {
+    let bytes = text.as_bytes();
+    let mut n = 0u32;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            n = n.saturating_add(1);
+        }
+    }
+    n
+}
+
+/// The meta-command starting with the `\` at `at`, as psql reads its name: the backslash and
+/// what follows up to a space or another backslash (`\set`, `\.`, `\dt+`), or `\\`.
+/// Bounded, since it is quoted in messages.
+fn meta_command(src: &str, at: usize) -> &str {
+    let rest = &src[at + 1..];
+    let mut end = rest
+        .find(|c: char| c.is_whitespace() || c == '\\')
+        .unwrap_or(rest.len());
+    if end == 0 && rest.starts_with('\\') {
+        end = 1;
+    }
+    if let Some((cut, _)) = rest[..end].char_indices().nth(32) {
+        end = cut;
+    }
+    &src[at..at + 1 + end]
+}
+
+/// The inline data after a `COPY ... FROM STDIN` whose `;` ends at `after`: psql sends the
+/// lines after that one up to a line that is exactly `\.` (dropped), or to the end of the
+/// input. Returns where the skipped text ends (the end of the `\.` line, or of the input) and
+/// how many data lines there are.
+fn copy_data(src: &str, after: usize) -> (usize, usize) {
+    let mut start = match src[after..].find('\n') {
+        Some(p) => after + p + 1,
+        None => return (src.len(), 0),
+    };
+    let mut lines = 0;
+    while start < src.len() {
+        let end = src[start..].find('\n').map_or(src.len(), |p| start + p);
+        let line = &src[start..end];
+        if line.strip_suffix('\r').unwrap_or(line) == "\\." {
+            return (end, lines);
+        }
+        lines += 1;
+        start = end + 1;
+    }
+    (src.len(), lines)
 }
 
 struct Splitter<'a> {
@@ -142,6 +279,12 @@ struct StatementState {
     after_begin: bool,
     /// The previous significant token was a `.`: the word after it is a name (`t.end`).
     after_dot: bool,
+    /// The statement starts with `COPY`.
+    copy: bool,
+    /// In a `COPY`, the previous significant token was `FROM`, at parenthesis depth 0.
+    after_from: bool,
+    /// A `COPY ... FROM STDIN`: psql sends the lines after it as its data.
+    from_stdin: bool,
 }
 
 impl StatementState {
@@ -162,6 +305,7 @@ impl StatementState {
     fn see_significant(&mut self, token: &Token<'_>) {
         let after_begin = std::mem::take(&mut self.after_begin);
         let after_dot = std::mem::take(&mut self.after_dot);
+        let after_from = std::mem::take(&mut self.after_from);
         match token.kind {
             TokenKind::LParen => self.paren_depth += 1,
             TokenKind::RParen => self.paren_depth = self.paren_depth.saturating_sub(1),
@@ -173,7 +317,16 @@ impl StatementState {
                         .find(|k| token.is_word(k))
                         .map_or(0, |k| k.as_bytes()[0]);
                 }
+                if self.word_count == 0 {
+                    self.copy = token.is_word("copy");
+                }
                 self.word_count += 1;
+                if self.copy && self.paren_depth == 0 {
+                    // `COPY t [(cols)] FROM STDIN`; a `FROM` in a query or a column list is
+                    // inside parentheses.
+                    self.after_from = token.is_word("from");
+                    self.from_stdin |= after_from && token.is_word("stdin");
+                }
                 if after_dot || self.paren_depth > 0 || !self.routine_definition() {
                     return;
                 }
@@ -198,38 +351,48 @@ impl StatementState {
 }
 
 impl<'a> Splitter<'a> {
-    fn push(&mut self, token: Token<'a>) {
+    /// Takes the next token. Returns the `COPY ... FROM STDIN` statement that a `;` just
+    /// ended, whose inline data the caller then skips.
+    fn push(&mut self, token: Token<'a>) -> Option<PsqlOnly<'a>> {
         if self.current.is_empty() && token.is_trivia() {
             if token.is_comment() {
                 self.leading_comments.push(token);
             }
-            return;
+            return None;
         }
         if token.kind == TokenKind::Semicolon
             && self.state.paren_depth == 0
             && self.state.begin_depth == 0
         {
-            self.finish_statement();
-            return;
+            return self.finish_statement();
         }
         if !token.is_trivia() {
             self.state.see_significant(&token);
         }
         self.current.push(token);
+        None
     }
 
-    /// Ends the statement being read, if there is one: at a `;` or at the end of the input.
-    fn finish_statement(&mut self) {
+    /// Ends the statement being read, if there is one: at a `;`, a meta-command or the end of
+    /// the input. Returns it as psql-only input when it is a `COPY ... FROM STDIN` (its data
+    /// yet to be found).
+    fn finish_statement(&mut self) -> Option<PsqlOnly<'a>> {
         let mut tokens = std::mem::take(&mut self.current);
         let leading_comments = std::mem::take(&mut self.leading_comments);
-        self.state = StatementState::default();
+        let state = std::mem::take(&mut self.state);
         while tokens.last().is_some_and(Token::is_trivia) {
             tokens.pop();
         }
         let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
-            return;
+            return None;
         };
         let span = first.span.start..last.span.end;
+        let copy = state.from_stdin.then_some(PsqlOnly {
+            kind: PsqlOnlyKind::CopyFromStdin { data_lines: 0 },
+            span: span.end..span.end,
+            line: first.line,
+            column: first.column,
+        });
         self.statements.push(Statement {
             text: &self.src[span.clone()],
             span,
@@ -238,6 +401,7 @@ impl<'a> Splitter<'a> {
             leading_comments,
             tokens,
         });
+        copy
     }
 }
 
@@ -432,6 +596,108 @@ mod tests {
         );
     }
 
+    /// psql input as (kind, line, column, skipped text).
+    type Skipped<'a> = (PsqlOnlyKind<'a>, u32, u32, &'a str);
+
+    /// psql input, and the statements left with their line.
+    fn psql_of(sql: &str) -> (Vec<Skipped<'_>>, Vec<(&str, u32)>) {
+        let split = split_statements(sql);
+        let psql = split
+            .psql
+            .iter()
+            .map(|p| (p.kind, p.line, p.column, &sql[p.span.clone()]))
+            .collect();
+        let statements = split.statements.iter().map(|s| (s.text, s.line)).collect();
+        (psql, statements)
+    }
+
+    #[test]
+    fn skips_psql_meta_commands_to_the_end_of_their_line() {
+        use PsqlOnlyKind::MetaCommand as Meta;
+        let sql = "\\set ON_ERROR_STOP on\nCREATE TABLE t (x text);\n\\i 'it''s.sql\n\
+                   INSERT INTO t VALUES (E'\\n'), ($$\\x$$), ('a\\'); -- \\c\n\
+                   SELECT 1 \\gset\n  \\connect other\n/* \\. */ \\. \\\\ SELECT 2;\nSELECT 3;";
+        let (psql, statements) = psql_of(sql);
+        assert_eq!(
+            psql,
+            vec![
+                (Meta("\\set"), 1, 1, "\\set ON_ERROR_STOP on"),
+                (Meta("\\i"), 3, 1, "\\i 'it''s.sql"),
+                (Meta("\\gset"), 5, 10, "\\gset"),
+                (Meta("\\connect"), 6, 3, "\\connect other"),
+                (Meta("\\."), 7, 10, "\\. \\\\ SELECT 2;"),
+            ]
+        );
+        // Strings, dollar quotes and comments keep their backslashes; the quote in the `\i`
+        // argument opens nothing; a meta-command ends the statement before it.
+        assert_eq!(
+            statements,
+            vec![
+                ("CREATE TABLE t (x text)", 2),
+                ("INSERT INTO t VALUES (E'\\n'), ($$\\x$$), ('a\\')", 4),
+                ("SELECT 1", 5),
+                ("SELECT 3", 8),
+            ]
+        );
+        assert_eq!(split_statements(sql).unterminated, None);
+        let (psql, _) = psql_of("SELECT 1 \\\\ SELECT 2; \\");
+        assert_eq!(psql, vec![(Meta("\\\\"), 1, 10, "\\\\ SELECT 2; \\")]);
+        let (psql, _) = psql_of("\\");
+        assert_eq!(psql, vec![(Meta("\\"), 1, 1, "\\")]);
+    }
+
+    #[test]
+    fn skips_copy_from_stdin_data_up_to_its_end_line() {
+        use PsqlOnlyKind::CopyFromStdin as Copy;
+        // As pg_dump writes it: tab-separated lines with quotes and semicolons, then `\.`.
+        let sql = "SET x = 1;\nCOPY public.t (id, name) FROM stdin;\n1\tO'Brien; DROP\n\
+                   2\t\\N\n\\.\nCOPY u FROM STDIN WITH (FORMAT csv);\n\\.\n\
+                   SELECT 'after';\ncopy v from stdin;\n3\n";
+        let (psql, statements) = psql_of(sql);
+        assert_eq!(
+            psql,
+            vec![
+                (
+                    Copy { data_lines: 2 },
+                    2,
+                    1,
+                    "\n1\tO'Brien; DROP\n2\t\\N\n\\."
+                ),
+                (Copy { data_lines: 0 }, 6, 1, "\n\\."),
+                (Copy { data_lines: 1 }, 9, 1, "\n3\n"),
+            ]
+        );
+        assert_eq!(
+            statements,
+            vec![
+                ("SET x = 1", 1),
+                ("COPY public.t (id, name) FROM stdin", 2),
+                ("COPY u FROM STDIN WITH (FORMAT csv)", 6),
+                ("SELECT 'after'", 8),
+                ("copy v from stdin", 9),
+            ]
+        );
+        assert_eq!(split_statements(sql).unterminated, None);
+        // Without `;` at the end of the file, or ended by a meta-command: no data.
+        let (psql, _) = psql_of("COPY t FROM stdin");
+        assert_eq!(psql, vec![(Copy { data_lines: 0 }, 1, 1, "")]);
+        // Not from psql's stdin: a server-side file, a program, a query's FROM, a table
+        // named stdin, or COPY TO.
+        for sql in [
+            "COPY t FROM '/tmp/stdin'; SELECT 1",
+            "COPY t FROM PROGRAM 'cat'; SELECT 1",
+            "COPY (SELECT * FROM stdin) TO STDOUT; SELECT 1",
+            "COPY t (from, stdin) FROM '/x'; SELECT 1",
+            "COPY t TO STDOUT; SELECT 1",
+            "SELECT * FROM stdin; SELECT 1",
+            "INSERT INTO copy SELECT * FROM stdin; SELECT 1",
+        ] {
+            let split = split_statements(sql);
+            assert!(split.psql.is_empty(), "{sql:?}");
+            assert_eq!(split.statements.len(), 2, "{sql:?}");
+        }
+    }
+
     /// Random strings over the characters that matter to the lexer: no panic, tokens that
     /// cover the input, statements that are slices of it at the positions they claim.
     #[test]
@@ -468,6 +734,9 @@ mod tests {
             "case",
             "create function ",
             "$t$",
+            "copy t from stdin",
+            "\\.",
+            "\\set x",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
@@ -486,15 +755,37 @@ mod tests {
             let joined: std::string::String = tokens.iter().map(|t| t.text).collect();
             assert_eq!(joined, sql);
             let split = split_statements(&sql);
+            // Positions are checked against the text itself: after psql input the lexer
+            // restarts, so they are not those of one lexing of the whole input.
+            let position = |offset: usize| {
+                let before = &sql[..offset];
+                let line_start = before.rfind(['\n', '\r']).map_or(0, |p| p + 1);
+                (
+                    1 + count_lines(before),
+                    1 + before[line_start..].chars().count() as u32,
+                )
+            };
             for s in &split.statements {
                 assert_eq!(&sql[s.span.clone()], s.text, "{sql:?}");
-                let token = tokens
-                    .iter()
-                    .find(|t| t.span.start == s.span.start)
-                    .expect("statements start at a token");
-                assert_eq!((token.line, token.column), (s.line, s.column), "{sql:?}");
+                assert_eq!(position(s.span.start), (s.line, s.column), "{sql:?}");
                 assert!(!s.text.trim().is_empty(), "{sql:?}");
+                assert!(
+                    s.significant_tokens().all(|t| t.text != "\\"),
+                    "a meta-command inside a statement: {sql:?}"
+                );
+                for p in &split.psql {
+                    let apart = p.span.end <= s.span.start || s.span.end <= p.span.start;
+                    assert!(apart, "psql input overlaps a statement: {sql:?}");
+                }
                 let _ = crate::sql::nontx::classify_statement(s);
+                let _ = crate::sql::txcontrol::classify_transaction_control(s);
+            }
+            for p in &split.psql {
+                assert!(sql.get(p.span.clone()).is_some(), "{sql:?}");
+                if let PsqlOnlyKind::MetaCommand(name) = p.kind {
+                    assert!(sql[p.span.clone()].starts_with(name), "{sql:?}");
+                    assert_eq!(position(p.span.start), (p.line, p.column), "{sql:?}");
+                }
             }
             let _ = crate::sql::nontx::non_transactional(&sql);
         }

@@ -364,8 +364,16 @@ impl<'a> Comparison<'a> {
                             m.checksum()
                         )));
                     } else if m.no_transaction() != row.no_transaction {
+                        // The file's text is unchanged (else its checksum would differ): the
+                        // mode came from diesel's metadata.toml. Say which way to undo it.
+                        let undo = if m.no_transaction() {
+                            "remove the `run_in_transaction = false` added to its metadata.toml"
+                        } else {
+                            "put back the `run_in_transaction = false` removed from its \
+                             metadata.toml"
+                        };
                         edited.push(item(format!(
-                            "applied {}, the file now runs {}",
+                            "applied {}, the file now runs {}: {undo}",
                             mode(row.no_transaction),
                             mode(m.no_transaction())
                         )));

@@ -12,7 +12,7 @@ mod redact;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = parse_args();
     logger::init(cli.global.verbose);
     let code = match commands::run(&cli) {
         Ok(()) => exit::Code::Ok,
@@ -22,6 +22,24 @@ fn main() {
         }
     };
     std::process::exit(code as i32);
+}
+
+/// The command line, or exit as clap does. clap quotes arguments it rejects, so a URL given
+/// without `--database-url` goes through the redaction before it is printed.
+fn parse_args() -> cli::Cli {
+    cli::Cli::try_parse().unwrap_or_else(|e| {
+        let plain = e.render().to_string();
+        let redacted = crate::redact::redact_text(&plain);
+        if redacted == plain {
+            e.exit()
+        }
+        if e.use_stderr() {
+            eprint!("{redacted}");
+        } else {
+            print!("{redacted}");
+        }
+        std::process::exit(e.exit_code())
+    })
 }
 
 /// One clear message on stderr (and, in JSON mode, an error document on stdout). Findings

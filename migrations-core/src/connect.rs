@@ -96,10 +96,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -111,6 +115,9 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_postgres::config::{ChannelBinding, SslMode as WireSslMode, TargetSessionAttrs};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::Socket;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Default of [`ConnectOptions::connect_timeout`]: how long to wait for a server that is still
@@ -313,60 +320,323 @@ impl ConnectError {
 // ---------------------------------------------------------------------------------------
 // Redaction
 // ---------------------------------------------------------------------------------------
+//
+// Two functions, and every connection string or message that may hold one is printed through
+// one of them: [`redact`] for a connection string on its own (a URL, a `key=value` string, or
+// whatever a user put in `DATABASE_URL`), [`redact_text`] for free text (log lines, messages)
+// that may quote one. The library's own messages never quote a connection string at all; these
+// are for `Debug` output and for programs (like the `migrations` CLI) that print text from
+// elsewhere.
 
-/// `url` with its password replaced by `***`: the one in the user info (`user:secret@`) and any
-/// `password=` parameter (also in a `key=value` connection string). Works on any input, never
-/// panics, and errs on the side of hiding too much when the URL is malformed (for example a
-/// password with an unencoded `?`).
-pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return redact_password_params(url);
-    };
-    let (head, rest) = url.split_at(scheme_end);
+/// What a connection string whose shape is not recognised is printed as: nothing of it.
+const HIDDEN: &str = "***";
+
+/// `conn` (a connection string) with every password replaced by `***`, for printing:
+///
+/// - a URL (`scheme://...`): the password of the user info (`user:secret@`; the user info ends
+///   at the last `@`, so an unencoded `@`, `:` or `/` in the password is hidden too), the value
+///   of every query parameter whose name ends in `password` (also percent-encoded names, and
+///   values holding an unencoded `&`), and a "port" that is not a number (`postgres://u:secret/db`
+///   lacks its `@host`, and what looks like a port is a password);
+/// - `key=value` pairs (libpq's syntax: spaces around `=`, single-quoted values with
+///   backslash escapes): the value of every key ending in `password`;
+/// - anything else (no scheme, `postgres:/...`, `user:secret@host/db`, an unterminated quote,
+///   ...): `***`, since there is no telling which part is the password.
+///
+/// Works on any input and never panics. Only user and host names, ports, the database name
+/// and the other parameters are kept.
+pub fn redact(conn: &str) -> String {
+    if conn.trim().is_empty() {
+        return conn.to_string();
+    }
+    if let Some(body) = url_body_start(conn) {
+        return redact_url(conn, body);
+    }
+    match key_value_secrets(conn) {
+        Some(secrets) => {
+            let mut out = String::with_capacity(conn.len());
+            let mut copied = 0;
+            for range in secrets {
+                out.push_str(&conn[copied..range.start]);
+                out.push_str(HIDDEN);
+                copied = range.end;
+            }
+            out.push_str(&conn[copied..]);
+            out
+        }
+        None => HIDDEN.to_string(),
+    }
+}
+
+/// `text` with the password of every URL in it (`scheme://user:secret@host`, see [`redact`])
+/// and every `...password=value` pair (a quoted value up to its closing quote) replaced by
+/// `***`. For free text: log lines, messages, `Debug` output. A URL ends at whitespace or, when
+/// it is quoted (`"`, `'`, `` ` ``, `(`, `<`, `[` before it), at its last closing quote, so
+/// `Some("postgres://u:***@h/d?password=***")` keeps its `")`. Text already redacted is left as
+/// it is: `redact_text(&redact(x)) == redact(x)`.
+///
+/// Free text cannot be parsed: a password with unencoded spaces in a URL, or a connection
+/// string without a scheme, cannot be found in it. Print connection strings through [`redact`]
+/// instead of quoting them in messages.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("://") {
+        let sep = search + found;
+        search = sep + 3;
+        // The scheme: letters, digits, `+ - .` before `://`, starting with a letter.
+        let mut start = sep;
+        while start > copied && is_scheme_byte(text.as_bytes()[start - 1]) {
+            start -= 1;
+        }
+        while start < sep && !text.as_bytes()[start].is_ascii_alphabetic() {
+            start += 1;
+        }
+        if start == sep {
+            continue;
+        }
+        let end = text[sep..]
+            .find(char::is_whitespace)
+            .map_or(text.len(), |i| sep + i);
+        // A quoted URL ends at its last closing quote; what follows is not part of it.
+        let closer = text[..start].chars().next_back().and_then(|c| match c {
+            '"' | '\'' | '`' => Some(c),
+            '(' => Some(')'),
+            '<' => Some('>'),
+            '[' => Some(']'),
+            _ => None,
+        });
+        let url_end = closer
+            .and_then(|c| text[sep..end].rfind(c).map(|i| sep + i))
+            .unwrap_or(end);
+        out.push_str(&redact_password_pairs(&text[copied..start]));
+        out.push_str(&redact_url(&text[start..url_end], sep + 3 - start));
+        copied = url_end;
+        search = search.max(url_end);
+    }
+    out.push_str(&redact_password_pairs(&text[copied..]));
+    out
+}
+
+fn is_scheme_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+
+/// Where the body of a URL starts (after `scheme://`), when `s` (after leading whitespace) is
+/// one: the scheme is a letter then letters, digits, `+ - .`.
+fn url_body_start(s: &str) -> Option<usize> {
+    let trimmed = s.trim_start();
+    let offset = s.len() - trimmed.len();
+    let sep = trimmed.find("://")?;
+    let scheme = &trimmed.as_bytes()[..sep];
+    let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme.iter().all(|&b| is_scheme_byte(b));
+    valid.then_some(offset + sep + 3)
+}
+
+/// The URL `url` (its body starting at `body`) with its secrets hidden (see [`redact`]).
+fn redact_url(url: &str, body: usize) -> String {
+    let (head, rest) = url.split_at(body);
     let query_start = rest.find('?');
     let before_query = &rest[..query_start.unwrap_or(rest.len())];
     // The user info ends at the last `@` before the query; if the query holds an `@` while the
-    // part before it does not, the password itself probably holds the `?`: hide up to the last `@`.
+    // part before it does not, the password itself probably holds the `?`: hide up to the last
+    // `@`.
     let at = match before_query.rfind('@') {
         Some(at) => Some(at),
         None if query_start.is_some() => rest.rfind('@'),
         None => None,
     };
-    let mut out = String::with_capacity(url.len());
+    let mut out = String::with_capacity(url.len() + 3);
     out.push_str(head);
-    let remainder = match at {
+    let after = match at {
         Some(at) => {
             let userinfo = &rest[..at];
             match userinfo.find(':') {
                 Some(colon) => {
                     out.push_str(&userinfo[..colon]);
-                    out.push_str(":***");
+                    out.push(':');
+                    out.push_str(HIDDEN);
                 }
                 None => out.push_str(userinfo),
             }
-            &rest[at..]
+            out.push('@');
+            &rest[at + 1..]
         }
         None => rest,
     };
-    out.push_str(&redact_password_params(remainder));
+    let (hostpath, query) = match after.find('?') {
+        Some(i) => (&after[..i], Some(&after[i + 1..])),
+        None => (after, None),
+    };
+    let (hostspec, path) = match hostpath.find('/') {
+        Some(i) => hostpath.split_at(i),
+        None => (hostpath, ""),
+    };
+    out.push_str(&redact_hostspec(hostspec));
+    out.push_str(path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(&redact_query(query));
+    }
     out
 }
 
-/// Replaces the value of every `password=` (any case, after `?`, `&`, whitespace or at the
-/// start) with `***`. A value ends at `&`, `#` or whitespace, or at its closing quote.
-fn redact_password_params(s: &str) -> String {
+/// `host:port,...` with everything from the first port that is not a number on hidden: with
+/// no `@`, `postgres://user:secret/db` puts the password where the port goes.
+fn redact_hostspec(hostspec: &str) -> String {
+    let mut offset = 0;
+    for item in hostspec.split(',') {
+        let port_colon = match item.strip_prefix('[') {
+            Some(bracketed) => bracketed
+                .find(']')
+                .and_then(|close| item[close + 2..].starts_with(':').then_some(close + 2)),
+            None => item.find(':'),
+        };
+        if let Some(colon) = port_colon {
+            let port = &item[colon + 1..];
+            if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
+                return format!("{}:{HIDDEN}", &hostspec[..offset + colon]);
+            }
+        }
+        offset += item.len() + 1;
+    }
+    hostspec.to_string()
+}
+
+/// A URL's query with the value of every `...password` parameter hidden. A value runs to the
+/// next `&` that starts another `name=value` pair, so an unencoded `&` in a password does not
+/// show the rest of it.
+fn redact_query(query: &str) -> String {
+    let starts_pair = |segment: &str| {
+        segment.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'%' | b'.' | b'-'))
+        })
+    };
+    let mut out = String::with_capacity(query.len());
+    let mut hiding = false;
+    for (i, segment) in query.split('&').enumerate() {
+        if i > 0 && (starts_pair(segment) || !hiding) {
+            hiding = false;
+        }
+        if hiding {
+            continue;
+        }
+        if i > 0 {
+            out.push('&');
+        }
+        match segment.split_once('=') {
+            Some((name, _)) if starts_pair(segment) && is_password_key(&lenient_decode(name)) => {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(HIDDEN);
+                hiding = true;
+            }
+            _ => out.push_str(segment),
+        }
+    }
+    out
+}
+
+/// A parameter or keyword that holds a secret: `password`, `sslpassword`, any case.
+fn is_password_key(name: &str) -> bool {
+    name.len() >= 8
+        && name.is_char_boundary(name.len() - 8)
+        && name[name.len() - 8..].eq_ignore_ascii_case("password")
+}
+
+/// Percent-decodes what decodes, keeps the rest (for recognising names only).
+fn lenient_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// When all of `s` is libpq `key=value` pairs (`key = 'quoted \' value' key2=plain`), the byte
+/// ranges of the values of its `...password` keys; `None` when it is not that shape.
+fn key_value_secrets(s: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    let b = s.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut secrets = Vec::new();
+    let mut pairs = 0;
+    let mut i = skip_ws(0);
+    while i < b.len() {
+        let key_start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+            i += 1;
+        }
+        let key = &s[key_start..i];
+        i = skip_ws(i);
+        if key.is_empty() || b.get(i) != Some(&b'=') {
+            return None;
+        }
+        // As libpq: after `=` and any spaces, the value (which may look like `key=...`).
+        i = skip_ws(i + 1);
+        let value_start = i;
+        if b.get(i) == Some(&b'\'') {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return None,
+                    Some(b'\\') => i += 2,
+                    Some(b'\'') => break,
+                    Some(_) => i += 1,
+                }
+            }
+            i += 1;
+        } else {
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+        }
+        i = i.min(b.len());
+        if is_password_key(key) {
+            secrets.push(value_start..i);
+        }
+        pairs += 1;
+        i = skip_ws(i);
+    }
+    (pairs > 0).then_some(secrets)
+}
+
+/// Hides the value of every `...password = value` in free text. A value is single-quoted (to
+/// its closing quote, backslash escapes; unterminated: to the end) or runs to whitespace or
+/// `&`. A value that is already `***` followed by punctuation is left as it is.
+fn redact_password_pairs(s: &str) -> String {
     const KEY: &[u8] = b"password";
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut copied = 0;
     let mut i = 0;
     while i + KEY.len() <= bytes.len() {
-        let boundary = i == 0
-            || matches!(
-                bytes[i - 1],
-                b'?' | b'&' | b';' | b' ' | b'\t' | b'\n' | b'\r'
-            );
-        if !(boundary && bytes[i..i + KEY.len()].eq_ignore_ascii_case(KEY)) {
+        if !bytes[i..i + KEY.len()].eq_ignore_ascii_case(KEY) {
             i += 1;
             continue;
         }
@@ -383,7 +653,17 @@ fn redact_password_params(s: &str) -> String {
             j += 1;
         }
         let value_start = j;
-        if j < bytes.len() && bytes[j] == b'\'' {
+        let already = bytes[j..].starts_with(HIDDEN.as_bytes())
+            && bytes.get(j + HIDDEN.len()).is_none_or(|&c| {
+                c.is_ascii_whitespace()
+                    || matches!(
+                        c,
+                        b'"' | b'\'' | b'`' | b')' | b']' | b'}' | b'>' | b',' | b';' | b'&'
+                    )
+            });
+        if already {
+            j += HIDDEN.len();
+        } else if j < bytes.len() && bytes[j] == b'\'' {
             // A quoted value of a key=value string, with backslash escapes.
             j += 1;
             while j < bytes.len() && bytes[j] != b'\'' {
@@ -391,14 +671,13 @@ fn redact_password_params(s: &str) -> String {
             }
             j = (j + 1).min(bytes.len());
         } else {
-            while j < bytes.len() && !matches!(bytes[j], b'&' | b'#' | b' ' | b'\t' | b'\n' | b'\r')
-            {
+            while j < bytes.len() && !bytes[j].is_ascii_whitespace() && bytes[j] != b'&' {
                 j += 1;
             }
         }
         // All positions are at ASCII bytes (or the end), so these are char boundaries.
         out.push_str(&s[copied..value_start]);
-        out.push_str("***");
+        out.push_str(HIDDEN);
         copied = j;
         i = j.max(i + 1);
     }
@@ -725,17 +1004,35 @@ fn decode(s: &str, what: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{what} is not UTF-8 once percent-decoded"))
 }
 
+/// What is wrong with the shape of `url`, which does not start with `postgres://` or
+/// `postgresql://`. Never quotes any of it: there is no telling where its password is.
+fn not_a_url(url: &str) -> String {
+    const WRITE: &str = "write it as postgres://user@host:5432/dbname (a password follows the \
+                         user name after a `:`; percent-encode @ : / ? # % in it), or use the \
+                         PG* variables";
+    let lower = url.get(..10).unwrap_or(url).to_ascii_lowercase();
+    if url_body_start(url).is_some() {
+        format!("its scheme is not postgres:// or postgresql://: {WRITE}")
+    } else if lower.starts_with("postgres") {
+        format!(
+            "it does not start with postgres:// or postgresql:// (the `://` after the scheme \
+             is missing or incomplete): {WRITE}"
+        )
+    } else if url.starts_with("//") {
+        format!("it has no scheme: it must start with postgres:// or postgresql://; {WRITE}")
+    } else if key_value_secrets(url).is_some() {
+        format!("key=value connection strings are not supported: {WRITE}")
+    } else {
+        format!(
+            "it is neither a URL starting with postgres:// or postgresql:// nor key=value \
+             pairs: {WRITE}"
+        )
+    }
+}
+
 /// Parses a `postgres://` URL into `p`. Errors are reasons that never quote the URL's user info.
 fn parse_url(url: &str, p: &mut Params) -> Result<(), String> {
-    let rest = strip_scheme(url).ok_or_else(|| {
-        if url.contains("://") {
-            "the scheme must be postgres:// or postgresql://".to_string()
-        } else {
-            "expected a URL such as postgres://user@localhost:5432/dbname (key=value \
-             connection strings are not supported)"
-                .to_string()
-        }
-    })?;
+    let rest = strip_scheme(url).ok_or_else(|| not_a_url(url))?;
     let (body, query) = match rest.find('?') {
         Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
@@ -838,7 +1135,8 @@ fn resolve_params(
     };
     match &url {
         Some((url, what)) => parse_url(url, p).map_err(|reason| {
-            ConnectError::config(format!("invalid {what} `{}`: {reason}", redact(url)))
+            // Never the URL itself: a malformed one may show its password anywhere.
+            ConnectError::config(format!("invalid {what}: {reason}"))
         })?,
         None if TARGET_VARS.iter().any(|var| env(var).is_some()) => {}
         None => {
@@ -1451,18 +1749,128 @@ impl ServerCertVerifier for ChainOnly {
 
 /// How one attempt failed.
 enum Failure {
-    /// The server is not up yet (worth retrying); the reason, e.g. "connection refused".
-    NotUp(String),
+    /// The server is not up yet (worth retrying).
+    NotUp(NotUp),
     /// TLS failed (with `sslmode=prefer`, a plain connection is tried next).
     Tls(ConnectError),
     /// Retrying would not help.
     Fatal(ConnectError),
 }
 
+/// Why a server is not up yet: each is worth another attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum NotUp {
+    Refused,
+    /// A Unix socket file that does not exist.
+    NoSocket,
+    /// The server closed the connection before it answered.
+    Closed,
+    TimedOut,
+    /// The async attempt's own time limit.
+    NoAnswer(Duration),
+    /// SQLSTATE 57P03 `cannot_connect_now` (starting up, recovering, shutting down), with the
+    /// server's message, in its language.
+    CannotConnectNow(String),
+}
+
+impl fmt::Display for NotUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotUp::Refused => f.write_str("connection refused"),
+            NotUp::NoSocket => f.write_str("no such socket"),
+            NotUp::Closed => f.write_str("the server closed the connection"),
+            NotUp::TimedOut => f.write_str("timed out"),
+            NotUp::NoAnswer(d) => write!(f, "no answer within {}", format_duration(*d)),
+            NotUp::CannotConnectNow(message) => f.write_str(message),
+        }
+    }
+}
+
+/// How far TLS got in one attempt, as seen by the connector (see [`ObservedTls`]).
+#[derive(Default)]
+struct TlsProgress {
+    /// The server agreed to TLS: tokio_postgres called the connector.
+    started: AtomicBool,
+    /// The handshake completed.
+    finished: AtomicBool,
+}
+
+impl TlsProgress {
+    fn started(&self) -> bool {
+        self.started.load(AtomicOrdering::SeqCst)
+    }
+
+    fn finished(&self) -> bool {
+        self.finished.load(AtomicOrdering::SeqCst)
+    }
+}
+
+/// The rustls connector, recording the attempt's [`TlsProgress`]: tokio_postgres reports "the
+/// server does not support TLS" and a broken handshake only as text, while whether the
+/// connector was called, and whether its handshake finished, tells them apart for sure.
+#[derive(Clone)]
+struct ObservedTls {
+    inner: MakeRustlsConnect,
+    progress: Arc<TlsProgress>,
+}
+
+type RustlsConnect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
+
+impl MakeTlsConnect<Socket> for ObservedTls {
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
+    type TlsConnect = ObservedConnect<RustlsConnect>;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        Ok(ObservedConnect {
+            inner: MakeTlsConnect::<Socket>::make_tls_connect(&mut self.inner, domain)?,
+            progress: self.progress.clone(),
+        })
+    }
+}
+
+/// One host's TLS connector, recording the attempt's [`TlsProgress`].
+struct ObservedConnect<T> {
+    inner: T,
+    progress: Arc<TlsProgress>,
+}
+
+impl<T: TlsConnect<Socket>> TlsConnect<Socket> for ObservedConnect<T> {
+    type Stream = T::Stream;
+    type Error = T::Error;
+    type Future = ObservedHandshake<T::Future>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        self.progress.started.store(true, AtomicOrdering::SeqCst);
+        ObservedHandshake {
+            inner: Box::pin(self.inner.connect(stream)),
+            progress: self.progress,
+        }
+    }
+}
+
+/// A TLS handshake that records its success in the attempt's [`TlsProgress`].
+struct ObservedHandshake<F> {
+    inner: Pin<Box<F>>,
+    progress: Arc<TlsProgress>,
+}
+
+impl<F: Future<Output = Result<S, E>>, S, E> Future for ObservedHandshake<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let result = self.inner.as_mut().poll(cx);
+        if let Poll::Ready(Ok(_)) = &result {
+            self.progress.finished.store(true, AtomicOrdering::SeqCst);
+        }
+        result
+    }
+}
+
 /// One connection attempt to make.
 struct Attempt {
     config: tokio_postgres::Config,
-    tls: MakeRustlsConnect,
+    tls: ObservedTls,
     /// The budget of the whole attempt.
     timeout: Duration,
 }
@@ -1507,6 +1915,8 @@ struct Driver<'a> {
     addr: usize,
     /// Whether the current attempt is `prefer`'s plain fallback.
     plain: bool,
+    /// How far TLS got in the current attempt.
+    progress: Arc<TlsProgress>,
     /// Failures of this round, by endpoint.
     round: Vec<(usize, Failure)>,
 }
@@ -1526,6 +1936,7 @@ impl<'a> Driver<'a> {
             addrs: Vec::new(),
             addr: 0,
             plain: false,
+            progress: Arc::default(),
             round: Vec::new(),
         })
     }
@@ -1619,13 +2030,14 @@ impl<'a> Driver<'a> {
             return Step::Wait(pause);
         }
         // One entry per endpoint, with its distinct reasons (its addresses may differ).
-        let mut reasons: Vec<(usize, Vec<&str>)> = Vec::new();
+        let mut reasons: Vec<(usize, Vec<String>)> = Vec::new();
         for (i, failure) in &round {
             let Failure::NotUp(reason) = failure else {
                 continue;
             };
+            let reason = reason.to_string();
             match reasons.iter_mut().find(|(j, _)| j == i) {
-                Some((_, list)) if list.contains(&reason.as_str()) => {}
+                Some((_, list)) if list.contains(&reason) => {}
                 Some((_, list)) => list.push(reason),
                 None => reasons.push((*i, vec![reason])),
             }
@@ -1640,9 +2052,10 @@ impl<'a> Driver<'a> {
                 )
             })
             .collect();
+        // By SQLSTATE (57P03), not by the server's words.
         let starting = round
             .iter()
-            .any(|(_, f)| matches!(f, Failure::NotUp(r) if r.contains("starting up")));
+            .any(|(_, f)| matches!(f, Failure::NotUp(NotUp::CannotConnectNow(_))));
         let hint = if starting {
             "the server is still starting: wait longer (a larger connect timeout)"
         } else {
@@ -1676,10 +2089,14 @@ impl<'a> Driver<'a> {
     fn attempt(&mut self, addr: usize, plain: bool) -> Step {
         self.addr = addr;
         self.plain = plain;
+        self.progress = Arc::default();
         let timeout = self.budget();
         Step::Try(Attempt {
             config: self.config(self.endpoint, plain, timeout),
-            tls: self.tls.clone(),
+            tls: ObservedTls {
+                inner: self.tls.clone(),
+                progress: self.progress.clone(),
+            },
             timeout,
         })
     }
@@ -1753,31 +2170,38 @@ impl<'a> Driver<'a> {
         c
     }
 
-    /// Classifies a failure of the current attempt.
+    /// Classifies a failure of the current attempt by what it is, never by its text (the
+    /// server's messages follow its `lc_messages`, and a library's wording may change in any
+    /// release): the SQLSTATE of the server's refusal, the type of the error's cause (an I/O
+    /// error and its kind, a rustls error), how far TLS got, and whether we had a password.
     fn classify(&self, error: &tokio_postgres::Error) -> Failure {
         let t = self.target;
         let endpoint = &t.endpoints[self.endpoint];
         let at = t.describe_endpoint(endpoint);
+        // The server refused: by SQLSTATE. Its message is quoted, whatever its language.
         if let Some(db) = error.as_db_error() {
-            let code = db.code().code();
+            let code = db.code();
             let message = db.message();
-            let e = match code {
-                "57P03" => return Failure::NotUp(message.to_string()),
-                "28P01" => ConnectError::new(
+            let e = if *code == SqlState::CANNOT_CONNECT_NOW {
+                return Failure::NotUp(NotUp::CannotConnectNow(message.to_string()));
+            } else if *code == SqlState::INVALID_PASSWORD {
+                ConnectError::new(
                     ConnectErrorKind::Authentication,
                     format!(
                         "{message} at {at}: check the password (PGPASSWORD, .pgpass or the URL)"
                     ),
-                ),
-                "3D000" => ConnectError::new(
+                )
+            } else if *code == SqlState::UNDEFINED_DATABASE {
+                ConnectError::new(
                     ConnectErrorKind::DatabaseNotFound,
                     format!(
                         "{message} at {}: create it, or check the database name (PGDATABASE or \
                          the URL)",
                         endpoint.host_port()
                     ),
-                ),
-                "28000" => ConnectError::new(
+                )
+            } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+                ConnectError::new(
                     ConnectErrorKind::Rejected,
                     format!(
                         "the server at {} refused user \"{}\": {message}: check the user name \
@@ -1785,90 +2209,101 @@ impl<'a> Driver<'a> {
                         endpoint.host_port(),
                         t.user
                     ),
-                ),
-                _ => ConnectError::new(
+                )
+            } else {
+                ConnectError::new(
                     ConnectErrorKind::Rejected,
                     format!(
-                        "the server refused the connection to {at}: {message} (SQLSTATE {code})"
+                        "the server refused the connection to {at}: {message} (SQLSTATE {})",
+                        code.code()
                     ),
-                ),
+                )
             };
-            return Failure::Fatal(e.with_sqlstate(code));
+            return Failure::Fatal(e.with_sqlstate(code.code()));
         }
 
-        let text = error.to_string();
-        let cause = std::error::Error::source(error)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        if text == "invalid configuration" && cause.contains("password missing") {
-            return Failure::Fatal(ConnectError::new(
-                ConnectErrorKind::PasswordRequired,
-                format!(
-                    "the server at {} asks for a password for user \"{}\" and none was given: \
-                     set PGPASSWORD, or put it in .pgpass or the URL",
-                    endpoint.host_port(),
-                    t.user
-                ),
-            ));
-        }
+        // What tokio_postgres and its causes say, for messages only.
+        let detail = match std::error::Error::source(error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        };
         if let Some(tls) = find_cause::<rustls::Error>(error) {
             return Failure::Tls(self.tls_error(&tls_reason(tls, endpoint, t)));
         }
-        if text == "error performing TLS handshake" {
-            if cause.contains("server does not support TLS") {
-                return Failure::Fatal(ConnectError::new(
-                    ConnectErrorKind::Tls,
-                    format!(
-                        "the server at {} does not support TLS, and sslmode={} requires it: \
-                         enable ssl on the server, or use sslmode=prefer or sslmode=disable",
-                        endpoint.host_port(),
-                        t.ssl_mode
-                    ),
-                ));
-            }
-            return Failure::Tls(self.tls_error(&cause));
+        // The server agreed to TLS and the handshake broke off (an I/O error, the server
+        // closing): a TLS failure, so that `prefer` tries without.
+        if self.progress.started() && !self.progress.finished() {
+            return Failure::Tls(self.tls_error(&detail));
         }
         if let Some(io) = find_cause::<std::io::Error>(error) {
             use std::io::ErrorKind as K;
-            match io.kind() {
-                K::ConnectionRefused => return Failure::NotUp("connection refused".into()),
+            return match io.kind() {
+                K::ConnectionRefused => Failure::NotUp(NotUp::Refused),
                 K::NotFound if matches!(endpoint.host, Host::Unix(_)) => {
-                    return Failure::NotUp("no such socket".into())
+                    Failure::NotUp(NotUp::NoSocket)
                 }
                 K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe => {
-                    return Failure::NotUp("the server closed the connection".into())
+                    Failure::NotUp(NotUp::Closed)
                 }
-                K::TimedOut => return Failure::NotUp("timed out".into()),
-                _ if text == "error connecting to server" && cause.contains("lookup") => {
-                    let host = match &endpoint.host {
-                        Host::Tcp(h) => h.as_str(),
-                        Host::Unix(_) => "",
-                    };
-                    return Failure::Fatal(ConnectError::new(
-                        ConnectErrorKind::UnknownHost,
-                        format!("could not resolve host name \"{host}\" ({cause}): check the host (PGHOST or the URL)"),
-                    ));
-                }
-                _ => {}
-            }
+                K::TimedOut => Failure::NotUp(NotUp::TimedOut),
+                _ => Failure::Fatal(ConnectError::new(
+                    ConnectErrorKind::Other,
+                    format!("could not connect to {at}: {detail}"),
+                )),
+            };
         }
         if error.is_closed() {
-            return Failure::NotUp("the server closed the connection".into());
+            return Failure::NotUp(NotUp::Closed);
         }
-        let detail = if cause.is_empty() {
-            text
-        } else {
-            format!("{text}: {cause}")
-        };
-        let kind = if detail.starts_with("authentication error") {
-            ConnectErrorKind::Authentication
-        } else {
-            ConnectErrorKind::Other
-        };
+        // TLS was required and our connector was never called: the server answered the
+        // SSLRequest with something other than "yes" (tokio_postgres says so only in text).
+        if self.tls_requested() && !self.progress.started() {
+            return Failure::Fatal(ConnectError::new(
+                ConnectErrorKind::Tls,
+                format!(
+                    "the server at {} does not support TLS, and sslmode={} requires it: \
+                     enable ssl on the server, or use sslmode=prefer or sslmode=disable",
+                    endpoint.host_port(),
+                    t.ssl_mode
+                ),
+            ));
+        }
+        // What is left with a cause is the client refusing to go on with the authentication
+        // the server asked for (tokio_postgres gives the reason only as text): without a
+        // password, the server asked for one; with one, the method or channel binding did not
+        // suit.
+        if std::error::Error::source(error).is_some() {
+            if endpoint.password.is_none() {
+                return Failure::Fatal(ConnectError::new(
+                    ConnectErrorKind::PasswordRequired,
+                    format!(
+                        "the server at {} asks for a password for user \"{}\" and none was \
+                         given: set PGPASSWORD, or put it in .pgpass or the URL",
+                        endpoint.host_port(),
+                        t.user
+                    ),
+                ));
+            }
+            return Failure::Fatal(ConnectError::new(
+                ConnectErrorKind::Authentication,
+                format!("could not authenticate to {at}: {detail}"),
+            ));
+        }
         Failure::Fatal(ConnectError::new(
-            kind,
+            ConnectErrorKind::Other,
             format!("could not connect to {at}: {detail}"),
         ))
+    }
+
+    /// Whether the current attempt asks the server for TLS and fails without it.
+    fn tls_requested(&self) -> bool {
+        let endpoint = &self.target.endpoints[self.endpoint];
+        !self.plain
+            && matches!(endpoint.host, Host::Tcp(_))
+            && matches!(
+                self.target.ssl_mode,
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+            )
     }
 
     fn tls_error(&self, reason: &str) -> ConnectError {
@@ -2051,10 +2486,7 @@ pub async fn connect_async(opts: &ConnectOptions) -> Result<tokio_postgres::Clie
                     }
                     Ok(Err(e)) => event = Event::Failed(driver.classify(&e)),
                     Err(_) => {
-                        event = Event::Failed(Failure::NotUp(format!(
-                            "no answer within {}",
-                            format_duration(attempt.timeout)
-                        )))
+                        event = Event::Failed(Failure::NotUp(NotUp::NoAnswer(attempt.timeout)))
                     }
                 }
             }
@@ -2424,7 +2856,40 @@ mod tests {
                 "postgres://h/db?PassWord=secret",
                 "postgres://h/db?PassWord=***",
             ),
+            // A percent-encoded name is the same parameter to the parser.
+            (
+                "postgres://h/db?pass%77ord=secret&a=b",
+                "postgres://h/db?pass%77ord=***&a=b",
+            ),
+            // An unencoded `&` in the value: hidden up to the next `name=value`.
+            (
+                "postgres://h/db?password=se&cr&et&sslmode=x",
+                "postgres://h/db?password=***&sslmode=x",
+            ),
+            (
+                "postgres://h/db?sslpassword=k",
+                "postgres://h/db?sslpassword=***",
+            ),
             ("postgres://u:se?cret@h/db", "postgres://u:***@h/db"),
+            // No `@host`: what stands where the port goes is the password.
+            ("postgres://app:S3cr3tX/prod", "postgres://app:***/prod"),
+            ("postgres://app:S3cr3tX", "postgres://app:***"),
+            ("postgres://app:S3,cr3t/d", "postgres://app:***/d"),
+            ("postgres://h:123456/d", "postgres://h:***/d"),
+            ("postgres://[::1]:x/d", "postgres://[::1]:***/d"),
+            // Ports that are numbers stay, IPv6 and several hosts too.
+            (
+                "postgres://u:pw@[::1]:5432,h2:6432/d",
+                "postgres://u:***@[::1]:5432,h2:6432/d",
+            ),
+            // A password holding the host name.
+            (
+                "postgres://u:db.example@db.example/d",
+                "postgres://u:***@db.example/d",
+            ),
+            ("  postgres://u:pw@h/d", "  postgres://u:***@h/d"),
+            ("mysql://u:pw@h/d", "mysql://u:***@h/d"),
+            // key=value pairs, libpq's syntax.
             (
                 "host=h password=secret user=u",
                 "host=h password=*** user=u",
@@ -2433,17 +2898,64 @@ mod tests {
                 "host=h password = 'sec ret\\' x' user=u",
                 "host=h password = *** user=u",
             ),
+            ("host = h password = S3cr3tX", "host = h password = ***"),
+            ("password='a b'", "password=***"),
+            ("password= host=h", "password= ***"),
             ("password=", "password=***"),
             ("", ""),
             ("postgres://", "postgres://"),
             ("postgres://u:é€@h/d", "postgres://u:***@h/d"),
-            (
-                "no password here: mypassword=x",
-                "no password here: mypassword=x",
-            ),
+            // Shapes with no telling where the password is: nothing shown.
+            ("postgresql//app:S3cr3tX@db/prod", "***"),
+            ("postgres:/u:S3cr3tX@h/d", "***"),
+            ("postgres:u:S3cr3tX@h/d", "***"),
+            ("u:S3cr3tX@h/d", "***"),
+            ("//u:S3cr3tX@h/d", "***"),
+            ("x postgres://u:S3cr3tX@h/d", "***"),
+            ("host=h password='unterminated S3cr3tX", "***"),
+            ("host=h password=a S3cr3tX", "***"),
+            ("no password here: mypassword=x", "***"),
         ];
         for (input, expected) in cases {
             assert_eq!(redact(input), expected, "{input}");
+            assert_eq!(redact(&redact(input)), expected, "twice: {input}");
+        }
+    }
+
+    #[test]
+    fn redacts_text() {
+        let cases = [
+            (
+                "could not reach postgres://app:s3cret@db:5432/x (refused); also password=hunter2 here",
+                "could not reach postgres://app:***@db:5432/x (refused); also password=*** here",
+            ),
+            ("no secrets here", "no secrets here"),
+            // Quoted URLs keep their closing quote; a redacted value is left alone.
+            (
+                "connecting (ConnectOptions { url: Some(\"postgres://u:***@h/d?password=***\"), x })",
+                "connecting (ConnectOptions { url: Some(\"postgres://u:***@h/d?password=***\"), x })",
+            ),
+            (
+                "Some(\"postgres://u:s3cret@h/d?password=s3cret\"), next",
+                "Some(\"postgres://u:***@h/d?password=***\"), next",
+            ),
+            ("url `postgres://u:pw@h/d`: bad", "url `postgres://u:***@h/d`: bad"),
+            ("(postgres://u:pw@h/d)", "(postgres://u:***@h/d)"),
+            (
+                "a host=h password='a b' c",
+                "a host=h password=*** c",
+            ),
+            ("password='a\\'b c' d", "password=*** d"),
+            ("password = s3cret, then", "password = *** then"),
+            ("PASSWORD=x", "PASSWORD=***"),
+            ("sslpassword=x", "sslpassword=***"),
+            ("password authentication failed", "password authentication failed"),
+            ("two postgres://a:1@h and postgres://b:2@h", "two postgres://a:***@h and postgres://b:***@h"),
+            ("://u:p@h", "://u:p@h"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact_text(input), expected, "{input}");
+            assert_eq!(redact_text(expected), expected, "idempotent: {expected}");
         }
     }
 
@@ -2454,15 +2966,68 @@ mod tests {
             "pä:ß://@@::??password=='é\\",
             "password='unterminated \\",
             "://:@?&=#password",
+            "x://[é]:é,[::1]:ü/d?pass%7=é&&=",
+            "a=' \\é' password=\\é",
         ];
         for s in samples {
             for (i, _) in s.char_indices() {
                 for (j, _) in s.char_indices().filter(|(j, _)| *j >= i) {
                     let _ = redact(&s[i..j]);
+                    let _ = redact_text(&s[i..j]);
                 }
                 let _ = redact(&s[i..]);
+                let _ = redact_text(&s[i..]);
             }
         }
+    }
+
+    #[test]
+    fn malformed_urls_are_described_never_quoted() {
+        let cases = [
+            (
+                "postgresql//app:S3cr3tX@db/prod",
+                "the `://` after the scheme is missing",
+            ),
+            (
+                "postgres:/u:S3cr3tX@h/d",
+                "does not start with postgres:// or postgresql://",
+            ),
+            (
+                "postgres:u:S3cr3tX@h/d",
+                "does not start with postgres:// or postgresql://",
+            ),
+            (
+                "u:S3cr3tX@h/d",
+                "is neither a URL starting with postgres://",
+            ),
+            ("//u:S3cr3tX@h/d", "it has no scheme"),
+            (
+                "host=h password='a S3cr3tX'",
+                "key=value connection strings are not supported",
+            ),
+            ("mysql://u:S3cr3tX@h/d", "its scheme is not postgres://"),
+        ];
+        for (url, expected) in cases {
+            let e = resolve_env(Some(url), &[]).unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.kind(), ConnectErrorKind::InvalidConfig, "{url}: {msg}");
+            assert!(msg.starts_with("invalid database URL: "), "{url}: {msg}");
+            assert!(msg.contains(expected), "{url}: {msg}");
+            assert!(
+                !msg.contains("S3cr3tX") && !msg.contains("app:"),
+                "{url}: {msg}"
+            );
+            let debug = format!(
+                "{:?}",
+                ConnectOptions {
+                    url: Some(url.into()),
+                    ..Default::default()
+                }
+            );
+            assert!(!debug.contains("S3cr3tX"), "{url}: {debug}");
+        }
+        let e = resolve_env(None, &[("DATABASE_URL", "u:S3cr3tX@h/d")]).unwrap_err();
+        assert!(e.to_string().starts_with("invalid DATABASE_URL: "), "{e}");
     }
 
     #[test]

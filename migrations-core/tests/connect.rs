@@ -1298,7 +1298,9 @@ fn redacts_passwords() {
     assert_eq!(redact("postgres://a:b@c:d@h/x"), "postgres://a:***@h/x");
     assert_eq!(redact("postgres://a:p?w@h/x"), "postgres://a:***@h/x");
     assert_eq!(redact("host=h password=s3cret"), "host=h password=***");
-    assert_eq!(redact("not a url"), "not a url");
+    // Not a URL nor key=value pairs: no telling where a password would be, so none of it.
+    assert_eq!(redact("not a url"), "***");
+    assert_eq!(redact("postgresql//app:s3cret@db/prod"), "***");
     // Never panics, whatever the input.
     for s in [
         "",

@@ -33,6 +33,20 @@ pub enum Error {
     Run(Box<migrations_core::Error>),
     /// The command ran and found something to report (already printed).
     Findings,
+    /// A run (`up`, `down`, `redo`) that stopped on an error: the error, with what the run had
+    /// done before it, so the output never hides work done.
+    Partial(Box<Partial>),
+}
+
+/// What a failed run had done; `main` prints it with the error.
+#[derive(Debug)]
+pub struct Partial {
+    /// The error that stopped the run (its exit code, kind and message are the run's).
+    pub error: Error,
+    /// The JSON document's fields besides `error`: `command`, `ran`, ...
+    pub document: serde_json::Map<String, serde_json::Value>,
+    /// Lines for stderr after the error line: what was done, how to restore what is unapplied.
+    pub notes: Vec<String>,
 }
 
 impl Error {
@@ -41,6 +55,7 @@ impl Error {
             Error::Files(_) | Error::Usage(_) => Code::Usage,
             Error::Io(_) | Error::Connect(_) => Code::Failure,
             Error::Findings => Code::Findings,
+            Error::Partial(p) => p.error.code(),
             Error::Run(e) => match e.as_ref() {
                 migrations_core::Error::Plan(PlanError::Drift(_)) => Code::Findings,
                 migrations_core::Error::Plan(_) => Code::Usage,
@@ -59,6 +74,7 @@ impl Error {
             Error::Io(_) => "io",
             Error::Connect(_) => "connect",
             Error::Findings => "findings",
+            Error::Partial(p) => p.error.kind(),
             Error::Run(e) => match e.as_ref() {
                 migrations_core::Error::Plan(PlanError::Drift(_)) => "drift",
                 migrations_core::Error::Plan(_) => "plan",
@@ -102,6 +118,7 @@ impl fmt::Display for Error {
             Error::Connect(e) => write!(f, "{e}"),
             Error::Run(e) => write!(f, "{e}"),
             Error::Findings => Ok(()),
+            Error::Partial(p) => write!(f, "{}", p.error),
         }
     }
 }

@@ -48,12 +48,26 @@ fn report(cli: &cli::Cli, error: &exit::Error) {
     if matches!(error, exit::Error::Findings) {
         return;
     }
+    // A run that stopped part-way: the error itself, plus what was done before it.
+    let (error, partial) = match error {
+        exit::Error::Partial(p) => (&p.error, Some(p)),
+        error => (error, None),
+    };
     let message = crate::redact::redact_text(&error.to_string());
     eprintln!("error: {message}");
+    for note in partial.iter().flat_map(|p| &p.notes) {
+        eprintln!("{}", crate::redact::redact_text(note));
+    }
     if cli.global.format == cli::Format::Json {
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "error": { "kind": error.kind(), "message": message, "exit_code": error.code() as i32 }
         });
+        if let (Some(p), Some(fields)) = (partial, doc.as_object_mut()) {
+            // The run's fields (`command`, `ran`, ...) beside the error object.
+            let mut all = p.document.clone();
+            all.append(fields);
+            *fields = all;
+        }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
 }

@@ -1,12 +1,14 @@
 //! `up`, `down`, `redo`: run the engine with a live line per migration, or print its plan.
 
+use std::path::Path;
+
 use serde_json::{json, Value};
 
-use migrations_core::plan::Step;
-use migrations_core::{DownTarget, Drift, Event, Migrations, Migrator, Operation, Report};
+use migrations_core::plan::{Direction, Step};
+use migrations_core::{DownTarget, Drift, Event, Migrations, Migrator, Operation, Ran, Report};
 
 use crate::context::Context;
-use crate::exit::Error;
+use crate::exit::{Error, Partial};
 use crate::output::{millis, Output, Style};
 
 pub fn up(
@@ -86,7 +88,7 @@ fn execute(
         }));
         return Ok(());
     }
-    let report = run_live(ctx, &migrations, operation, configure, &mut client)?;
+    let report = run_live(ctx, command, &migrations, operation, configure, &mut client)?;
     if report.ran.is_empty() {
         ctx.out.line("nothing to do: the database is up to date");
     } else {
@@ -101,9 +103,22 @@ fn execute(
     Ok(())
 }
 
-/// Runs with a line per migration as it finishes (and a live spinner on a terminal).
+/// What a run has done so far, from the engine's events: a failure reports it with the error.
+#[derive(Default)]
+struct Progress {
+    /// The steps that finished (committed, or for a no-transaction script, recorded).
+    ran: Vec<Ran>,
+    /// The step that started and has not finished: the one an error stopped.
+    running: Option<Ran>,
+    /// Drift allowed by its policy.
+    warnings: Vec<Value>,
+}
+
+/// Runs with a line per migration as it finishes (and a live spinner on a terminal). On an
+/// error, the steps done before it come back with it ([`Error::Partial`]).
 fn run_live(
     ctx: &Context<'_>,
+    command: &str,
     migrations: &Migrations,
     operation: &Operation,
     configure: impl FnOnce(Migrator<'_>) -> Migrator<'_>,
@@ -111,17 +126,31 @@ fn run_live(
 ) -> Result<Report, Error> {
     let out: &Output = &ctx.out;
     let mut live = None;
+    let mut progress = Progress::default();
+    let events = &mut progress;
     let mut migrator = configure(ctx.migrator(migrations)).on_event(move |event| match event {
         Event::WaitingForLock { key } => out.warn(&format!(
             "another runner holds the migrations lock (advisory lock {key}); waiting"
         )),
-        Event::Warning(drift) => out.warn(&drift.to_string()),
+        Event::Warning(drift) => {
+            events.warnings.push(drift_json(drift));
+            out.warn(&drift.to_string())
+        }
         Event::Started {
             version,
             name,
             direction,
-            ..
-        } => live = out.live(format!("{} {version} {name}", direction.as_str())),
+            no_transaction,
+        } => {
+            events.running = Some(Ran {
+                version: *version,
+                name: (*name).to_owned(),
+                direction: *direction,
+                no_transaction: *no_transaction,
+                duration: Default::default(),
+            });
+            live = out.live(format!("{} {version} {name}", direction.as_str()))
+        }
         Event::Retrying {
             version,
             name,
@@ -140,6 +169,10 @@ fn run_live(
             if let Some(bar) = live.take() {
                 bar.finish_and_clear();
             }
+            if let Some(mut ran) = events.running.take() {
+                ran.duration = *duration;
+                events.ran.push(ran);
+            }
             out.line(&format!(
                 "{} {version} {name} {}",
                 out.paint(Style::Good, direction.as_str()),
@@ -148,7 +181,147 @@ fn run_live(
         }
         _ => {}
     });
-    Ok(migrator.execute(client, operation)?)
+    let result = migrator.execute(client, operation);
+    // The callback borrows `progress`; the migrator goes first.
+    drop(migrator);
+    result.map_err(|error| partial(ctx, command, migrations, operation, progress, error.into()))
+}
+
+/// The error of a run that stopped, with what it had done: the steps that finished (the same
+/// shape as the success document's `ran`) and, for `redo`, the migrations its down phase left
+/// unapplied and the command that applies them again.
+fn partial(
+    ctx: &Context<'_>,
+    command: &str,
+    migrations: &Migrations,
+    operation: &Operation,
+    progress: Progress,
+    error: Error,
+) -> Error {
+    let mut document = serde_json::Map::new();
+    document.insert("command".into(), command.into());
+    document.insert("dry_run".into(), false.into());
+    document.insert(
+        "ran".into(),
+        progress.ran.iter().map(ran_json).collect::<Vec<_>>().into(),
+    );
+    document.insert("warnings".into(), progress.warnings.clone().into());
+    let mut notes = Vec::new();
+    if !progress.ran.is_empty() {
+        notes.push(format!(
+            "done before the error: {}",
+            progress
+                .ran
+                .iter()
+                .map(|r| format!("{} {} {}", r.direction.as_str(), r.version, r.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Operation::Redo { .. } = operation {
+        let (unapplied, restore) = restore(ctx, migrations, &progress);
+        if let Some(restore) = &restore {
+            notes.push(format!(
+                "now unapplied: {}; to apply {} again: {restore}",
+                unapplied
+                    .iter()
+                    .map(|m| format!("{} {}", m.version(), m.name()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if unapplied.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        document.insert(
+            "unapplied".into(),
+            unapplied
+                .iter()
+                .map(|m| m.version())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        document.insert("restore".into(), restore.into());
+    }
+    Error::Partial(Box::new(Partial {
+        error,
+        document,
+        notes,
+    }))
+}
+
+/// After a `redo` stopped: the migrations that are no longer applied (reverted by its down
+/// phase and not applied again, plus a no-transaction one that failed part-way, whose row is
+/// `failed`), in version order, and the command that applies them again, or `None` when the
+/// database is as it was.
+fn restore<'m>(
+    ctx: &Context<'_>,
+    migrations: &'m Migrations,
+    progress: &Progress,
+) -> (Vec<&'m migrations_core::Migration>, Option<String>) {
+    let done = |version: i64, direction: Direction| {
+        progress
+            .ran
+            .iter()
+            .any(|r| r.version == version && r.direction == direction)
+    };
+    let failed_part_way = progress.running.as_ref().filter(|r| r.no_transaction);
+    let unapplied: Vec<_> = migrations
+        .iter()
+        .filter(|m| {
+            (done(m.version(), Direction::Down) && !done(m.version(), Direction::Up))
+                || failed_part_way.is_some_and(|r| r.version == m.version())
+        })
+        .collect();
+    let Some(newest_unapplied) = unapplied.last() else {
+        return (unapplied, None);
+    };
+    let options = global_options(ctx);
+    // `up` alone would also apply pending migrations newer than those the redo reverted.
+    let up = if migrations.iter().last().map(|m| m.version()) == Some(newest_unapplied.version()) {
+        format!("migrations{options} up")
+    } else {
+        format!("migrations{options} up --to {}", newest_unapplied.version())
+    };
+    // A no-transaction script that failed part-way left a `failed` row that `up` refuses
+    // until `repair` clears it.
+    let command = if failed_part_way.is_some() {
+        format!("migrations{options} repair && {up}")
+    } else {
+        up
+    };
+    (unapplied, Some(command))
+}
+
+/// The global options that choose the files and the history, as given, for a command the user
+/// can paste. (The database comes from the same place as before; a URL is never repeated.)
+fn global_options(ctx: &Context<'_>) -> String {
+    let g = ctx.global;
+    let mut options = String::new();
+    if g.dir != Path::new("migrations") {
+        options.push_str(&format!(" --dir {}", shell_word(&g.dir.to_string_lossy())));
+    }
+    for (flag, value) in [
+        ("--schema", &g.schema),
+        ("--table", &g.table),
+        ("--search-path", &g.search_path),
+    ] {
+        if let Some(value) = value {
+            options.push_str(&format!(" {flag} {}", shell_word(value)));
+        }
+    }
+    options
+}
+
+/// `text` as one POSIX shell word: as it is when that is safe, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=,@%+".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 fn mode(no_transaction: bool) -> &'static str {
@@ -183,15 +356,20 @@ fn report_json(command: &str, report: &Report) -> Value {
     json!({
         "command": command,
         "dry_run": false,
-        "ran": report.ran.iter().map(|r| json!({
-            "version": r.version,
-            "name": r.name,
-            "direction": r.direction.as_str(),
-            "transaction": !r.no_transaction,
-            "duration_ms": millis(r.duration),
-        })).collect::<Vec<_>>(),
+        "ran": report.ran.iter().map(ran_json).collect::<Vec<_>>(),
         "warnings": report.warnings.iter().map(drift_json).collect::<Vec<_>>(),
         "up_to_date": report.ran.is_empty(),
         "duration_ms": millis(report.duration),
+    })
+}
+
+/// One step that ran, as in `ran` of the success document and of a failed run's document.
+fn ran_json(r: &Ran) -> Value {
+    json!({
+        "version": r.version,
+        "name": r.name,
+        "direction": r.direction.as_str(),
+        "transaction": !r.no_transaction,
+        "duration_ms": millis(r.duration),
     })
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use migrations_core::plan::Direction;
-use migrations_core::{offline_script, OfflineRange};
+use migrations_core::{offline_script, OfflineError, OfflineRange};
 
 use crate::context::Context;
 use crate::exit::Error;
@@ -20,8 +20,28 @@ pub fn run(
         to: to.map(|v| ctx.version(v)).transpose()?,
         direction: if down { Direction::Down } else { Direction::Up },
     };
-    let script = offline_script(&migrations, &ctx.names(&migrations), range)
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let script =
+        offline_script(&migrations, &ctx.names(&migrations), range).map_err(|e| match e {
+            // Said in the flags' words, with the command that was probably meant.
+            OfflineError::EmptyRange {
+                direction: Direction::Up,
+                ..
+            } => Error::Usage(format!(
+                "--from {} --to {} selects no migration: an up script applies the migrations \
+                 after --from up to and including --to, so --from must be below --to; for a \
+                 script that reverts them, add --down",
+                from.unwrap_or_default(),
+                to.unwrap_or_default()
+            )),
+            OfflineError::EmptyRange { .. } => Error::Usage(format!(
+                "--from {} --to {} selects no migration: a down script reverts the migrations \
+                 from --from down to (not including) --to, so --from must be above --to; for a \
+                 script that applies them, leave out --down",
+                from.unwrap_or_default(),
+                to.unwrap_or_default()
+            )),
+            e => Error::Usage(e.to_string()),
+        })?;
     if ctx.out.json() {
         ctx.out
             .document(serde_json::json!({ "command": "sql", "script": script }));

@@ -67,18 +67,9 @@ fn psql(db: &TestDb, file: &Path, extra: &[&str]) -> Psql {
     }
 }
 
-/// Advisory locks on the migrations key held in this test's database (any session).
-fn held_locks(db: &TestDb) -> String {
-    let key = Names::default().lock_key();
-    scalar(
-        db,
-        &format!(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             AND ((classid::bigint << 32) | objid::bigint) = {key}"
-        ),
-    )
-    .unwrap()
+/// Sessions holding the migrations lock in this test's database.
+fn held_locks(db: &TestDb) -> i64 {
+    db.advisory_lock_holders(Names::default().lock_key())
 }
 
 /// Another runner: a separate session holding the migrations lock until dropped.
@@ -117,7 +108,7 @@ fn up_script_stops_before_creating_anything_when_the_lock_is_held() {
 
     let holder = hold_lock(&db);
     // The check below can fail: the query sees the other session's lock.
-    assert_eq!(held_locks(&db), "1");
+    assert_eq!(held_locks(&db), 1);
     let run = psql(&db, &file, &[]);
     // psql's exit code for an error in a script under ON_ERROR_STOP, which the script set.
     assert_eq!(run.code, 3, "{}", run.stderr);
@@ -135,10 +126,10 @@ fn up_script_stops_before_creating_anything_when_the_lock_is_held() {
     assert!(!table_exists(&db, "public.migrations_history"));
     assert!(!table_exists(&db, "public.migrations_history_audit"));
     assert!(!table_exists(&db, "users"));
-    assert_eq!(held_locks(&db), "1", "only the other runner's lock");
+    assert_eq!(held_locks(&db), 1, "only the other runner's lock");
 
     drop(holder);
-    assert_eq!(held_locks(&db), "0");
+    assert_eq!(held_locks(&db), 0);
     let run = psql(&db, &file, &["-q"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(table_exists(&db, "posts_user"));
@@ -151,7 +142,7 @@ fn up_script_stops_before_creating_anything_when_the_lock_is_held() {
     );
     // The script released its lock (psql's session is gone anyway; this also holds for a
     // session that lives on, as the lock is released explicitly at the end).
-    assert_eq!(held_locks(&db), "0");
+    assert_eq!(held_locks(&db), 0);
 }
 
 #[test]
@@ -167,7 +158,7 @@ fn down_script_stops_before_reverting_anything_when_the_lock_is_held() {
     let down = dir.path().join("down.sql.out");
     std::fs::write(&down, script(&m, None, Some(1), Direction::Down)).unwrap();
     let holder = hold_lock(&db);
-    assert_eq!(held_locks(&db), "1");
+    assert_eq!(held_locks(&db), 1);
     let run = psql(&db, &down, &[]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(run.stderr, refusal(&down));
@@ -195,7 +186,7 @@ fn down_script_stops_before_reverting_anything_when_the_lock_is_held() {
         column(&db, "SELECT version::text FROM public.migrations_history"),
         vec![Some("1".to_owned())]
     );
-    assert_eq!(held_locks(&db), "0");
+    assert_eq!(held_locks(&db), 0);
 }
 
 /// A session that runs the script and stays connected does not keep the lock: the script

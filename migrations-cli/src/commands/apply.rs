@@ -128,6 +128,7 @@ fn run_live(
     let mut live = None;
     let mut progress = Progress::default();
     let events = &mut progress;
+    let spinner = &mut live;
     let mut migrator = configure(ctx.migrator(migrations)).on_event(move |event| match event {
         Event::WaitingForLock { key } => out.warn(&format!(
             "another runner holds the migrations lock (advisory lock {key}); waiting"
@@ -149,7 +150,7 @@ fn run_live(
                 no_transaction: *no_transaction,
                 duration: Default::default(),
             });
-            live = out.live(format!("{} {version} {name}", direction.as_str()))
+            *spinner = out.live(format!("{} {version} {name}", direction.as_str()))
         }
         Event::Retrying {
             version,
@@ -166,7 +167,7 @@ fn run_live(
             direction,
             duration,
         } => {
-            if let Some(bar) = live.take() {
+            if let Some(bar) = spinner.take() {
                 bar.finish_and_clear();
             }
             if let Some(mut ran) = events.running.take() {
@@ -182,8 +183,12 @@ fn run_live(
         _ => {}
     });
     let result = migrator.execute(client, operation);
-    // The callback borrows `progress`; the migrator goes first.
+    // The callback borrows `progress` and `live`; the migrator goes first.
     drop(migrator);
+    // A step that failed leaves its spinner running: clear it before the error is printed.
+    if let Some(bar) = live.take() {
+        bar.finish_and_clear();
+    }
     result.map_err(|error| partial(ctx, command, migrations, operation, progress, error.into()))
 }
 

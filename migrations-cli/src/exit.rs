@@ -85,6 +85,52 @@ impl Error {
             },
         }
     }
+
+    /// Where a migration failed, as fields of the JSON error object: `version`, `name`,
+    /// `direction`, `file`, `statement`, `line` (`null` when the failure came after the last
+    /// statement) and `sqlstate` (`null` when the server sent none). Empty for other errors.
+    pub fn migration_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        use migrations_core::Error as Core;
+        let run = match self {
+            Error::Partial(p) => return p.error.migration_fields(),
+            Error::Run(e) => e.as_ref(),
+            _ => return serde_json::Map::new(),
+        };
+        let (Core::Migration {
+            version,
+            name,
+            direction,
+            file,
+            statement,
+            source,
+            ..
+        }
+        | Core::LockTimeout {
+            version,
+            name,
+            direction,
+            file,
+            statement,
+            source,
+            ..
+        }) = run
+        else {
+            return serde_json::Map::new();
+        };
+        let json = serde_json::json!({
+            "version": version,
+            "name": name,
+            "direction": direction,
+            "file": file,
+            "statement": statement.map(|s| s.number),
+            "line": statement.map(|s| s.line),
+            "sqlstate": source.code,
+        });
+        match json {
+            serde_json::Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        }
+    }
 }
 
 impl From<migrations_core::Error> for Error {

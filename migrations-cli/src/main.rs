@@ -62,6 +62,10 @@ fn report(cli: &cli::Cli, error: &exit::Error) {
         let mut doc = serde_json::json!({
             "error": { "kind": error.kind(), "message": message, "exit_code": error.code() as i32 }
         });
+        // A migration's failure also says where, field by field (docs/cli.md).
+        if let Some(object) = doc.get_mut("error").and_then(|e| e.as_object_mut()) {
+            object.extend(error.migration_fields());
+        }
         if let (Some(p), Some(fields)) = (partial, doc.as_object_mut()) {
             // The run's fields (`command`, `ran`, ...) beside the error object.
             let mut all = p.document.clone();

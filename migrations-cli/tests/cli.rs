@@ -231,15 +231,37 @@ fn exit_codes() {
     // 1: a SQL error.
     p.write(
         "migrations/4_bad.up.sql",
-        "CREATE TABLE t (x no_such_type);\n",
+        "CREATE TABLE t (x int);\n\nCREATE TABLE u (x no_such_type);\n",
     );
     let sql = p.run(&["up"]);
     assert_eq!(sql.code, 1);
     assert!(
-        sql.stderr
-            .contains("error: up 4 bad failed at line 1: type \"no_such_type\" does not exist"),
+        sql.stderr.contains(
+            "error: up 4 bad failed at statement 2 of 2 (migrations/4_bad.up.sql:3): type \
+             \"no_such_type\" does not exist (SQLSTATE 42704)\n"
+        ),
         "{}",
         sql.stderr
+    );
+    // In JSON, where it failed is also given field by field.
+    let json = p.run(&["--format", "json", "up"]);
+    assert_eq!(json.code, 1);
+    let error = &json.json()["error"];
+    assert_eq!(error["kind"], "migration");
+    assert_eq!(error["exit_code"], 1);
+    assert_eq!(error["version"], 4);
+    assert_eq!(error["name"], "bad");
+    assert_eq!(error["direction"], "up");
+    assert_eq!(error["file"], "migrations/4_bad.up.sql");
+    assert_eq!(error["statement"], 2);
+    assert_eq!(error["line"], 3);
+    assert_eq!(error["sqlstate"], "42704");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("up 4 bad failed at statement 2 of 2"),
+        "{error}"
     );
     fs::remove_file(p.path().join("migrations/4_bad.up.sql")).unwrap();
     // 3: drift.

@@ -136,7 +136,8 @@ fn failing_fixtures_are_reported_with_exit_3() {
         run.stdout,
         "ok 2 posts\n\
          FAIL 3 users_name: down left differences:\n    index public.users_email_ix: unexpected\n  \
-         up again failed: relation \"users_email_ix\" already exists (SQLSTATE 42P07)\n\
+         up again failed: relation \"users_email_ix\" already exists (SQLSTATE 42P07) \
+         (statement 2 of 2, line 2)\n\
          2 migrations checked: 1 ok, 1 failed\n"
     );
     let run = p.run(&["test", "--to", "2"]);
@@ -171,7 +172,7 @@ fn json_is_one_document() {
     assert_eq!(m[2]["after_down"][0]["change"], "unexpected");
     assert_eq!(
         m[2]["redo_error"],
-        "relation \"users_email_ix\" already exists (SQLSTATE 42P07)"
+        "relation \"users_email_ix\" already exists (SQLSTATE 42P07) (statement 2 of 2, line 2)"
     );
     assert_eq!(
         m[3]["after_redo"][0]["text"],

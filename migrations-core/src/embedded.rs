@@ -64,8 +64,12 @@ pub struct Script {
     no_transaction: bool,
     lock_timeout_ms: Option<u64>,
     statement_timeout_ms: Option<u64>,
+    /// Byte ranges of the statements in `sql`, for every script: a no-transaction script sends
+    /// them one by one; a transactional one is sent whole, and the ranges say where a failure
+    /// happened.
     statements: Cow<'static, [(usize, usize)]>,
     refused_in_transaction: Option<Refusal>,
+    path: Cow<'static, str>,
 }
 
 /// A statement PostgreSQL refuses inside a transaction block, found when the script was loaded.
@@ -275,8 +279,10 @@ impl Script {
         statement_timeout_ms: Option<u64>,
         statements: &'static [(usize, usize)],
         refused_in_transaction: Option<(u32, &'static str)>,
+        path: &'static str,
     ) -> Script {
         Script {
+            path: Cow::Borrowed(path),
             sql: Cow::Borrowed(sql),
             checksum: Cow::Borrowed(checksum),
             no_transaction,
@@ -296,7 +302,8 @@ impl Script {
     #[cfg(feature = "load")]
     fn from_file(file: &migrations_format::SqlFile) -> Script {
         Script {
-            statements: Cow::Owned(statement_ranges(file)),
+            path: Cow::Owned(shown_path(&file.path)),
+            statements: Cow::Owned(migrations_format::statement_ranges(&file.text)),
             sql: Cow::Owned(file.text.clone()),
             checksum: Cow::Owned(file.checksum.to_hex()),
             no_transaction: file.no_transaction,
@@ -335,12 +342,31 @@ impl Script {
         self.statement_timeout_ms
     }
 
-    /// For a no-transaction script: its statements, split at build time, each to be sent as a
-    /// query of its own. Empty for a transactional script, which is sent whole.
+    /// The script's statements, split when the set was built (SPEC 3.3), without their
+    /// terminating `;`. A no-transaction script sends each as a query of its own; a
+    /// transactional one is sent whole, and the split only says where a failure happened.
     pub fn statements(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.statements
             .iter()
             .map(move |&(start, end)| self.sql.get(start..end).unwrap_or_default())
+    }
+
+    /// Byte ranges of [`Script::statements`] in [`Script::sql`].
+    pub(crate) fn ranges(&self) -> &[(usize, usize)] {
+        &self.statements
+    }
+
+    /// The file as the user knows it: relative to the crate's manifest directory for embedded
+    /// migrations (`migrations/20240101000000_init/up.sql`), the path as found under the
+    /// directory given to the loader otherwise. Errors name it.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// 1-based line of byte `offset` of the script.
+    pub(crate) fn line_at(&self, offset: usize) -> u32 {
+        let offset = floor_char_boundary(&self.sql, offset);
+        self.sql[..offset].matches('\n').count() as u32 + 1
     }
 
     /// The first statement PostgreSQL would refuse inside a transaction, when the script runs in
@@ -371,14 +397,24 @@ fn duration_ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Byte ranges of a no-transaction file's statements (none for a transactional file).
+/// A path for messages, with `/` as the separator on every platform (as the macro writes it).
 #[cfg(feature = "load")]
-fn statement_ranges(file: &migrations_format::SqlFile) -> Vec<(usize, usize)> {
-    if file.no_transaction {
-        migrations_format::statement_ranges(&file.text)
+fn shown_path(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    if cfg!(windows) {
+        text.replace('\\', "/")
     } else {
-        Vec::new()
+        text.into_owned()
     }
+}
+
+/// The largest char boundary of `text` at or below `offset`.
+fn floor_char_boundary(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
 }
 
 #[cfg(test)]
@@ -393,6 +429,7 @@ impl Migrations {
             statement_timeout_ms: None,
             statements: Cow::Owned(Vec::new()),
             refused_in_transaction: None,
+            path: Cow::Borrowed(""),
         };
         let list: Vec<Migration> = items
             .iter()

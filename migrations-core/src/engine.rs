@@ -15,14 +15,14 @@ use migrations_format::sql::created_index_name;
 
 use crate::db::{Conn, DbError, Row};
 use crate::embedded::{Migration, Migrations, Script};
-use crate::error::Error;
+use crate::error::{Error, Location};
 use crate::history::{AppliedMigration, State};
 use crate::plan::{self, Direction, DriftPolicy, Operation, Plan, Step};
 use crate::report::{Event, Ran, Report};
 use crate::sql::{
     self, invalid_among, new_invalid_indexes, parse_format_comment, parse_history_row,
-    quote_literal, Names, NewRow, SessionBaseline, DOWN_IN_PROGRESS, FORMAT_VERSION,
-    INVALID_INDEX_OIDS, SNAPSHOT_SESSION,
+    quote_literal, Markers, Names, NewRow, SessionBaseline, DOWN_IN_PROGRESS, FORMAT_VERSION,
+    INVALID_INDEX_OIDS, IN_TRANSACTION_BLOCK, SNAPSHOT_SESSION,
 };
 
 /// How a run behaves; built by [`Migrator`](crate::Migrator).
@@ -850,32 +850,62 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 what: refusal.what().to_owned(),
             });
         }
-        let prefix = format!("BEGIN;\n{}", self.timeouts(job.script, true));
-        let batch = format!(
-            "{prefix}{}\n;\n{}{}SELECT pg_backend_pid();\nCOMMIT;",
-            job.script.sql(),
-            self.bookkeeping(job, None),
-            self.restore(),
-        );
+        let mut batch = Batch::new(Markers::of(&self.config.names));
+        batch.push("BEGIN;\n");
+        batch.script(0, job.script, true, &self.timeouts(job.script, true));
+        batch.push(&self.bookkeeping(job, None));
+        batch.push(&self.restore());
+        batch.finish();
+        self.send_batch(&batch, std::slice::from_ref(job), None)
+            .await
+    }
+
+    /// Sends a transactional batch, retrying it whole when `lock_timeout` expires. On failure
+    /// the transaction is rolled back, the progress markers say which statement failed (the
+    /// server's position does for an error it located), and they are released.
+    async fn send_batch(
+        &mut self,
+        batch: &Batch,
+        jobs: &[Job<'_>],
+        note: Option<String>,
+    ) -> Result<Duration, Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let started = Instant::now();
-            match self.conn.simple(&batch).await {
+            match self.conn.simple(&batch.text).await {
                 Ok(rows) => {
                     self.check_backend(&rows)?;
                     return Ok(started.elapsed());
                 }
                 Err(source) => {
                     let _ = self.conn.simple("ROLLBACK").await;
+                    let held = if source.is_connection_error() {
+                        // The session, and its advisory locks with it, may be gone.
+                        None
+                    } else {
+                        self.read_markers(&batch.markers).await
+                    };
+                    let (index, statement) = batch.failed_at(jobs, held, source.position);
+                    let job = &jobs[index.min(jobs.len().saturating_sub(1))];
                     if source.is_lock_timeout() && attempt <= self.config.lock_retries {
                         self.pause_before_retry(job, attempt).await;
                         continue;
                     }
-                    return Err(self.script_error(job, source, attempt, &prefix, None));
+                    return Err(self.script_error(job, source, attempt, statement, note.clone()));
                 }
             }
         }
+    }
+
+    /// The progress marker this session holds, released on the way; `None` when it holds none
+    /// (the batch failed before its first marker) or the query failed.
+    async fn read_markers(&mut self, markers: &Markers) -> Option<u32> {
+        let rows = self.conn.simple(&markers.read_and_release()).await.ok()?;
+        first_column(rows)
+            .iter()
+            .filter_map(|value| value.parse::<u32>().ok())
+            .max()
     }
 
     async fn pause_before_retry(&mut self, job: &Job<'_>, attempt: u32) {
@@ -899,14 +929,15 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         format!("{};\n", self.baseline.restore())
     }
 
-    /// Turns a server error into the error a user reads: which migration, which line.
+    /// Turns a server error into the error a user reads: which migration, which file, which
+    /// statement and line.
     fn script_error(
         &self,
         job: &Job<'_>,
         source: DbError,
         attempts: u32,
-        prefix: &str,
-        statement: Option<(usize, usize, u32)>,
+        statement: Option<Location>,
+        note: Option<String>,
     ) -> Error {
         let m = job.migration;
         if source.is_lock_timeout() {
@@ -914,27 +945,20 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 version: m.version(),
                 name: m.name().to_owned(),
                 direction: job.dir(),
+                file: job.script.path().to_owned(),
+                statement,
                 attempts,
                 source,
             };
         }
-        // The server's position counts characters of the whole query string.
-        let statement = statement.or_else(|| {
-            let position = source.position? as usize;
-            let offset = position.checked_sub(prefix.chars().count() + 1)?;
-            let text: String = job.script.sql().chars().take(offset).collect();
-            if offset > job.script.sql().chars().count() {
-                return None;
-            }
-            let line = text.matches('\n').count() as u32 + 1;
-            Some((0, 0, line))
-        });
         Error::Migration {
             version: m.version(),
             name: m.name().to_owned(),
             direction: job.dir(),
+            file: job.script.path().to_owned(),
             statement,
             source,
+            note,
         }
     }
 
@@ -942,6 +966,12 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// implicit transaction), a `running` row first, progress after each statement, and the
     /// `indisvalid` check after each. On failure the row says `failed`, with the statement,
     /// the server's error and the invalid indexes, and later runs refuse until `repair`.
+    ///
+    /// The file may hold a `BEGIN ... COMMIT` block of its own: its statements run inside it,
+    /// progress too. When one of them fails, the block is rolled back (with the progress made
+    /// in it) before the failure is recorded with the real statement number; a block still
+    /// open after the last statement is rolled back too, and the migration fails, rather than
+    /// commit the block as a side effect of the bookkeeping.
     async fn apply_statements(&mut self, job: &Job<'_>) -> Result<Duration, Error> {
         let started = Instant::now();
         let m = job.migration;
@@ -979,9 +1009,11 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             .filter_map(|r| r.into_iter().next().flatten())
             .collect();
 
+        // The statement (index) that opened the user's own transaction block, while it is open.
+        let mut block: Option<usize> = None;
         for (index, statement) in statements.iter().enumerate() {
             let number = index + 1;
-            let line = statement_line(job.script.sql(), statement);
+            let line = self.statement_line(job, index);
             let named: Vec<String> = created_index_name(statement).into_iter().collect();
             let check = new_invalid_indexes(&before, &named);
             let mut attempt = 0;
@@ -989,9 +1021,25 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 attempt += 1;
                 match self.conn.simple(statement).await {
                     Ok(_) => {
-                        let progress = format!("{};\n{check}", names.progress(m.version(), number));
-                        let invalid =
-                            first_column(self.query(&progress, "recording progress").await?);
+                        let progress = format!(
+                            "{};\n{IN_TRANSACTION_BLOCK};\n{check}",
+                            names.progress(m.version(), number)
+                        );
+                        let mut rows = self
+                            .query(&progress, "recording progress")
+                            .await?
+                            .into_iter();
+                        let in_block = rows
+                            .next()
+                            .and_then(|r| r.into_iter().next().flatten())
+                            .as_deref()
+                            == Some("t");
+                        block = match (in_block, block) {
+                            (false, _) => None,
+                            (true, None) => Some(index),
+                            (true, opened) => opened,
+                        };
+                        let invalid = first_column(rows.collect());
                         if !invalid.is_empty() {
                             let source = DbError {
                                 code: None,
@@ -1007,13 +1055,20 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                                 ),
                                 position: None,
                             };
-                            return Err(self
-                                .fail(job, index, total, line, source, invalid, attempt)
-                                .await);
+                            let failure = Failure {
+                                index,
+                                total,
+                                line,
+                                block,
+                            };
+                            return Err(self.fail(job, failure, source, invalid, attempt).await);
                         }
                         break;
                     }
                     Err(source) => {
+                        // A statement that failed inside the user's block aborted it: roll it
+                        // back first, or every later query fails (25P02) and the lock stays.
+                        let rolled_back = self.leave_block().await;
                         // When the connection itself is gone this fails too; the statement's
                         // own error is the one to report.
                         let invalid = self
@@ -1022,7 +1077,12 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                             .await
                             .map(first_column)
                             .unwrap_or_default();
-                        if source.is_lock_timeout() && attempt <= self.config.lock_retries {
+                        let in_block = rolled_back || block.is_some();
+                        // One statement of a rolled-back block cannot be retried on its own.
+                        if source.is_lock_timeout()
+                            && attempt <= self.config.lock_retries
+                            && !in_block
+                        {
                             // A CONCURRENTLY build that timed out may leave its index behind,
                             // invalid; drop it so the retry builds it again.
                             for index_name in &invalid {
@@ -1034,12 +1094,43 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                             self.pause_before_retry(job, attempt).await;
                             continue;
                         }
-                        return Err(self
-                            .fail(job, index, total, line, source, invalid, attempt)
-                            .await);
+                        let failure = Failure {
+                            index,
+                            total,
+                            line,
+                            block,
+                        };
+                        return Err(self.fail(job, failure, source, invalid, attempt).await);
                     }
                 }
             }
+        }
+        if let Some(opened) = block {
+            let line = self.statement_line(job, opened);
+            let source = DbError {
+                code: None,
+                message: format!(
+                    "the transaction block opened by statement {} (line {line}) is never \
+                     closed; the runner rolled it back rather than commit it with its \
+                     bookkeeping",
+                    opened + 1
+                ),
+                detail: None,
+                hint: Some(
+                    "end the block with COMMIT, or drop its BEGIN (the file runs outside a \
+                     transaction, statement by statement)"
+                        .into(),
+                ),
+                position: None,
+            };
+            let failure = Failure {
+                index: opened,
+                total,
+                line,
+                // Said in the message already.
+                block: None,
+            };
+            return Err(self.fail(job, failure, source, Vec::new(), 1).await);
         }
         let elapsed = started.elapsed();
         let mut finish = match job.direction {
@@ -1065,31 +1156,73 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         Ok(elapsed)
     }
 
+    /// 1-based line where statement `index` of the job's script starts.
+    fn statement_line(&self, job: &Job<'_>, index: usize) -> u32 {
+        let start = job.script.ranges().get(index).map_or(0, |r| r.0);
+        job.script.line_at(start)
+    }
+
+    /// When the session is inside a transaction block (the user's `BEGIN`, aborted by an error
+    /// or still open), rolls it back, so that the bookkeeping which follows commits and the
+    /// caller's client is left idle. Returns whether it did. Decided by SQLSTATE: in an aborted
+    /// block every query fails with 25P02.
+    async fn leave_block(&mut self) -> bool {
+        let in_block = match self.conn.simple(IN_TRANSACTION_BLOCK).await {
+            Ok(rows) => first_column(rows).first().map(String::as_str) == Some("t"),
+            Err(e) => e.code_is("25P02"),
+        };
+        if in_block {
+            let _ = self.conn.simple("ROLLBACK").await;
+        }
+        in_block
+    }
+
     /// Records a no-transaction failure and builds the error to return.
-    #[allow(clippy::too_many_arguments)]
     async fn fail(
         &mut self,
         job: &Job<'_>,
-        index: usize,
-        total: usize,
-        line: u32,
+        failure: Failure,
         source: DbError,
         invalid: Vec<String>,
         attempts: u32,
     ) -> Error {
         let m = job.migration;
+        // The bookkeeping must not run inside the user's block (it would be rolled back with
+        // it, or committed by the user's work).
+        self.leave_block().await;
+        let mut notes = Vec::new();
+        if let Some(opened) = failure.block {
+            let line = self.statement_line(job, opened);
+            notes.push(format!(
+                "the transaction block opened by statement {} (line {line}) was rolled back, \
+                 with the statements in it",
+                opened + 1
+            ));
+        }
+        if !invalid.is_empty() {
+            notes.push(format!(
+                "invalid index left behind: {} (`migrations repair {}` drops it)",
+                invalid.join(", "),
+                m.version()
+            ));
+        }
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
         let mut message = match job.direction {
             Direction::Up => source.to_string(),
             Direction::Down => format!("down script: {source}"),
         };
-        if !invalid.is_empty() {
-            message.push_str(&format!("; invalid index left: {}", invalid.join(", ")));
+        if let Some(note) = &note {
+            message.push_str(&format!("; {note}"));
         }
         let record = format!(
             "{};\n{};\n{}",
-            self.config
-                .names
-                .fail(m.version(), index, total, &message, &invalid),
+            self.config.names.fail(
+                m.version(),
+                failure.index,
+                failure.total,
+                &message,
+                &invalid
+            ),
             self.config.names.audit_insert(
                 &format!("{}-failed", job.direction.as_str()),
                 Some(m.version()),
@@ -1106,18 +1239,12 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 m.name()
             );
         }
-        let mut error =
-            self.script_error(job, source, attempts, "", Some((index + 1, total, line)));
-        if let Error::Migration { source, .. } = &mut error {
-            if !invalid.is_empty() {
-                source.message.push_str(&format!(
-                    "; invalid index left behind: {} (`migrations repair {}` drops it)",
-                    invalid.join(", "),
-                    m.version()
-                ));
-            }
-        }
-        error
+        let statement = Location {
+            number: failure.index + 1,
+            total: failure.total,
+            line: failure.line,
+        };
+        self.script_error(job, source, attempts, Some(statement), note)
     }
 
     /// Grouped mode: every pending transactional migration in one transaction, all or nothing.
@@ -1128,9 +1255,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 name: job.migration.name().to_owned(),
             });
         }
-        let mut batch = String::from("BEGIN;\n");
-        batch.push_str(&self.settings_sql(None, None, true));
-        for job in jobs {
+        let mut batch = Batch::new(Markers::of(&self.config.names));
+        batch.push("BEGIN;\n");
+        let settings = self.settings_sql(None, None, true);
+        for (index, job) in jobs.iter().enumerate() {
             if let Some(refusal) = job.script.refused_in_transaction() {
                 return Err(Error::RefusedInTransaction {
                     version: job.migration.version(),
@@ -1140,37 +1268,19 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                     what: refusal.what().to_owned(),
                 });
             }
-            batch.push_str(job.script.sql());
-            batch.push_str("\n;\n");
-            batch.push_str(&self.restore());
-            batch.push_str(&self.bookkeeping(job, Some(0)));
+            let prefix = if index == 0 { settings.as_str() } else { "" };
+            batch.script(index, job.script, index == 0, prefix);
+            batch.push(&self.restore());
+            batch.push(&self.bookkeeping(job, Some(0)));
         }
-        batch.push_str("SELECT pg_backend_pid();\nCOMMIT;");
+        batch.finish();
         let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.conn.simple(&batch).await {
-                Ok(rows) => {
-                    self.check_backend(&rows)?;
-                    break;
-                }
-                Err(source) => {
-                    let _ = self.conn.simple("ROLLBACK").await;
-                    if source.is_lock_timeout() && attempt <= self.config.lock_retries {
-                        self.pause_before_retry(&jobs[0], attempt).await;
-                        continue;
-                    }
-                    return Err(Error::Db {
-                        context: format!(
-                            "the single transaction of {} migrations failed and was rolled back",
-                            jobs.len()
-                        ),
-                        source,
-                    });
-                }
-            }
-        }
+        let note = format!(
+            "the single transaction of {} migration{} was rolled back: none of them is applied",
+            jobs.len(),
+            if jobs.len() == 1 { "" } else { "s" }
+        );
+        self.send_batch(&batch, jobs, Some(note)).await?;
         let each = started.elapsed() / jobs.len().max(1) as u32;
         Ok(jobs
             .iter()
@@ -1205,12 +1315,212 @@ fn first_column(rows: Vec<Row>) -> Vec<String> {
         .collect()
 }
 
-/// 1-based line of a statement (a slice of `sql`) within `sql`.
-fn statement_line(sql: &str, statement: &str) -> u32 {
-    let offset = (statement.as_ptr() as usize).saturating_sub(sql.as_ptr() as usize);
-    sql.get(..offset.min(sql.len()))
-        .map(|before| before.matches('\n').count() as u32 + 1)
-        .unwrap_or(1)
+/// Where a no-transaction script failed.
+struct Failure {
+    /// 0-based index of the statement.
+    index: usize,
+    /// How many statements the script holds.
+    total: usize,
+    /// 1-based line where the statement starts.
+    line: u32,
+    /// The statement (index) that opened the user's transaction block the failure was in.
+    block: Option<usize>,
+}
+
+/// A transactional query string: the user's scripts with progress markers between their
+/// statements (see [`Markers`]), and the map back from the string to the scripts, to say
+/// where a failure happened.
+///
+/// A script is sent as written: a marker goes right after the last token of a statement, and
+/// the user's own `;` ends it; nothing of the user's text is moved, dropped or reordered, but
+/// for the `SET TRANSACTION` statements that open a script, which go before the runner's own
+/// settings, since PostgreSQL takes them only before the transaction's first query. No marker
+/// precedes a `SET TRANSACTION` statement, for the same reason.
+struct Batch {
+    text: String,
+    /// The pieces of `text` copied from a script.
+    pieces: Vec<Piece>,
+    /// What marker `n` means, at index `n - 1`: (job, statements of that job done).
+    points: Vec<(usize, usize)>,
+    markers: Markers,
+}
+
+/// A piece of a batch copied from a script.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    /// Byte offset in the batch.
+    sent: usize,
+    /// Which job's script.
+    job: usize,
+    /// Byte offset in the script.
+    script: usize,
+    len: usize,
+}
+
+impl Batch {
+    fn new(markers: Markers) -> Batch {
+        Batch {
+            text: String::new(),
+            pieces: Vec::new(),
+            points: Vec::new(),
+            markers,
+        }
+    }
+
+    fn push(&mut self, sql: &str) {
+        self.text.push_str(sql);
+    }
+
+    fn copy(&mut self, job: usize, script: &Script, start: usize, end: usize) {
+        let Some(text) = script.sql().get(start..end) else {
+            return;
+        };
+        self.pieces.push(Piece {
+            sent: self.text.len(),
+            job,
+            script: start,
+            len: text.len(),
+        });
+        self.text.push_str(text);
+    }
+
+    /// Appends the marker of a point of progress (without a `;`).
+    fn mark(&mut self, job: usize, done: usize) {
+        let previous = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
+        self.points.push((job, done));
+        let value = previous.saturating_add(1);
+        let sql = self.markers.take(value, (previous > 0).then_some(previous));
+        self.text.push_str(&sql);
+    }
+
+    /// Appends `script` (job `job`) with its markers, then `prefix` before its first statement
+    /// that is not a leading `SET TRANSACTION` when it is the batch's `first` script, or at its
+    /// start otherwise.
+    fn script(&mut self, job: usize, script: &Script, first: bool, prefix: &str) {
+        let ranges = script.ranges();
+        let set_transaction: Vec<bool> = script.statements().map(is_set_transaction).collect();
+        let mut at = 0;
+        let mut from = 0;
+        if first {
+            let leading = set_transaction.iter().take_while(|s| **s).count();
+            if leading > 0 {
+                at = ranges[leading - 1].1;
+                self.copy(job, script, 0, at);
+                self.push(";\n");
+            }
+            self.push(prefix);
+            if leading > 0 && leading < ranges.len() {
+                self.mark(job, leading);
+                self.push(";\n");
+            }
+            from = leading;
+        } else {
+            self.push(prefix);
+            if !set_transaction.first().copied().unwrap_or(false) {
+                self.mark(job, 0);
+                self.push(";\n");
+            }
+        }
+        for i in from..ranges.len().saturating_sub(1) {
+            if set_transaction[i + 1] {
+                continue;
+            }
+            let end = ranges[i].1;
+            self.copy(job, script, at, end);
+            self.push(";\n");
+            self.mark(job, i + 1);
+            at = end;
+        }
+        self.copy(job, script, at, script.sql().len());
+        self.push("\n;\n");
+        self.mark(job, ranges.len());
+        self.push(";\n");
+    }
+
+    /// Ends the batch: `COMMIT`, then, outside the transaction, the last marker's release with
+    /// the backend pid as the last row.
+    fn finish(&mut self) {
+        let last = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
+        self.push("COMMIT;\n");
+        let release = self.markers.release_with_pid(last);
+        self.push(&release);
+        self.push(";");
+    }
+
+    /// Which job failed and where: the server's position when it gave one (a syntax error,
+    /// found before anything ran, or an error located in a statement), else the marker held
+    /// (`held`: none means before the first).
+    fn failed_at(
+        &self,
+        jobs: &[Job<'_>],
+        held: Option<u32>,
+        position: Option<u32>,
+    ) -> (usize, Option<Location>) {
+        if let Some((job, offset)) = position.and_then(|p| self.script_offset(p)) {
+            if let Some(script) = jobs.get(job).map(|j| j.script) {
+                let ranges = script.ranges();
+                let number = ranges
+                    .iter()
+                    .take_while(|r| r.0 <= offset)
+                    .count()
+                    .clamp(1, ranges.len().max(1));
+                let statement = (!ranges.is_empty()).then(|| Location {
+                    number,
+                    total: ranges.len(),
+                    line: script.line_at(offset),
+                });
+                return (job, statement);
+            }
+        }
+        let (job, done) = held
+            .and_then(|value| self.points.get((value as usize).checked_sub(1)?))
+            .copied()
+            .unwrap_or((0, 0));
+        let Some(script) = jobs.get(job).map(|j| j.script) else {
+            return (job, None);
+        };
+        let statement = script.ranges().get(done).map(|range| Location {
+            number: done + 1,
+            total: script.ranges().len(),
+            line: script.line_at(range.0),
+        });
+        (job, statement)
+    }
+
+    /// The job and script byte offset of the server's (1-based, in characters) `position`. A
+    /// position in the runner's own text right after a statement (a `;` it added after an
+    /// incomplete statement) counts as the end of that statement.
+    fn script_offset(&self, position: u32) -> Option<(usize, usize)> {
+        let byte = self
+            .text
+            .char_indices()
+            .nth((position as usize).checked_sub(1)?)
+            .map_or(self.text.len(), |(i, _)| i);
+        if let Some(piece) = self
+            .pieces
+            .iter()
+            .find(|p| p.sent <= byte && byte < p.sent + p.len)
+        {
+            return Some((piece.job, piece.script + (byte - piece.sent)));
+        }
+        let piece = self
+            .pieces
+            .iter()
+            .rev()
+            .find(|p| p.sent + p.len <= byte && p.len > 0)?;
+        Some((piece.job, piece.script + piece.len - 1))
+    }
+}
+
+/// `SET TRANSACTION ...`: PostgreSQL takes it only before the transaction's first query.
+/// (`statement` starts at its first token that is not a comment.)
+fn is_set_transaction(statement: &str) -> bool {
+    let mut words = statement.split_whitespace();
+    matches!(
+        (words.next(), words.next()),
+        (Some(set), Some(transaction))
+            if set.eq_ignore_ascii_case("set") && transaction.eq_ignore_ascii_case("transaction")
+    )
 }
 
 /// Catches a panic raised while polling the inner future, so the lock can be released before

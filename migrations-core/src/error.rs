@@ -17,7 +17,15 @@ pub enum Error {
 
     /// A migration's SQL failed; its transaction was rolled back (or, for a no-transaction
     /// migration, it is recorded as failed).
-    #[error("{direction} {version} {name} failed{}: {source}", statement_context(.statement))]
+    ///
+    /// `up 20240101000000 create_users failed at statement 3 of 5
+    /// (migrations/20240101000000_create_users/up.sql:12): relation "users" already exists
+    /// (SQLSTATE 42P07)`
+    #[error(
+        "{direction} {version} {name} failed{}: {source}{}",
+        location(.file, .statement),
+        .note.as_deref().map(|n| format!("; {n}")).unwrap_or_default()
+    )]
     Migration {
         /// The migration's version.
         version: i64,
@@ -25,18 +33,25 @@ pub enum Error {
         name: String,
         /// `"up"` or `"down"`: which script was running.
         direction: &'static str,
-        /// Where: (statement number from 1, statements in all, line) for a no-transaction
-        /// script; (0, 0, line) for a transactional one when the server gave a position.
-        statement: Option<(usize, usize, u32)>,
+        /// The script's file, as the user knows it (see [`Script::path`](crate::Script::path)).
+        file: String,
+        /// The statement that failed; `None` when the failure came after the script's last
+        /// statement (its bookkeeping, or a deferred constraint checked at `COMMIT`).
+        statement: Option<Location>,
         /// The server's error.
         source: DbError,
+        /// What the runner adds to the server's error: that the single transaction of several
+        /// migrations was rolled back, that the file's own transaction block was, or that an
+        /// invalid index was left behind.
+        note: Option<String>,
     },
 
-    /// A transactional migration kept hitting `lock_timeout`.
+    /// A migration kept hitting `lock_timeout`.
     #[error(
         "{direction} {version} {name} could not take its locks: lock_timeout expired on each of \
-         {attempts} attempts ({source}); another session holds a conflicting lock on the objects \
-         it changes; find it in pg_locks / pg_stat_activity, or raise --lock-timeout"
+         {attempts} attempts{}: {source}; another session holds a conflicting lock on the \
+         objects it changes; find it in pg_locks / pg_stat_activity, or raise --lock-timeout",
+        statement_at(.file, .statement)
     )]
     LockTimeout {
         /// The migration's version.
@@ -45,6 +60,10 @@ pub enum Error {
         name: String,
         /// `"up"` or `"down"`: which script was running.
         direction: &'static str,
+        /// The script's file, as the user knows it.
+        file: String,
+        /// The statement that waited, when known.
+        statement: Option<Location>,
         /// How many times it was tried (the first run and the retries).
         attempts: u32,
         /// The last attempt's error (SQLSTATE 55P03).
@@ -117,11 +136,9 @@ pub enum Error {
         source: DbError,
     },
 
-    /// A down script holds a statement PostgreSQL refuses inside a transaction.
-    #[error(
-        "{direction} {version} {name}: line {line}: {what} cannot run inside a transaction \
-         block; add `-- migrations:no-transaction` as the first line of the file"
-    )]
+    /// A down script that runs in a transaction holds a statement PostgreSQL refuses inside
+    /// one, or transaction control (`COMMIT`, ...) that would break it.
+    #[error("{direction} {version} {name}: line {line}: {}", refusal_text(.what))]
     RefusedInTransaction {
         /// The migration's version.
         version: i64,
@@ -171,12 +188,43 @@ pub enum Error {
     },
 }
 
-fn statement_context(statement: &Option<(usize, usize, u32)>) -> String {
+/// Where in a script a statement is: its number among the script's statements and its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based number of the statement in the script.
+    pub number: usize,
+    /// How many statements the script holds.
+    pub total: usize,
+    /// 1-based line of the file: where the statement starts, or, for a syntax error, where the
+    /// server found it.
+    pub line: u32,
+}
+
+fn location(file: &str, statement: &Option<Location>) -> String {
     match statement {
-        // A transactional script is one query: only the line is known.
-        Some((0, _, line)) => format!(" at line {line}"),
-        Some((n, total, line)) => format!(" at statement {n} of {total} (line {line})"),
+        Some(_) => statement_at(file, statement),
+        None => format!(" after its last statement ({file})"),
+    }
+}
+
+fn statement_at(file: &str, statement: &Option<Location>) -> String {
+    match statement {
+        Some(Location {
+            number,
+            total,
+            line,
+        }) => format!(" at statement {number} of {total} ({file}:{line})"),
         None => String::new(),
+    }
+}
+
+/// Why the statement `what` (a name from the loader, such as `CREATE INDEX CONCURRENTLY` or
+/// `COMMIT`) cannot run in the transaction the runner wraps its file in, and the fix.
+pub(crate) fn refusal_text(what: &str) -> String {
+    const MARK: &str = "add `-- migrations:no-transaction` as the first line of the file";
+    match migrations_format::sql::TransactionControlKind::from_name(what) {
+        Some(kind) => kind.refusal(MARK),
+        None => format!("{what} cannot run inside a transaction block; {MARK}"),
     }
 }
 

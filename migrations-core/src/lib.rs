@@ -45,7 +45,7 @@ pub use sql::Names;
 pub use db::DbError;
 pub use embedded::{Migration, Migrations, Refusal, RunDefaults, Script};
 pub use engine::Tool;
-pub use error::Error;
+pub use error::{Error, Location};
 pub use history::{AppliedMigration, AuditEvent, State};
 pub use migrator::{
     Migrator, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,

@@ -852,15 +852,16 @@ where
             crate::Error::Migration {
                 statement, source, ..
             } if !source.is_connection_error() => Ok(match statement {
-                Some((0, _, line)) => format!("{source} (line {line})"),
-                Some((n, total, line)) => {
-                    format!("{source} (statement {n} of {total}, line {line})")
-                }
+                Some(crate::Location {
+                    number,
+                    total,
+                    line,
+                }) => format!("{source} (statement {number} of {total}, line {line})"),
                 None => source.to_string(),
             }),
             crate::Error::RefusedInTransaction { line, what, .. } => Ok(format!(
-                "line {line}: {what} cannot run inside a transaction block; add \
-                 `-- migrations:no-transaction` as the first line of the file"
+                "line {line}: {}",
+                crate::error::refusal_text(&what)
             )),
             e @ (crate::Error::LockTimeout { .. } | crate::Error::Plan(_)) => Ok(e.to_string()),
             e => Err(Error::Run {

@@ -426,6 +426,70 @@ pub fn invalid_among(names: &[String]) -> Option<String> {
     ))
 }
 
+/// Progress markers of a transactional batch: session-level advisory locks on the two-int key
+/// `(marker_key, n)`. The simple protocol of the sync driver drops the completion of the
+/// statements that ran before an error, so the batch itself leaves a trace: after its `n`-th
+/// point of progress it takes marker `n` and releases `n - 1`. A session-level advisory lock is
+/// not released by the rollback of the transaction that took it, so after a failure the one
+/// marker held says how far the batch got. They never meet the migrations lock, a one-bigint
+/// key (`objsubid` 1 in `pg_locks`, 2 for these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Markers {
+    /// The first int4 of the key, derived from [`Names::lock_key`].
+    pub key: i32,
+}
+
+impl Markers {
+    /// The markers of the history table `names`.
+    pub fn of(names: &Names) -> Markers {
+        Markers {
+            // The upper half of the lock key: fixed for a history table, and distinct between
+            // two history tables of one database as much as their lock keys are.
+            key: (names.lock_key() >> 32) as i32,
+        }
+    }
+
+    /// Takes marker `value` and releases `previous` (none before the first: releasing a lock
+    /// that is not held draws a warning). Without a trailing `;`.
+    pub fn take(&self, value: u32, previous: Option<u32>) -> String {
+        let key = self.key;
+        match previous {
+            Some(previous) => format!(
+                "SELECT pg_try_advisory_lock({key}, {value}), pg_advisory_unlock({key}, {previous})"
+            ),
+            None => format!("SELECT pg_try_advisory_lock({key}, {value})"),
+        }
+    }
+
+    /// Releases marker `value`, with the backend pid in the first column (the batch's last
+    /// row; see the engine's `check_backend`). Without a trailing `;`.
+    pub fn release_with_pid(&self, value: u32) -> String {
+        format!(
+            "SELECT pg_backend_pid(), pg_advisory_unlock({}, {value})",
+            self.key
+        )
+    }
+
+    /// Reads the markers this session holds and releases them: one row per marker, its value
+    /// as text. Run outside any transaction block.
+    pub fn read_and_release(&self) -> String {
+        // pg_locks shows an int4 key's first half as an oid.
+        let classid = self.key as u32;
+        format!(
+            "SELECT objid::text, pg_advisory_unlock({key}, objid::int) FROM pg_locks \
+             WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = {classid} \
+             AND objsubid = 2",
+            key = self.key
+        )
+    }
+}
+
+/// One row, `t` when the session is inside a transaction block (a `BEGIN` of the user's that
+/// is not closed yet), else `f`. Only a block opened by an earlier query string started its
+/// transaction before this statement was received; a query string of its own runs in an
+/// implicit transaction that starts with it.
+pub const IN_TRANSACTION_BLOCK: &str = "SELECT statement_timestamp() <> transaction_timestamp()";
+
 /// OIDs of the invalid indexes that exist now.
 pub const INVALID_INDEX_OIDS: &str =
     "SELECT indexrelid::oid::text FROM pg_index WHERE NOT indisvalid";

@@ -44,12 +44,25 @@ fn api_of_spec_3_7() {
     assert_eq!(got, vec![(1, "a", false), (2, "b", true)]);
     let b = DOC.get(2).unwrap();
     assert!(b.down().is_none());
-    // A no-transaction file is split at build time; a transactional one is sent whole.
+    // Every file is split at build time: a no-transaction one is sent statement by statement,
+    // a transactional one whole (the split says which statement failed).
     assert_eq!(
         b.up().statements().collect::<Vec<_>>(),
         vec!["CREATE INDEX CONCURRENTLY IF NOT EXISTS doc_i ON doc_a (id)"]
     );
-    assert_eq!(DOC.get(1).unwrap().up().statements().len(), 0);
+    let a = DOC.get(1).unwrap();
+    assert_eq!(
+        a.up().statements().collect::<Vec<_>>(),
+        vec!["CREATE TABLE doc_a (id int)"]
+    );
+    // Errors name the file as the user wrote the directory, relative to the crate.
+    assert_eq!(a.up().path(), "tests/fixtures/doc/1_a.up.sql");
+    assert_eq!(a.down().unwrap().path(), "tests/fixtures/doc/1_a.down.sql");
+    let loaded = Migrations::from_dir(fixture("doc")).unwrap();
+    assert_eq!(
+        loaded.get(1).unwrap().up().path(),
+        fixture("doc").join("1_a.up.sql").display().to_string()
+    );
 }
 
 #[test]

@@ -548,16 +548,21 @@ fn crash_in_no_transaction(driver: Driver, if_not_exists: bool) {
                 &err,
                 Error::Migration {
                     version: 1,
-                    statement: Some((1, 3, 2)),
+                    statement: Some(migrations_core::Location {
+                        number: 1,
+                        total: 3,
+                        line: 2
+                    }),
                     ..
                 }
             ),
             "{text}"
         );
         assert!(
-            text.starts_with(
-                "up 1 nt failed at statement 1 of 3 (line 2): relation \"a\" already exists"
-            ),
+            text.starts_with(&format!(
+                "up 1 nt failed at statement 1 of 3 ({}:2): relation \"a\" already exists",
+                dir.path().join("1_nt.up.sql").display()
+            )),
             "{text}"
         );
         driver.repair(&db, &migrations, Some(1), false).unwrap();

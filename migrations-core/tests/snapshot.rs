@@ -525,7 +525,8 @@ fn round_trip_stops_at_an_up_that_fails() {
     assert_eq!(
         report.to_string(),
         "ok 1 users\n\
-         FAIL 2 broken: up failed: relation \"users\" already exists (SQLSTATE 42P07)\n\
+         FAIL 2 broken: up failed: relation \"users\" already exists (SQLSTATE 42P07) \
+         (statement 1 of 1, line 1)\n\
          2 migrations checked: 1 ok, 1 failed; stopped at 2 broken (its up failed), 1 not checked"
     );
     let stopped = report.stopped.as_ref().unwrap();

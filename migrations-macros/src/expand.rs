@@ -77,13 +77,18 @@ fn script(file: &SqlFile) -> TokenStream {
     let no_transaction = file.no_transaction;
     let lock_timeout = optional_ms(file.directives.lock_timeout);
     let statement_timeout = optional_ms(file.directives.statement_timeout);
-    let ranges: Vec<TokenStream> = if file.no_transaction {
-        statement_ranges(&file.text)
-            .into_iter()
-            .map(|(start, end)| quote! { (#start, #end) })
-            .collect()
+    // Every script is split: a no-transaction one is sent statement by statement, and for a
+    // transactional one the ranges say which statement failed, with no parsing at run time.
+    let ranges: Vec<TokenStream> = statement_ranges(&file.text)
+        .into_iter()
+        .map(|(start, end)| quote! { (#start, #end) })
+        .collect();
+    // As the user wrote the directory (relative to the crate), for error messages.
+    let path = file.path.to_string_lossy();
+    let path = if cfg!(windows) {
+        path.replace('\\', "/")
     } else {
-        Vec::new()
+        path.into_owned()
     };
     let refused = match file.non_transactional.first() {
         Some(s) => {
@@ -96,7 +101,7 @@ fn script(file: &SqlFile) -> TokenStream {
     quote! {
         ::migrations_core::Script::__new(
             #sql, #checksum, #no_transaction, #lock_timeout, #statement_timeout,
-            &[#(#ranges),*], #refused,
+            &[#(#ranges),*], #refused, #path,
         )
     }
 }

@@ -26,19 +26,34 @@ fn dropped_future_releases_the_lock() {
         ..ConnectOptions::default()
     };
     let key = Migrator::new(&m).lock_key();
-    let held = format!(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((classid::bigint << 32) | objid::bigint) = {key}"
-    );
     runtime().block_on(async {
         let mut migrator = Migrator::new(&m);
         let run = migrator.connect_and_run_async(&options);
-        // Dropped while migration 2 sleeps.
+        // While migration 2 sleeps the run holds the lock (so the check for 0 below can
+        // fail); then the future is dropped.
+        let observer = {
+            let url = db.url().to_owned();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1200));
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let n: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                         AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1",
+                        &[&key],
+                    )
+                    .unwrap()
+                    .get(0);
+                n
+            })
+        };
         let outcome = tokio::time::timeout(Duration::from_secs(2), run).await;
+        assert_eq!(observer.join().unwrap(), 1, "the run held the lock");
         assert!(outcome.is_err(), "the run was still going");
     });
     // The server notices the closed connection, rolls back and releases the lock.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while scalar(&db, &held).as_deref() != Some("0") {
+    while db.advisory_lock_holders(key) != 0 {
         assert!(
             Instant::now() < deadline,
             "the lock is still held after the future was dropped"

@@ -151,6 +151,16 @@ const ADVISORY_LOCK_HOLDERS: &str = "SELECT count(*) FROM pg_locks WHERE locktyp
      AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
      AND ((classid::bigint << 32) | objid::bigint) = $1";
 
+/// [`TestDb::advisory_lock_holders`] for the database at `url`, for code that cannot borrow
+/// the `TestDb` (a `'static` callback). Blocking: call it off any async runtime's threads.
+pub fn advisory_lock_holders(url: &str, key: i64) -> i64 {
+    let mut client = connect_or_panic(url, "the test database");
+    client
+        .query_one(ADVISORY_LOCK_HOLDERS, &[&key])
+        .unwrap_or_else(|e| panic!("counting advisory lock holders: {e}"))
+        .get(0)
+}
+
 /// A fresh, empty database for one test; dropped (with `WITH (FORCE)`) when this value is
 /// dropped. See the crate documentation for where the server comes from.
 pub struct TestDb {
@@ -233,11 +243,7 @@ impl TestDb {
     /// `Migrator::lock_key()`) in this test's database. The harness's own test shows it
     /// counts a lock held by another session, so a check for 0 can fail.
     pub fn advisory_lock_holders(&self, key: i64) -> i64 {
-        let mut client = self.connect();
-        client
-            .query_one(ADVISORY_LOCK_HOLDERS, &[&key])
-            .unwrap_or_else(|e| panic!("counting advisory lock holders: {e}"))
-            .get(0)
+        advisory_lock_holders(&self.url, key)
     }
 
     /// Opens a blocking connection to the maintenance database ([`TestDb::admin_url`]).

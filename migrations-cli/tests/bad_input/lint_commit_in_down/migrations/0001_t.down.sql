@@ -1,0 +1,3 @@
+DELETE FROM t;
+END;
+DROP TABLE t;

@@ -1,0 +1,3 @@
+-- migrations:no-transaction
+DROP TABLE t;
+\i cleanup.sql

@@ -5,7 +5,11 @@
 //!   that name, and `users` survives;
 //! - a password never appears in any output: every command that connects, with `-v`, in JSON,
 //!   on error paths, whether it came in the URL, as a `password=` parameter or in
-//!   `PGPASSWORD` (a real scram-sha-256 role);
+//!   `PGPASSWORD` (a real scram-sha-256 role); and for every odd shape a user writes (no
+//!   `://`, `key=value` with quoted or spaced values, unencoded `@` `:` `/`, percent-encoding,
+//!   `?password=`, several hosts, IPv6, the host name inside the password, `PGPASSWORD`,
+//!   `.pgpass`, a URL given without `--database-url`): the error describes the shape and shows
+//!   no part of the password, in text, JSON and `-v`;
 //! - TLS through the CLI's URL: `sslmode=disable|require|verify-full` (with `sslrootcert`)
 //!   against the server with a CA and server certificate made here by `openssl`; `pg_hba.conf`
 //!   lines `hostssl`/`hostnossl` prove which connections really were encrypted;
@@ -650,6 +654,294 @@ fn passwords_never_shown_on_any_output_path() {
         let run = p.with_url(&in_userinfo, &args);
         assert_eq!(run.code, 3, "{args:?}: {}", run.all());
         run.assert_no_secret();
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// 2b. Odd connection strings: every shape a user writes, on every output path
+
+/// The password of the odd shapes below. Never the role's real password: every run fails, on
+/// the error paths that quote the most.
+const ODD: &str = "Odd5ecr3tQ";
+
+/// The advice that ends every message about a URL of the wrong shape.
+const WRITE_IT_AS: &str = "write it as postgres://user@host:5432/dbname (a password follows the \
+                           user name after a `:`; percent-encode @ : / ? # % in it), or use the \
+                           PG* variables";
+
+/// The ways to run a command with a connection string: the flag, `--flag=value`, the variable.
+fn each_way(p: &Project, conn: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<Run> {
+    let mut flag: Vec<&str> = args.to_vec();
+    flag.extend(["--database-url", conn]);
+    let joined = format!("--database-url={conn}");
+    let mut equals: Vec<&str> = args.to_vec();
+    equals.push(&joined);
+    let mut from_env: Vec<(&str, &str)> = env.to_vec();
+    from_env.push(("DATABASE_URL", conn));
+    vec![
+        p.run(&flag, env),
+        p.run(&equals, env),
+        p.run(args, &from_env),
+    ]
+}
+
+/// `run` failed with `code` and one error line (after any `-v` lines) equal to `error`; its
+/// JSON document, in JSON mode, carries the same message; no spelling of a password shows.
+fn assert_fails_hidden(run: &Run, code: i32, error: &str) {
+    let all = run.all();
+    assert_eq!(run.code, code, "{:?}:\n{all}", run.args);
+    for needle in [ODD, SECRET, SECRET_ENCODED, "S3cr3t", "5ecr3t"] {
+        assert!(
+            !all.contains(needle),
+            "{:?} shows a password ({needle}):\n{all}",
+            run.args
+        );
+    }
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert_eq!(last, format!("error: {error}"), "{:?}:\n{all}", run.args);
+    assert!(
+        run.stderr
+            .lines()
+            .all(|l| l.starts_with("[debug] ") || l.starts_with("error: ")),
+        "{:?}: one error line:\n{}",
+        run.args,
+        run.stderr
+    );
+    if run.args.iter().any(|a| a == "json") {
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{:?}: not one JSON document ({e}):\n{all}", run.args));
+        assert_eq!(doc["error"]["message"], error, "{:?}", run.args);
+        assert_eq!(doc["error"]["kind"], "connect", "{:?}", run.args);
+        assert_eq!(doc["error"]["exit_code"], code, "{:?}", run.args);
+    }
+}
+
+/// The `-v` line that shows what the CLI connects to: exactly `shown`, the redacted form.
+fn assert_connecting_line(run: &Run, shown: &str) {
+    let expected = format!("[debug] connecting (ConnectOptions {{ url: Some({shown:?}), ");
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with(&expected)),
+        "{:?}: no line starting with {expected}\n{}",
+        run.args,
+        run.stderr
+    );
+}
+
+const ODD_COMMANDS: &[&[&str]] = &[
+    &["-v", "up"],
+    &["-v", "--format", "json", "status"],
+    &["--format", "json", "history"],
+    &["current"],
+];
+
+/// Shapes that are not a `postgres://` URL: described, never quoted, whichever way they come
+/// (flag, `--flag=value`, `DATABASE_URL`), in text, JSON and `-v`. No server is needed.
+#[test]
+fn malformed_connection_strings_are_described_never_shown() {
+    let p = simple_project();
+    let missing = "it does not start with postgres:// or postgresql:// (the `://` after the \
+                   scheme is missing or incomplete)";
+    let key_value = "key=value connection strings are not supported";
+    let cases: &[(String, &str, &str)] = &[
+        (format!("postgresql//app:{ODD}@db/prod"), missing, "***"),
+        (format!("postgres:/app:{ODD}@db/prod"), missing, "***"),
+        (format!("postgres:app:{ODD}@db/prod"), missing, "***"),
+        (
+            format!("app:{ODD}@db/prod"),
+            "it is neither a URL starting with postgres:// or postgresql:// nor key=value pairs",
+            "***",
+        ),
+        (
+            format!("//app:{ODD}@db/prod"),
+            "it has no scheme (it must start with postgres:// or postgresql://)",
+            "***",
+        ),
+        (
+            format!("host=db password='a {ODD}'"),
+            key_value,
+            "host=db password=***",
+        ),
+        (
+            format!("host=db password='a\\'b {ODD} c' user=app"),
+            key_value,
+            "host=db password=*** user=app",
+        ),
+        (
+            format!("host = db password = {ODD}"),
+            key_value,
+            "host = db password = ***",
+        ),
+        (
+            format!("mysql://app:{ODD}@db/prod"),
+            "its scheme is not postgres:// or postgresql://",
+            "mysql://app:***@db/prod",
+        ),
+    ];
+    for (conn, reason, shown) in cases {
+        let error = format!("invalid database URL: {reason}: {WRITE_IT_AS}");
+        for args in ODD_COMMANDS {
+            for run in each_way(&p, conn, args, &[]) {
+                assert_fails_hidden(&run, 1, &error);
+                if args.contains(&"-v") {
+                    assert_connecting_line(&run, shown);
+                }
+            }
+        }
+    }
+    // Malformed after a good scheme: the reason, never the URL.
+    for (conn, error) in [
+        (
+            format!("postgres://app:{ODD}%zz@db/prod"),
+            "invalid database URL: invalid percent-encoding in the password".to_string(),
+        ),
+        (
+            format!("postgres://app@db/prod?sslmode=bogus&password={ODD}"),
+            "invalid `sslmode` in the URL \"bogus\": expected disable, prefer, require, \
+             verify-ca or verify-full"
+                .to_string(),
+        ),
+        (
+            format!("postgres://app:{ODD}/prod"),
+            "invalid port in the URL: expected a number from 1 to 65535 \
+             (percent-encode special characters such as @ : / ? # in the password)"
+                .to_string(),
+        ),
+    ] {
+        for args in ODD_COMMANDS {
+            for run in each_way(&p, &conn, args, &[("USER", "me")]) {
+                assert_fails_hidden(&run, 1, &error);
+            }
+        }
+    }
+    // Given as an argument without --database-url: clap quotes it, redacted.
+    for (conn, shown) in [
+        (
+            format!("postgres://app:{ODD}@db/prod"),
+            "postgres://app:***@db/prod",
+        ),
+        (format!("app:{ODD}@db/prod"), "***"),
+    ] {
+        for args in [
+            vec!["up", conn.as_str()],
+            vec!["--format", "json", "status", &conn],
+        ] {
+            let run = p.run(&args, &[]);
+            assert_eq!(run.code, 2, "{}", run.all());
+            assert!(run.stdout.is_empty(), "{}", run.all());
+            assert!(
+                run.stderr
+                    .starts_with(&format!("error: unexpected argument '{shown}' found\n")),
+                "{}",
+                run.stderr
+            );
+            assert!(!run.all().contains(ODD), "{}", run.all());
+        }
+    }
+}
+
+/// Well-formed connection strings whose password is wrong, in every odd shape (unencoded `@`
+/// and `:`, percent-encoded, a `password` parameter, several hosts, an IPv6 host, the host name
+/// inside the password, `PGPASSWORD`, `.pgpass`), against the real server: the error says
+/// what to do and shows no password, in text, JSON and `-v`.
+#[test]
+fn odd_connection_strings_never_show_the_password() {
+    let Some(setup) = setup() else { return };
+    let server = setup.server;
+    let db = test_db();
+    give_database(&db, PW_ROLE);
+    let p = simple_project();
+    let port = server.port();
+    let name = db.name();
+    let at = format!("{PW_ROLE}@127.0.0.1:{port}/{name}");
+    let refused = format!(
+        "password authentication failed for user \"{PW_ROLE}\" at {at}: check the password \
+         (PGPASSWORD, .pgpass or the URL)"
+    );
+    let plain = format!("postgres://{PW_ROLE}@127.0.0.1:{port}/{name}");
+    let pgpass = p.path().join(".pgpass");
+    fs::write(
+        &pgpass,
+        format!("127.0.0.1:{port}:*:{PW_ROLE}:{ODD}-pgpass\n"),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&pgpass, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cases = vec![
+        (
+            "unencoded @ and : in the password",
+            format!("postgres://{PW_ROLE}:{ODD}@x:y/z@127.0.0.1:{port}/{name}"),
+            Vec::<(&str, &str)>::new(),
+            format!("postgres://{PW_ROLE}:***@127.0.0.1:{port}/{name}"),
+        ),
+        (
+            "percent-encoded",
+            format!("postgres://{PW_ROLE}:{ODD}%40%3A%2F%25@127.0.0.1:{port}/{name}"),
+            vec![],
+            format!("postgres://{PW_ROLE}:***@127.0.0.1:{port}/{name}"),
+        ),
+        (
+            "a password parameter",
+            format!("{plain}?password={ODD}&sslmode=disable"),
+            vec![],
+            format!("{plain}?password=***&sslmode=disable"),
+        ),
+        (
+            "a password parameter, last",
+            format!("{plain}?sslmode=disable&password={ODD}"),
+            vec![],
+            format!("{plain}?sslmode=disable&password=***"),
+        ),
+        (
+            "several hosts, the first down",
+            format!("postgres://{PW_ROLE}:{ODD}@127.0.0.1:1,127.0.0.1:{port}/{name}"),
+            vec![],
+            format!("postgres://{PW_ROLE}:***@127.0.0.1:1,127.0.0.1:{port}/{name}"),
+        ),
+        (
+            "the host name inside the password",
+            format!("postgres://{PW_ROLE}:127.0.0.1{ODD}@127.0.0.1:{port}/{name}"),
+            vec![],
+            format!("postgres://{PW_ROLE}:***@127.0.0.1:{port}/{name}"),
+        ),
+        (
+            "PGPASSWORD",
+            plain.clone(),
+            vec![("PGPASSWORD", ODD)],
+            plain.clone(),
+        ),
+        (".pgpass", plain.clone(), vec![], plain.clone()),
+    ];
+    for (what, conn, env, shown) in &cases {
+        // Shown with a failure (the arguments do not tell the environment).
+        eprintln!("case: {what}");
+        for args in ODD_COMMANDS {
+            for run in each_way(&p, conn, args, env) {
+                assert_fails_hidden(&run, 1, &refused);
+                if args.contains(&"-v") {
+                    assert_connecting_line(&run, shown);
+                }
+            }
+        }
+    }
+    // An IPv6 host (nothing listens on [::1]:1): refused, or no IPv6 at all; never the password.
+    let ipv6 = format!("postgres://{PW_ROLE}:{ODD}@[::1]:1/{name}");
+    for args in ODD_COMMANDS {
+        let mut args = args.to_vec();
+        args.extend(["--connect-timeout", "0"]);
+        for run in each_way(&p, &ipv6, &args, &[]) {
+            assert_eq!(run.code, 1, "{}", run.all());
+            assert!(!run.all().contains(ODD), "{}", run.all());
+            assert!(
+                run.stderr.contains("error: could not connect to [::1]:1"),
+                "{}",
+                run.stderr
+            );
+            if args.contains(&"-v") {
+                assert_connecting_line(&run, &format!("postgres://{PW_ROLE}:***@[::1]:1/{name}"));
+            }
+        }
     }
 }
 

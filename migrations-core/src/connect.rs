@@ -1019,7 +1019,7 @@ fn not_a_url(url: &str) -> String {
              is missing or incomplete): {WRITE}"
         )
     } else if url.starts_with("//") {
-        format!("it has no scheme: it must start with postgres:// or postgresql://; {WRITE}")
+        format!("it has no scheme (it must start with postgres:// or postgresql://): {WRITE}")
     } else if key_value_secrets(url).is_some() {
         format!("key=value connection strings are not supported: {WRITE}")
     } else {

@@ -11,6 +11,9 @@
 //!   switched on with a CA and server certificate made by `rcgen`, then the configuration is
 //!   reloaded. Other tests of this process are unaffected: other roles keep trust
 //!   authentication, and plain connections stay allowed.
+//! - Decisions by SQLSTATE, not by the server's words: a cluster of the test's own whose
+//!   `lc_messages` is German (`de_DE.UTF-8`; the test fails, saying how to install it, when the
+//!   locale is missing), started as a standby that answers 57P03, then promoted.
 
 #![cfg(feature = "connect")]
 
@@ -219,7 +222,8 @@ fn run_child(vars: &[(&str, String)]) {
 
 /// Child side: connects with `CHILD_URL` (or none: DATABASE_URL/PG* only) and checks the outcome
 /// against `CHILD_EXPECT` (`ok` or the `ConnectErrorKind` in `{:?}` form), `CHILD_EXPECT_DB`,
-/// `CHILD_EXPECT_APP` and `CHILD_EXPECT_MESSAGE` (a substring).
+/// `CHILD_EXPECT_APP` and `CHILD_EXPECT_MESSAGE` (a substring); an error must not show
+/// `PGPASSWORD`, the test role's password or `CHILD_SECRET`.
 #[test]
 #[ignore = "run by other tests in a child process"]
 fn child_connect() {
@@ -257,7 +261,7 @@ fn child_connect() {
             if let Some(message) = var("CHILD_EXPECT_MESSAGE") {
                 assert!(e.to_string().contains(&message), "{e}");
             }
-            for secret in [var("PGPASSWORD"), Some(PW.to_string())]
+            for secret in [var("PGPASSWORD"), Some(PW.to_string()), var("CHILD_SECRET")]
                 .into_iter()
                 .flatten()
             {
@@ -943,6 +947,89 @@ fn a_missing_password_is_explained() {
     ]);
 }
 
+/// Every shape of connection string a user writes, with a password that is wrong (so that the
+/// error paths quote the most): the error's `Display` and `Debug`, and the options' `Debug`,
+/// never show any of it; the error says what is wrong.
+#[test]
+fn odd_connection_strings_never_show_the_password() {
+    const ODD: &str = "Odd5ecr3tQ";
+    let check = |url: &str, kind: ConnectErrorKind, message: &str| {
+        let options = opts_timeout(url, Duration::ZERO);
+        assert!(!format!("{options:?}").contains(ODD), "{options:?}");
+        let e = connect(&options).failure();
+        assert_eq!(e.kind(), kind, "{url}: {e}");
+        assert!(e.to_string().contains(message), "{url}: {e}");
+        assert_no_secret(&e, ODD);
+    };
+    // Not a URL: described, never quoted.
+    for url in [
+        format!("postgresql//app:{ODD}@db/prod"),
+        format!("postgres:/app:{ODD}@db/prod"),
+        format!("postgres:app:{ODD}@db/prod"),
+        format!("app:{ODD}@db/prod"),
+        format!("//app:{ODD}@db/prod"),
+        format!("host=db password='a {ODD}'"),
+        format!("host=db password='a\\'b {ODD} c'"),
+        format!("host = db password = {ODD}"),
+        format!("postgres://app:{ODD}%zz@db/prod"),
+        format!("postgres://app:{ODD}@db:x/prod"),
+        format!("postgres://app@db/prod?sslmode=bogus&password={ODD}"),
+    ] {
+        check(&url, ConnectErrorKind::InvalidConfig, "");
+    }
+    let Some(server) = password_role() else {
+        return;
+    };
+    let port = server.port();
+    let refused = format!("password authentication failed for user \"{PW_ROLE}\"");
+    for url in [
+        // Unencoded `@`, `:` and `/` in the password.
+        format!("postgres://{PW_ROLE}:{ODD}@x:y/z@127.0.0.1:{port}/postgres"),
+        format!("postgres://{PW_ROLE}:{ODD}%40%3A%2F%25@127.0.0.1:{port}/postgres"),
+        format!("postgres://{PW_ROLE}@127.0.0.1:{port}/postgres?password={ODD}"),
+        format!("postgres://{PW_ROLE}@127.0.0.1:{port}/postgres?pass%77ord={ODD}"),
+        format!("postgres://{PW_ROLE}:{ODD}@127.0.0.1:1,127.0.0.1:{port}/postgres"),
+        // The host name inside the password: the host still shows, the password does not.
+        format!("postgres://{PW_ROLE}:127.0.0.1{ODD}@127.0.0.1:{port}/postgres"),
+    ] {
+        check(&url, ConnectErrorKind::Authentication, &refused);
+        check(
+            &url,
+            ConnectErrorKind::Authentication,
+            "at mt_connect_pw@127.0.0.1:",
+        );
+    }
+    // An IPv6 host where nothing listens: refused (or no IPv6 here).
+    let e = connect(&opts_timeout(
+        &format!("postgres://{PW_ROLE}:{ODD}@[::1]:1/postgres"),
+        Duration::ZERO,
+    ))
+    .failure();
+    assert!(e.to_string().contains("[::1]:1"), "{e}");
+    assert_no_secret(&e, ODD);
+    // PGPASSWORD and .pgpass, in a child process (they come from the environment).
+    run_child(&[
+        ("CHILD_URL", pw_url(server, None)),
+        ("PGPASSWORD", format!("{ODD}-env")),
+        ("CHILD_EXPECT", "Authentication".into()),
+        ("CHILD_SECRET", ODD.into()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let passfile = dir.path().join("pgpass");
+    std::fs::write(&passfile, format!("*:*:*:{PW_ROLE}:{ODD}-pgpass\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    run_child(&[
+        ("CHILD_URL", pw_url(server, None)),
+        ("PGPASSFILE", passfile.display().to_string()),
+        ("CHILD_EXPECT", "Authentication".into()),
+        ("CHILD_EXPECT_MESSAGE", refused.clone()),
+        ("CHILD_SECRET", ODD.into()),
+    ]);
+}
+
 #[test]
 fn pgpassword_supplies_the_password() {
     let Some(server) = password_role() else {
@@ -1010,6 +1097,359 @@ fn pgpass_supplies_the_password() {
         ("PGPASSFILE", passfile_str),
         ("CHILD_EXPECT", "PasswordRequired".into()),
     ]);
+}
+
+// ---------------------------------------------------------------------------------------
+// A server that speaks German: decisions by SQLSTATE, not by the server's words
+// ---------------------------------------------------------------------------------------
+
+/// The locale of [`TranslatedServer`]'s messages.
+const TRANSLATED_LOCALE: &str = "de_DE.UTF-8";
+const DE_ROLE: &str = "mt_connect_de_pw";
+const DE_PW: &str = "richtig-pw-de";
+
+/// Fails (never skips) when the locale is not installed, saying how to install it.
+fn require_translated_locale() {
+    let listed = Command::new("locale")
+        .arg("-a")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+                let l = l.trim().to_ascii_lowercase();
+                l == "de_de.utf8" || l == "de_de.utf-8"
+            })
+        })
+        .unwrap_or(false);
+    assert!(
+        listed,
+        "this test needs the locale {TRANSLATED_LOCALE} (`locale -a` does not list it): as \
+         root, `apt-get install -y locales`, uncomment `de_DE.UTF-8 UTF-8` in /etc/locale.gen \
+         and run `locale-gen` (.ci/run does this)"
+    );
+}
+
+/// A cluster of this test's own whose server has `lc_messages=de_DE.UTF-8` (the harness's
+/// cluster is shared by this process's tests, which read English messages). It starts as a
+/// standby with `hot_standby=off`, so it answers every connection with SQLSTATE 57P03 until
+/// [`TranslatedServer::promote`]. A watchdog shell holds the server, as the harness does: when
+/// this value is dropped, or the test process dies, the server gets an immediate shutdown and
+/// its directory is removed.
+struct TranslatedServer {
+    port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    /// The user the server runs as (`None`: this process's own).
+    owner: Option<(u32, u32)>,
+    watchdog_stdin: Option<std::process::ChildStdin>,
+    watchdog: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+const TRANSLATED_WATCHDOG: &str = r#"
+bin=$1; data=$2; dir=$3; log=$4
+shift 4
+"$bin/postgres" -D "$data" "$@" </dev/null >>"$log" 2>&1 &
+pid=$!
+trap '' INT TERM HUP PIPE
+echo "$pid"
+exec >/dev/null 2>&1
+while read -r _line; do :; done
+kill -QUIT "$pid"
+wait "$pid"
+rm -rf -- "$dir"
+"#;
+
+impl TranslatedServer {
+    fn start() -> TranslatedServer {
+        use std::os::unix::fs::{chown, MetadataExt};
+        require_translated_locale();
+        // The harness's binaries, user and base directory (a second cluster of the harness's
+        // kind when DATABASE_URL is set).
+        let harness = migrations_tests::own_server();
+        // SAFETY: geteuid has no preconditions.
+        let owner = (unsafe { libc::geteuid() } == 0).then(|| {
+            let meta = std::fs::metadata(harness.data_dir()).unwrap();
+            (meta.uid(), meta.gid())
+        });
+        let base = harness.dir().parent().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("migrations-tests-translated-")
+            .tempdir_in(base)
+            .unwrap();
+        let give = |path: &Path| {
+            if let Some((uid, gid)) = owner {
+                chown(path, Some(uid), Some(gid)).unwrap();
+            }
+        };
+        give(dir.path());
+        let mut server = TranslatedServer {
+            port: free_port(),
+            bin: harness.bin_dir().to_path_buf(),
+            data: dir.path().join("data"),
+            log: dir.path().join("postgres.log"),
+            owner,
+            watchdog_stdin: None,
+            watchdog: Command::new("true").spawn().unwrap(),
+            _dir: dir,
+        };
+        let out = server
+            .command(&server.bin.join("initdb"))
+            .arg("-D")
+            .arg(&server.data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+            .arg("--no-sync")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {out:?}");
+        let hba = server.data.join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!(
+                "host all {DE_ROLE} 127.0.0.1/32 scram-sha-256\n\
+                 host all all 127.0.0.1/32 trust\n"
+            ),
+        )
+        .unwrap();
+        give(&hba);
+        let signal = server.data.join("standby.signal");
+        std::fs::write(&signal, "").unwrap();
+        give(&signal);
+        let _ = server.watchdog.wait();
+        let mut watchdog = server
+            .command(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg(TRANSLATED_WATCHDOG)
+            .arg("translated-server-watchdog")
+            .arg(&server.bin)
+            .arg(&server.data)
+            .arg(server.data.parent().unwrap())
+            .arg(&server.log)
+            .arg("-p")
+            .arg(server.port.to_string())
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", "unix_socket_directories="])
+            .args(["-c", &format!("lc_messages={TRANSLATED_LOCALE}")])
+            .args(["-c", "hot_standby=off", "-c", "fsync=off"])
+            .args(["-c", "shared_buffers=16MB", "-c", "max_connections=20"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        server.watchdog_stdin = watchdog.stdin.take();
+        let mut pid = String::new();
+        io::BufRead::read_line(
+            &mut io::BufReader::new(watchdog.stdout.take().unwrap()),
+            &mut pid,
+        )
+        .unwrap();
+        server.watchdog = watchdog;
+        server
+    }
+
+    /// `program`, run as the server's user, in the C locale (only the server's
+    /// `lc_messages` is German).
+    fn command(&self, program: &Path) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(program);
+        command.env("LC_ALL", "C").current_dir("/");
+        if let Some((uid, gid)) = self.owner {
+            command.uid(uid).gid(gid);
+        }
+        command
+    }
+
+    fn url(&self, user: &str, password: Option<&str>, database: &str) -> String {
+        let password = password.map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "postgres://{user}{password}@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// What the server itself says to a connection (tokio_postgres directly, not the code
+    /// under test): its error, when it refuses.
+    fn refusal(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        database: &str,
+    ) -> Option<postgres::error::DbError> {
+        let mut config = postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .dbname(database)
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(password) = password {
+            config.password(password);
+        }
+        match off_runtime(|| config.connect(postgres::NoTls)) {
+            Ok(_) => None,
+            Err(e) => e.as_db_error().cloned(),
+        }
+    }
+
+    /// Waits until the standby answers (with 57P03), and returns its message.
+    fn wait_for_standby(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(e) = self.refusal("postgres", None, "postgres") {
+                assert_eq!(
+                    e.code(),
+                    &postgres::error::SqlState::CANNOT_CONNECT_NOW,
+                    "{e}"
+                );
+                return e.message().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the translated server did not answer within 60 s; its log ({}):\n{}",
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Ends the standby's recovery: from then on it accepts connections.
+    fn promote(&self) {
+        let out = self
+            .command(&self.bin.join("pg_ctl"))
+            .args(["promote", "-W", "-D"])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl promote: {out:?}");
+    }
+}
+
+impl Drop for TranslatedServer {
+    fn drop(&mut self) {
+        // Closing the pipe tells the watchdog to stop the server and remove the directory.
+        drop(self.watchdog_stdin.take());
+        let _ = self.watchdog.wait();
+    }
+}
+
+/// A server whose `lc_messages` is German: a server that is not accepting connections yet
+/// (57P03: a standby with hot standby off, then promoted), a wrong password (28P01) and a
+/// missing database (3D000) get the same kind, SQLSTATE and advice as from an English server,
+/// through the blocking and the async entry points. The server's own words are quoted, and
+/// the test checks they really are not English (else it would prove nothing).
+#[tokio::test]
+async fn a_translated_server_is_classified_by_sqlstate() {
+    let server = off_runtime(TranslatedServer::start);
+    let port = server.port;
+
+    // 57P03: retried until the timeout, then "still starting", whatever the server's words.
+    let not_now = off_runtime(|| server.wait_for_standby());
+    assert_ne!(
+        not_now, "the database system is not accepting connections",
+        "the server's messages are not translated"
+    );
+    let expected = format!(
+        "could not connect to 127.0.0.1:{port} ({not_now}) after 700ms: the server is still \
+         starting: wait longer (a larger connect timeout)"
+    );
+    let url = server.url("postgres", None, "postgres");
+    let started = Instant::now();
+    let e = off_runtime(|| connect(&opts_timeout(&url, Duration::from_millis(700)))).failure();
+    assert!(started.elapsed() >= Duration::from_millis(650));
+    assert_eq!(e.kind(), ConnectErrorKind::Unreachable);
+    assert_eq!(e.to_string(), expected);
+    let started = Instant::now();
+    let e = connect_async(&opts_timeout(&url, Duration::from_millis(700)))
+        .await
+        .failure();
+    assert!(started.elapsed() >= Duration::from_millis(650));
+    assert_eq!(e.kind(), ConnectErrorKind::Unreachable);
+    assert_eq!(e.to_string(), expected);
+
+    // Waited for: promoted after a second, the waiting connect gets through.
+    let started = Instant::now();
+    let (client, ()) = off_runtime(|| {
+        thread::scope(|s| {
+            let promote = s.spawn(|| {
+                thread::sleep(Duration::from_secs(1));
+                server.promote();
+            });
+            let client = connect(&opts_timeout(&url, Duration::from_secs(30)));
+            (client, promote.join().unwrap())
+        })
+    });
+    let mut client = client.unwrap_or_else(|e| panic!("{e}"));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let (lc_messages, client) = off_runtime(move || {
+        let lc = one_string(&mut client, "SHOW lc_messages");
+        client
+            .batch_execute(&format!(
+                "SET password_encryption = 'scram-sha-256';
+                 CREATE ROLE {DE_ROLE} LOGIN PASSWORD '{DE_PW}';"
+            ))
+            .unwrap();
+        (lc, client)
+    });
+    assert_eq!(lc_messages, TRANSLATED_LOCALE);
+    off_runtime(move || client.close().unwrap());
+
+    // 28P01: a wrong password.
+    let wrong = "falsches-pw-de";
+    let said = server
+        .refusal(DE_ROLE, Some(wrong), "postgres")
+        .expect("the server refuses a wrong password");
+    assert_eq!(said.code().code(), "28P01");
+    assert_ne!(
+        said.message(),
+        format!("password authentication failed for user \"{DE_ROLE}\""),
+        "the server's messages are not translated"
+    );
+    let expected = format!(
+        "{} at {DE_ROLE}@127.0.0.1:{port}/postgres: check the password (PGPASSWORD, .pgpass or \
+         the URL)",
+        said.message()
+    );
+    let url = server.url(DE_ROLE, Some(wrong), "postgres");
+    let sync = off_runtime(|| connect(&opts(&url))).failure();
+    let with_async = connect_async(&opts(&url)).await.failure();
+    for e in [sync, with_async] {
+        assert_eq!(e.kind(), ConnectErrorKind::Authentication, "{e}");
+        assert_eq!(e.sqlstate(), Some("28P01"));
+        assert_eq!(e.to_string(), expected);
+        assert_no_secret(&e, wrong);
+    }
+    // The right one works, also against this server.
+    let url = server.url(DE_ROLE, Some(DE_PW), "postgres");
+    off_runtime(|| connect(&opts(&url)).map(drop)).unwrap();
+
+    // 3D000: a missing database.
+    let said = server
+        .refusal("postgres", None, "no_such_db_de")
+        .expect("the server refuses a missing database");
+    assert_eq!(said.code().code(), "3D000");
+    assert_ne!(
+        said.message(),
+        "database \"no_such_db_de\" does not exist",
+        "the server's messages are not translated"
+    );
+    let expected = format!(
+        "{} at 127.0.0.1:{port}: create it, or check the database name (PGDATABASE or the URL)",
+        said.message()
+    );
+    let url = server.url("postgres", None, "no_such_db_de");
+    let started = Instant::now();
+    let sync = off_runtime(|| connect(&opts_timeout(&url, Duration::from_secs(10)))).failure();
+    let with_async = connect_async(&opts_timeout(&url, Duration::from_secs(10)))
+        .await
+        .failure();
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried");
+    for e in [sync, with_async] {
+        assert_eq!(e.kind(), ConnectErrorKind::DatabaseNotFound, "{e}");
+        assert_eq!(e.sqlstate(), Some("3D000"));
+        assert_eq!(e.to_string(), expected);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Behaviour that needs more than one operating-system process, on a real PostgreSQL: a runner
 //! killed with `SIGKILL` in the middle of a migration (SPEC 3.3: a crash leaves a transactional
-//! migration applied and recorded, or neither; a no-transaction one `failed` until `repair`),
+//! migration applied and recorded, or neither, and both outcomes are reached on purpose; a
+//! no-transaction one `failed` until `repair`),
 //! and eight runners started at once on one database (SPEC 3.2: each migration applied exactly
 //! once, every runner exits successfully).
 //!
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use common::{column, runtime, scalar, table_exists, Dir, Driver};
 use migrations_core::plan::Status;
-use migrations_core::{DriftKind, Error, Event, Migrations, Migrator, Report};
+use migrations_core::{DriftKind, Error, Event, Migrations, Migrator, Operation, Report};
 use migrations_tests::{test_db, TestDb};
 
 const CHILD_TEST: &str = "child_runner";
@@ -222,6 +223,25 @@ impl Child {
         assert!(!status.success(), "the child was killed: {status}");
     }
 
+    /// Freezes the child (SIGSTOP) and returns once it is stopped: from then on it reads and
+    /// sends nothing, but its connection stays open.
+    fn sigstop(&mut self) {
+        let pid = self.process.id() as libc::pid_t;
+        // SAFETY: `pid` is our own child, not yet reaped (so the id cannot have been reused).
+        let rc = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(rc, 0, "kill({pid}, SIGSTOP) failed");
+        let mut status = 0;
+        // SAFETY: as above; WUNTRACED reports the stop without reaping the child.
+        let waited = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+        assert_eq!(waited, pid, "waitpid({pid}) failed");
+        assert!(
+            libc::WIFSTOPPED(status),
+            "child {} ended instead of stopping (status {status}); its output:\n{}",
+            self.label,
+            self.output()
+        );
+    }
+
     /// Waits (bounded) until the child has created `file`.
     fn wait_for_file(&mut self, file: &Path, what: &str) {
         let started = Instant::now();
@@ -310,6 +330,48 @@ fn wait_for_query(db: &TestDb, child: &mut Child, needle: &str) -> i32 {
     }
 }
 
+/// The server process of the session (in this test's database) whose query contains `needle`
+/// and which waits for a lock on `relation` held by another session. Polls until there is one,
+/// failing if `child` exits first.
+fn wait_blocked_on(db: &TestDb, child: &mut Child, relation: &str, needle: &str) -> i32 {
+    let mut client = db.connect();
+    let started = Instant::now();
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid \
+                 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() \
+                   AND NOT l.granted AND l.relation = to_regclass($1) \
+                   AND strpos(a.query, $2) > 0",
+                &[&relation, &needle],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        child.assert_running(&format!("waiting for a lock on {relation}"));
+        assert!(
+            started.elapsed() < START_LIMIT,
+            "no session waited for {relation} within {START_LIMIT:?}; child output:\n{}",
+            child.output()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Waits (bounded) until migration `version`'s history row is committed in `state`.
+fn wait_for_row(db: &TestDb, version: i64, state: &str) {
+    let started = Instant::now();
+    let query = format!("SELECT state FROM public.migrations_history WHERE version = {version}");
+    while scalar(db, &query).as_deref() != Some(state) {
+        assert!(
+            started.elapsed() < START_LIMIT,
+            "the history row of {version} was not committed as {state} within {START_LIMIT:?}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
 /// Waits until the server process `pid` has ended (it holds the migrations lock and, for a
 /// transactional migration, an open transaction until then).
 fn wait_backend_gone(db: &TestDb, pid: i32) {
@@ -363,27 +425,61 @@ fn audit_ups(db: &TestDb) -> i64 {
 
 // ---------------------------------------------------------------------------------------------
 // Crash atomicity.
+//
+// A transactional migration is one round trip: BEGIN, the script, its history row and audit
+// event, COMMIT. A runner killed before the server commits leaves neither the schema change nor
+// the row; killed after, both. Where the kill lands is decided on the server's side, never by a
+// sleep: the runner's transaction is held at a lock this test holds (in the script, or at the
+// history row written after the whole script), and the test kills the runner there, or freezes
+// it there (SIGSTOP), lets the server commit, and kills it then.
 
-const SLOW_TRANSACTIONAL: &str = "CREATE TABLE a ();\nSELECT pg_sleep(3);\nCREATE TABLE b ();\n";
+/// Migration 1 makes the table the script waits on; migration 2 is the one the child runs.
+const GATE: &str = "CREATE TABLE gate (x int);\n";
+/// Statement 2 waits while the test holds `gate`; the lock-timeout directive keeps it waiting
+/// (the run's default of 5 s could give up before the test is done with it).
+const THROUGH_GATE: &str = "-- migrations:lock-timeout=5min\nCREATE TABLE a ();\n\
+                            INSERT INTO gate VALUES (1);\nCREATE TABLE b ();\n";
 
-/// A runner killed while its transactional migration runs leaves the migration applied and
-/// recorded, or neither; the next `up` then finishes the job, so it is applied exactly once.
-///
-/// With `check_client`, the database has `client_connection_check_interval` set, so the server
-/// notices the lost client during the `pg_sleep` and rolls back: the "neither" outcome, every
-/// time. Without it the server runs the rest of the query string, `COMMIT` included, before it
-/// tries to answer (usually the "both" outcome); either way it is never half.
-fn crash_in_transactional(driver: Driver, check_client: bool) {
+/// Where the child's transaction is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeldAt {
+    /// In the user's script: `INSERT INTO gate` waits for the test's lock on `gate`.
+    Script,
+    /// After the whole script: the history row's `INSERT` waits for the test's lock on the
+    /// history table.
+    HistoryRow,
+}
+
+/// What the test does to the held runner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kill {
+    /// SIGKILL while its transaction waits: the server must roll it back.
+    Now,
+    /// SIGSTOP, so the runner can neither read the answer nor send anything more; release the
+    /// lock; wait until the server has committed; then SIGKILL.
+    AfterCommit,
+}
+
+/// A runner killed at a point chosen on the server's side; the outcome is decided by where:
+/// killed before the COMMIT ran, neither schema nor row; after, both. Either way the next `up`
+/// finishes the job, so the migration is applied exactly once.
+fn crash_in_transactional(driver: Driver, held_at: HeldAt, kill: Kill) {
     let db = test_db();
-    if check_client {
-        db.connect()
-            .batch_execute(&format!(
-                "ALTER DATABASE \"{}\" SET client_connection_check_interval = '50ms'",
-                db.name().replace('"', "\"\"")
-            ))
-            .unwrap();
-    }
-    let dir = Dir::new(&[("1_slow.up.sql", SLOW_TRANSACTIONAL)]);
+    let dir = Dir::new(&[("1_gate.up.sql", GATE), ("2_crash.up.sql", THROUGH_GATE)]);
+    let migrations = dir.load();
+    driver
+        .execute(&db, &migrations, &Operation::Up { to: Some(1) }, |m| m)
+        .unwrap();
+    let relation = match held_at {
+        HeldAt::Script => "public.gate",
+        HeldAt::HistoryRow => "public.migrations_history",
+    };
+    // SHARE conflicts with the ROW EXCLUSIVE an INSERT takes, and with nothing a runner reads.
+    let mut holder = db.connect();
+    holder
+        .batch_execute(&format!("BEGIN; LOCK TABLE {relation} IN SHARE MODE"))
+        .unwrap();
+
     let work = tempfile::tempdir().unwrap();
     let spawn = Spawn {
         db: &db,
@@ -392,70 +488,109 @@ fn crash_in_transactional(driver: Driver, check_client: bool) {
         gate: None,
     };
     let mut child = spawn.child("crash", driver);
-    let backend = wait_for_query(&db, &mut child, "pg_sleep(3)");
-    child.sigkill();
-    wait_backend_gone(&db, backend);
+    let backend = wait_blocked_on(&db, &mut child, relation, "INSERT INTO gate VALUES (1)");
+    let committed = match kill {
+        Kill::Now => {
+            child.sigkill();
+            // The runner sets client_connection_check_interval, so the server finds its client
+            // gone even while it waits for a lock, and ends the session. The lock is still
+            // held here, so the transaction cannot have reached its COMMIT.
+            wait_backend_gone(&db, backend);
+            holder.batch_execute("COMMIT").unwrap();
+            false
+        }
+        Kill::AfterCommit => {
+            child.sigstop();
+            holder.batch_execute("COMMIT").unwrap();
+            // The COMMIT travels in the same query string as the script: the server finishes
+            // it without hearing from the (frozen) runner again.
+            wait_for_row(&db, 2, "applied");
+            child.sigkill();
+            wait_backend_gone(&db, backend);
+            assert!(
+                !child.report.exists(),
+                "the runner never saw the answer; its output:\n{}",
+                child.output()
+            );
+            true
+        }
+    };
 
-    let a = table_exists(&db, "a");
-    let b = table_exists(&db, "b");
-    let rows = history_rows(&db);
-    eprintln!("after SIGKILL (check_client={check_client}): a={a} b={b} history rows={rows}");
-    assert!(
-        (a, b, rows) == (true, true, 1) || (a, b, rows) == (false, false, 0),
-        "half a migration: table a {a}, table b {b}, {rows} history rows"
+    let (a, b, row) = (
+        table_exists(&db, "a"),
+        table_exists(&db, "b"),
+        scalar(
+            &db,
+            "SELECT state FROM public.migrations_history WHERE version = 2",
+        ),
     );
-    if check_client {
+    eprintln!("{driver:?}, held at {held_at:?}, killed {kill:?}: a={a} b={b} row={row:?}");
+    if committed {
         assert_eq!(
-            (a, b, rows),
-            (false, false, 0),
-            "the server saw its client go and rolled the migration back"
+            (a, b, row.as_deref()),
+            (true, true, Some("applied")),
+            "committed: the schema and its history row"
         );
-    }
-    if rows == 1 {
+        assert_eq!(audit_ups(&db), 2);
+    } else {
         assert_eq!(
-            scalar(
-                &db,
-                "SELECT state FROM public.migrations_history WHERE version = 1"
-            ),
-            Some("applied".into())
+            (a, b, row.as_deref()),
+            (false, false, None),
+            "rolled back: neither the schema nor a history row"
         );
+        assert_eq!(audit_ups(&db), 1);
     }
+    let gate_rows = if committed { "1" } else { "0" };
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM gate"),
+        Some(gate_rows.into())
+    );
 
     // The next run finishes the job: the migration is applied exactly once.
-    let migrations = dir.load();
     let report = driver.up(&db, &migrations).unwrap();
     let ran: Vec<i64> = report.ran.iter().map(|r| r.version).collect();
-    assert_eq!(ran, if rows == 1 { vec![] } else { vec![1] });
+    assert_eq!(ran, if committed { vec![] } else { vec![2] });
     assert_eq!(
         column(
             &db,
-            "SELECT version || ' ' || state FROM public.migrations_history"
+            "SELECT version || ' ' || state FROM public.migrations_history ORDER BY version"
         ),
-        vec![Some("1 applied".to_owned())]
+        vec![Some("1 applied".to_owned()), Some("2 applied".to_owned())]
     );
     assert!(table_exists(&db, "a") && table_exists(&db, "b"));
-    assert_eq!(audit_ups(&db), 1);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM gate"), Some("1".into()));
+    assert_eq!(audit_ups(&db), 2);
     assert!(driver.up(&db, &migrations).unwrap().up_to_date_fast);
 }
 
 #[test]
-fn crash_in_transactional_migration_sync() {
-    crash_in_transactional(Driver::Sync, false);
+fn killed_in_its_script_rolls_back_sync() {
+    crash_in_transactional(Driver::Sync, HeldAt::Script, Kill::Now);
 }
 
 #[test]
-fn crash_in_transactional_migration_async() {
-    crash_in_transactional(Driver::Async, false);
+fn killed_in_its_script_rolls_back_async() {
+    crash_in_transactional(Driver::Async, HeldAt::Script, Kill::Now);
 }
 
 #[test]
-fn crash_in_transactional_migration_server_notices_sync() {
-    crash_in_transactional(Driver::Sync, true);
+fn killed_at_its_history_row_rolls_back_sync() {
+    crash_in_transactional(Driver::Sync, HeldAt::HistoryRow, Kill::Now);
 }
 
 #[test]
-fn crash_in_transactional_migration_server_notices_async() {
-    crash_in_transactional(Driver::Async, true);
+fn killed_at_its_history_row_rolls_back_async() {
+    crash_in_transactional(Driver::Async, HeldAt::HistoryRow, Kill::Now);
+}
+
+#[test]
+fn killed_after_the_commit_is_sent_stays_applied_and_recorded_sync() {
+    crash_in_transactional(Driver::Sync, HeldAt::HistoryRow, Kill::AfterCommit);
+}
+
+#[test]
+fn killed_after_the_commit_is_sent_stays_applied_and_recorded_async() {
+    crash_in_transactional(Driver::Async, HeldAt::HistoryRow, Kill::AfterCommit);
 }
 
 /// A runner killed during statement 2 of a no-transaction migration: the next run finds the

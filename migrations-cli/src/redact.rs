@@ -3,8 +3,9 @@
 //! through [`redact_text`].
 //!
 //! Two layers, so that no single parsing mistake shows a password:
-//! 1. what the user gave as it was given: every command-line argument that may be a
-//!    connection string (it holds `://`, `@` or `password`), `DATABASE_URL` and `PGPASSWORD`,
+//! 1. what the user gave as it was given: the value of `--database-url`, every other
+//!    command-line argument that looks like a connection string (it holds `://`, `password`,
+//!    or a `:` before an `@`), `DATABASE_URL` and `PGPASSWORD`,
 //!    replaced wherever it appears verbatim (a connection string by its redacted form, which for
 //!    a shape that is not a URL nor `key=value` pairs is `***` whole; a password by `***`);
 //! 2. then [`migrations_core::connect::redact_text`]: the password of any URL and any
@@ -43,9 +44,16 @@ fn collect(
             found.push((raw.to_string(), replacement));
         }
     };
+    let mut after_flag = false;
     for arg in args {
-        let lower = arg.to_ascii_lowercase();
-        if !(arg.contains("://") || arg.contains('@') || lower.contains("password")) {
+        // The value of `--database-url` is a connection string whatever it looks like; any
+        // other argument only when it looks like one (a `:` before an `@`, as in
+        // `user:secret@host`; not a path such as a CI workspace `job@2`).
+        let is_value = std::mem::replace(&mut after_flag, arg == "--database-url");
+        let looks_like = arg.contains("://")
+            || arg.to_ascii_lowercase().contains("password")
+            || arg.rfind('@').is_some_and(|at| arg[..at].contains(':'));
+        if !(is_value || looks_like) {
             continue;
         }
         // `--database-url=...`: the value on its own too (it is what a message would quote).
@@ -110,6 +118,10 @@ mod tests {
             "--to",
             "3",
             "host=h password='a S3cr3tZ'",
+            "--dir",
+            "/ci/workspace/job@2/migrations",
+            "--database-url",
+            "S3cr3tU",
         ]
         .map(String::from);
         let sensitive = collect(
@@ -131,6 +143,11 @@ mod tests {
             ("url postgres:/u:S3cr3tW@h/d.", "url ***."),
             ("the password pgpassword-S3cr3tV.", "the password ***."),
             ("version 3 of up", "version 3 of up"),
+            (
+                "/ci/workspace/job@2/migrations/1_x.up.sql: bad",
+                "/ci/workspace/job@2/migrations/1_x.up.sql: bad",
+            ),
+            ("it was S3cr3tU", "it was ***"),
         ] {
             assert_eq!(redact_with(text, &sensitive), expected, "{text}");
         }

@@ -91,7 +91,18 @@
 //! # Passwords
 //!
 //! A password never appears in a [`ConnectError`], in a log line or in the `Debug` output of
-//! [`ConnectOptions`] or [`Target`]. Print URLs through [`redact`].
+//! [`ConnectOptions`] or [`Target`]. A connection string that cannot be parsed is never quoted:
+//! the error says what is wrong with its shape (no `postgres://`, `key=value` pairs, ...).
+//! Print connection strings through [`redact`], and text that may quote one through
+//! [`redact_text`].
+//!
+//! # Errors
+//!
+//! [`ConnectErrorKind`] is decided by what happened, never by the text of a message (the
+//! server's follow its `lc_messages`): the server's SQLSTATE (`57P03` is waited for, `28P01`
+//! is [`ConnectErrorKind::Authentication`], `3D000` [`ConnectErrorKind::DatabaseNotFound`],
+//! ...), the type and kind of the underlying error (`std::io::ErrorKind`, `rustls::Error`),
+//! how far TLS got, and whether a password was given.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -418,7 +418,11 @@ pub fn redact_url(url: &str) -> String {
             }
             out
         }
-        None => redact_keyword_string(url),
+        // key=value pairs: hide each password value.
+        None if url.contains('=') => redact_keyword_string(url),
+        // Neither a URL nor key=value (`postgresql//u:p@h/d`, `u:p@h/d`): where a password
+        // would be cannot be told, so nothing of it is shown.
+        None => "***".to_owned(),
     }
 }
 
@@ -1609,6 +1613,11 @@ mod unit_tests {
                 "host=h password = 'se cr\\'et' user=u",
                 "host=h password=*** user=u",
             ),
+            // Shapes that are not URLs: nothing of them is shown.
+            ("postgresql//app:S3cr3tX@db/prod", "***"),
+            ("postgres:/u:p@h/d", "***"),
+            ("u:p@h/d", "***"),
+            ("//u:p@h/d", "***"),
         ];
         for (input, expected) in cases {
             assert_eq!(redact_url(input), expected, "{input}");

@@ -880,32 +880,72 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 }
                 Err(source) => {
                     let _ = self.conn.simple("ROLLBACK").await;
-                    let held = if source.is_connection_error() {
-                        // The session, and its advisory locks with it, may be gone.
-                        None
-                    } else {
-                        self.read_markers(&batch.markers).await
+                    // Read (and released) whatever the error: a client-side failure may leave
+                    // the session, and the markers, alive.
+                    let held = self.read_markers(&batch.markers).await;
+                    let found = batch.failed_at(jobs, held, &source);
+                    let Some((index, statement)) = found else {
+                        // The session is gone (a broken connection, a terminated backend), the
+                        // markers with it: which statement was running is not known, nor
+                        // whether the COMMIT reached the server. The next run reads the history
+                        // and goes on from there.
+                        return Err(self.session_lost(jobs, source, attempt, note.clone()));
                     };
-                    let (index, statement) = batch.failed_at(jobs, held, source.position);
                     let job = &jobs[index.min(jobs.len().saturating_sub(1))];
                     if source.is_lock_timeout() && attempt <= self.config.lock_retries {
                         self.pause_before_retry(job, attempt).await;
                         continue;
                     }
-                    return Err(self.script_error(job, source, attempt, statement, note.clone()));
+                    let note = match (statement, &note) {
+                        (Some(_), _) => note.clone(),
+                        (None, note) => Some(
+                            [Some(AFTER_LAST_STATEMENT), note.as_deref()]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()
+                                .join("; "),
+                        ),
+                    };
+                    return Err(self.script_error(job, source, attempt, statement, note));
                 }
             }
         }
     }
 
-    /// The progress marker this session holds, released on the way; `None` when it holds none
-    /// (the batch failed before its first marker) or the query failed.
-    async fn read_markers(&mut self, markers: &Markers) -> Option<u32> {
-        let rows = self.conn.simple(&markers.read_and_release()).await.ok()?;
-        first_column(rows)
+    /// The error of a transactional batch whose session ended while it ran.
+    fn session_lost(
+        &self,
+        jobs: &[Job<'_>],
+        source: DbError,
+        attempts: u32,
+        grouped: Option<String>,
+    ) -> Error {
+        match jobs {
+            [job] if grouped.is_none() => {
+                let note = "the session ended while it ran, so which statement was running is \
+                            not known; it was rolled back unless its COMMIT had reached the \
+                            server (the history says which)";
+                self.script_error(job, source, attempts, None, Some(note.to_owned()))
+            }
+            _ => Error::Db {
+                context: format!(
+                    "the session ended during the single transaction of {} migrations (rolled \
+                     back, unless its COMMIT had reached the server: the history says which)",
+                    jobs.len()
+                ),
+                source,
+            },
+        }
+    }
+
+    /// The progress marker this session holds (`None`: none, the batch failed before its first
+    /// marker), released on the way; an error when they cannot be read (the session is gone).
+    async fn read_markers(&mut self, markers: &Markers) -> Result<Option<u32>, DbError> {
+        let rows = self.conn.simple(&markers.read_and_release()).await?;
+        Ok(first_column(rows)
             .iter()
             .filter_map(|value| value.parse::<u32>().ok())
-            .max()
+            .max())
     }
 
     async fn pause_before_retry(&mut self, job: &Job<'_>, attempt: u32) {
@@ -1315,6 +1355,10 @@ fn first_column(rows: Vec<Row>) -> Vec<String> {
         .collect()
 }
 
+/// The note of a transactional failure that came after the script's last statement.
+const AFTER_LAST_STATEMENT: &str = "it came after the file's last statement: a deferred \
+     constraint checked at COMMIT, or the runner's bookkeeping";
+
 /// Where a no-transaction script failed.
 struct Failure {
     /// 0-based index of the statement.
@@ -1449,14 +1493,16 @@ impl Batch {
 
     /// Which job failed and where: the server's position when it gave one (a syntax error,
     /// found before anything ran, or an error located in a statement), else the marker held
-    /// (`held`: none means before the first).
+    /// (`held`: none means before the first). The location is `None` when the failure came
+    /// after the job's last statement; the whole answer is `None` when the markers could not
+    /// be read or the connection failed: the session is gone, and what it knew with it.
     fn failed_at(
         &self,
         jobs: &[Job<'_>],
-        held: Option<u32>,
-        position: Option<u32>,
-    ) -> (usize, Option<Location>) {
-        if let Some((job, offset)) = position.and_then(|p| self.script_offset(p)) {
+        held: Result<Option<u32>, DbError>,
+        source: &DbError,
+    ) -> Option<(usize, Option<Location>)> {
+        if let Some((job, offset)) = source.position.and_then(|p| self.script_offset(p)) {
             if let Some(script) = jobs.get(job).map(|j| j.script) {
                 let ranges = script.ranges();
                 let number = ranges
@@ -1469,22 +1515,24 @@ impl Batch {
                     total: ranges.len(),
                     line: script.line_at(offset),
                 });
-                return (job, statement);
+                return Some((job, statement));
             }
         }
+        if source.is_connection_error() {
+            return None;
+        }
         let (job, done) = held
+            .ok()?
             .and_then(|value| self.points.get((value as usize).checked_sub(1)?))
             .copied()
             .unwrap_or((0, 0));
-        let Some(script) = jobs.get(job).map(|j| j.script) else {
-            return (job, None);
-        };
+        let script = jobs.get(job)?.script;
         let statement = script.ranges().get(done).map(|range| Location {
             number: done + 1,
             total: script.ranges().len(),
             line: script.line_at(range.0),
         });
-        (job, statement)
+        Some((job, statement))
     }
 
     /// The job and script byte offset of the server's (1-based, in characters) `position`. A

@@ -36,13 +36,15 @@ pub enum Error {
         /// The script's file, as the user knows it (see [`Script::path`](crate::Script::path)).
         file: String,
         /// The statement that failed; `None` when the failure came after the script's last
-        /// statement (its bookkeeping, or a deferred constraint checked at `COMMIT`).
+        /// statement (its bookkeeping, or a deferred constraint checked at `COMMIT`), or when
+        /// the connection was lost during a transactional script (which statement was running
+        /// died with the session).
         statement: Option<Location>,
         /// The server's error.
         source: DbError,
         /// What the runner adds to the server's error: that the single transaction of several
-        /// migrations was rolled back, that the file's own transaction block was, or that an
-        /// invalid index was left behind.
+        /// migrations was rolled back, that the file's own transaction block was, that an
+        /// invalid index was left behind, or, when there is no `statement`, why.
         note: Option<String>,
     },
 
@@ -203,7 +205,8 @@ pub struct Location {
 fn location(file: &str, statement: &Option<Location>) -> String {
     match statement {
         Some(_) => statement_at(file, statement),
-        None => format!(" after its last statement ({file})"),
+        // After the last statement, or the session was lost: the note says which.
+        None => format!(" ({file})"),
     }
 }
 

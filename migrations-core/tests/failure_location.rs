@@ -316,16 +316,80 @@ behaviour!(
         assert_eq!(
             err.to_string(),
             format!(
-                "up 1 d failed after its last statement ({}): insert or update on table \"c\" \
-             violates foreign key constraint \"c_p_fkey\" (SQLSTATE 23503); detail: Key (p)=(1) \
-             is not present in table \"p\".",
+                "up 1 d failed ({}): insert or update on table \"c\" violates foreign key \
+             constraint \"c_p_fkey\" (SQLSTATE 23503); detail: Key (p)=(1) is not present in \
+             table \"p\".; it came after the file's last statement: a deferred constraint \
+             checked at COMMIT, or the runner's bookkeeping",
                 file(&dir, "1_d.up.sql")
             )
         );
+        assert!(matches!(
+            err,
+            Error::Migration {
+                statement: None,
+                ..
+            }
+        ));
         assert!(!table_exists(&db, "p"));
         assert_eq!(session.advisory_locks(), "0");
     }
 );
+
+behaviour!(a_session_that_ends_names_no_statement, |driver: Driver| {
+    // The markers end with the session: the error must not guess a statement.
+    let db = test_db();
+    let dir = Dir::new(&[(
+        "1_slow.up.sql",
+        "CREATE TABLE slow ();\nSELECT pg_sleep(30);\nCREATE TABLE after_slow ();\n",
+    )]);
+    let m = dir.load();
+    let watcher = {
+        let url = db.url().to_owned();
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            for _ in 0..600 {
+                let rows = c
+                    .query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid() \
+                         AND datname = current_database()",
+                        &[],
+                    )
+                    .unwrap();
+                if !rows.is_empty() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("the migration never reached pg_sleep");
+        })
+    };
+    let err = driver.up(&db, &m).unwrap_err();
+    watcher.join().unwrap();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "up 1 slow failed ({}): terminating connection due to administrator command",
+            file(&dir, "1_slow.up.sql")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "; the session ended while it ran, so which statement was running is not known; it \
+             was rolled back unless its COMMIT had reached the server (the history says which)"
+        ),
+        "{text}"
+    );
+    assert!(matches!(
+        err,
+        Error::Migration {
+            statement: None,
+            ..
+        }
+    ));
+    assert!(!table_exists(&db, "slow"));
+});
 
 behaviour!(no_marker_precedes_set_transaction, |driver: Driver| {
     // PostgreSQL takes SET TRANSACTION only before the transaction's first query: the

@@ -6,8 +6,9 @@
 //! - Timing and protocol behaviour (a server that starts listening late, one that answers
 //!   "the database system is starting up", one that refuses TLS) use small TCP proxies in front
 //!   of the real server.
-//! - Password authentication and TLS need the harness's throwaway cluster (they are skipped with
-//!   `DATABASE_URL`): its `pg_hba.conf` gets `scram-sha-256` lines for one role, and TLS is
+//! - Every test here uses a cluster of the test process's own (`own_server`: the harness's
+//!   throwaway cluster, also started when `DATABASE_URL` is set), so none is skipped: its
+//!   `pg_hba.conf` gets `scram-sha-256` lines for one role, and TLS is
 //!   switched on with a CA and server certificate made by `rcgen`, then the configuration is
 //!   reloaded. Other tests of this process are unaffected: other roles keep trust
 //!   authentication, and plain connections stay allowed.
@@ -30,7 +31,7 @@ use migrations_core::connect::{
     connect, connect_async, describe_target, redact, ConnectError, ConnectErrorKind,
     ConnectOptions, Host, SslMode, Target,
 };
-use migrations_tests::{local_server, test_db, LocalServer, TestDb};
+use migrations_tests::{own_server, LocalServer, TestDb};
 
 const CHILD_ENV: &str = "CONNECT_TEST_CHILD";
 const PW_ROLE: &str = "mt_connect_pw";
@@ -125,16 +126,17 @@ fn url_password(url: &str) -> Option<String> {
     Some(String::from_utf8(out).unwrap())
 }
 
-/// The resolved server of the test database (TCP only; `None` for a Unix socket).
-fn server_addr(db: &TestDb) -> Option<SocketAddr> {
+/// The resolved TCP address of a database on [`own_server`] (whose URLs are TCP ones).
+fn server_addr(db: &TestDb) -> SocketAddr {
     let target = Target::resolve(&opts(db.url())).unwrap();
     let endpoint = &target.endpoints()[0];
     match endpoint.host() {
         Host::Tcp(host) => (host.as_str(), endpoint.port())
             .to_socket_addrs()
-            .ok()?
-            .find(SocketAddr::is_ipv4),
-        Host::Unix(_) => None,
+            .unwrap()
+            .find(SocketAddr::is_ipv4)
+            .expect("an IPv4 address"),
+        Host::Unix(_) => panic!("own_server's URLs are TCP URLs"),
     }
 }
 
@@ -169,14 +171,6 @@ impl<T> Failure for Result<T, ConnectError> {
 fn assert_no_secret(e: &ConnectError, secret: &str) {
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains(secret), "the password shows: {shown}");
-}
-
-fn local_or_skip(what: &str) -> Option<&'static LocalServer> {
-    let server = local_server();
-    if server.is_none() {
-        eprintln!("skipped ({what} needs the harness's own cluster; DATABASE_URL is set)");
-    }
-    server
 }
 
 // ---------------------------------------------------------------------------------------
@@ -452,7 +446,7 @@ fn pipe(client: TcpStream, server: TcpStream) -> io::Result<()> {
 
 #[test]
 fn connects_with_a_url() {
-    let db = test_db();
+    let db = TestDb::on_own_server();
     let mut client = connect(&opts(db.url())).unwrap();
     assert_eq!(
         one_string(&mut client, "SELECT current_database()::text"),
@@ -464,20 +458,20 @@ fn connects_with_a_url() {
         ..opts(db.url())
     };
     connect(&options).unwrap();
+    // user@host:port/database, exactly; with a password in the URL, still without it.
     let described = describe_target(&opts(db.url())).unwrap();
-    assert!(
-        described.ends_with(&format!("/{}", db.name())),
-        "{described}"
-    );
-    assert!(
-        !described.contains(':') || !described.contains("@@"),
-        "{described}"
-    );
+    let expected = format!("postgres@127.0.0.1:{}/{}", own_server().port(), db.name());
+    assert_eq!(described, expected);
+    let with_password = db
+        .url()
+        .replacen("postgres@", "postgres:hunter2-in-url@", 1);
+    assert_ne!(with_password, db.url());
+    assert_eq!(describe_target(&opts(&with_password)).unwrap(), expected);
 }
 
 #[tokio::test]
 async fn connects_async_with_a_url() {
-    let db = test_db();
+    let db = TestDb::on_own_server();
     let client = connect_async(&opts(db.url())).await.unwrap();
     let row = client
         .query_one("SELECT current_database()::text", &[])
@@ -488,7 +482,7 @@ async fn connects_async_with_a_url() {
 
 #[test]
 fn sends_the_application_name() {
-    let db = test_db();
+    let db = TestDb::on_own_server();
     let options = ConnectOptions {
         application_name: Some("migrations-test".into()),
         ..opts(db.url())
@@ -519,7 +513,7 @@ async fn the_blocking_connect_refuses_to_run_inside_a_runtime() {
 
 #[test]
 fn connects_with_pg_variables_only() {
-    let db = test_db();
+    let db = TestDb::on_own_server();
     let mut vars = pg_vars(&db);
     vars.push(("PGAPPNAME", "from-pgappname".into()));
     vars.push(("CHILD_EXPECT_DB", db.name().into()));
@@ -534,7 +528,7 @@ fn connects_with_pg_variables_only() {
 
 #[test]
 fn the_environment_fills_what_the_url_leaves_out() {
-    let db = test_db();
+    let db = TestDb::on_own_server();
     let target = Target::resolve(&opts(db.url())).unwrap();
     // The URL names only the database; host, port and user come from PG*.
     let mut vars = pg_vars(&db);
@@ -563,9 +557,7 @@ fn no_url_and_no_variables_is_explained() {
 
 #[test]
 fn connects_over_a_unix_socket() {
-    let Some(server) = local_or_skip("a Unix socket") else {
-        return;
-    };
+    let server = own_server();
     let socket = server.dir().join(format!(".s.PGSQL.{}", server.port()));
     if !socket.exists() {
         eprintln!(
@@ -574,7 +566,7 @@ fn connects_over_a_unix_socket() {
         );
         return;
     }
-    let db = test_db();
+    let db = TestDb::on_own_server();
     for mode in ["prefer", "require", "disable"] {
         // TLS is never used over a Unix socket (as in libpq), so even `require` connects.
         let url = format!(
@@ -654,11 +646,11 @@ async fn a_closed_port_fails_after_the_timeout_async() {
 
 #[test]
 fn a_missing_database_fails_at_once() {
-    let db = test_db();
+    let db = TestDb::on_own_server();
     let target = Target::resolve(&opts(db.url())).unwrap();
     let endpoint = &target.endpoints()[0];
     let Host::Tcp(host) = endpoint.host() else {
-        return;
+        panic!("own_server's URLs are TCP URLs");
     };
     let password = url_password(db.url()).unwrap_or_else(|| "s3cret-in-url".to_string());
     let url = format!(
@@ -716,10 +708,8 @@ fn an_invalid_url_is_explained_without_the_password() {
 
 #[test]
 fn waits_for_a_server_that_starts_listening() {
-    let db = test_db();
-    let Some(upstream) = server_addr(&db) else {
-        return;
-    };
+    let db = TestDb::on_own_server();
+    let upstream = server_addr(&db);
     let proxy = Proxy::start(
         upstream,
         Duration::from_secs(1),
@@ -741,10 +731,8 @@ fn waits_for_a_server_that_starts_listening() {
 
 #[tokio::test]
 async fn waits_for_a_server_that_starts_listening_async() {
-    let db = test_db();
-    let Some(upstream) = server_addr(&db) else {
-        return;
-    };
+    let db = TestDb::on_own_server();
+    let upstream = server_addr(&db);
     let proxy = Proxy::start(
         upstream,
         Duration::from_secs(1),
@@ -764,10 +752,8 @@ async fn waits_for_a_server_that_starts_listening_async() {
 
 #[test]
 fn waits_while_the_database_system_is_starting_up() {
-    let db = test_db();
-    let Some(upstream) = server_addr(&db) else {
-        return;
-    };
+    let db = TestDb::on_own_server();
+    let upstream = server_addr(&db);
     // 57P03 for a second, then the real server.
     let proxy = Proxy::start(
         upstream,
@@ -807,10 +793,10 @@ fn waits_while_the_database_system_is_starting_up() {
 // ---------------------------------------------------------------------------------------
 
 /// Gives `PW_ROLE` a password and makes the server ask for it (scram-sha-256), once per
-/// process. `None` with DATABASE_URL.
-fn password_role() -> Option<&'static LocalServer> {
+/// process.
+fn password_role() -> &'static LocalServer {
     static READY: OnceLock<()> = OnceLock::new();
-    let server = local_or_skip("password authentication")?;
+    let server = own_server();
     READY.get_or_init(|| {
         off_runtime(|| {
             let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
@@ -848,7 +834,7 @@ fn password_role() -> Option<&'static LocalServer> {
             }
         })
     });
-    Some(server)
+    server
 }
 
 /// Writes a file the server reads (atomically, owned by the server's user, with `mode`).
@@ -876,9 +862,7 @@ fn pw_url(server: &LocalServer, password: Option<&str>) -> String {
 
 #[test]
 fn a_password_in_the_url_authenticates() {
-    let Some(server) = password_role() else {
-        return;
-    };
+    let server = password_role();
     let mut client = connect(&opts(&pw_url(server, Some(PW)))).unwrap();
     assert_eq!(
         one_string(&mut client, "SELECT current_user::text"),
@@ -891,9 +875,7 @@ fn a_password_in_the_url_authenticates() {
 
 #[test]
 fn a_wrong_password_fails_at_once_and_is_not_shown() {
-    let Some(server) = password_role() else {
-        return;
-    };
+    let server = password_role();
     let wrong = "wrong-hunter2-pw";
     let started = Instant::now();
     let e = connect(&opts_timeout(
@@ -921,9 +903,7 @@ fn a_wrong_password_fails_at_once_and_is_not_shown() {
 
 #[tokio::test]
 async fn a_wrong_password_fails_at_once_async() {
-    let Some(server) = password_role() else {
-        return;
-    };
+    let server = password_role();
     let e = connect_async(&opts(&pw_url(server, Some("wrong-hunter2-pw"))))
         .await
         .failure();
@@ -933,9 +913,7 @@ async fn a_wrong_password_fails_at_once_async() {
 
 #[test]
 fn a_missing_password_is_explained() {
-    let Some(server) = password_role() else {
-        return;
-    };
+    let server = password_role();
     run_child(&[
         ("CHILD_URL", pw_url(server, None)),
         ("PGPASSFILE", "/nonexistent/pgpass".into()),
@@ -977,9 +955,7 @@ fn odd_connection_strings_never_show_the_password() {
     ] {
         check(&url, ConnectErrorKind::InvalidConfig, "");
     }
-    let Some(server) = password_role() else {
-        return;
-    };
+    let server = password_role();
     let port = server.port();
     let refused = format!("password authentication failed for user \"{PW_ROLE}\"");
     for url in [
@@ -1032,9 +1008,7 @@ fn odd_connection_strings_never_show_the_password() {
 
 #[test]
 fn pgpassword_supplies_the_password() {
-    let Some(server) = password_role() else {
-        return;
-    };
+    let server = password_role();
     run_child(&[
         ("CHILD_URL", pw_url(server, None)),
         ("PGPASSWORD", PW.into()),
@@ -1051,9 +1025,7 @@ fn pgpassword_supplies_the_password() {
 #[test]
 fn pgpass_supplies_the_password() {
     use std::os::unix::fs::PermissionsExt;
-    let Some(server) = password_role() else {
-        return;
-    };
+    let server = password_role();
     let dir = tempfile::tempdir().unwrap();
     let passfile = dir.path().join("pgpass");
     let port = server.port();
@@ -1478,10 +1450,10 @@ fn make_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
     (params.self_signed(&key).unwrap(), key)
 }
 
-/// Switches TLS on in the harness cluster (once per process). `None` with DATABASE_URL.
-fn tls_server() -> Option<(&'static LocalServer, &'static Tls)> {
+/// Switches TLS on in the test process's own cluster (once per process).
+fn tls_server() -> (&'static LocalServer, &'static Tls) {
     static TLS: OnceLock<Tls> = OnceLock::new();
-    let server = local_or_skip("TLS")?;
+    let server = own_server();
     let tls = TLS.get_or_init(|| {
         off_runtime(|| {
             use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
@@ -1536,7 +1508,7 @@ fn tls_server() -> Option<(&'static LocalServer, &'static Tls)> {
             }
         })
     });
-    Some((server, tls))
+    (server, tls)
 }
 
 /// A URL of the test database on the TLS server at `host`, with extra parameters.
@@ -1554,10 +1526,8 @@ fn tls_connect(url: &str) -> Result<bool, ConnectError> {
 
 #[test]
 fn sslmode_disable_prefer_and_require() {
-    let Some((server, _)) = tls_server() else {
-        return;
-    };
-    let db = test_db();
+    let (server, _) = tls_server();
+    let db = TestDb::on_own_server();
     assert!(!tls_connect(&tls_url(server, &db, "127.0.0.1", "sslmode=disable")).unwrap());
     // prefer is the default, and uses TLS when the server offers it.
     assert!(tls_connect(&tls_url(server, &db, "127.0.0.1", "")).unwrap());
@@ -1568,20 +1538,16 @@ fn sslmode_disable_prefer_and_require() {
 
 #[test]
 fn sslmode_verify_full_with_the_ca() {
-    let Some((server, tls)) = tls_server() else {
-        return;
-    };
-    let db = test_db();
+    let (server, tls) = tls_server();
+    let db = TestDb::on_own_server();
     let params = format!("sslmode=verify-full&sslrootcert={}", tls.ca.display());
     assert!(tls_connect(&tls_url(server, &db, "localhost", &params)).unwrap());
 }
 
 #[tokio::test]
 async fn sslmode_verify_full_with_the_ca_async() {
-    let Some((server, tls)) = tls_server() else {
-        return;
-    };
-    let db = test_db();
+    let (server, tls) = tls_server();
+    let db = TestDb::on_own_server();
     let params = format!("sslmode=verify-full&sslrootcert={}", tls.ca.display());
     let client = connect_async(&opts(&tls_url(server, &db, "localhost", &params)))
         .await
@@ -1598,10 +1564,8 @@ async fn sslmode_verify_full_with_the_ca_async() {
 
 #[test]
 fn sslmode_verify_full_rejects_a_wrong_host_name() {
-    let Some((server, tls)) = tls_server() else {
-        return;
-    };
-    let db = test_db();
+    let (server, tls) = tls_server();
+    let db = TestDb::on_own_server();
     let params = format!("sslmode=verify-full&sslrootcert={}", tls.ca.display());
     let started = Instant::now();
     let e = tls_connect(&tls_url(server, &db, "127.0.0.1", &params)).failure();
@@ -1624,10 +1588,8 @@ fn sslmode_verify_full_rejects_a_wrong_host_name() {
 
 #[test]
 fn sslmode_verify_rejects_a_wrong_ca() {
-    let Some((server, tls)) = tls_server() else {
-        return;
-    };
-    let db = test_db();
+    let (server, tls) = tls_server();
+    let db = TestDb::on_own_server();
     for mode in ["verify-full", "verify-ca", "require"] {
         let params = format!("sslmode={mode}&sslrootcert={}", tls.wrong_ca.display());
         let e = tls_connect(&tls_url(server, &db, "localhost", &params)).failure();
@@ -1667,9 +1629,8 @@ fn sslmode_verify_rejects_a_wrong_ca() {
 
 #[test]
 fn scram_with_channel_binding_over_tls() {
-    let (Some((server, tls)), Some(_)) = (tls_server(), password_role()) else {
-        return;
-    };
+    let (server, tls) = tls_server();
+    password_role();
     let url = format!(
         "{}?sslmode=verify-full&sslrootcert={}&channel_binding=require",
         pw_url(server, Some(PW)).replace("127.0.0.1", "localhost"),
@@ -1685,10 +1646,8 @@ fn scram_with_channel_binding_over_tls() {
 
 #[test]
 fn a_server_without_tls() {
-    let db = test_db();
-    let Some(upstream) = server_addr(&db) else {
-        return;
-    };
+    let db = TestDb::on_own_server();
+    let upstream = server_addr(&db);
     let proxy = Proxy::forward(upstream, Behaviour::RefuseTls);
     let url = url_at(db.url(), "127.0.0.1", proxy.port);
     // require fails at once, saying why.

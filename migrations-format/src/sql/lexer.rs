@@ -201,6 +201,18 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// A lexer that resumes at byte `pos` of `src` (a char boundary at the start of a line or
+    /// at a line end), which is on 1-based line `line`: how the splitter goes on after input it
+    /// skips, with the spans and lines of the whole text.
+    pub(crate) fn resume(src: &'a str, pos: usize, line: u32) -> Self {
+        Lexer {
+            src,
+            pos: pos.min(src.len()),
+            line,
+            column: 1,
+        }
+    }
+
     /// Moves the line and column counters over `self.src[self.pos..end]`.
     ///
     /// A line ends at `\n`, or at a `\r` that is not followed by `\n` (old Mac line ends):

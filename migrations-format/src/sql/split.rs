@@ -137,14 +137,12 @@ pub fn split_statements(sql: &str) -> Split<'_> {
     };
     let mut unterminated = None;
     let mut psql = Vec::new();
-    // Skipping psql-only input restarts the lexer after it, at a line end: `pos` is where
-    // the running lexer started, `lines_before` how many lines precede its first one.
+    // Skipping psql-only input resumes the lexer after it, at a line end: `pos` is where,
+    // `line` the line it is on.
     let mut pos = 0;
-    let mut lines_before = 0;
+    let mut line = 1;
     'lex: while pos < sql.len() {
-        for mut token in Lexer::new(&sql[pos..]) {
-            token.span = token.span.start + pos..token.span.end + pos;
-            token.line = token.line.saturating_add(lines_before);
+        for token in Lexer::resume(sql, pos, line) {
             if token.kind == TokenKind::Other && token.text == "\\" {
                 // psql runs a meta-command on the rest of the line; it is never SQL.
                 if let Some(copy) = splitter.finish_statement() {
@@ -157,7 +155,7 @@ pub fn split_statements(sql: &str) -> Split<'_> {
                     line: token.line,
                     column: token.column,
                 });
-                (pos, lines_before) = (end, token.line - 1);
+                (pos, line) = (end, token.line);
                 continue 'lex;
             }
             if token.unterminated && unterminated.is_none() {
@@ -178,7 +176,7 @@ pub fn split_statements(sql: &str) -> Split<'_> {
                 copy.kind = PsqlOnlyKind::CopyFromStdin { data_lines };
                 psql.push(copy);
                 let skipped = count_lines(&sql[semicolon_end..end]);
-                (pos, lines_before) = (end, semicolon_line - 1 + skipped);
+                (pos, line) = (end, semicolon_line.saturating_add(skipped));
                 continue 'lex;
             }
         }

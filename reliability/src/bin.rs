@@ -173,3 +173,69 @@ pub fn sigkill(child: &mut Child) -> bool {
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
     rc == 0
 }
+
+/// Checks that a failed run said so in one clear line: exit 1, exactly one line on stderr
+/// that starts with `error: `, the first, naming each of `mentions` (case-sensitive
+/// fragments: a migration's name, a SQLSTATE) and, when given, the migration's version (as a
+/// number in the line: `2`, or `002` in a file name). Lines after it may add context (the
+/// steps done before the error) but none may be another `error`. Returns the error line, or
+/// what is wrong with the output. The wording around these facts is free: it is not what
+/// users rely on.
+pub fn clear_error_line(
+    outcome: &Outcome,
+    version: Option<u32>,
+    mentions: &[&str],
+) -> Result<String, String> {
+    let lines: Vec<&str> = outcome
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let errors = lines
+        .iter()
+        .filter(|l| l.trim_start().to_ascii_lowercase().starts_with("error"))
+        .count();
+    let problem = if outcome.code != Some(1) {
+        Some(format!("exit {:?}, expected 1", outcome.code))
+    } else if lines.is_empty() {
+        Some("nothing on stderr".to_owned())
+    } else if !lines[0].starts_with("error: ") {
+        Some("the first line does not start with `error: `".to_owned())
+    } else if errors != 1 {
+        Some(format!("{errors} error lines, expected 1"))
+    } else if let Some(missing) = mentions.iter().find(|m| !lines[0].contains(*m)) {
+        Some(format!("the line does not name {missing:?}"))
+    } else if version.is_some_and(|v| !mentions_number(lines[0], u64::from(v))) {
+        Some(format!(
+            "the line does not name version {}",
+            version.unwrap_or(0)
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(lines[0].to_owned()),
+        Some(p) => Err(format!(
+            "unclear error output ({p}): {}",
+            outcome.describe()
+        )),
+    }
+}
+
+/// When `line` names a statement (`statement <n>`), the number it names; a line that names
+/// none is not wrong, only less precise.
+pub fn named_statement(line: &str) -> Option<u64> {
+    let at = line.find("statement ")?;
+    let digits: String = line[at + "statement ".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+/// Whether `line` holds `n` as a number of its own (a run of digits, leading zeros allowed).
+fn mentions_number(line: &str, n: u64) -> bool {
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter(|t| !t.is_empty() && t.len() <= 18)
+        .any(|t| t.parse::<u64>() == Ok(n))
+}

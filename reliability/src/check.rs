@@ -21,7 +21,16 @@ pub struct State {
 }
 
 pub fn connect(url: &str) -> Result<Client, String> {
-    Client::connect(url, NoTls).map_err(|e| format!("connect: {e}"))
+    Client::connect(url, NoTls).map_err(|e| format!("connect: {}", pg_error(&e)))
+}
+
+/// A client error with the server's message and SQLSTATE when there is one (the `Display` of
+/// `postgres::Error` says only "db error").
+pub fn pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 /// Reads the state of the database at `url`.
@@ -189,4 +198,153 @@ pub fn wait_runner_sessions_gone(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The key of the runner's advisory lock (the default history table's), as the engine takes
+/// it: `pg_try_advisory_lock(bigint)`.
+pub fn migrations_lock_key() -> i64 {
+    Names::default().lock_key()
+}
+
+/// Rows of `pg_locks` (held or awaited) for the runner's advisory lock in database `dbname`.
+/// A `bigint` advisory key shows as `classid` (high 32 bits), `objid` (low 32 bits) and
+/// `objsubid = 1`.
+pub fn migrations_locks(admin: &mut Client, dbname: &str) -> Result<i64, String> {
+    Ok(admin
+        .query_one(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND d.datname = $1 \
+             AND ((l.classid::int8 << 32) | l.objid::int8) = $2",
+            &[&dbname, &migrations_lock_key()],
+        )
+        .map_err(|e| format!("reading pg_locks: {e}"))?
+        .get(0))
+}
+
+/// Waits (at most `limit`) until nobody holds or awaits the runner's advisory lock on
+/// `dbname`: the server may need a moment to notice that a session's client is gone. Returns
+/// how long that took, or how many locks are left.
+pub fn wait_lock_released(
+    admin: &mut Client,
+    dbname: &str,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        let n = migrations_locks(admin, dbname)?;
+        if n == 0 {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "the migrations advisory lock is still held on {dbname} {limit:?} after the \
+                 runner ended ({n} row(s) in pg_locks)"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Shows that [`migrations_locks`] sees a held lock: a session of our own takes the runner's
+/// lock on `url`'s database, the query must count it, and after the unlock it must not.
+/// Without this, a query that can never match would pass every "no lock left" check.
+pub fn prove_lock_query(url: &str, admin: &mut Client, dbname: &str) -> Result<(), String> {
+    let mut holder = connect(url)?;
+    let key = migrations_lock_key();
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .map_err(|e| e.to_string())?;
+    let held = migrations_locks(admin, dbname)?;
+    holder
+        .execute("SELECT pg_advisory_unlock($1)", &[&key])
+        .map_err(|e| e.to_string())?;
+    let after = migrations_locks(admin, dbname)?;
+    if held == 1 && after == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "the pg_locks query for the migrations lock counted {held} while a session held \
+             it and {after} after the unlock (expected 1 and 0)"
+        ))
+    }
+}
+
+/// `true` when the history holds a `failed` row: the only case in which a rerun may go
+/// through `repair` (decided on the database's facts, not on the wording of a message).
+pub fn has_failed_row(url: &str) -> Result<bool, String> {
+    let mut client = connect(url)?;
+    Ok(history(&mut client)?.iter().any(|(_, s)| s == "failed"))
+}
+
+/// How a rerun went: the commands it took, and how many of them were `repair`.
+#[derive(Debug, Clone, Default)]
+pub struct Rerun {
+    pub steps: Vec<String>,
+    pub repairs: usize,
+}
+
+/// Runs `args` (for example `["up"]`) until it succeeds: when it refuses with exit 3 and the
+/// history holds a `failed` row (a no-transaction migration interrupted part-way, SPEC 3.3),
+/// `repair` first, then again; at most [`RERUN_ROUNDS`] rounds. Any other outcome is an error
+/// describing it.
+pub fn rerun(cli: &crate::bin::Cli, args: &[&str], url: &str) -> Result<Rerun, String> {
+    let mut done = Rerun::default();
+    let what = args.join(" ");
+    for _ in 0..RERUN_ROUNDS {
+        let run = cli.run(args);
+        if run.code == Some(0) {
+            done.steps.push(what);
+            return Ok(done);
+        }
+        if run.code == Some(3) && has_failed_row(url)? {
+            done.steps.push(format!("{what} (exit 3: failed)"));
+            let repair = cli.run(&["repair"]);
+            if repair.code != Some(0) {
+                return Err(format!(
+                    "repair failed after {:?}: {}",
+                    done.steps,
+                    repair.describe()
+                ));
+            }
+            done.repairs += 1;
+            done.steps.push("repair".to_owned());
+            continue;
+        }
+        return Err(format!(
+            "the rerun `{what}` failed after {:?}: {}",
+            done.steps,
+            run.describe()
+        ));
+    }
+    Err(format!(
+        "the rerun did not complete in {RERUN_ROUNDS} rounds: {:?}",
+        done.steps
+    ))
+}
+
+/// How many rounds of a command (and `repair`) a rerun may take before it counts as stuck.
+pub const RERUN_ROUNDS: usize = 4;
+
+/// The clean states after each version of `set`: `[k]` is the state with the first `k`
+/// versions applied (`[0]`: before anything), read from the (empty) database at `url`
+/// stepped up with `up --to`.
+pub fn references(
+    bin: &std::path::Path,
+    url: &str,
+    dir: &std::path::Path,
+    set: &[crate::sets::Migration],
+) -> Result<Vec<State>, String> {
+    let cli = crate::bin::Cli::new(bin, url, dir);
+    let mut out = vec![read_state(url)?];
+    for (version, ..) in set {
+        let up = cli.run(&["up", "--to", &version.to_string()]);
+        if up.code != Some(0) {
+            return Err(format!(
+                "the clean run failed at {version}: {}",
+                up.describe()
+            ));
+        }
+        out.push(read_state(url)?);
+    }
+    Ok(out)
 }

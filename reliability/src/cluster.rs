@@ -43,6 +43,20 @@ impl Cluster {
         conf: &[String],
         files: &[(&str, &[u8])],
     ) -> Result<Cluster, String> {
+        Cluster::start_in(None, hba, conf, files)
+    }
+
+    /// Like [`Cluster::start`], but with the data directory at `<data_parent>/data` (for
+    /// example on a small file system that is meant to fill up) when given. The WAL then stays
+    /// in the cluster's own directory (`initdb --waldir`): a full WAL file system makes the
+    /// server PANIC and restart, while a full data file system is an ordinary error (53100)
+    /// for the statement that needed the space.
+    pub fn start_in(
+        data_parent: Option<&Path>,
+        hba: &[String],
+        conf: &[String],
+        files: &[(&str, &[u8])],
+    ) -> Result<Cluster, String> {
         let bin_dir = find_bin_dir()?;
         let run_as = if unsafe { libc::geteuid() } == 0 {
             Some(postgres_user()?)
@@ -58,7 +72,7 @@ impl Cluster {
         ));
         fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let cluster = Cluster {
-            data: dir.join("data"),
+            data: data_parent.map_or_else(|| dir.join("data"), |p| p.join("data")),
             log: dir.join("postgres.log"),
             dir,
             bin_dir,
@@ -66,10 +80,12 @@ impl Cluster {
             run_as,
         };
         cluster.chown(&cluster.dir)?;
-        let out = cluster
-            .command("initdb")
-            .arg("-D")
-            .arg(&cluster.data)
+        let mut initdb = cluster.command("initdb");
+        initdb.arg("-D").arg(&cluster.data);
+        if data_parent.is_some() {
+            initdb.arg("--waldir").arg(cluster.dir.join("wal"));
+        }
+        let out = initdb
             .args([
                 "-U",
                 "postgres",
@@ -207,6 +223,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.stop_immediate();
+        let _ = fs::remove_dir_all(&self.data);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -274,6 +291,17 @@ fn find_bin_dir() -> Result<PathBuf, String> {
         .pop()
         .map(|(_, dir)| dir)
         .ok_or_else(|| "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found".to_owned())
+}
+
+/// The user and group the server runs as: `postgres` when this process is root, else this
+/// process's own (`None`).
+pub fn server_user() -> Result<Option<(u32, u32)>, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        postgres_user().map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 fn postgres_user() -> Result<(u32, u32), String> {

@@ -18,9 +18,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::bin::{wait, Cli, Outcome};
-use crate::check::{self, advisory_locks, compare, read_state, State};
+use crate::bin::{clear_error_line, named_statement, wait, Cli, Outcome};
+use crate::check::{self, compare, read_state, State};
 use crate::cluster::Cluster;
+use crate::network::{mask_digits, window_statement};
 use crate::rng::Rng;
 use crate::{sets, Summary};
 
@@ -56,7 +57,8 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
     };
     let work = tempfile::tempdir().expect("temporary directory");
     let dir = work.path().join("migrations");
-    sets::write(&dir, &sets::fault_set(WINDOW_SECONDS));
+    let set = sets::fault_set(WINDOW_SECONDS);
+    sets::write(&dir, &set);
 
     // The reference: a clean run on the same cluster.
     let mut reference = None;
@@ -81,7 +83,6 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
     let mut injected = 0usize;
     let mut repairs = 0usize;
     let mut messages: BTreeSet<String> = BTreeSet::new();
-    let mut unclear: BTreeSet<String> = BTreeSet::new();
     let mut round_no = 0usize;
     let started = Instant::now();
     for fault in [Fault::Restart, Fault::Terminate] {
@@ -105,21 +106,21 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
                     }
                 };
                 injected += 1;
-                let lines: Vec<&str> = outcome.stderr.lines().collect();
-                if outcome.code != Some(1) || lines.len() != 1 || !lines[0].starts_with("error: ") {
-                    summary.fail(format!(
-                        "{label}: expected exit 1 and one `error:` line, got {}",
-                        outcome.describe()
-                    ));
-                }
-                if let Some(line) = lines.first() {
-                    messages.insert(format!("{fault:?}, {kind}: {line}"));
-                    // Clear means: it names the migration that was interrupted.
-                    if !line.contains(&format!("up {version} ")) {
-                        unclear.insert(format!(
-                            "{fault:?} during {kind} migration {version}: {line}"
-                        ));
+                let name = if version == 2 { "posts" } else { "indexes" };
+                let statement = window_statement(&set, version);
+                match clear_error_line(&outcome, Some(version), &[name]) {
+                    Ok(line) => {
+                        if let Some(n) = named_statement(&line).filter(|n| *n != statement) {
+                            summary.fail(format!(
+                                "{label}: the error names statement {n}, but the fault hit \
+                                 statement {statement}: {line}"
+                            ));
+                        }
+                        let line = line.replace(&dir.display().to_string(), "<dir>");
+                        messages.insert(format!("{fault:?}, {kind}: {}", mask_digits(&line)));
                     }
+                    // An error that does not say what was interrupted is a failure of the run.
+                    Err(e) => summary.fail(format!("{label}: {e}")),
                 }
                 after_fault(
                     &cluster,
@@ -185,11 +186,6 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
     for m in &messages {
         summary.figure("error line", m);
     }
-    // Not a consistency failure, but reported: an error line that does not say which
-    // migration was interrupted (see RELIABILITY.md, findings).
-    for m in &unclear {
-        summary.figure("finding: error line does not name the migration", m);
-    }
     summary.figure(
         "wall time",
         format!("{:.0} s", started.elapsed().as_secs_f64()),
@@ -237,39 +233,7 @@ fn fault_while_running(
     fault: Fault,
     extra: Duration,
 ) -> Result<(), String> {
-    let t0 = Instant::now();
-    let pid = loop {
-        let row = admin
-            .query_opt(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
-                 AND application_name = 'migrations' AND state = 'active' \
-                 AND query LIKE '%fault window%'",
-                &[&db],
-            )
-            .map_err(|e| e.to_string())?;
-        if let Some(row) = row {
-            let pid: i32 = row.get(0);
-            // Which migration: the running one is the lowest version not yet applied.
-            let mut client = check::connect(&cluster.url(db))?;
-            let applied: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM public.migrations_history WHERE state = 'applied'",
-                    &[],
-                )
-                .map_err(|e| e.to_string())?
-                .get(0);
-            if applied + 1 == i64::from(version) {
-                break pid;
-            }
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            return Err(format!("up ended before migration {version} was seen"));
-        }
-        if t0.elapsed() > Duration::from_secs(60) {
-            return Err(format!("migration {version} never started"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let pid = runner_in_window(&cluster.url(db), admin, child, db, version)?;
     std::thread::sleep(extra);
     match fault {
         Fault::Restart => cluster.restart_immediate()?,
@@ -293,6 +257,51 @@ fn fault_while_running(
     Ok(())
 }
 
+/// Waits until the runner (`child`, on database `db`) is inside the `'fault window'`
+/// `pg_sleep` of migration `version` (sleeping: `wait_event = 'PgSleep'`, since the query
+/// text of a transactional migration is its whole script, earlier statements included) (the running migration is the lowest version not yet
+/// applied), and returns its server process id. `db_url` is a direct connection to `db`.
+pub(crate) fn runner_in_window(
+    db_url: &str,
+    admin: &mut postgres::Client,
+    child: &mut std::process::Child,
+    db: &str,
+    version: u32,
+) -> Result<i32, String> {
+    let t0 = Instant::now();
+    loop {
+        let row = admin
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                 AND application_name = 'migrations' AND state = 'active' \
+                 AND query LIKE '%fault window%' AND wait_event = 'PgSleep'",
+                &[&db],
+            )
+            .map_err(|e| e.to_string())?;
+        if let Some(row) = row {
+            let pid: i32 = row.get(0);
+            let mut client = check::connect(db_url)?;
+            let applied: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM public.migrations_history WHERE state = 'applied'",
+                    &[],
+                )
+                .map_err(|e| e.to_string())?
+                .get(0);
+            if applied + 1 == i64::from(version) {
+                return Ok(pid);
+            }
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return Err(format!("up ended before migration {version} was seen"));
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            return Err(format!("migration {version} never started"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// After a fault: no advisory lock left, and a rerun completes and matches the clean run.
 #[allow(clippy::too_many_arguments)]
 fn after_fault(
@@ -312,43 +321,19 @@ fn after_fault(
             return;
         }
     };
-    match advisory_locks(&mut admin, db) {
-        Ok(0) => {}
-        Ok(n) => summary.fail(format!(
-            "{label}: {n} advisory lock(s) left after the fault"
-        )),
-        Err(e) => summary.fail(format!("{label}: {e}")),
+    if let Err(e) = check::wait_lock_released(&mut admin, db, Duration::from_secs(30)) {
+        summary.fail(format!("{label}: after the fault: {e}"));
     }
-    let mut steps = Vec::new();
-    let mut done = false;
-    for _ in 0..4 {
-        let up = cli.run(&["up"]);
-        match up.code {
-            Some(0) => {
-                steps.push("up");
-                done = true;
-                break;
-            }
-            Some(3) if up.stderr.contains("failed") => {
-                steps.push("up refused (failed)");
-                let repair = cli.run(&["repair"]);
-                if repair.code != Some(0) {
-                    summary.fail(format!("{label}: repair failed: {}", repair.describe()));
-                    return;
-                }
-                *repairs += 1;
-                steps.push("repair");
-            }
-            _ => {
-                summary.fail(format!("{label}: the rerun failed: {}", up.describe()));
-                return;
-            }
+    let steps = match check::rerun(cli, &["up"], &cluster.url(db)) {
+        Ok(r) => {
+            *repairs += r.repairs;
+            r.steps
         }
-    }
-    if !done {
-        summary.fail(format!("{label}: the rerun did not complete ({steps:?})"));
-        return;
-    }
+        Err(e) => {
+            summary.fail(format!("{label}: {e}"));
+            return;
+        }
+    };
     match read_state(&cluster.url(db)) {
         Ok(state) => {
             for p in compare(reference, &state) {
@@ -357,10 +342,10 @@ fn after_fault(
         }
         Err(e) => summary.fail(format!("{label}: {e}")),
     }
-    match advisory_locks(&mut admin, db) {
+    match check::migrations_locks(&mut admin, db) {
         Ok(0) => {}
         Ok(n) => summary.fail(format!(
-            "{label}: {n} advisory lock(s) left after the rerun"
+            "{label}: {n} row(s) for the migrations lock left after the rerun"
         )),
         Err(e) => summary.fail(format!("{label}: {e}")),
     }

@@ -19,7 +19,10 @@ pub mod check;
 pub mod cluster;
 pub mod concurrency;
 pub mod crash;
+pub mod disk;
 pub mod faults;
+pub mod network;
+pub mod proxy;
 pub mod rng;
 pub mod sets;
 

@@ -190,11 +190,199 @@ pub fn fault_set(seconds: f64) -> Vec<Migration> {
     set
 }
 
-/// Writes `set` as flat up files into `dir` (created if needed); these runs only go up, so
-/// there are no down files.
+/// The down scripts of [`crash_set`], `(version, down SQL)`, with the same `sleep` scale.
+/// Each undoes its up exactly (so `down --all` returns to an empty schema and `redo` to the
+/// same state) and deletes its version from `applied_log`; the no-transaction ones are
+/// no-transaction too, every statement again runnable (`IF EXISTS`). Migration 6's down
+/// sleeps 1.2 s like its up, so a kill there is noticed by the server mid-statement.
+pub fn crash_downs(sleep: f64) -> Vec<(u32, String)> {
+    let s = |seconds: f64| format!("SELECT pg_sleep({:.3});", seconds * sleep);
+    vec![
+        (
+            1,
+            format!("DROP TABLE users;\n{}\nDROP TABLE applied_log;\n", s(0.05)),
+        ),
+        (
+            2,
+            format!(
+                "DELETE FROM applied_log WHERE version = 2;\nDROP TABLE posts;\n{}\nDROP TYPE mood;\n",
+                s(0.1)
+            ),
+        ),
+        (
+            3,
+            format!(
+                "-- migrations:no-transaction\n\
+                 DROP INDEX CONCURRENTLY IF EXISTS users_email;\n\
+                 {}\n\
+                 DROP INDEX CONCURRENTLY IF EXISTS posts_user_id;\n\
+                 DELETE FROM applied_log WHERE version = 3;\n",
+                s(0.1)
+            ),
+        ),
+        (
+            4,
+            format!(
+                "DELETE FROM applied_log WHERE version = 4;\n\
+                 DROP VIEW active_users;\n\
+                 DROP FUNCTION user_count();\n\
+                 {}\n\
+                 ALTER TABLE users DROP COLUMN mood;\n",
+                s(0.05)
+            ),
+        ),
+        (
+            5,
+            format!(
+                "-- migrations:no-transaction\n\
+                 DROP INDEX CONCURRENTLY IF EXISTS posts_published;\n\
+                 {}\n\
+                 ALTER TABLE posts DROP COLUMN IF EXISTS published;\n\
+                 DROP TABLE IF EXISTS settings;\n\
+                 DELETE FROM applied_log WHERE version = 5;\n",
+                s(0.05)
+            ),
+        ),
+        (
+            6,
+            format!(
+                "DROP TRIGGER users_audit ON users;\n\
+                 DROP FUNCTION audit_user();\n\
+                 DROP TABLE audit_log;\n\
+                 {}\n\
+                 COMMENT ON TABLE users IS NULL;\n\
+                 DELETE FROM applied_log WHERE version = 6;\n",
+                s(1.2)
+            ),
+        ),
+        (
+            7,
+            format!(
+                "-- migrations:no-transaction\n\
+                 DROP INDEX CONCURRENTLY IF EXISTS posts_body;\n\
+                 {}\n\
+                 DELETE FROM applied_log WHERE version = 7;\n",
+                s(0.05)
+            ),
+        ),
+        (
+            8,
+            "DROP MATERIALIZED VIEW post_counts;\n\
+             DROP SEQUENCE invoice_no;\n\
+             DELETE FROM applied_log WHERE version = 8;\n"
+                .to_owned(),
+        ),
+    ]
+}
+
+/// The transactional part of [`crash_set`] (versions 1, 2, 4, 6, 8), for the grouped mode
+/// (`up --single-transaction` refuses no-transaction migrations).
+pub fn grouped_set(sleep: f64) -> Vec<Migration> {
+    crash_set(sleep).into_iter().filter(|m| !m.2).collect()
+}
+
+/// The set `repair` is crash-looped on. Migration 2 (no-transaction) builds a unique index
+/// concurrently; with a duplicate key in `items` (which the run inserts before `up`) it fails
+/// with 23505 and leaves the index invalid, recorded `failed` with the index named: what
+/// `repair` exists for. Once the duplicate is deleted, `up` completes.
+pub fn repair_set() -> Vec<Migration> {
+    vec![
+        (
+            1,
+            "items",
+            false,
+            "CREATE TABLE applied_log (version int NOT NULL, at timestamptz NOT NULL DEFAULT now());\n\
+             CREATE TABLE items (id bigint PRIMARY KEY, k int NOT NULL, label text NOT NULL);\n\
+             INSERT INTO items SELECT g, g, md5(g::text) FROM generate_series(1, 50000) g;\n\
+             INSERT INTO applied_log (version) VALUES (1);\n"
+                .to_owned(),
+        ),
+        (
+            2,
+            "unique_k",
+            true,
+            "-- migrations:no-transaction\n\
+             CREATE INDEX CONCURRENTLY IF NOT EXISTS items_label ON items (label);\n\
+             CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS items_k_unique ON items (k);\n\
+             INSERT INTO applied_log (version) SELECT 2 WHERE NOT EXISTS (SELECT FROM applied_log WHERE version = 2);\n"
+                .to_owned(),
+        ),
+        (
+            3,
+            "keys",
+            false,
+            "CREATE VIEW item_keys AS SELECT id, k FROM items;\n\
+             INSERT INTO applied_log (version) VALUES (3);\n"
+                .to_owned(),
+        ),
+    ]
+}
+
+/// The index [`repair_set`]'s migration 2 leaves invalid when a key is duplicated.
+pub const REPAIR_INVALID_INDEX: &str = "items_k_unique";
+
+/// The set the disk-full run fills its small file system with: migration 2 inserts about
+/// `megabytes` MB into a new table, in a transaction (`no_transaction = false`) or as the
+/// second statement of a no-transaction file (`true`, the table created by its first
+/// statement, `IF NOT EXISTS` so the file can run again after `repair`).
+pub fn disk_set(megabytes: u32, no_transaction: bool) -> Vec<Migration> {
+    // Rows of ~1 kB (incompressible: md5 chains, so TOAST compression gains nothing).
+    let rows = megabytes * 1000;
+    let fill = format!(
+        "INSERT INTO bulk (id, payload) SELECT g, repeat(md5(g::text) || md5((g + 1)::text), 16) \
+         FROM generate_series(1, {rows}) g;"
+    );
+    let bulk = if no_transaction {
+        format!(
+            "-- migrations:no-transaction\n\
+             CREATE TABLE IF NOT EXISTS bulk (id bigint PRIMARY KEY, payload text NOT NULL);\n\
+             {fill}\n\
+             INSERT INTO applied_log (version) SELECT 2 WHERE NOT EXISTS (SELECT FROM applied_log WHERE version = 2);\n"
+        )
+    } else {
+        format!(
+            "CREATE TABLE bulk (id bigint PRIMARY KEY, payload text NOT NULL);\n\
+             {fill}\n\
+             INSERT INTO applied_log (version) VALUES (2);\n"
+        )
+    };
+    vec![
+        (
+            1,
+            "base",
+            false,
+            "CREATE TABLE applied_log (version int NOT NULL, at timestamptz NOT NULL DEFAULT now());\n\
+             CREATE TABLE accounts (id bigint PRIMARY KEY, name text NOT NULL);\n\
+             INSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 1000) g;\n\
+             INSERT INTO applied_log (version) VALUES (1);\n"
+                .to_owned(),
+        ),
+        (2, "bulk_rows", no_transaction, bulk),
+        (
+            3,
+            "after",
+            false,
+            "CREATE VIEW bulk_ids AS SELECT id FROM bulk;\n\
+             INSERT INTO applied_log (version) VALUES (3);\n"
+                .to_owned(),
+        ),
+    ]
+}
+
+/// Writes `set` as flat up files into `dir` (created if needed), without down files.
 pub fn write(dir: &Path, set: &[Migration]) {
+    write_with_downs(dir, set, &[]);
+}
+
+/// Writes `set` as flat up files into `dir` (created if needed), and a down file for each
+/// version in `downs`.
+pub fn write_with_downs(dir: &Path, set: &[Migration], downs: &[(u32, String)]) {
     fs::create_dir_all(dir).expect("create the migrations directory");
     for (version, name, _, up) in set {
         fs::write(dir.join(format!("{version:03}_{name}.up.sql")), up).expect("write a migration");
+        if let Some((_, down)) = downs.iter().find(|(v, _)| v == version) {
+            fs::write(dir.join(format!("{version:03}_{name}.down.sql")), down)
+                .expect("write a down migration");
+        }
     }
 }

@@ -423,6 +423,23 @@ fn transaction_mode_flipped_in_metadata_toml() {
     );
     p.expect(&["up"], 0);
     p.expect(&["verify"], 0);
+
+    // Accepted instead: the repair says what it accepted (the checksum did not change).
+    p.remove("2024-01-03-000000_t_y/metadata.toml");
+    let run = p.expect(&["repair", "2024-01-03-000000", "--accept-checksum"], 0);
+    assert_eq!(
+        run.stdout,
+        "20240103000000 t_y: accepted running in a transaction (was outside a transaction)\n"
+    );
+    p.expect(&["up"], 0);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT no_transaction::text FROM public.migrations_history \
+             WHERE version = 20240103000000"
+        ),
+        Some("false".into())
+    );
 }
 
 fn file_checksum(p: &Project, file: &str) -> String {

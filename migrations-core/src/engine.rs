@@ -227,11 +227,24 @@ async fn maintain_locked<C: Conn>(
                                 m.no_transaction(),
                                 row.version
                             ));
-                            let detail = format!(
-                                "accepted checksum {} (was {})",
-                                m.checksum(),
-                                row.checksum
-                            );
+                            // A mode flipped in metadata.toml leaves the checksum as it was:
+                            // say what was accepted.
+                            let detail = if m.checksum() != row.checksum {
+                                format!("accepted checksum {} (was {})", m.checksum(), row.checksum)
+                            } else {
+                                let mode = |no_tx: bool| {
+                                    if no_tx {
+                                        "outside a transaction"
+                                    } else {
+                                        "in a transaction"
+                                    }
+                                };
+                                format!(
+                                    "accepted running {} (was {})",
+                                    mode(m.no_transaction()),
+                                    mode(row.no_transaction)
+                                )
+                            };
                             batch.push_str(&format!(
                                 "{};\n",
                                 names.audit_insert(

@@ -180,7 +180,7 @@ fn json_is_one_document() {
     );
     assert_eq!(
         m[4]["error"],
-        "table \"tag\" does not exist (SQLSTATE 42P01)"
+        "table \"tag\" does not exist (SQLSTATE 42P01) (statement 1 of 1, line 1)"
     );
     assert!(doc["stopped"].is_null());
     let scratch = doc["scratch_database"].as_str().unwrap();

@@ -72,7 +72,8 @@ pub struct Script {
     path: Cow<'static, str>,
 }
 
-/// A statement PostgreSQL refuses inside a transaction block, found when the script was loaded.
+/// A statement that cannot run in the runner's transaction, found when the script was loaded:
+/// one PostgreSQL refuses inside a transaction block, or transaction control (`COMMIT`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     line: u32,
@@ -369,8 +370,9 @@ impl Script {
         self.sql[..offset].matches('\n').count() as u32 + 1
     }
 
-    /// The first statement PostgreSQL would refuse inside a transaction, when the script runs in
-    /// one (only a down script can hold one: an up script with one does not load).
+    /// The first statement that cannot run in the transaction the script runs in (one
+    /// PostgreSQL refuses there, or transaction control), when it runs in one (only a down
+    /// script can hold one: an up script with one does not load).
     pub fn refused_in_transaction(&self) -> Option<&Refusal> {
         if self.no_transaction {
             None
@@ -386,7 +388,7 @@ impl Refusal {
         self.line
     }
 
-    /// The construct, for example `CREATE INDEX CONCURRENTLY`.
+    /// The construct, for example `CREATE INDEX CONCURRENTLY` or `COMMIT`.
     pub fn what(&self) -> &str {
         &self.what
     }

@@ -11,24 +11,23 @@
 //!   `.pgpass`, a URL given without `--database-url`): the error describes the shape and shows
 //!   no part of the password, in text, JSON and `-v`;
 //! - TLS through the CLI's URL: `sslmode=disable|require|verify-full` (with `sslrootcert`)
-//!   against the server with a CA and server certificate made here by `openssl`; `pg_hba.conf`
+//!   against the server with a CA and server certificate made by the harness (`rcgen`); `pg_hba.conf`
 //!   lines `hostssl`/`hostnossl` prove which connections really were encrypted;
 //! - a role that is not a superuser and owns only its schema runs every command that needs
 //!   nothing more (with `--schema` its schema); `test` needs `CREATEDB`, and says so.
 //!
-//! The password, TLS and role tests change the harness's own throwaway cluster (this test
-//! process's, see `migrations-tests`): extra `pg_hba.conf` lines for their roles only, and
-//! `ssl = on`; other connections keep working as before. With `DATABASE_URL` set they are
-//! skipped (the server is not ours to reconfigure). TLS is also skipped, saying so, when no
-//! `openssl` command is installed.
+//! Every test here uses this process's own throwaway cluster (`own_server`, started also when
+//! `DATABASE_URL` is set, so nothing is skipped), which the password, TLS and role tests
+//! change: extra `pg_hba.conf` lines for their roles only, and `ssl = on`; other connections
+//! keep working as before.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use migrations_tests::{local_server, test_db, LocalServer, TestDb};
+use migrations_tests::{own_server, LocalServer, TestDb, TestTls};
 
 const PW_ROLE: &str = "mt_sec_pw";
 const TLS_ROLE: &str = "mt_sec_tls";
@@ -195,7 +194,7 @@ fn schema_and_table_names_are_identifiers_never_sql() {
         ("public", "x\"; DROP TABLE users; --"),
         (odd_schema, "hist'ory \"tbl\" 日本"),
     ] {
-        let db = test_db();
+        let db = TestDb::on_own_server();
         let p = odd_project();
         let mut client = db.connect();
         if schema != "public" {
@@ -273,7 +272,7 @@ fn schema_and_table_names_are_identifiers_never_sql() {
 
 #[test]
 fn search_path_is_a_value_never_sql() {
-    let db = test_db();
+    let db = TestDb::on_own_server();
     let p = Project::new(&[
         ("0001_t.up.sql", "CREATE TABLE t (id int);\n"),
         ("0001_t.down.sql", "DROP TABLE t;\n"),
@@ -309,29 +308,17 @@ fn search_path_is_a_value_never_sql() {
 
 struct Setup {
     server: &'static LocalServer,
-    tls: Option<TlsFiles>,
+    tls: &'static TestTls,
 }
 
-struct TlsFiles {
-    ca: PathBuf,
-    wrong_ca: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn setup() -> Option<&'static Setup> {
-    static SETUP: OnceLock<Option<Setup>> = OnceLock::new();
-    SETUP
-        .get_or_init(|| {
-            let Some(server) = local_server() else {
-                eprintln!("skipped: needs the harness's own cluster (DATABASE_URL is set)");
-                return None;
-            };
-            // Off the test thread, as the harness does (no runtime here anyway).
-            Some(std::thread::scope(|s| {
-                s.spawn(|| configure(server)).join().unwrap()
-            }))
-        })
-        .as_ref()
+/// The process's own cluster (also when `DATABASE_URL` is set), configured once.
+fn setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let server = own_server();
+        // Off the test thread, as the harness does (no runtime here anyway).
+        std::thread::scope(|s| s.spawn(|| configure(server)).join().unwrap())
+    })
 }
 
 fn configure(server: &'static LocalServer) -> Setup {
@@ -358,19 +345,8 @@ fn configure(server: &'static LocalServer) -> Setup {
     hba.push_str(&format!("local all {PW_ROLE} scram-sha-256\n"));
     let hba_file = server.data_dir().join("pg_hba.conf");
     let old = fs::read_to_string(&hba_file).unwrap();
-    replace_server_file(server, &hba_file, format!("{hba}{old}").as_bytes(), 0o600);
-    let tls = make_certificates(server);
-    if tls.is_some() {
-        let cert = server.dir().join("security-test-server.crt");
-        let key = server.dir().join("security-test-server.key");
-        for sql in [
-            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert.display()),
-            format!("ALTER SYSTEM SET ssl_key_file = '{}'", key.display()),
-            "ALTER SYSTEM SET ssl = on".to_owned(),
-        ] {
-            admin.batch_execute(&sql).unwrap();
-        }
-    }
+    server.replace_file(&hba_file, format!("{hba}{old}").as_bytes(), 0o600);
+    let tls = server.tls();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
     // Wait until the reload took effect: the password role is asked for its password.
     let url = format!("postgres://{PW_ROLE}@127.0.0.1:{}/postgres", server.port());
@@ -383,125 +359,6 @@ fn configure(server: &'static LocalServer) -> Setup {
         std::thread::sleep(Duration::from_millis(50));
     }
     Setup { server, tls }
-}
-
-/// Writes a file the server reads, owned by the server's user, with `mode`.
-fn replace_server_file(server: &LocalServer, path: &Path, contents: &[u8], mode: u32) {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let owner = fs::metadata(server.data_dir()).unwrap();
-    let tmp = path.with_extension("tmp-security-test");
-    fs::write(&tmp, contents).unwrap();
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).unwrap();
-    if fs::metadata(&tmp).unwrap().uid() != owner.uid() {
-        std::os::unix::fs::chown(&tmp, Some(owner.uid()), Some(owner.gid())).unwrap();
-    }
-    fs::rename(&tmp, path).unwrap();
-}
-
-/// A CA, a server certificate for `localhost` signed by it, and another CA, made with the
-/// `openssl` command. `None` (TLS tests skipped, saying so) when it is not installed.
-fn make_certificates(server: &LocalServer) -> Option<TlsFiles> {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let openssl = |args: &[&str]| -> bool {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !openssl(&["version"]) {
-        eprintln!("TLS tests skipped: no `openssl` command to make certificates");
-        return None;
-    }
-    fs::write(
-        d.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n",
-    )
-    .unwrap();
-    let ok = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "3650",
-        "-subj",
-        "/CN=migrations security test CA",
-    ]) && openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "wrong-ca.key",
-        "-out",
-        "wrong-ca.pem",
-        "-days",
-        "3650",
-        "-subj",
-        "/CN=some other CA",
-    ]) && openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]) && openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "3650",
-        "-extfile",
-        "server.ext",
-    ]);
-    assert!(ok, "openssl could not make the test certificates");
-    replace_server_file(
-        server,
-        &server.dir().join("security-test-server.crt"),
-        &fs::read(d.join("server.crt")).unwrap(),
-        0o644,
-    );
-    replace_server_file(
-        server,
-        &server.dir().join("security-test-server.key"),
-        &fs::read(d.join("server.key")).unwrap(),
-        0o600,
-    );
-    Some(TlsFiles {
-        ca: d.join("ca.pem"),
-        wrong_ca: d.join("wrong-ca.pem"),
-        _dir: dir,
-    })
 }
 
 /// Hands the test database (and its `public` schema) to `role`.
@@ -549,9 +406,9 @@ fn simple_project() -> Project {
 
 #[test]
 fn passwords_never_shown_on_any_output_path() {
-    let Some(setup) = setup() else { return };
+    let setup = setup();
     let server = setup.server;
-    let db = test_db();
+    let db = TestDb::on_own_server();
     give_database(&db, PW_ROLE);
     let p = simple_project();
     let port = server.port();
@@ -845,9 +702,9 @@ fn malformed_connection_strings_are_described_never_shown() {
 /// what to do and shows no password, in text, JSON and `-v`.
 #[test]
 fn odd_connection_strings_never_show_the_password() {
-    let Some(setup) = setup() else { return };
+    let setup = setup();
     let server = setup.server;
-    let db = test_db();
+    let db = TestDb::on_own_server();
     give_database(&db, PW_ROLE);
     let p = simple_project();
     let port = server.port();
@@ -950,10 +807,10 @@ fn odd_connection_strings_never_show_the_password() {
 
 #[test]
 fn tls_sslmodes_through_the_cli() {
-    let Some(setup) = setup() else { return };
-    let Some(tls) = &setup.tls else { return };
+    let setup = setup();
+    let tls = setup.tls;
     let server = setup.server;
-    let db = test_db();
+    let db = TestDb::on_own_server();
     give_database(&db, TLS_ROLE);
     let p = simple_project();
     let ca = tls.ca.display().to_string();
@@ -1025,7 +882,7 @@ fn tls_sslmodes_through_the_cli() {
     assert!(run.stderr.contains("/nonexistent/ca.pem"), "{}", run.stderr);
 
     // The plain-only role: sslmode=disable really is plain, require really is TLS.
-    let db = test_db();
+    let db = TestDb::on_own_server();
     give_database(&db, PLAIN_ROLE);
     let url = |host: &str, role: &str, params: &str| role_url(server, host, role, &db, params);
     p.with_url(
@@ -1045,9 +902,9 @@ fn tls_sslmodes_through_the_cli() {
 
 #[test]
 fn a_schema_owner_without_superuser_runs_every_command() {
-    let Some(setup) = setup() else { return };
+    let setup = setup();
     let server = setup.server;
-    let db = test_db();
+    let db = TestDb::on_own_server();
     db.connect()
         .batch_execute(&format!(
             "CREATE SCHEMA app AUTHORIZATION {OWNER_ROLE}; REVOKE CREATE ON SCHEMA public FROM PUBLIC"

@@ -31,7 +31,7 @@ use migrations_core::connect::{
     connect, connect_async, describe_target, redact, ConnectError, ConnectErrorKind,
     ConnectOptions, Host, SslMode, Target,
 };
-use migrations_tests::{own_server, LocalServer, TestDb};
+use migrations_tests::{own_server, LocalServer, TestDb, TestTls};
 
 const CHILD_ENV: &str = "CONNECT_TEST_CHILD";
 const PW_ROLE: &str = "mt_connect_pw";
@@ -818,7 +818,7 @@ fn password_role() -> &'static LocalServer {
              host all {PW_ROLE} ::1/128 scram-sha-256\n\
              local all {PW_ROLE} scram-sha-256\n{old}"
             );
-            replace_server_file(server, &hba, new.as_bytes(), 0o600);
+            server.replace_file(&hba, new.as_bytes(), 0o600);
             admin.batch_execute("SELECT pg_reload_conf()").unwrap();
             // Wait until the reload took effect: a connection without password is refused.
             let url = format!("postgres://{PW_ROLE}@127.0.0.1:{}/postgres", server.port());
@@ -835,19 +835,6 @@ fn password_role() -> &'static LocalServer {
         })
     });
     server
-}
-
-/// Writes a file the server reads (atomically, owned by the server's user, with `mode`).
-fn replace_server_file(server: &LocalServer, path: &Path, contents: &[u8], mode: u32) {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let owner = std::fs::metadata(server.data_dir()).unwrap();
-    let tmp = path.with_extension("tmp-connect-test");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
-    if std::fs::metadata(&tmp).unwrap().uid() != owner.uid() {
-        std::os::unix::fs::chown(&tmp, Some(owner.uid()), Some(owner.gid())).unwrap();
-    }
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn pw_url(server: &LocalServer, password: Option<&str>) -> String {
@@ -1425,90 +1412,13 @@ async fn a_translated_server_is_classified_by_sqlstate() {
 }
 
 // ---------------------------------------------------------------------------------------
-// TLS (the harness cluster with ssl = on and certificates from rcgen)
+// TLS (the process's own cluster with ssl = on: `LocalServer::tls` in the harness)
 // ---------------------------------------------------------------------------------------
 
-struct Tls {
-    /// The CA that signed the server certificate (for `localhost` only).
-    ca: PathBuf,
-    /// Another CA.
-    wrong_ca: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn make_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    (params.self_signed(&key).unwrap(), key)
-}
-
-/// Switches TLS on in the test process's own cluster (once per process).
-fn tls_server() -> (&'static LocalServer, &'static Tls) {
-    static TLS: OnceLock<Tls> = OnceLock::new();
+/// TLS switched on in the test process's own cluster (once per process, by the harness).
+fn tls_server() -> (&'static LocalServer, &'static TestTls) {
     let server = own_server();
-    let tls = TLS.get_or_init(|| {
-        off_runtime(|| {
-            use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
-            let (ca, ca_key) = make_ca("migrations connect test CA");
-            let (wrong_ca, _) = make_ca("some other CA");
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-            params
-                .distinguished_name
-                .push(DnType::CommonName, "localhost");
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-            let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-
-            let cert_file = server.dir().join("connect-test-server.crt");
-            let key_file = server.dir().join("connect-test-server.key");
-            replace_server_file(server, &cert_file, cert.pem().as_bytes(), 0o644);
-            replace_server_file(server, &key_file, key.serialize_pem().as_bytes(), 0o600);
-
-            let dir = tempfile::tempdir().unwrap();
-            let ca_file = dir.path().join("ca.pem");
-            let wrong_ca_file = dir.path().join("wrong-ca.pem");
-            std::fs::write(&ca_file, ca.pem()).unwrap();
-            std::fs::write(&wrong_ca_file, wrong_ca.pem()).unwrap();
-
-            let mut admin = postgres::Client::connect(server.admin_url(), postgres::NoTls).unwrap();
-            // One statement at a time: ALTER SYSTEM refuses a (implicit) transaction block.
-            for sql in [
-                format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert_file.display()),
-                format!("ALTER SYSTEM SET ssl_key_file = '{}'", key_file.display()),
-                "ALTER SYSTEM SET ssl = on".to_string(),
-                "SELECT pg_reload_conf()".to_string(),
-            ] {
-                admin.batch_execute(&sql).unwrap();
-            }
-            let url = format!(
-                "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
-                server.port()
-            );
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while let Err(e) = connect(&opts_timeout(&url, Duration::ZERO)) {
-                assert!(
-                    Instant::now() < deadline,
-                    "TLS did not come up: {e}; see the server log {}",
-                    server.log_file().display()
-                );
-                thread::sleep(Duration::from_millis(50));
-            }
-            Tls {
-                ca: ca_file,
-                wrong_ca: wrong_ca_file,
-                _dir: dir,
-            }
-        })
-    });
-    (server, tls)
+    (server, server.tls())
 }
 
 /// A URL of the test database on the TLS server at `host`, with extra parameters.

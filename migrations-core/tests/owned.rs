@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{runtime, scalar, table_exists, Dir};
+use common::{runtime, table_exists, Dir};
 use migrations_core::connect::ConnectOptions;
 use migrations_core::Migrator;
 use migrations_tests::test_db;

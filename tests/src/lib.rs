@@ -100,7 +100,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postgres::{Client, NoTls};
 
 mod pgbouncer;
+mod tls;
+
 pub use pgbouncer::PgBouncer;
+pub use tls::TestTls;
 
 /// How long to wait for a started server to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -302,6 +305,8 @@ pub struct LocalServer {
     admin_url: String,
     /// Held open for the life of the process; its closing tells the watchdog to clean up.
     _watchdog_stdin: ChildStdin,
+    /// TLS, once switched on ([`LocalServer::tls`]).
+    tls: OnceLock<tls::TestTls>,
 }
 
 impl LocalServer {
@@ -461,7 +466,7 @@ enum Backend {
     /// `DATABASE_URL` mode: the admin URL, or why `DATABASE_URL` is unusable.
     External(Result<String, String>),
     /// Throwaway cluster mode: the server, or why it could not be started.
-    Local(Result<LocalServer, String>),
+    Local(Result<Box<LocalServer>, String>),
 }
 
 static BACKEND: OnceLock<Backend> = OnceLock::new();
@@ -469,7 +474,7 @@ static BACKEND: OnceLock<Backend> = OnceLock::new();
 fn backend() -> &'static Backend {
     BACKEND.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Backend::External(external_admin_url(url.trim())),
-        _ => Backend::Local(off_runtime(start_local_server)),
+        _ => Backend::Local(off_runtime(start_local_server).map(Box::new)),
     })
 }
 
@@ -1283,6 +1288,7 @@ fn try_start(
                 pid,
                 admin_url,
                 _watchdog_stdin: stdin,
+                tls: OnceLock::new(),
             })
         }
         Err(failure) => {

@@ -48,6 +48,25 @@ pub enum OfflineError {
         /// The script's direction.
         direction: Direction,
     },
+    /// A transactional script holds a statement that cannot run inside the script's
+    /// `BEGIN ... COMMIT` (a `COMMIT` would commit half of it before its history row; a
+    /// `CREATE INDEX CONCURRENTLY` fails). The runner refuses the same file before running it.
+    #[error(
+        "cannot write {direction} {version} {name}: line {line}: {}",
+        crate::error::refusal_text(.what)
+    )]
+    RefusedInTransaction {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// `"up"` or `"down"`.
+        direction: &'static str,
+        /// 1-based line of the statement in the script.
+        line: u32,
+        /// The construct, for example `COMMIT`.
+        what: String,
+    },
     /// A down script was asked for a migration that has no down file.
     #[error("cannot revert {version} {name}: it has no down file")]
     NoDown {
@@ -138,6 +157,15 @@ pub fn offline_script(
             m.version_digits(),
             m.name()
         ));
+        if let Some(refusal) = script.refused_in_transaction() {
+            return Err(OfflineError::RefusedInTransaction {
+                version: m.version(),
+                name: m.name().to_owned(),
+                direction: range.direction.as_str(),
+                line: refusal.line(),
+                what: refusal.what().to_owned(),
+            });
+        }
         if script.no_transaction() {
             out.push_str(&no_transaction_block(m, script, names, range.direction));
         } else {

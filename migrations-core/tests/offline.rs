@@ -270,3 +270,44 @@ fn an_inverted_range_is_refused() {
         .unwrap()
         .contains("DROP TABLE posts"));
 }
+
+/// A transactional down holding `COMMIT` (or `CREATE INDEX CONCURRENTLY`) is refused, as the
+/// runner refuses it: written between the script's `BEGIN` and `COMMIT`, psql would commit
+/// half of the down before its history row.
+#[test]
+fn a_down_the_runner_refuses_is_not_written() {
+    let dir = Dir::new(&[
+        ("1_t.up.sql", "CREATE TABLE t (x text);\n"),
+        ("1_t.down.sql", "DELETE FROM t;\nCOMMIT;\nDROP TABLE t;\n"),
+        ("2_i.up.sql", "CREATE TABLE i (x int);\n"),
+        (
+            "2_i.down.sql",
+            "DROP TABLE j;\nDROP INDEX CONCURRENTLY IF EXISTS i_x;\n",
+        ),
+    ]);
+    let m = dir.load();
+    let down = |from| {
+        offline_script(
+            &m,
+            &Names::default(),
+            OfflineRange {
+                from: Some(from),
+                to: None,
+                direction: Direction::Down,
+            },
+        )
+    };
+    assert_eq!(
+        down(1).unwrap_err().to_string(),
+        "cannot write down 1 t: line 2: `COMMIT` would break the transaction the runner wraps \
+         this file in (the file and its history record commit together); drop the statement, or \
+         add `-- migrations:no-transaction` as the first line of the file"
+    );
+    assert_eq!(
+        down(2).unwrap_err().to_string(),
+        "cannot write down 2 i: line 2: DROP INDEX CONCURRENTLY cannot run inside a transaction \
+         block; add `-- migrations:no-transaction` as the first line of the file"
+    );
+    // The up script has nothing to refuse.
+    script(&m, None, None, Direction::Up);
+}

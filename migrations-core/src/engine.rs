@@ -1600,3 +1600,103 @@ impl<F: Future> Future for CatchUnwind<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SQL: &str = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\n\
+                       CREATE TABLE a (x int) -- why\n;\n\
+                       INSERT INTO a VALUES (1);\n";
+
+    fn script() -> Script {
+        let ranges: &'static [(usize, usize)] =
+            Box::leak(migrations_format::statement_ranges(SQL).into_boxed_slice());
+        let script = Script::__new(SQL, "", false, None, None, ranges, None, "1_a.up.sql");
+        let statements: Vec<&str> = script.statements().collect();
+        assert_eq!(
+            statements,
+            [
+                "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                "CREATE TABLE a (x int)",
+                "INSERT INTO a VALUES (1)"
+            ]
+        );
+        script
+    }
+
+    /// The whole shape of a transactional batch: the user's text as written, the leading SET
+    /// TRANSACTION before the runner's settings, a marker after each statement closed by the
+    /// user's own `;`, and the backend pid as the first column of the last row (what
+    /// `check_backend` reads).
+    #[test]
+    fn batch_shape() {
+        let script = script();
+        let mut batch = Batch::new(Markers { key: -7 });
+        batch.push("BEGIN;\n");
+        batch.script(0, &script, true, "SET LOCAL lock_timeout = '5ms';\n");
+        batch.push("INSERT INTO history;\n");
+        batch.finish();
+        assert_eq!(
+            batch.text,
+            "BEGIN;\n\
+             SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\n\
+             SET LOCAL lock_timeout = '5ms';\n\
+             SELECT pg_try_advisory_lock(-7, 1);\n\
+             ;\n\
+             CREATE TABLE a (x int);\n\
+             SELECT pg_try_advisory_lock(-7, 2), pg_advisory_unlock(-7, 1) -- why\n;\n\
+             INSERT INTO a VALUES (1);\n\
+             \n;\n\
+             SELECT pg_try_advisory_lock(-7, 3), pg_advisory_unlock(-7, 2);\n\
+             INSERT INTO history;\n\
+             COMMIT;\n\
+             SELECT pg_backend_pid(), pg_advisory_unlock(-7, 3);"
+        );
+        assert_eq!(batch.points, [(0, 1), (0, 2), (0, 3)]);
+    }
+
+    #[test]
+    fn positions_map_back_to_the_file() {
+        let script = script();
+        let job = Job {
+            migration: &Migration::__new(1, "1", "a", script.clone(), None),
+            script: &script,
+            direction: Direction::Up,
+        };
+        let mut batch = Batch::new(Markers { key: -7 });
+        batch.push("BEGIN;\n");
+        batch.script(0, &script, true, "");
+        batch.finish();
+        let error = |position: Option<u32>| DbError {
+            code: Some("42601".into()),
+            message: String::new(),
+            detail: None,
+            hint: None,
+            position,
+        };
+        // `VALUES` of statement 3, line 4, as the server counts (characters from 1).
+        let at = batch.text.find("VALUES").unwrap() as u32 + 1;
+        let found = batch.failed_at(std::slice::from_ref(&job), Ok(None), &error(Some(at)));
+        let location = |number, line| Location {
+            number,
+            total: 3,
+            line,
+        };
+        assert_eq!(found, Some((0, Some(location(3, 4)))));
+        // No position: the marker held says how far it got.
+        let found = batch.failed_at(std::slice::from_ref(&job), Ok(Some(1)), &error(None));
+        assert_eq!(found, Some((0, Some(location(2, 2)))));
+        let found = batch.failed_at(std::slice::from_ref(&job), Ok(None), &error(None));
+        assert_eq!(found, Some((0, Some(location(1, 1)))));
+        let found = batch.failed_at(std::slice::from_ref(&job), Ok(Some(3)), &error(None));
+        assert_eq!(found, Some((0, None)), "after the last statement");
+        // Markers unreadable: not known.
+        let gone = DbError {
+            code: None,
+            ..error(None)
+        };
+        let found = batch.failed_at(std::slice::from_ref(&job), Err(gone.clone()), &gone);
+        assert_eq!(found, None);
+    }
+}

@@ -2,8 +2,8 @@
 //! that a transactional migration holding one fails before any database is touched, with
 //! a message that says to mark the file `-- migrations:no-transaction`.
 //!
-//! The check reads the head of each statement's tokens; it does not parse. Keywords compare
-//! case-insensitively, comments are skipped, and the places where the grammar allows
+//! The check reads the head of each statement with the [`Cursor`]; it does not parse.
+//! Keywords compare case-insensitively, comments are skipped, and the places where the grammar allows
 //! `( options )` or `VERBOSE` before the part that matters are skipped too. A `VACUUM` in a
 //! string, a dollar-quoted function body or a comment is never seen, because only the
 //! statement's own leading tokens are looked at; dynamic SQL in `DO` blocks is invisible for
@@ -20,7 +20,8 @@
 
 use std::fmt;
 
-use super::lexer::{tokenize, Token, TokenKind};
+use super::cursor::Cursor;
+use super::lexer::tokenize;
 use super::split::{split_statements, Statement};
 
 /// A kind of statement that cannot run inside a transaction block.
@@ -149,107 +150,18 @@ pub fn find_non_transactional(sql: &str) -> Vec<NonTransactional> {
 
 /// Whether a statement of a [`Split`](super::split::Split) cannot run in a transaction block.
 pub fn classify_statement(statement: &Statement<'_>) -> Option<NonTransactionalKind> {
-    let tokens: Vec<&Token<'_>> = statement.significant_tokens().collect();
-    classify(&tokens)
+    classify(Cursor::of_statement(statement))
 }
 
 /// Whether the text of one statement (without its `;`) cannot run in a transaction block.
 pub fn non_transactional(statement_text: &str) -> Option<NonTransactionalKind> {
     let tokens = tokenize(statement_text);
-    let significant: Vec<&Token<'_>> = tokens.iter().filter(|t| !t.is_trivia()).collect();
-    classify(&significant)
+    classify(Cursor::new(&tokens))
 }
 
-/// A cursor over a statement's significant tokens.
-struct Cursor<'t, 'a> {
-    tokens: &'t [&'t Token<'a>],
-    pos: usize,
-}
-
-impl<'t, 'a> Cursor<'t, 'a> {
-    fn peek(&self) -> Option<&'t Token<'a>> {
-        self.tokens.get(self.pos).copied()
-    }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.tokens.len()
-    }
-
-    fn is(&self, word: &str) -> bool {
-        self.peek().is_some_and(|t| t.is_word(word))
-    }
-
-    /// Consumes `word` if it is next.
-    fn eat(&mut self, word: &str) -> bool {
-        let found = self.is(word);
-        if found {
-            self.pos += 1;
-        }
-        found
-    }
-
-    /// Consumes the words of `words` if they are all next, in order.
-    fn eat_all(&mut self, words: &[&str]) -> bool {
-        let matches = words
-            .iter()
-            .enumerate()
-            .all(|(i, w)| self.tokens.get(self.pos + i).is_some_and(|t| t.is_word(w)));
-        if matches {
-            self.pos += words.len();
-        }
-        matches
-    }
-
-    /// Consumes a parenthesised list if one is next and returns its tokens, without the
-    /// outer parentheses.
-    fn eat_parenthesised(&mut self) -> Option<&'t [&'t Token<'a>]> {
-        if self.peek()?.kind != TokenKind::LParen {
-            return None;
-        }
-        let open = self.pos;
-        let mut depth = 0usize;
-        for (i, t) in self.tokens.iter().enumerate().skip(open) {
-            match t.kind {
-                TokenKind::LParen => depth += 1,
-                TokenKind::RParen => {
-                    depth -= 1;
-                    if depth == 0 {
-                        self.pos = i + 1;
-                        return Some(&self.tokens[open + 1..i]);
-                    }
-                }
-                _ => {}
-            }
-        }
-        // Unbalanced: the server will complain; take the rest as the list.
-        self.pos = self.tokens.len();
-        Some(&self.tokens[open + 1..])
-    }
-
-    /// Consumes a possibly qualified name (`a`, `"A".b`, `a.b.c`) if one is next.
-    fn eat_name(&mut self) -> bool {
-        let is_ident = |t: Option<&Token<'_>>| {
-            t.is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
-        };
-        if !is_ident(self.peek()) {
-            return false;
-        }
-        self.pos += 1;
-        while self
-            .peek()
-            .is_some_and(|t| t.kind == TokenKind::Punct && t.text == ".")
-            && is_ident(self.tokens.get(self.pos + 1).copied())
-        {
-            self.pos += 2;
-        }
-        true
-    }
-}
-
-/// Classifies a statement from its significant tokens.
-fn classify(tokens: &[&Token<'_>]) -> Option<NonTransactionalKind> {
+/// Classifies a statement from its head.
+fn classify(mut c: Cursor<'_, '_>) -> Option<NonTransactionalKind> {
     use NonTransactionalKind as K;
-    let mut c = Cursor { tokens, pos: 0 };
     if c.eat("vacuum") {
         return Some(K::Vacuum);
     }
@@ -264,10 +176,9 @@ fn classify(tokens: &[&Token<'_>]) -> Option<NonTransactionalKind> {
             return subscription_creates_slot(&mut c).then_some(K::CreateSubscription);
         }
         c.eat("unique");
-        if c.eat_all(&["index", "concurrently"]) {
-            return Some(K::CreateIndexConcurrently);
-        }
-        return None;
+        return c
+            .eat_words(&["index", "concurrently"])
+            .then_some(K::CreateIndexConcurrently);
     }
     if c.eat("drop") {
         if c.eat("database") {
@@ -276,10 +187,9 @@ fn classify(tokens: &[&Token<'_>]) -> Option<NonTransactionalKind> {
         if c.eat("tablespace") {
             return Some(K::DropTablespace);
         }
-        if c.eat_all(&["index", "concurrently"]) {
-            return Some(K::DropIndexConcurrently);
-        }
-        return None;
+        return c
+            .eat_words(&["index", "concurrently"])
+            .then_some(K::DropIndexConcurrently);
     }
     if c.eat("reindex") {
         return reindex(&mut c);
@@ -299,16 +209,14 @@ fn classify(tokens: &[&Token<'_>]) -> Option<NonTransactionalKind> {
         }
         return None;
     }
-    if c.eat_all(&["discard", "all"]) {
-        return Some(K::DiscardAll);
-    }
-    if c.eat_all(&["commit", "prepared"]) {
-        return Some(K::CommitPrepared);
-    }
-    if c.eat_all(&["rollback", "prepared"]) {
-        return Some(K::RollbackPrepared);
-    }
-    None
+    [
+        (["discard", "all"], K::DiscardAll),
+        (["commit", "prepared"], K::CommitPrepared),
+        (["rollback", "prepared"], K::RollbackPrepared),
+    ]
+    .into_iter()
+    .find(|(words, _)| c.is_words(words))
+    .map(|(_, kind)| kind)
 }
 
 /// After `REINDEX`: `[ ( options ) ] {INDEX|TABLE|SCHEMA|DATABASE|SYSTEM} [CONCURRENTLY] name`.
@@ -317,22 +225,16 @@ fn reindex(c: &mut Cursor<'_, '_>) -> Option<NonTransactionalKind> {
     use NonTransactionalKind as K;
     let concurrent_option = c
         .eat_parenthesised()
-        .is_some_and(|options| option_value(options, "concurrently").is_some_and(truthy));
-    let whole = if c.eat("schema") {
-        Some(K::ReindexSchema)
-    } else if c.eat("database") {
-        Some(K::ReindexDatabase)
-    } else if c.eat("system") {
-        Some(K::ReindexSystem)
-    } else if c.eat("index") || c.eat("table") {
-        None
-    } else {
-        return None;
+        .is_some_and(|options| options.option_is_on("concurrently") == Some(true));
+    let whole = match c.eat_one_of(&["schema", "database", "system", "index", "table"])? {
+        "schema" => Some(K::ReindexSchema),
+        "database" => Some(K::ReindexDatabase),
+        "system" => Some(K::ReindexSystem),
+        _ => None,
     };
     // `REINDEX SCHEMA CONCURRENTLY` is refused for both reasons; it is named for the
     // concurrent build, which is the one a runner has to clean up after.
-    let concurrently = c.eat("concurrently") || concurrent_option;
-    if concurrently {
+    if c.eat("concurrently") || concurrent_option {
         Some(K::ReindexConcurrently)
     } else {
         whole
@@ -350,102 +252,48 @@ fn cluster_without_table(c: &mut Cursor<'_, '_>) -> bool {
 
 /// After `ALTER TABLE`: `[IF EXISTS] [ONLY] name DETACH PARTITION name CONCURRENTLY`.
 fn detach_partition_concurrently(c: &mut Cursor<'_, '_>) -> bool {
-    c.eat_all(&["if", "exists"]);
+    c.eat_words(&["if", "exists"]);
     c.eat("only");
-    if !c.eat_name() {
+    if c.eat_name().is_none() {
         return false;
     }
     // `ALTER TABLE name *` (descendants, an old spelling) is harmless to skip.
-    if c.peek()
-        .is_some_and(|t| t.kind == TokenKind::Operator && t.text == "*")
-    {
-        c.pos += 1;
-    }
-    c.eat_all(&["detach", "partition"]) && c.eat_name() && c.eat("concurrently")
+    c.eat_symbol("*");
+    c.eat_words(&["detach", "partition"]) && c.eat_name().is_some() && c.eat("concurrently")
 }
 
 /// After `ALTER DATABASE`: `name SET TABLESPACE new`, or the `TABLESPACE` option of
 /// `name [WITH] option ...`, which the server handles alike ("ALTER DATABASE SET
-/// TABLESPACE"). `SET search_path ...`, `RENAME`, `OWNER TO`, `RESET` and the other options
-/// are fine.
+/// TABLESPACE" in both cases).
 fn alter_database_tablespace(c: &mut Cursor<'_, '_>) -> bool {
-    if !c.eat_name() {
+    if c.eat_name().is_none() {
         return false;
     }
     if c.eat("set") {
         return c.is("tablespace");
     }
-    if ["rename", "owner", "reset", "refresh"]
-        .iter()
-        .any(|w| c.is(w))
+    if c.eat_one_of(&["rename", "owner", "reset", "refresh"])
+        .is_some()
     {
         return false;
     }
     c.eat("with");
-    c.tokens[c.pos..].iter().any(|t| t.is_word("tablespace"))
+    c.skip_past("tablespace")
 }
 
 /// After `CREATE SUBSCRIPTION`: whether the `WITH ( ... )` options leave `create_slot` on.
 /// It defaults to on, and to off when `connect = false`.
 fn subscription_creates_slot(c: &mut Cursor<'_, '_>) -> bool {
-    let rest = &c.tokens[c.pos..];
-    let Some(with) = rest.iter().position(|t| t.is_word("with")) else {
+    if !c.skip_past("with") {
         return true;
-    };
-    let mut options = Cursor {
-        tokens: &rest[with + 1..],
-        pos: 0,
-    };
-    let Some(options) = options.eat_parenthesised() else {
-        return true;
-    };
-    match option_value(options, "create_slot") {
-        Some(value) => truthy(value),
-        None => option_value(options, "connect").is_none_or(truthy),
     }
-}
-
-/// In a `name [= value], ...` options list, the value given to `name`: `Some(None)` when the
-/// option stands alone (which means true), `None` when the option is absent.
-fn option_value<'t, 'a>(options: &'t [&'t Token<'a>], name: &str) -> Option<Option<&'t Token<'a>>> {
-    // The server rejects a repeated option; should one slip through, the last one wins.
-    options
-        .rsplit(|t| t.kind == TokenKind::Comma)
-        .find_map(|option| {
-            let (first, rest) = option.split_first()?;
-            let named = match first.kind {
-                TokenKind::Word => first.text.eq_ignore_ascii_case(name),
-                TokenKind::QuotedIdent => first.text.get(1..first.text.len() - 1) == Some(name),
-                _ => false,
-            };
-            if !named {
-                return None;
-            }
-            let value = match rest.split_first() {
-                Some((eq, value)) if eq.kind == TokenKind::Operator && eq.text == "=" => value,
-                _ => rest,
-            };
-            Some(value.first().copied())
-        })
-}
-
-/// Whether an option's value reads as true to the server's `defGetBoolean`: no value,
-/// `true`/`on`/`1`, quoted or not. Anything it would reject counts as true, so that a doubtful
-/// statement is flagged rather than missed.
-fn truthy(value: Option<&Token<'_>>) -> bool {
-    let Some(value) = value else {
+    let Some(options) = c.eat_parenthesised() else {
         return true;
     };
-    let text = match value.kind {
-        TokenKind::String(_) | TokenKind::QuotedIdent => value
-            .text
-            .get(1..value.text.len().saturating_sub(1))
-            .unwrap_or(""),
-        _ => value.text,
-    };
-    !["false", "off", "0"]
-        .iter()
-        .any(|f| text.eq_ignore_ascii_case(f))
+    options
+        .option_is_on("create_slot")
+        .or_else(|| options.option_is_on("connect"))
+        .unwrap_or(true)
 }
 
 #[cfg(test)]

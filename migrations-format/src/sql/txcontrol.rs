@@ -9,16 +9,17 @@
 //! `BEGIN ... COMMIT` blocks).
 //!
 //! Like [`nontx`](super::nontx), the check reads only the leading tokens of each statement of
-//! the [splitter](super::split), so a keyword in a string, a comment, a dollar-quoted body or
-//! in the middle of a statement (the `END` of a `CASE`, the `BEGIN ATOMIC ... END` of a
-//! function body) is never seen. Not flagged: `SAVEPOINT`, `RELEASE [SAVEPOINT]` and
+//! the [splitter](super::split), with the [`Cursor`], so a keyword in a string, a comment, a
+//! dollar-quoted body or in the middle of a statement (the `END` of a `CASE`, the `BEGIN
+//! ATOMIC ... END` of a function body) is never seen. Not flagged: `SAVEPOINT`, `RELEASE [SAVEPOINT]` and
 //! `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT]`, which keep the transaction open; `COMMIT
 //! PREPARED` and `ROLLBACK PREPARED`, which are in the non-transactional list (PostgreSQL
 //! refuses them in a transaction block); `SET TRANSACTION`; and `PREPARE name AS ...`.
 
 use std::fmt;
 
-use super::lexer::{tokenize, Token, TokenKind};
+use super::cursor::Cursor;
+use super::lexer::{tokenize, TokenKind};
 use super::split::Statement;
 
 /// A statement that opens or ends a transaction.
@@ -99,61 +100,52 @@ impl fmt::Display for TransactionControlKind {
 
 /// Whether a statement of a [`Split`](super::split::Split) is transaction control.
 pub fn classify_transaction_control(statement: &Statement<'_>) -> Option<TransactionControlKind> {
-    let tokens: Vec<&Token<'_>> = statement.significant_tokens().collect();
-    classify_tokens(&tokens)
+    classify(Cursor::of_statement(statement))
 }
 
 /// Whether the text of one statement (without its `;`) is transaction control.
 pub fn transaction_control(statement_text: &str) -> Option<TransactionControlKind> {
     let tokens = tokenize(statement_text);
-    let significant: Vec<&Token<'_>> = tokens.iter().filter(|t| !t.is_trivia()).collect();
-    classify_tokens(&significant)
+    classify(Cursor::new(&tokens))
 }
 
-/// Whether a statement is transaction control, from its significant tokens (no whitespace,
-/// no comments), for callers that hold them already.
-pub fn classify_tokens(tokens: &[&Token<'_>]) -> Option<TransactionControlKind> {
+/// Whether a statement is transaction control, from its significant tokens.
+pub fn classify_tokens(tokens: &[&super::lexer::Token<'_>]) -> Option<TransactionControlKind> {
+    classify(Cursor::new(tokens.iter().copied()))
+}
+
+/// Classifies a statement from its head.
+fn classify(mut c: Cursor<'_, '_>) -> Option<TransactionControlKind> {
     use TransactionControlKind as K;
-    let word = |i: usize, w: &str| tokens.get(i).is_some_and(|t| t.is_word(w));
-    let first = tokens.first()?;
-    if first.is_word("begin") {
+    if c.eat("begin") {
         // `BEGIN ATOMIC` opens a function body; at the head of a statement it is a syntax
         // error, not a transaction.
-        return (!word(1, "atomic")).then_some(K::Begin);
+        return (!c.is("atomic")).then_some(K::Begin);
     }
-    if first.is_word("start") {
-        return word(1, "transaction").then_some(K::StartTransaction);
+    if c.eat("start") {
+        return c.is("transaction").then_some(K::StartTransaction);
     }
-    if first.is_word("prepare") {
+    if c.eat("prepare") {
         // `PREPARE TRANSACTION 'id'`, not `PREPARE transaction AS ...` (a prepared statement
         // named `transaction`).
-        let id = tokens
-            .get(2)
-            .is_some_and(|t| matches!(t.kind, TokenKind::String(_)));
-        return (word(1, "transaction") && id).then_some(K::PrepareTransaction);
+        let id = |c: &Cursor<'_, '_>| {
+            c.peek()
+                .is_some_and(|t| matches!(t.kind, TokenKind::String(_)))
+        };
+        return (c.eat("transaction") && id(&c)).then_some(K::PrepareTransaction);
     }
-    let kind = [
-        ("commit", K::Commit),
-        ("end", K::End),
-        ("rollback", K::Rollback),
-        ("abort", K::Abort),
-    ]
-    .into_iter()
-    .find(|(w, _)| first.is_word(w))?
-    .1;
-    if word(1, "prepared") {
+    let kind = match c.eat_one_of(&["commit", "end", "rollback", "abort"])? {
+        "commit" => K::Commit,
+        "end" => K::End,
+        "rollback" => K::Rollback,
+        _ => K::Abort,
+    };
+    if c.is("prepared") {
         return None; // COMMIT|ROLLBACK PREPARED: in the non-transactional list
     }
     // `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name` keeps the transaction open.
-    let after = if word(1, "work") || word(1, "transaction") {
-        2
-    } else {
-        1
-    };
-    if word(after, "to") {
-        return None;
-    }
-    Some(kind)
+    c.eat_one_of(&["work", "transaction"]);
+    (!c.is("to")).then_some(kind)
 }
 
 #[cfg(test)]

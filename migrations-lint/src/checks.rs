@@ -1,52 +1,118 @@
-//! Our rules on one file, over `migrations-format`'s splitter: what squawk cannot know (the
-//! file's transaction mode as our runner sees it) or does not check.
+//! Our rules on one file: what squawk cannot know (the file's transaction mode as our runner
+//! sees it) or does not check. Statements are the splitter's (the runner's, and those
+//! `lint-ignore` names); what each one does is read from squawk's syntax tree.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use migrations_format::sql::{
-    classify_statement, classify_transaction_control, Statement, Token, TokenKind,
-};
+use migrations_format::sql::{classify_statement, classify_transaction_control, Statement};
 use migrations_format::Direction;
+use squawk_syntax::ast::{self, AstNode};
 
+use crate::locks::{created_relations, indexed_or_altered_table, locks};
+use crate::rewrites::{new_column_notes, Columns, Note, Zone};
 use crate::rules::{
     RuleSet, CONCURRENTLY_IN_TRANSACTION, ENUM_VALUE_USED_IN_TRANSACTION, LOCK_TIMEOUT_GUARD,
     NON_TRANSACTIONAL_IN_TRANSACTION, SESSION_LEVEL_SET, SET_LOCAL_OUTSIDE_TRANSACTION,
     TRANSACTION_CONTROL_IN_TRANSACTION,
 };
-use crate::sql::{
-    created_relations, enum_value_added, is_zero_duration, locks, set_config_calls, setting,
-    string_value, transaction_blocks, tx_control, Scope, Setting, TxControl,
-};
+use crate::settings::{is_utc, is_zero_duration, settings, Scope, Scoped, Setting};
+use crate::syntax::{start, string_value, LineIndex, Name, Parsed};
 use crate::{FileInput, Raw};
 
-/// One statement with its significant tokens.
-pub(crate) struct Stmt<'s, 'a> {
-    pub statement: &'s Statement<'a>,
-    pub toks: Vec<&'s Token<'a>>,
+/// One statement of the split with squawk's reading of it.
+struct Stmt<'s, 'a> {
+    statement: &'s Statement<'a>,
+    ast: &'s [ast::Stmt],
 }
 
-pub(crate) fn check(input: &FileInput<'_>, stmts: &[Stmt<'_, '_>], rules: &RuleSet) -> Vec<Raw> {
-    let token_lists: Vec<Vec<&Token<'_>>> = stmts.iter().map(|s| s.toks.clone()).collect();
-    let blocks = transaction_blocks(input.no_transaction, &token_lists);
+/// For each statement, the transaction block it runs in: `Some(0)` for every statement of a
+/// transactional file (the runner's transaction), `Some(n)` for statements between an explicit
+/// `BEGIN` and its `COMMIT` in a no-transaction file (both included), `None` for statements
+/// that run on their own. The value is (block id, line of its BEGIN, 0 for the runner's).
+fn transaction_blocks(
+    no_transaction: bool,
+    statements: &[Statement<'_>],
+) -> Vec<Option<(u32, u32)>> {
+    if !no_transaction {
+        return vec![Some((0, 0)); statements.len()];
+    }
+    let mut out = Vec::with_capacity(statements.len());
+    let mut open: Option<(u32, u32)> = None;
+    let mut next_id = 1;
+    for s in statements {
+        // The loader's reading, so the lint and the runner agree on what is transaction control.
+        match classify_transaction_control(s) {
+            Some(kind) if kind.opens() => {
+                if open.is_none() {
+                    open = Some((next_id, s.line));
+                    next_id += 1;
+                }
+                out.push(open);
+            }
+            Some(_) => {
+                out.push(open);
+                open = None;
+            }
+            None => out.push(open),
+        }
+    }
+    out
+}
+
+/// Whether a statement ends a transaction block (`COMMIT`, `ROLLBACK`, ...).
+fn ends_transaction(statement: &Statement<'_>) -> bool {
+    classify_transaction_control(statement).is_some_and(|k| !k.opens())
+}
+
+/// What our pass over the file learned that squawk's findings need.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    /// `changing-column-type` texts, by the byte offset squawk reports at.
+    pub type_changes: HashMap<usize, Note>,
+    /// `adding-field-with-default` messages, by the byte offset squawk reports at.
+    pub new_columns: HashMap<usize, String>,
+    /// Per statement: it builds an index on, or alters, a table that an earlier statement
+    /// created in the same transaction, which no other session can see, so its locks stall
+    /// nobody.
+    pub on_new_table: Vec<bool>,
+}
+
+/// Runs our rules on a file and gathers the [`Notes`]; `columns` holds the column types the
+/// migrations before this file left, and is brought up to date with this file's.
+pub(crate) fn check(
+    input: &FileInput<'_>,
+    statements: &[Statement<'_>],
+    parsed: &Parsed,
+    rules: &RuleSet,
+    columns: &mut Columns,
+) -> (Vec<Raw>, Notes) {
+    let stmts: Vec<Stmt<'_, '_>> = statements
+        .iter()
+        .zip(&parsed.stmts)
+        .map(|(statement, ast)| Stmt { statement, ast })
+        .collect();
+    let blocks = transaction_blocks(input.no_transaction, statements);
+    let index = LineIndex::new(input.text);
     let mut out = Vec::new();
     if rules.contains(NON_TRANSACTIONAL_IN_TRANSACTION)
         || rules.contains(CONCURRENTLY_IN_TRANSACTION)
     {
-        non_transactional(input, stmts, &blocks, rules, &mut out);
+        non_transactional(input, &stmts, &blocks, rules, &mut out);
     }
     if rules.contains(TRANSACTION_CONTROL_IN_TRANSACTION) && !input.no_transaction {
-        transaction_control(input, stmts, &mut out);
+        transaction_control(input, &stmts, &mut out);
     }
     if rules.contains(LOCK_TIMEOUT_GUARD) {
-        lock_timeout_guard(input, stmts, &blocks, &mut out);
+        lock_timeout_guard(input, &stmts, &blocks, &index, &mut out);
     }
     if rules.contains(SESSION_LEVEL_SET) || rules.contains(SET_LOCAL_OUTSIDE_TRANSACTION) {
-        settings(input, stmts, &blocks, rules, &mut out);
+        session_settings(input, &stmts, &blocks, rules, &index, &mut out);
     }
     if rules.contains(ENUM_VALUE_USED_IN_TRANSACTION) {
-        enum_values(stmts, &blocks, &mut out);
+        enum_values(&stmts, &blocks, &index, &mut out);
     }
-    out
+    let notes = notes(input, &stmts, &blocks, columns);
+    (out, notes)
 }
 
 fn direction(input: &FileInput<'_>) -> &'static str {
@@ -117,6 +183,11 @@ fn transaction_control(input: &FileInput<'_>, stmts: &[Stmt<'_, '_>], out: &mut 
     }
 }
 
+/// The settings of a statement (its `SET`/`RESET` and `set_config` calls).
+fn statement_settings(s: &Stmt<'_, '_>) -> Vec<Setting> {
+    s.ast.iter().flat_map(settings).collect()
+}
+
 /// Whether the run's lock_timeout still guards a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Guard {
@@ -133,46 +204,38 @@ fn lock_timeout_guard(
     input: &FileInput<'_>,
     stmts: &[Stmt<'_, '_>],
     blocks: &[Option<(u32, u32)>],
+    index: &LineIndex<'_>,
     out: &mut Vec<Raw>,
 ) {
-    let mut session = match input.directives.lock_timeout {
+    let mut guard = Scoped::new(match input.directives.lock_timeout {
         Some(d) if d.is_zero() => {
             Guard::Off("the `-- migrations:lock-timeout=0` directive".to_owned())
         }
         _ => Guard::On,
-    };
-    let mut local: Option<Guard> = None;
+    });
     let mut created: HashSet<String> = HashSet::new();
     for (i, s) in stmts.iter().enumerate() {
-        let in_transaction = blocks[i].is_some();
-        let mut changes: Vec<Setting<'_>> = setting(&s.toks).into_iter().collect();
-        changes.extend(set_config_calls(&s.toks));
-        for change in changes {
+        for change in statement_settings(s) {
             if change.param != "lock_timeout" && !(change.reset && change.param == "all") {
                 continue;
             }
-            let guard = if change.reset {
-                Guard::Off(format!("the RESET at line {}", change.line))
+            let line = index.position(change.offset).0;
+            let value = if change.reset {
+                Guard::Off(format!("the RESET at line {line}"))
             } else if is_zero_duration(&change.value) {
-                Guard::Off(format!("`lock_timeout = 0` at line {}", change.line))
+                Guard::Off(format!("`lock_timeout = 0` at line {line}"))
             } else {
                 Guard::On
             };
-            match change.scope {
-                Scope::Local if in_transaction => local = Some(guard),
-                Scope::Local => {} // no effect outside a transaction block
-                Scope::Session => {
-                    session = guard;
-                    local = None;
-                }
-            }
+            guard.set(change.scope, blocks[i].is_some(), value);
         }
-        let effective = local.clone().unwrap_or_else(|| session.clone());
-        if let Guard::Off(how) = &effective {
-            for lock in locks(&s.toks) {
-                if !lock.mode.is_strong() || created.contains(&lock.relation.key) {
-                    continue;
-                }
+        if let Guard::Off(how) = guard.current() {
+            let lock = s
+                .ast
+                .iter()
+                .flat_map(locks)
+                .find(|l| l.mode.is_strong() && !created.contains(&l.relation.key));
+            if let Some(lock) = lock {
                 let message = format!(
                     "this statement waits for {} on `{}` with lock_timeout turned off by {how}: \
                      while it waits, every other query on `{}` queues behind it",
@@ -186,18 +249,17 @@ fn lock_timeout_guard(
                     lock.mode.blocks()
                 ));
                 out.push(raw);
-                break;
             }
         }
-        created.extend(created_relations(&s.toks).into_iter().map(|n| n.key));
-        if input.no_transaction && tx_control(&s.toks) == Some(TxControl::End) {
-            local = None; // the explicit block ended
+        created.extend(s.ast.iter().flat_map(created_relations).map(|n| n.key));
+        if input.no_transaction && ends_transaction(s.statement) {
+            guard.end_transaction(); // the explicit block ended
         }
     }
 }
 
 /// Whether `later` puts `param` back to its default.
-fn resets(later: &Setting<'_>, param: &str) -> bool {
+fn resets(later: &Setting, param: &str) -> bool {
     later.reset
         && (later.param == param
             || (later.param == "all" && param != "role" && param != "session authorization"))
@@ -205,22 +267,18 @@ fn resets(later: &Setting<'_>, param: &str) -> bool {
 
 /// Session-level `SET`s that stay in force after they are needed, and `SET LOCAL`s that do
 /// nothing because no transaction is open.
-fn settings(
+fn session_settings(
     input: &FileInput<'_>,
     stmts: &[Stmt<'_, '_>],
     blocks: &[Option<(u32, u32)>],
     rules: &RuleSet,
+    index: &LineIndex<'_>,
     out: &mut Vec<Raw>,
 ) {
-    let all: Vec<(usize, Setting<'_>)> = stmts
+    let all: Vec<(usize, Setting)> = stmts
         .iter()
         .enumerate()
-        .flat_map(|(i, s)| {
-            let mut found: Vec<(usize, Setting<'_>)> =
-                setting(&s.toks).into_iter().map(|x| (i, x)).collect();
-            found.extend(set_config_calls(&s.toks).into_iter().map(|x| (i, x)));
-            found
-        })
+        .flat_map(|(i, s)| statement_settings(s).into_iter().map(move |x| (i, x)))
         .collect();
     for (k, (i, set)) in all.iter().enumerate() {
         if set.reset {
@@ -231,6 +289,7 @@ fn settings(
         } else {
             format!("`{}`", set.param)
         };
+        let (line, column) = index.position(set.offset);
         match set.scope {
             Scope::Session if rules.contains(SESSION_LEVEL_SET) => {
                 if all[k + 1..]
@@ -252,13 +311,7 @@ fn settings(
                          migrations, but psql, `migrations sql` scripts and other tools do not"
                     )
                 };
-                out.push(Raw::at(
-                    SESSION_LEVEL_SET,
-                    Some(*i),
-                    set.line,
-                    set.column,
-                    message,
-                ));
+                out.push(Raw::at(SESSION_LEVEL_SET, Some(*i), line, column, message));
             }
             Scope::Local
                 if blocks[*i].is_none() && rules.contains(SET_LOCAL_OUTSIDE_TRANSACTION) =>
@@ -271,8 +324,8 @@ fn settings(
                 out.push(Raw::at(
                     SET_LOCAL_OUTSIDE_TRANSACTION,
                     Some(*i),
-                    set.line,
-                    set.column,
+                    line,
+                    column,
                     message,
                 ));
             }
@@ -281,8 +334,25 @@ fn settings(
     }
 }
 
+/// `ALTER TYPE name ADD VALUE [IF NOT EXISTS] 'label'`: the type and the label.
+fn enum_value_added(stmt: &ast::Stmt) -> Option<(Name, String)> {
+    let ast::Stmt::AlterType(alter) = stmt else {
+        return None;
+    };
+    let Some(ast::AlterTypeAction::AddValue(add)) = alter.action() else {
+        return None;
+    };
+    let name = Name::of_ref(&alter.type_name_ref()?.path_ref()?)?;
+    Some((name, string_value(&add.literal()?)?))
+}
+
 /// A use, in the same transaction, of an enum value added by `ALTER TYPE ... ADD VALUE`.
-fn enum_values(stmts: &[Stmt<'_, '_>], blocks: &[Option<(u32, u32)>], out: &mut Vec<Raw>) {
+fn enum_values(
+    stmts: &[Stmt<'_, '_>],
+    blocks: &[Option<(u32, u32)>],
+    index: &LineIndex<'_>,
+    out: &mut Vec<Raw>,
+) {
     // (label, type as written, line of the ALTER TYPE, block)
     let mut added: Vec<(String, String, u32, u32)> = Vec::new();
     for (i, s) in stmts.iter().enumerate() {
@@ -291,30 +361,115 @@ fn enum_values(stmts: &[Stmt<'_, '_>], blocks: &[Option<(u32, u32)>], out: &mut 
             continue;
         };
         added.retain(|a| a.3 == block);
-        if let Some((name, label)) = enum_value_added(&s.toks) {
+        if let Some((name, label)) = s.ast.iter().find_map(enum_value_added) {
             added.push((label, name.shown, s.statement.line, block));
             continue;
         }
-        let used = s.toks.iter().find_map(|t| {
-            if !matches!(t.kind, TokenKind::String(_)) {
-                return None;
-            }
-            let value = string_value(t)?;
-            added.iter().find(|a| a.0 == value).map(|a| (t, a.clone()))
-        });
-        if let Some((t, (label, type_name, line, _))) = used {
+        let used = s
+            .ast
+            .iter()
+            .flat_map(|stmt| stmt.syntax().descendants().filter_map(ast::Literal::cast))
+            .find_map(|literal| {
+                let value = string_value(&literal)?;
+                let added = added.iter().find(|a| a.0 == value)?;
+                Some((start(literal.syntax()), added.clone()))
+            });
+        if let Some((offset, (label, type_name, line, _))) = used {
             let message = format!(
                 "'{label}' is used in the same transaction that adds it to enum `{type_name}` \
                  (ALTER TYPE ... ADD VALUE at line {line}): PostgreSQL refuses it with \"unsafe \
                  use of new value\" until that transaction commits"
             );
+            let (line, column) = index.position(offset);
             out.push(Raw::at(
                 ENUM_VALUE_USED_IN_TRANSACTION,
                 Some(i),
-                t.line,
-                t.column,
+                line,
+                column,
                 message,
             ));
         }
+    }
+}
+
+/// The zone a `timezone` setting leaves.
+fn zone_of(setting: &Setting) -> Zone {
+    if setting.reset {
+        return Zone::Unset;
+    }
+    match setting.single_value() {
+        Some(z) if is_utc(&z) => Zone::Utc(z),
+        Some(z) => Zone::Other(z),
+        None => Zone::Other(setting.value.join(" ")),
+    }
+}
+
+/// The [`Notes`] of a file, in one pass in statement order; `columns` follows the file.
+fn notes(
+    input: &FileInput<'_>,
+    stmts: &[Stmt<'_, '_>],
+    blocks: &[Option<(u32, u32)>],
+    columns: &mut Columns,
+) -> Notes {
+    let mut notes = Notes {
+        on_new_table: vec![false; stmts.len()],
+        ..Notes::default()
+    };
+    let mut zone = Scoped::new(Zone::Unset);
+    // Relations created in each transaction block so far.
+    let mut created: HashMap<u32, HashSet<String>> = HashMap::new();
+    for (i, s) in stmts.iter().enumerate() {
+        for stmt in s.ast {
+            for setting in settings(stmt) {
+                if setting.param == "timezone" || (setting.reset && setting.param == "all") {
+                    zone.set(setting.scope, blocks[i].is_some(), zone_of(&setting));
+                }
+            }
+            notes
+                .type_changes
+                .extend(columns.type_changes(stmt, zone.current()));
+            notes.new_columns.extend(new_column_notes(stmt));
+            if let Some((block, _)) = blocks[i] {
+                let created = created.entry(block).or_default();
+                if indexed_or_altered_table(stmt).is_some_and(|t| created.contains(&t.key)) {
+                    notes.on_new_table[i] = true;
+                }
+                created.extend(created_relations(stmt).into_iter().map(|n| n.key));
+            }
+            columns.apply(stmt);
+        }
+        if input.no_transaction && ends_transaction(s.statement) {
+            zone.end_transaction();
+        }
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrations_format::sql::split_statements;
+
+    #[test]
+    fn blocks_follow_begin_and_commit() {
+        let sql = "SELECT 1;\nBEGIN;\nSELECT 2;\nCOMMIT;\nSELECT 3;\nSTART TRANSACTION;\nROLLBACK TO s;\nEND;";
+        let split = split_statements(sql);
+        assert_eq!(
+            transaction_blocks(true, &split.statements),
+            [
+                None,
+                Some((1, 2)),
+                Some((1, 2)),
+                Some((1, 2)),
+                None,
+                Some((2, 6)),
+                Some((2, 6)),
+                Some((2, 6))
+            ]
+        );
+        assert_eq!(
+            transaction_blocks(false, &split.statements),
+            vec![Some((0, 0)); 8]
+        );
     }
 }

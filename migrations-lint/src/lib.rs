@@ -7,10 +7,20 @@
 //! - the [`squawk-linter`](https://crates.io/crates/squawk-linter) crate's rules (index
 //!   without `CONCURRENTLY`, constraint without `NOT VALID`, `SET NOT NULL`, column type
 //!   change, drop and rename, ...), with squawk's `assume_in_transaction` set from the file;
-//! - ours, over `migrations-format`'s lexer and splitter, for what squawk cannot know or does
-//!   not check: missing and empty downs, statements PostgreSQL refuses in a transaction block,
-//!   a lock_timeout turned off, session-level `SET`s, a new enum value used in the
-//!   transaction that adds it.
+//! - ours, for what squawk cannot know or does not check: missing and empty downs, statements
+//!   PostgreSQL refuses in a transaction block, a lock_timeout turned off, session-level
+//!   `SET`s, a new enum value used in the transaction that adds it.
+//!
+//! Statements are cut by `migrations-format`'s splitter (as the runner cuts them, and as
+//! `lint-ignore` comments name them), and whether one is refused in a transaction or is
+//! transaction control is the loader's own check. What a statement does (the locks it
+//! takes, the settings it changes, the relations it creates) is read from the syntax tree
+//! squawk builds, once per file for squawk's rules and ours. That tree also lets us correct
+//! squawk where it cannot know: an index or primary key on a table created earlier in the
+//! same transaction (by any `CREATE TABLE`, `CREATE TABLE ... AS`, `SELECT INTO` or `CREATE
+//! MATERIALIZED VIEW`) blocks nobody, and a column type change is a table rewrite or a
+//! catalog change depending on the column's current type, which we follow through the
+//! migrations before it.
 //!
 //! Down files are linted too, without the rules that flag what a rollback is for (dropping and
 //! renaming). `-- migrations:lint-ignore <rule>` silences a rule for the statement after it, or
@@ -21,9 +31,12 @@
 //! compiles squawk.
 
 mod checks;
+mod locks;
+mod rewrites;
 mod rules;
-mod sql;
+mod settings;
 mod squawk;
+mod syntax;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -36,7 +49,9 @@ use migrations_format::{Direction, Directives, Directory, SqlFile, Version};
 
 pub use rules::{all_rules, rule_info, Origin, RuleInfo, RuleSet, UnknownRule};
 
-use checks::Stmt;
+use checks::Notes;
+use rewrites::Columns;
+use syntax::{statement_at, LineIndex, Parsed};
 
 /// One finding: where, which rule, what is wrong, the lock taken and the safe rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +161,8 @@ pub(crate) struct Raw {
     pub message: String,
     /// The lock, when the rule computed it for this statement.
     pub lock: Option<String>,
+    /// The fix, when it differs from the rule's for this statement.
+    pub fix: Option<String>,
 }
 
 impl Raw {
@@ -163,6 +180,7 @@ impl Raw {
             column,
             message,
             lock: None,
+            fix: None,
         }
     }
 
@@ -255,46 +273,31 @@ fn ignores(
     }
 }
 
-/// Byte offset to 1-based line and column (in characters).
-struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { text, starts }
-    }
-
-    fn position(&self, offset: usize) -> (u32, u32) {
-        let offset = offset.min(self.text.len());
-        let line = self.starts.partition_point(|&s| s <= offset) - 1;
-        let start = self.starts[line];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count());
-        (line as u32 + 1, column as u32 + 1)
-    }
-}
-
 /// Lints one file with `rules`.
 pub fn lint_file(input: &FileInput<'_>, rules: &RuleSet) -> FileReport {
+    lint_file_in(input, rules, &mut Columns::default())
+}
+
+/// Lints one file; `columns` holds the column types the migrations before it left (and is
+/// brought up to date with this file's), so a type change can be told a rewrite or not.
+fn lint_file_in(input: &FileInput<'_>, rules: &RuleSet, columns: &mut Columns) -> FileReport {
     let mut report = FileReport::default();
     let split = split_statements(input.text);
     let statements = &split.statements;
     let ignores = ignores(input, statements, &mut report.warnings);
-    let stmts: Vec<Stmt<'_, '_>> = statements
-        .iter()
-        .map(|statement| Stmt {
-            statement,
-            toks: statement.significant_tokens().collect(),
-        })
-        .collect();
+    let parsed = Parsed::new(input.text, statements);
+    if let Some(panic) = &parsed.panic {
+        report.warnings.push(Warning {
+            path: input.path.to_path_buf(),
+            line: None,
+            message: format!(
+                "squawk's parser failed on this file ({panic}); squawk's rules, and ours that \
+                 read its syntax tree (locks, settings, enum values), were skipped here"
+            ),
+        });
+    }
 
-    let mut raw = checks::check(input, &stmts, rules);
+    let (mut raw, notes) = checks::check(input, statements, &parsed, rules, columns);
     if input.direction == Direction::Down
         && statements.is_empty()
         && rules.contains(rules::EMPTY_DOWN)
@@ -312,6 +315,8 @@ pub fn lint_file(input: &FileInput<'_>, rules: &RuleSet) -> FileReport {
     raw.extend(squawk_findings(
         input,
         statements,
+        &parsed,
+        &notes,
         rules,
         &mut report.warnings,
     ));
@@ -328,7 +333,10 @@ pub fn lint_file(input: &FileInput<'_>, rules: &RuleSet) -> FileReport {
             rule: r.rule,
             origin: info.as_ref().map_or(Origin::Migrations, |i| i.origin),
             message: r.message,
-            fix: info.as_ref().map(|i| i.fix.to_owned()).unwrap_or_default(),
+            fix: r
+                .fix
+                .or_else(|| info.as_ref().map(|i| i.fix.to_owned()))
+                .unwrap_or_default(),
             lock: r
                 .lock
                 .or_else(|| info.as_ref().map(|i| i.lock.to_owned()))
@@ -341,9 +349,21 @@ pub fn lint_file(input: &FileInput<'_>, rules: &RuleSet) -> FileReport {
     report
 }
 
+/// squawk's rules whose findings do not apply to a table created earlier in the same
+/// transaction: until it commits no other session sees the table, so its locks stall nobody.
+/// squawk exempts such tables only when a plain `CREATE TABLE` made them, and not at all for
+/// `adding-serial-primary-key-field`.
+const NEW_TABLE_EXEMPT: &[squawk_linter::Rule] = &[
+    squawk_linter::Rule::RequireConcurrentIndexCreation,
+    squawk_linter::Rule::AddingSerialPrimaryKeyField,
+    squawk_linter::Rule::DisallowedUniqueConstraint,
+];
+
 fn squawk_findings(
     input: &FileInput<'_>,
     statements: &[Statement<'_>],
+    parsed: &Parsed,
+    notes: &Notes,
     rules: &RuleSet,
     warnings: &mut Vec<Warning>,
 ) -> Vec<Raw> {
@@ -363,8 +383,11 @@ fn squawk_findings(
             !(*r == R::RequireStatementTimeout && input.directives.statement_timeout.is_some())
         })
         .collect();
-    let outcome = match squawk::run(input.text, !input.no_transaction, &selected) {
-        Ok(outcome) => outcome,
+    let Some(parse) = &parsed.parse else {
+        return Vec::new(); // warned about already
+    };
+    let violations = match squawk::run(parse, input.text, !input.no_transaction, &selected) {
+        Ok(violations) => violations,
         Err(panic) => {
             warnings.push(Warning {
                 path: input.path.to_path_buf(),
@@ -377,21 +400,23 @@ fn squawk_findings(
         }
     };
     let index = LineIndex::new(input.text);
-    if let Some((offset, message)) = outcome.parse_errors.first() {
-        let (line, _) = index.position(*offset);
-        warnings.push(Warning {
-            path: input.path.to_path_buf(),
-            line: Some(line),
-            message: format!(
-                "squawk-linter cannot parse this statement ({message}): check its syntax; \
-                 squawk's rules may miss it"
-            ),
-        });
+    if !selected.is_empty() {
+        if let Some(error) = parse.errors().first() {
+            let (line, _) = index.position(usize::from(error.range().start()));
+            warnings.push(Warning {
+                path: input.path.to_path_buf(),
+                line: Some(line),
+                message: format!(
+                    "squawk-linter cannot parse this statement ({}): check its syntax; \
+                     squawk's rules may miss it",
+                    error.message()
+                ),
+            });
+        }
     }
     let afkc = rules.contains(rules::squawk_id(R::AddingForeignKeyConstraint));
     let ours_tc = rules.contains(rules::TRANSACTION_CONTROL_IN_TRANSACTION);
-    outcome
-        .violations
+    violations
         .into_iter()
         .filter(|v| {
             // In a transactional file, transaction control is ours
@@ -401,31 +426,56 @@ fn squawk_findings(
             !(v.rule == R::TransactionNesting && !input.no_transaction && ours_tc)
         })
         .filter(|v| {
+            // An index, primary key or unique constraint on a table created earlier in the
+            // same transaction.
+            let on_new_table = statement_at(statements, v.offset)
+                .is_some_and(|i| notes.on_new_table.get(i) == Some(&true));
+            !(on_new_table && NEW_TABLE_EXEMPT.contains(&v.rule))
+        })
+        .filter(|v| {
             // squawk's constraint-missing-not-valid fires on every ADD CONSTRAINT. NOT VALID
             // exists only for CHECK and FOREIGN KEY, and a foreign key is reported by
-            // adding-foreign-key-constraint too: one finding per constraint.
+            // adding-foreign-key-constraint too: one finding per constraint. A CHECK on a
+            // table created in the same transaction locks nobody.
             if v.rule != R::ConstraintMissingNotValid {
                 return true;
             }
-            let end = statements
-                .iter()
-                .find(|s| s.span.end > v.offset)
-                .map_or(input.text.len(), |s| s.span.end);
-            match input
-                .text
-                .get(v.offset..end)
-                .and_then(sql::added_constraint_kind)
-                .as_deref()
+            let on_new_table = statement_at(statements, v.offset)
+                .is_some_and(|i| notes.on_new_table.get(i) == Some(&true));
+            use squawk_syntax::ast::Constraint as C;
+            match parsed
+                .node_at::<squawk_syntax::ast::AddConstraint>(v.offset)
+                .and_then(|add| add.constraint())
             {
-                Some("unique" | "primary" | "exclude") => false,
-                Some("foreign") => !afkc,
+                Some(
+                    C::UniqueConstraint(_) | C::PrimaryKeyConstraint(_) | C::ExcludeConstraint(_),
+                ) => false,
+                Some(C::ForeignKeyConstraint(_) | C::ReferencesConstraint(_)) => !afkc,
+                Some(C::CheckConstraint(_)) => !on_new_table,
                 _ => true,
             }
         })
         .map(|v| {
             let (line, column) = index.position(v.offset);
-            let statement = statements.iter().rposition(|s| s.span.start <= v.offset);
-            Raw::at(rules::squawk_id(v.rule), statement, line, column, v.message)
+            let statement = statement_at(statements, v.offset);
+            let mut raw = Raw::at(rules::squawk_id(v.rule), statement, line, column, v.message);
+            // Our texts where squawk's say less than the truth.
+            match v.rule {
+                R::ChangingColumnType => {
+                    if let Some(note) = notes.type_changes.get(&v.offset) {
+                        raw.message.clone_from(&note.message);
+                        raw.lock.clone_from(&note.lock);
+                        raw.fix.clone_from(&note.fix);
+                    }
+                }
+                R::AddingFieldWithDefault => {
+                    if let Some(message) = notes.new_columns.get(&v.offset) {
+                        raw.message.clone_from(message);
+                    }
+                }
+                _ => {}
+            }
+            raw
         })
         .collect()
 }
@@ -583,38 +633,59 @@ pub fn lint_directory(dir: &Directory, options: &Options) -> Result<Report, Lint
     let selected = selected_files(dir, &options.paths)?;
     let wanted = |file: &SqlFile| selected.as_ref().is_none_or(|set| set.contains(&file.path));
     let mut report = Report::default();
+    // The column types every migration so far leaves, so that a type change can be told a
+    // rewrite or not: migrations before `since` and outside `paths` count too.
+    let mut columns = Columns::default();
     for m in &dir.migrations {
-        if options
+        let skipped = options
             .since
             .as_ref()
-            .is_some_and(|since| m.version <= *since)
-        {
+            .is_some_and(|since| m.version <= *since);
+        if skipped || !wanted(&m.up) {
+            columns.follow(&m.up.text);
+        }
+        if skipped {
             continue;
         }
         let mut linted = false;
-        let files = [
-            (Some(&m.up), Direction::Up),
-            (m.down.as_ref(), Direction::Down),
-        ];
-        for (file, direction) in files {
-            let Some(file) = file.filter(|f| wanted(f)) else {
-                continue;
-            };
+        if wanted(&m.up) {
             linted = true;
             report.files += 1;
-            let mut file_report = lint_file(&FileInput::new(file, direction), &options.rules);
-            if direction == Direction::Up && m.down.is_none() {
+            let mut file_report = lint_file_in(
+                &FileInput::new(&m.up, Direction::Up),
+                &options.rules,
+                &mut columns,
+            );
+            if m.down.is_none() {
                 file_report.findings.extend(missing_down(m, options));
             }
-            file_report
-                .findings
-                .sort_by(|a, b| (a.line, a.column, a.rule).cmp(&(b.line, b.column, b.rule)));
-            report.findings.extend(file_report.findings);
-            report.warnings.extend(file_report.warnings);
+            report.add(file_report);
+        }
+        if let Some(down) = m.down.as_ref().filter(|f| wanted(f)) {
+            linted = true;
+            report.files += 1;
+            // A down runs on the schema its up left; what it changes is gone for the next up.
+            let mut on_up = columns.clone();
+            let file_report = lint_file_in(
+                &FileInput::new(down, Direction::Down),
+                &options.rules,
+                &mut on_up,
+            );
+            report.add(file_report);
         }
         report.migrations += usize::from(linted);
     }
     Ok(report)
+}
+
+impl Report {
+    /// Adds a file's findings (sorted by position) and warnings.
+    fn add(&mut self, mut file: FileReport) {
+        file.findings
+            .sort_by(|a, b| (a.line, a.column, a.rule).cmp(&(b.line, b.column, b.rule)));
+        self.findings.extend(file.findings);
+        self.warnings.extend(file.warnings);
+    }
 }
 
 fn missing_down(m: &migrations_format::MigrationSource, options: &Options) -> Option<Finding> {
@@ -681,21 +752,4 @@ fn selected_files(
         selected.extend(matching.into_iter().cloned());
     }
     Ok(Some(selected))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_index() {
-        let text = "ab\nçd\n\nx";
-        let index = LineIndex::new(text);
-        assert_eq!(index.position(0), (1, 1));
-        assert_eq!(index.position(3), (2, 1));
-        assert_eq!(index.position(5), (2, 2)); // after the two-byte ç
-        assert_eq!(index.position(7), (3, 1));
-        assert_eq!(index.position(8), (4, 1));
-        assert_eq!(index.position(99), (4, 2));
-    }
 }

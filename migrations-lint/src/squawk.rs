@@ -3,7 +3,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use squawk_linter::{Linter, Rule};
-use squawk_syntax::SourceFile;
+use squawk_syntax::{Parse, SourceFile};
 
 /// One squawk violation: the rule, the byte offset where it starts, and its message.
 pub(crate) struct Violation {
@@ -12,34 +12,23 @@ pub(crate) struct Violation {
     pub message: String,
 }
 
-/// What squawk said about a file.
-pub(crate) struct Outcome {
-    pub violations: Vec<Violation>,
-    /// Byte offsets and messages of the parse errors: squawk's rules may miss the statements
-    /// there.
-    pub parse_errors: Vec<(usize, String)>,
-}
-
-/// Runs `rules` on `text`. `in_transaction` is whether the runner wraps the file in a
-/// transaction (squawk's `assume_in_transaction`). `Err` when squawk panicked.
-pub(crate) fn run(text: &str, in_transaction: bool, rules: &[Rule]) -> Result<Outcome, String> {
+/// Runs `rules` on `text`, already parsed as `parse` (the tree our rules read too).
+/// `in_transaction` is whether the runner wraps the file in a transaction (squawk's
+/// `assume_in_transaction`). `Err` when squawk panicked.
+pub(crate) fn run(
+    parse: &Parse<SourceFile>,
+    text: &str,
+    in_transaction: bool,
+    rules: &[Rule],
+) -> Result<Vec<Violation>, String> {
     if rules.is_empty() {
-        return Ok(Outcome {
-            violations: Vec::new(),
-            parse_errors: Vec::new(),
-        });
+        return Ok(Vec::new());
     }
     catch_unwind(AssertUnwindSafe(|| {
-        let parse = SourceFile::parse(text);
-        let parse_errors = parse
-            .errors()
-            .into_iter()
-            .map(|e| (usize::from(e.range().start()), e.message().to_owned()))
-            .collect();
         let mut linter = Linter::from(rules.iter().copied());
         linter.settings.assume_in_transaction = in_transaction;
-        let violations = linter
-            .lint(&parse, text)
+        linter
+            .lint(parse, text)
             .into_iter()
             .filter(|v| rules.contains(&v.code))
             .map(|v| Violation {
@@ -47,11 +36,7 @@ pub(crate) fn run(text: &str, in_transaction: bool, rules: &[Rule]) -> Result<Ou
                 offset: usize::from(v.text_range.start()),
                 message: v.message,
             })
-            .collect();
-        Outcome {
-            violations,
-            parse_errors,
-        }
+            .collect()
     }))
     .map_err(|panic| {
         panic

@@ -33,6 +33,4 @@ pub use nontx::{
     NonTransactionalKind,
 };
 pub use split::{split_statements, PsqlOnly, PsqlOnlyKind, Split, Statement, Unterminated};
-pub use txcontrol::{
-    classify_tokens, classify_transaction_control, transaction_control, TransactionControlKind,
-};
+pub use txcontrol::{classify_transaction_control, transaction_control, TransactionControlKind};

@@ -109,11 +109,6 @@ pub fn transaction_control(statement_text: &str) -> Option<TransactionControlKin
     classify(Cursor::new(&tokens))
 }
 
-/// Whether a statement is transaction control, from its significant tokens.
-pub fn classify_tokens(tokens: &[&super::lexer::Token<'_>]) -> Option<TransactionControlKind> {
-    classify(Cursor::new(tokens.iter().copied()))
-}
-
 /// Classifies a statement from its head.
 fn classify(mut c: Cursor<'_, '_>) -> Option<TransactionControlKind> {
     use TransactionControlKind as K;

@@ -1,0 +1,221 @@
+//! The file as squawk's parser reads it, parsed once for squawk's rules and ours: the typed
+//! syntax tree of each statement of our splitter, and the small readers our rules share
+//! (names, string constants, positions).
+//!
+//! Our rules number statements as the splitter (and so the runner and `lint-ignore`) does;
+//! each of squawk's top-level statements belongs to the splitter statement it starts in.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use migrations_format::sql::Statement;
+use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{Parse, SourceFile, SyntaxNode};
+
+/// A file parsed by squawk.
+pub(crate) struct Parsed {
+    /// The tree, `None` when squawk's parser panicked on the file.
+    pub parse: Option<Parse<SourceFile>>,
+    /// For each statement of the split, squawk's statements that start in it (usually one;
+    /// none for what squawk could not read as a statement).
+    pub stmts: Vec<Vec<ast::Stmt>>,
+    /// What squawk's parser panicked with, if it did.
+    pub panic: Option<String>,
+}
+
+impl Parsed {
+    /// Parses `text`, whose split is `statements`. Never panics: a panic of squawk's parser is
+    /// caught and reported in [`Parsed::panic`].
+    pub fn new(text: &str, statements: &[Statement<'_>]) -> Parsed {
+        let parse = match catch_unwind(AssertUnwindSafe(|| SourceFile::parse(text))) {
+            Ok(parse) => parse,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_owned());
+                return Parsed {
+                    parse: None,
+                    stmts: vec![Vec::new(); statements.len()],
+                    panic: Some(message),
+                };
+            }
+        };
+        let mut stmts = vec![Vec::new(); statements.len()];
+        for stmt in parse.tree().stmts() {
+            if let Some(i) = statement_at(statements, start(stmt.syntax())) {
+                stmts[i].push(stmt);
+            }
+        }
+        Parsed {
+            parse: Some(parse),
+            stmts,
+            panic: None,
+        }
+    }
+
+    /// The innermost node of type `N` around the byte `offset`.
+    pub fn node_at<N: AstNode>(&self, offset: usize) -> Option<N> {
+        let root = self.parse.as_ref()?.syntax_node();
+        let offset = u32::try_from(offset).ok()?;
+        root.token_at_offset(offset.into())
+            .right_biased()?
+            .parent_ancestors()
+            .find_map(N::cast)
+    }
+}
+
+/// The index of the statement of `statements` that holds the byte `offset` (the last one
+/// starting at or before it).
+pub(crate) fn statement_at(statements: &[Statement<'_>], offset: usize) -> Option<usize> {
+    statements.iter().rposition(|s| s.span.start <= offset)
+}
+
+/// Byte offset where a node starts (its first token that is not whitespace or a comment).
+pub(crate) fn start(node: &SyntaxNode) -> usize {
+    let token = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .find(|t| !t.kind().is_trivia());
+    usize::from(token.map_or(node.text_range().start(), |t| t.text_range().start()))
+}
+
+/// A node's text without whitespace and comments, as a message shows it (`s."T"`, `now()`).
+pub(crate) fn compact(node: &SyntaxNode) -> String {
+    let mut out = String::new();
+    let mut last_was_word = false;
+    for t in node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+    {
+        let text = t.text();
+        let is_word = text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+        // Two words keep a space between them (`double precision`), punctuation none.
+        if last_was_word && is_word {
+            out.push(' ');
+        }
+        out.push_str(text);
+        last_was_word = text
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+    }
+    out
+}
+
+/// Byte offset to 1-based line and column (in characters).
+pub(crate) struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { text, starts }
+    }
+
+    pub fn position(&self, offset: usize) -> (u32, u32) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.starts[line];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (line as u32 + 1, column as u32 + 1)
+    }
+}
+
+/// A possibly qualified name (`t`, `s.t`, `"S"."T"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Name {
+    /// The last part, folded as the server folds it (unquoted: lower case): what we compare.
+    pub key: String,
+    /// As written.
+    pub shown: String,
+}
+
+impl Name {
+    fn new(segment: String, node: &SyntaxNode) -> Option<Name> {
+        (!segment.is_empty()).then(|| Name {
+            key: segment,
+            shown: compact(node),
+        })
+    }
+
+    /// A name that refers to an object (`TABLE_NAME_REF`, `INDEX_REF`, ...).
+    pub fn of_ref(path: &ast::PathRef) -> Option<Name> {
+        Name::new(path.segment()?.text(), path.syntax())
+    }
+
+    /// A name that defines an object (`CREATE TABLE name`).
+    pub fn of_path(path: &ast::Path) -> Option<Name> {
+        Name::new(path.segment()?.text(), path.syntax())
+    }
+}
+
+/// The value of a string constant (`'a''b'`, `E'a\'b'`, `N'x'`, `U&'x'`); `None` for
+/// other literals, dollar quotes included (function bodies, not values).
+pub(crate) fn string_value(literal: &ast::Literal) -> Option<String> {
+    use squawk_syntax::ast::LitKind as K;
+    match literal.kind()? {
+        K::String(_) | K::EscString(_) | K::NationalString(_) | K::UnicodeEscString(_) => {
+            literal.string_value()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrations_format::sql::split_statements;
+
+    #[test]
+    fn line_index() {
+        let text = "ab\nçd\n\nx";
+        let index = LineIndex::new(text);
+        assert_eq!(index.position(0), (1, 1));
+        assert_eq!(index.position(3), (2, 1));
+        assert_eq!(index.position(5), (2, 2)); // after the two-byte ç
+        assert_eq!(index.position(7), (3, 1));
+        assert_eq!(index.position(8), (4, 1));
+        assert_eq!(index.position(99), (4, 2));
+    }
+
+    #[test]
+    fn statements_map_to_the_split_and_names_read_like_the_server() {
+        let text = "-- c\nCREATE TABLE s.\"T\" (x int);\n\nSELECT 1; SELECT  E'a\\'b', N'n', $$d$$";
+        let split = split_statements(text);
+        let parsed = Parsed::new(text, &split.statements);
+        assert_eq!(
+            parsed.stmts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+        let ast::Stmt::CreateTable(create) = &parsed.stmts[0][0] else {
+            panic!("{:?}", parsed.stmts[0]);
+        };
+        let name = Name::of_path(&create.table_name().unwrap().path().unwrap()).unwrap();
+        assert_eq!((name.key.as_str(), name.shown.as_str()), ("T", "s.\"T\""));
+        let literals: Vec<Option<String>> = parsed.stmts[2][0]
+            .syntax()
+            .descendants()
+            .filter_map(ast::Literal::cast)
+            .map(|l| string_value(&l))
+            .collect();
+        assert_eq!(literals, [Some("a'b".into()), Some("n".into()), None]);
+        let offset = text.find("int").unwrap();
+        assert!(parsed.node_at::<ast::Column>(offset).is_some());
+        assert!(parsed.node_at::<ast::Column>(0).is_none());
+        assert_eq!(
+            start(parsed.stmts[1][0].syntax()),
+            text.find("SELECT").unwrap()
+        );
+    }
+}

@@ -111,6 +111,57 @@ fn lints_the_whole_corpus() {
         ),
         vec!["2019-12-13-053745_add_crate_owner_invitation_token/up.sql:1:76"]
     );
+    // `CREATE MATERIALIZED VIEW recent_crate_downloads ...` then a plain `CREATE UNIQUE INDEX`
+    // on it, in one transaction: no other session sees the view yet, so nothing to flag (squawk
+    // alone flags these three).
+    for version in ["2018-04-24-145128", "2019-03-22-162022"] {
+        assert_eq!(
+            finding_at(&report, root, "require-concurrent-index-creation", version),
+            Vec::<String>::new()
+        );
+    }
+    // Column type changes, told apart by the column's type as the earlier migrations left it.
+    let type_changes = |version: &str| -> Vec<String> {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule == "changing-column-type")
+            .filter(|f| {
+                f.path
+                    .strip_prefix(root)
+                    .is_ok_and(|p| p.to_string_lossy().starts_with(version))
+            })
+            .map(|f| f.message.clone())
+            .collect()
+    };
+    // `keyword` varchar -> text and back: catalog changes.
+    assert_eq!(
+        type_changes("2019-06-14-175833"),
+        [
+            "changing `keyword` of `keywords` from character varying to text is a catalog \
+             change: PostgreSQL neither rewrites the table nor rebuilds its indexes, but waits \
+             for ACCESS EXCLUSIVE on `keywords` to make it; clients that read the column may \
+             also break on the new type",
+            "changing `keyword` of `keywords` from text to character varying is a catalog \
+             change: PostgreSQL neither rewrites the table nor rebuilds its indexes, but waits \
+             for ACCESS EXCLUSIVE on `keywords` to make it; clients that read the column may \
+             also break on the new type"
+        ]
+    );
+    // `SET timezone = 'UTC'` then timestamp -> timestamptz, 21 columns each way: no rewrite,
+    // only the indexes on those columns are rebuilt.
+    let timezones = type_changes("2025-02-17-133723");
+    assert_eq!(timezones.len(), 42);
+    for message in &timezones {
+        assert!(
+            message.contains("under time zone 'UTC' keeps the table, but rebuilds the indexes"),
+            "{message}"
+        );
+    }
+    // `version_downloads.date` timestamp -> date: a real rewrite.
+    assert!(type_changes("20170322130523")[0].contains(
+        "from timestamp without time zone to date rewrites the table and rebuilds its indexes"
+    ));
     // The no-transaction migrations (metadata.toml) build their indexes CONCURRENTLY: the
     // in-transaction rule never fires on them, and the index rules only on a statement without
     // CONCURRENTLY: two downs take the plain way back (CREATE INDEX, DROP INDEX).

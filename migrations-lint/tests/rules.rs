@@ -242,6 +242,71 @@ fn rules_know_the_transaction_mode() {
     assert!(lint_text(sql, true, &rules).is_empty());
 }
 
+/// An index, a primary key or a unique constraint on a table created earlier in the same
+/// transaction blocks nobody: no other session sees the table before the commit. squawk knew
+/// this only for a plain `CREATE TABLE`, and not at all for the primary key.
+#[test]
+fn a_table_made_in_the_same_transaction_needs_no_concurrent_build() {
+    let rules = RuleSet::only(&[
+        "require-concurrent-index-creation",
+        "adding-serial-primary-key-field",
+        "disallowed-unique-constraint",
+        "constraint-missing-not-valid",
+    ])
+    .unwrap();
+    let made_by = [
+        "CREATE TABLE t (id bigint NOT NULL, x text)",
+        "CREATE TABLE t AS SELECT 1 AS id, 'a'::text AS x",
+        "CREATE UNLOGGED TABLE IF NOT EXISTS s.t AS SELECT 1 AS id, 'a'::text AS x WITH NO DATA",
+        "SELECT 1 AS id, 'a'::text AS x INTO t",
+        "CREATE MATERIALIZED VIEW t AS SELECT 1 AS id, 'a'::text AS x",
+    ];
+    for create in made_by {
+        let index = format!("{create};\nCREATE INDEX IF NOT EXISTS i ON t (x);");
+        let key = format!(
+            "{create};\nALTER TABLE t ADD PRIMARY KEY (id), ADD CONSTRAINT u UNIQUE (x), \
+             ADD CONSTRAINT c CHECK (id > 0);"
+        );
+        let key = if create.contains("VIEW") {
+            index.clone()
+        } else {
+            key
+        };
+        for sql in [&index, &key] {
+            // The reproduction: both were flagged after CREATE TABLE AS and CREATE
+            // MATERIALIZED VIEW.
+            assert_eq!(lint_text(sql, false, &rules), Vec::<String>::new(), "{sql}");
+            // Inside an explicit block of a no-transaction file, too.
+            let block = format!("BEGIN;\n{sql}\nCOMMIT;");
+            assert_eq!(
+                lint_text(&block, true, &rules),
+                Vec::<String>::new(),
+                "{block}"
+            );
+        }
+        // Committed before the index build (each statement on its own): the table is
+        // visible and in use.
+        assert_eq!(
+            lint_text(&index, true, &rules),
+            ["2:1:require-concurrent-index-creation"],
+            "{index}"
+        );
+    }
+    // An existing table is still flagged, with every rule.
+    let sql =
+        "CREATE TABLE other (id bigint);\nALTER TABLE t ADD PRIMARY KEY (id), ADD CONSTRAINT u \
+               UNIQUE (x), ADD CONSTRAINT c CHECK (id > 0);\nCREATE INDEX i ON t (x);";
+    assert_eq!(
+        lint_text(sql, false, &rules),
+        [
+            "2:19:adding-serial-primary-key-field",
+            "2:41:disallowed-unique-constraint",
+            "2:66:constraint-missing-not-valid",
+            "3:1:require-concurrent-index-creation"
+        ]
+    );
+}
+
 #[test]
 fn transaction_control_follows_the_file_mode() {
     let rules = RuleSet::only(&["transaction-control-in-transaction"]).unwrap();

@@ -9,7 +9,7 @@ use squawk_linter::Rule as SquawkRule;
 /// Where a rule is implemented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Origin {
-    /// Ours, over `migrations-format`'s lexer and splitter.
+    /// Ours: statements cut by `migrations-format`'s splitter, read through squawk's tree.
     Migrations,
     /// The `squawk-linter` crate.
     Squawk,
@@ -225,8 +225,8 @@ fn squawk_texts(rule: SquawkRule) -> (&'static str, &'static str) {
              SHARE on the referenced one)",
         ),
         R::AddingFieldWithDefault => (
-            "ACCESS EXCLUSIVE on the table while it is rewritten (a volatile default or a \
-             generated column)",
+            "ACCESS EXCLUSIVE on the table while it is rewritten (a volatile default, a stored \
+             generated column or an identity column)",
             "add the column without that default, backfill it in batches, then set the default \
              for new rows; a constant default is stored without a rewrite",
         ),

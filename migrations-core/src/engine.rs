@@ -1574,14 +1574,9 @@ impl Batch {
 }
 
 /// `SET TRANSACTION ...`: PostgreSQL takes it only before the transaction's first query.
-/// (`statement` starts at its first token that is not a comment.)
+/// Read by the format crate's statement cursor, as the loader reads statements.
 fn is_set_transaction(statement: &str) -> bool {
-    let mut words = statement.split_whitespace();
-    matches!(
-        (words.next(), words.next()),
-        (Some(set), Some(transaction))
-            if set.eq_ignore_ascii_case("set") && transaction.eq_ignore_ascii_case("transaction")
-    )
+    migrations_format::sql::is_set_transaction(statement)
 }
 
 /// Catches a panic raised while polling the inner future, so the lock can be released before

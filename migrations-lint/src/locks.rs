@@ -368,16 +368,11 @@ pub(crate) fn indexed_or_altered_table(stmt: &ast::Stmt) -> Option<Name> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::Parsed;
-    use migrations_format::sql::split_statements;
+    use crate::syntax::parse_statements;
 
     fn lock_list(sql: &str) -> Vec<(String, &'static str)> {
-        let split = split_statements(sql);
-        let parsed = Parsed::new(sql, &split.statements);
-        parsed
-            .stmts
+        parse_statements(sql)
             .iter()
-            .flatten()
             .flat_map(locks)
             .map(|l| (l.relation.key, l.mode.name()))
             .collect()
@@ -443,12 +438,8 @@ mod tests {
     #[test]
     fn created_relations_of_every_kind() {
         let created = |sql: &str| {
-            let split = split_statements(sql);
-            let parsed = Parsed::new(sql, &split.statements);
-            parsed
-                .stmts
+            parse_statements(sql)
                 .iter()
-                .flatten()
                 .flat_map(created_relations)
                 .map(|n| n.key)
                 .collect::<Vec<_>>()

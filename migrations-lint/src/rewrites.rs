@@ -745,17 +745,7 @@ pub(crate) fn new_column_notes(stmt: &ast::Stmt) -> Vec<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::Parsed;
-    use migrations_format::sql::split_statements;
-
-    fn stmts(sql: &str) -> Vec<ast::Stmt> {
-        let split = split_statements(sql);
-        Parsed::new(sql, &split.statements)
-            .stmts
-            .into_iter()
-            .flatten()
-            .collect()
-    }
+    use crate::syntax::parse_statements as stmts;
 
     fn ty(sql_type: &str) -> ColumnType {
         let sql = format!("CREATE TABLE t (c {sql_type})");

@@ -58,6 +58,11 @@ fn scope(scope: Option<ast::SetScope>) -> Scope {
     }
 }
 
+/// A one-part value as written, if there is one.
+fn value_of(node: Option<impl AstNode>) -> Vec<String> {
+    node.map(|n| compact(n.syntax())).into_iter().collect()
+}
+
 /// A parameter name as the server folds it (`work_mem`, `myapp.flag`).
 fn param_name(param: &ast::ConfigParameterRef) -> String {
     let mut name = compact(param.syntax()).to_ascii_lowercase();
@@ -103,38 +108,23 @@ fn statement_setting(stmt: &ast::Stmt) -> Option<Setting> {
                 ast::SetTarget::SetTimeZone(tz) => {
                     // `SET TIME ZONE LOCAL` and `DEFAULT` go back to the default.
                     let reset = tz.default_token().is_some() || tz.local_token().is_some();
-                    let value = tz
-                        .config_value()
-                        .map(|v| compact(v.syntax()))
-                        .or_else(|| tz.cast_expr().map(|c| compact(c.syntax())))
-                        .into_iter()
-                        .collect();
+                    let value = match tz.config_value() {
+                        Some(v) => value_of(Some(v)),
+                        None => value_of(tz.cast_expr()),
+                    };
                     ("timezone".to_owned(), value, reset)
                 }
-                ast::SetTarget::SetSchemaValue(s) => (
-                    "search_path".to_owned(),
-                    s.literal()
-                        .map(|l| compact(l.syntax()))
-                        .into_iter()
-                        .collect(),
-                    false,
-                ),
+                ast::SetTarget::SetSchemaValue(s) => {
+                    ("search_path".to_owned(), value_of(s.literal()), false)
+                }
                 ast::SetTarget::SetXmlOption(x) => (
                     "xmloption".to_owned(),
-                    x.xml_document_or_content()
-                        .map(|v| compact(v.syntax()))
-                        .into_iter()
-                        .collect(),
+                    value_of(x.xml_document_or_content()),
                     false,
                 ),
-                ast::SetTarget::SetCatalog(c) => (
-                    "catalog".to_owned(),
-                    c.literal()
-                        .map(|l| compact(l.syntax()))
-                        .into_iter()
-                        .collect(),
-                    false,
-                ),
+                ast::SetTarget::SetCatalog(c) => {
+                    ("catalog".to_owned(), value_of(c.literal()), false)
+                }
             };
             let value = if reset { Vec::new() } else { value };
             Setting::new(&param, scope, value, reset, at)
@@ -327,16 +317,11 @@ pub(crate) fn is_utc(zone: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::Parsed;
-    use migrations_format::sql::split_statements;
+    use crate::syntax::parse_statements;
 
     fn read(sql: &str) -> Vec<(String, Scope, String, bool)> {
-        let split = split_statements(sql);
-        let parsed = Parsed::new(sql, &split.statements);
-        parsed
-            .stmts
+        parse_statements(sql)
             .iter()
-            .flatten()
             .flat_map(settings)
             .map(|s| (s.param, s.scope, s.value.join(" "), s.reset))
             .collect()

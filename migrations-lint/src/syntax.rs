@@ -172,6 +172,17 @@ pub(crate) fn string_value(literal: &ast::Literal) -> Option<String> {
     }
 }
 
+/// squawk's statements of `sql`, for unit tests.
+#[cfg(test)]
+pub(crate) fn parse_statements(sql: &str) -> Vec<ast::Stmt> {
+    let split = migrations_format::sql::split_statements(sql);
+    Parsed::new(sql, &split.statements)
+        .stmts
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,14 @@
 //! DATABASE_URL=postgres://... cargo run --example async-service -- --migrate-only
 //! ```
 //!
+//! It connects as the `migrations` CLI does (`migrations_core::connect`): `DATABASE_URL` (a URL
+//! or `key=value` pairs), else the `PG*` variables, `.pgpass`, `sslmode` up to `verify-full`,
+//! and waiting a while for a database that is still starting.
+//!
 //! If the migration future is dropped mid-run (a timeout, a shutdown), discard the client: its
 //! session may still hold the migrations lock until the connection closes.
 
+use migrations_core::connect::{connect_async, ConnectOptions};
 use migrations_core::{embed_migrations, Migrations, Migrator};
 
 static MIGRATIONS: Migrations = embed_migrations!("quickstart/migrations");
@@ -22,13 +27,12 @@ async fn main() {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let migrate_only = std::env::args().any(|a| a == "--migrate-only");
-    let url = std::env::var("DATABASE_URL").map_err(|_| "set DATABASE_URL")?;
-    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("connection error: {e}");
-        }
-    });
+    // The connection's task is spawned on this runtime (its end is logged through `log`).
+    let mut client = connect_async(&ConnectOptions {
+        application_name: Some("async-service".into()),
+        ..ConnectOptions::default()
+    })
+    .await?;
 
     let report = Migrator::new(&MIGRATIONS).run_async(&mut client).await?;
     println!(

@@ -9,6 +9,7 @@
 //! Without `DATABASE_URL`, a throwaway PostgreSQL cluster is started from the local server
 //! binaries (the test harness's) and removed when the demo exits.
 
+use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::{embed_migrations, Event, Migrations, Migrator};
 
 static MIGRATIONS: Migrations = embed_migrations!("quickstart/migrations");
@@ -40,7 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             throwaway.url().to_owned()
         }
     };
-    let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    // As the `migrations` CLI connects: the URL (or key=value pairs), PG* variables, .pgpass,
+    // sslmode.
+    let mut client = connect(&ConnectOptions {
+        url: Some(url),
+        ..ConnectOptions::default()
+    })?;
 
     // What a service does on start: one call.
     let report = Migrator::new(&MIGRATIONS)

@@ -5,9 +5,14 @@
 //! DATABASE_URL=postgres://... cargo run --example sync-service -- --migrate-only # a deploy step
 //! ```
 //!
+//! It connects as the `migrations` CLI does (`migrations_core::connect`): `DATABASE_URL` (a URL
+//! or `key=value` pairs), else the `PG*` variables, `.pgpass`, `sslmode` up to `verify-full`,
+//! and waiting a while for a database that is still starting (a container started with it).
+//!
 //! Any number of replicas may start at once: one applies the migrations, the others wait for
 //! the lock, then find nothing to do.
 
+use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::{embed_migrations, Migrations, Migrator};
 
 // The same directory as the quickstart, embedded at build time.
@@ -22,8 +27,10 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let migrate_only = std::env::args().any(|a| a == "--migrate-only");
-    let url = std::env::var("DATABASE_URL").map_err(|_| "set DATABASE_URL")?;
-    let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    let mut client = connect(&ConnectOptions {
+        application_name: Some("sync-service".into()),
+        ..ConnectOptions::default()
+    })?;
 
     let report = Migrator::new(&MIGRATIONS).run(&mut client)?;
     for warning in &report.warnings {

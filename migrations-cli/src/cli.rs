@@ -25,7 +25,8 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The database, as a postgres:// URL. Its password never appears in any output.
+    /// The database: a postgres:// URL or key=value pairs ("host=h port=5432 user=u dbname=d").
+    /// Its password never appears in any output.
     #[arg(
         long,
         global = true,

@@ -40,7 +40,9 @@ impl<'a> Context<'a> {
         settings.run.durations().ok()?.connect_timeout
     }
 
-    pub fn connect(&self) -> Result<postgres::Client, Error> {
+    /// How to connect: `--database-url` (a URL or `key=value` pairs), else `DATABASE_URL`, else
+    /// the `PG*` variables, resolved by the library (the round trip's scratch database too).
+    pub fn connect_options(&self) -> ConnectOptions {
         let mut options = ConnectOptions {
             url: self.global.database_url.clone().filter(|u| !u.is_empty()),
             application_name: Some("migrations".to_owned()),
@@ -53,6 +55,11 @@ impl<'a> Context<'a> {
         {
             options.connect_timeout = timeout;
         }
+        options
+    }
+
+    pub fn connect(&self) -> Result<postgres::Client, Error> {
+        let options = self.connect_options();
         log::debug!("connecting ({:?})", options);
         Ok(connect(&options)?)
     }

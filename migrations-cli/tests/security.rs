@@ -33,6 +33,8 @@ const PW_ROLE: &str = "mt_sec_pw";
 const TLS_ROLE: &str = "mt_sec_tls";
 const PLAIN_ROLE: &str = "mt_sec_plain";
 const OWNER_ROLE: &str = "mt_sec_owner";
+/// Gets in only with TLS and its password (`SECRET`); may create databases (`test`).
+const KV_ROLE: &str = "mt_sec_kv";
 /// The password, as set on the role. Characters that need percent-encoding in a URL, so both
 /// spellings are checked.
 const SECRET: &str = "S3cr3t-p@ss:w/rd%";
@@ -329,7 +331,8 @@ fn configure(server: &'static LocalServer) -> Setup {
              CREATE ROLE {PW_ROLE} LOGIN PASSWORD '{SECRET}';
              CREATE ROLE {TLS_ROLE} LOGIN;
              CREATE ROLE {PLAIN_ROLE} LOGIN;
-             CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;"
+             CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+             CREATE ROLE {KV_ROLE} LOGIN CREATEDB PASSWORD '{SECRET}';"
         ))
         .unwrap();
     let mut hba = String::new();
@@ -339,7 +342,9 @@ fn configure(server: &'static LocalServer) -> Setup {
              hostssl all {TLS_ROLE} {addr} trust\n\
              hostnossl all {TLS_ROLE} {addr} reject\n\
              hostnossl all {PLAIN_ROLE} {addr} trust\n\
-             hostssl all {PLAIN_ROLE} {addr} reject\n"
+             hostssl all {PLAIN_ROLE} {addr} reject\n\
+             hostssl all {KV_ROLE} {addr} scram-sha-256\n\
+             hostnossl all {KV_ROLE} {addr} reject\n"
         ));
     }
     hba.push_str(&format!("local all {PW_ROLE} scram-sha-256\n"));
@@ -523,7 +528,8 @@ const ODD: &str = "Odd5ecr3tQ";
 
 /// The advice that ends every message about a URL of the wrong shape.
 const WRITE_IT_AS: &str = "write it as postgres://user@host:5432/dbname (a password follows the \
-                           user name after a `:`; percent-encode @ : / ? # % in it), or use the \
+                           user name after a `:`; percent-encode @ : / ? # % in it) or as \
+                           key=value pairs (host=... port=... user=... dbname=...), or use the \
                            PG* variables";
 
 /// The ways to run a command with a connection string: the flag, `--flag=value`, the variable.
@@ -598,36 +604,27 @@ fn malformed_connection_strings_are_described_never_shown() {
     let p = simple_project();
     let missing = "it does not start with postgres:// or postgresql:// (the `://` after the \
                    scheme is missing or incomplete)";
-    let key_value = "key=value connection strings are not supported";
+    let neither = "it is neither a URL starting with postgres:// or postgresql:// nor key=value \
+                   pairs (each `key=value`, separated by spaces; a value with spaces in single \
+                   quotes)";
     let cases: &[(String, &str, &str)] = &[
         (format!("postgresql//app:{ODD}@db/prod"), missing, "***"),
         (format!("postgres:/app:{ODD}@db/prod"), missing, "***"),
         (format!("postgres:app:{ODD}@db/prod"), missing, "***"),
-        (
-            format!("app:{ODD}@db/prod"),
-            "it is neither a URL starting with postgres:// or postgresql:// nor key=value pairs",
-            "***",
-        ),
+        (format!("app:{ODD}@db/prod"), neither, "***"),
         (
             format!("//app:{ODD}@db/prod"),
             "it has no scheme (it must start with postgres:// or postgresql://)",
             "***",
         ),
+        // Not key=value pairs after all: an unterminated quote, a word without `=`.
+        (format!("host=db password='a {ODD}"), neither, "***"),
         (
-            format!("host=db password='a {ODD}'"),
-            key_value,
-            "host=db password=***",
+            format!("host=db password='a\\'b {ODD} c user=app"),
+            neither,
+            "***",
         ),
-        (
-            format!("host=db password='a\\'b {ODD} c' user=app"),
-            key_value,
-            "host=db password=*** user=app",
-        ),
-        (
-            format!("host = db password = {ODD}"),
-            key_value,
-            "host = db password = ***",
-        ),
+        (format!("host = db password = a {ODD}"), neither, "***"),
         (
             format!("mysql://app:{ODD}@db/prod"),
             "its scheme is not postgres:// or postgresql://",
@@ -659,8 +656,14 @@ fn malformed_connection_strings_are_described_never_shown() {
         ),
         (
             format!("postgres://app:{ODD}/prod"),
-            "invalid port in the URL: expected a number from 1 to 65535 \
-             (percent-encode special characters such as @ : / ? # in the password)"
+            "invalid database URL: invalid value for option `port` (percent-encode @ : / ? # % \
+             in the user name and password)"
+                .to_string(),
+        ),
+        (
+            format!("host=db user=app password='{ODD}' port=x"),
+            "invalid `port` in the connection string \"x\": expected a number from 1 to 65535 \
+             (or one per host, separated by commas)"
                 .to_string(),
         ),
     ] {
@@ -769,6 +772,26 @@ fn odd_connection_strings_never_show_the_password() {
             plain.clone(),
         ),
         (".pgpass", plain.clone(), vec![], plain.clone()),
+        (
+            "key=value pairs, the password quoted",
+            format!(
+                "host=127.0.0.1 port={port} user={PW_ROLE} password='a \\'{ODD}' dbname={name}"
+            ),
+            vec![],
+            format!("host=127.0.0.1 port={port} user={PW_ROLE} password=*** dbname={name}"),
+        ),
+        (
+            "key=value pairs, several hosts, the first down",
+            format!(
+                "password = {ODD} host=127.0.0.1,127.0.0.1 port=1,{port} user={PW_ROLE} \
+                 dbname={name}"
+            ),
+            vec![],
+            format!(
+                "password = *** host=127.0.0.1,127.0.0.1 port=1,{port} user={PW_ROLE} \
+                 dbname={name}"
+            ),
+        ),
     ];
     for (what, conn, env, shown) in &cases {
         // Shown with a failure (the arguments do not tell the environment).
@@ -895,6 +918,104 @@ fn tls_sslmodes_through_the_cli() {
         &["status"],
     );
     assert_eq!(tls_run.code, 1, "{}", tls_run.all());
+}
+
+/// One resolver for every command: `up` and `test` (whose scratch database is reached with the
+/// same settings) take `key=value` pairs and `sslmode=verify-full`, with a role that gets in
+/// only over TLS with its password, so every connection of the run, the scratch database's
+/// included, really was encrypted and authenticated. The password shows nowhere.
+#[test]
+fn key_value_strings_and_verify_full_through_up_and_test() {
+    let setup = setup();
+    let server = setup.server;
+    let db = TestDb::on_own_server();
+    give_database(&db, KV_ROLE);
+    let p = simple_project();
+    let port = server.port();
+    let name = db.name();
+    let ca = setup.tls.ca.display().to_string();
+    let kv = format!(
+        "host=localhost port={port} user={KV_ROLE} dbname={name} password='{SECRET}' \
+         sslmode=verify-full sslrootcert='{ca}'"
+    );
+    let shown = format!(
+        "host=localhost port={port} user={KV_ROLE} dbname={name} password=*** \
+         sslmode=verify-full sslrootcert='{ca}'"
+    );
+    for args in [
+        &["-v", "up"][..],
+        &["-v", "--format", "json", "status", "--exit-code"],
+    ] {
+        for run in each_way(&p, &kv, args, &[]) {
+            run.ok().assert_no_secret();
+            assert_connecting_line(&run, &shown);
+        }
+    }
+    let mut client = db.connect();
+    assert!(relation_exists(&mut client, "public", "posts"));
+
+    // The round trip: three migrations, each up, down, up on a scratch database.
+    for args in [&["-v", "test"][..], &["--format", "json", "test"]] {
+        for run in each_way(&p, &kv, args, &[]) {
+            run.ok().assert_no_secret();
+            if args.contains(&"json") {
+                let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+                assert_eq!(doc["passed"], true, "{}", run.stdout);
+            } else {
+                assert!(
+                    run.stdout.contains("3 migrations checked: 3 ok, 0 failed"),
+                    "{}",
+                    run.all()
+                );
+            }
+        }
+    }
+    // A URL with verify-full: `test` takes what `up` takes.
+    let url = format!(
+        "postgres://{KV_ROLE}:{SECRET_ENCODED}@localhost:{port}/{name}?sslmode=verify-full\
+         &sslrootcert={ca}"
+    );
+    for args in [&["status"][..], &["test"]] {
+        p.with_url(&url, args).ok().assert_no_secret();
+    }
+    // Both honour sslmode and the host name in either syntax: without TLS the server refuses
+    // the role (by SQLSTATE 28000), and 127.0.0.1 is not the certificate's name.
+    for conn in [
+        kv.replace("sslmode=verify-full", "sslmode=disable"),
+        url.replace("sslmode=verify-full", "sslmode=disable"),
+    ] {
+        for args in [&["status"][..], &["test"]] {
+            let run = p.with_url(&conn, args);
+            assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+            run.assert_no_secret();
+            assert!(
+                run.stderr.starts_with(&format!(
+                    "error: the server at localhost:{port} refused user \"{KV_ROLE}\": "
+                )),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+    }
+    for conn in [
+        kv.replace("host=localhost", "host=127.0.0.1"),
+        url.replace("@localhost", "@127.0.0.1"),
+    ] {
+        for args in [&["status"][..], &["test"]] {
+            let run = p.with_url(&conn, args);
+            assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+            run.assert_no_secret();
+            assert_eq!(
+                run.stderr,
+                format!(
+                    "error: TLS connection to 127.0.0.1:{port} failed (sslmode=verify-full): the \
+                     server certificate is not valid for host name \"127.0.0.1\": connect with \
+                     a name the certificate lists, or use sslmode=verify-ca\n"
+                ),
+                "{args:?}"
+            );
+        }
+    }
 }
 
 // -------------------------------------------------------------------------------------------

@@ -46,7 +46,6 @@
 //! `#[tokio::test]`, call it through `tokio::task::spawn_blocking`.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -282,7 +281,8 @@ impl Interrupt {
 /// the [`RoundTripReport`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The URL did not parse, or connecting to the server or to the scratch database failed.
+    /// The connection string is invalid, or connecting to the server or to the scratch database
+    /// failed.
     #[error("cannot connect to {what}: {message}")]
     Connect {
         /// `the server`, or `the scratch database <name>`.
@@ -522,10 +522,16 @@ impl fmt::Display for RoundTripReport {
     }
 }
 
-/// Runs the round trip on a scratch database created on the server of `url` (a `postgres://`
-/// URL or a `key=value` string of a role that may create databases; the database it names is
-/// only used to connect). Connects without TLS; for TLS or other connection needs, use
-/// [`check_with`].
+/// Runs the round trip on a scratch database created on the server `url` names (the database
+/// it names is only used to connect; the role must be allowed to create databases).
+///
+/// `url` is a connection string as the `migrations` CLI takes it, resolved by the same code
+/// ([`crate::connect`]): a `postgres://` URL or `key=value` pairs, the `PG*` variables and
+/// `.pgpass` for what it leaves out (an empty `url`: `DATABASE_URL`, else the `PG*` variables),
+/// `sslmode` up to `verify-full`, and a bounded wait for a server that is still starting. The
+/// scratch database is reached with the same settings and credentials. Needs the `connect`
+/// feature (a dev-dependency's features do not reach the service build); without it, use
+/// [`check_with`] with connections of your own.
 ///
 /// `Err` means the check could not be carried out (no connection, no `CREATEDB`, ...); a
 /// migration that fails its round trip is in the report instead: see
@@ -543,27 +549,28 @@ impl fmt::Display for RoundTripReport {
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg(feature = "connect")]
 pub fn check(
     url: &str,
     migrations: &Migrations,
     options: Options<'_>,
 ) -> Result<RoundTripReport, Error> {
-    let config = postgres::Config::from_str(url).map_err(|e| Error::Connect {
+    use crate::connect::{connect, ConnectOptions};
+    let server = ConnectOptions {
+        url: Some(url.to_owned()),
+        ..ConnectOptions::default()
+    };
+    let mut admin = connect(&server).map_err(|e| Error::Connect {
         what: "the server".to_owned(),
         message: e.to_string(),
     })?;
-    let mut admin = config
-        .connect(postgres::NoTls)
-        .map_err(|e| Error::Connect {
-            what: "the server".to_owned(),
-            message: e.to_string(),
-        })?;
     check_with(
         &mut admin,
         |database| {
-            let mut config = config.clone();
-            config.dbname(database);
-            config.connect(postgres::NoTls)
+            connect(&ConnectOptions {
+                database: Some(database.to_owned()),
+                ..server.clone()
+            })
         },
         migrations,
         options,

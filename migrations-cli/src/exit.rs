@@ -120,7 +120,7 @@ impl Error {
         let json = serde_json::json!({
             "version": version,
             "name": name,
-            "direction": direction,
+            "direction": direction.as_str(),
             "file": file,
             "statement": statement.map(|s| s.number),
             "line": statement.map(|s| s.line),

@@ -13,8 +13,12 @@ pub type Row = Vec<Option<String>>;
 
 /// A server or connection error, reduced to what the engine decides on and reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DbError {
-    /// SQLSTATE, when the server sent one (none for a broken connection).
+    /// Who raised it: the server, the connection, or the runner itself.
+    pub kind: DbErrorKind,
+    /// SQLSTATE, when the server sent one (none for a broken connection or the runner's own
+    /// finding).
     pub code: Option<String>,
     /// The server's primary message, or the client library's for a connection failure.
     pub message: String,
@@ -26,7 +30,35 @@ pub struct DbError {
     pub position: Option<u32>,
 }
 
+/// Who raised a [`DbError`]. Decided when the error is made, never guessed from a missing
+/// SQLSTATE: the runner's own findings have none either, yet the session is fine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// The server: [`DbError::code`] holds its SQLSTATE.
+    Server,
+    /// The connection or the client library: the session, and with it the advisory lock,
+    /// may be gone.
+    Connection,
+    /// The runner, after the server reported success: a statement left an invalid index, a
+    /// transaction block of the file was never closed, a snapshot could not be stored. The
+    /// session is fine.
+    Runner,
+}
+
 impl DbError {
+    /// The runner's own finding about a statement the server ran without error.
+    pub(crate) fn runner(message: String, hint: Option<String>) -> DbError {
+        DbError {
+            kind: DbErrorKind::Runner,
+            code: None,
+            message,
+            detail: None,
+            hint,
+            position: None,
+        }
+    }
+
     pub(crate) fn code_is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
@@ -36,10 +68,9 @@ impl DbError {
         self.code_is("55P03")
     }
 
-    /// The connection itself failed (no SQLSTATE): the session, and with it the advisory lock,
-    /// may be gone.
+    /// The connection itself failed: the session, and with it the advisory lock, may be gone.
     pub fn is_connection_error(&self) -> bool {
-        self.code.is_none()
+        self.kind == DbErrorKind::Connection
     }
 }
 
@@ -75,6 +106,7 @@ pub(crate) trait Conn {
 pub(crate) fn from_pg(error: &tokio_postgres_error::Error) -> DbError {
     match error.as_db_error() {
         Some(db) => DbError {
+            kind: DbErrorKind::Server,
             code: Some(db.code().code().to_owned()),
             message: db.message().to_owned(),
             detail: db.detail().map(str::to_owned),
@@ -85,6 +117,7 @@ pub(crate) fn from_pg(error: &tokio_postgres_error::Error) -> DbError {
             },
         },
         None => DbError {
+            kind: DbErrorKind::Connection,
             code: None,
             message: error.to_string(),
             detail: None,
@@ -130,20 +163,107 @@ mod tokio_postgres_simple {
     pub use postgres::SimpleQueryMessage;
 }
 
+/// The sync adapter: a blocking `postgres::Client`. Its futures complete inside `poll`, so
+/// [`block_on`] drives them without a runtime. The one sync adapter of the crate: the engine,
+/// the maintenance operations and the snapshot all go through it.
+#[cfg(feature = "postgres")]
+pub(crate) struct SyncConn<'c>(pub &'c mut postgres::Client);
+
+#[cfg(feature = "postgres")]
+impl Conn for SyncConn<'_> {
+    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+        self.0
+            .simple_query(sql)
+            .map(rows_of)
+            .map_err(|e| from_pg(&e))
+    }
+
+    async fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// The async adapter: a `tokio_postgres::Client` (its connection task runs on the caller's
+/// runtime). The one async adapter of the crate.
+#[cfg(feature = "tokio-postgres")]
+pub(crate) struct AsyncConn<'c>(pub &'c tokio_postgres::Client);
+
+#[cfg(feature = "tokio-postgres")]
+impl Conn for AsyncConn<'_> {
+    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+        self.0
+            .simple_query(sql)
+            .await
+            .map(rows_of)
+            .map_err(|e| from_pg(&e))
+    }
+
+    async fn sleep(&mut self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
 /// Drives a future whose every await is already complete (the sync driver's futures block
 /// inside `poll` and never return `Pending`). No runtime is started, so the sync API is safe to
 /// call wherever a blocking `postgres::Client` is.
+///
+/// # Panics
+///
+/// If the future returns `Pending`: something in the sync path awaited a future that does not
+/// complete inside `poll` (an async client, a timer), a bug of this crate. Nothing could ever
+/// wake it, so it panics with [`PENDING_IN_SYNC_DRIVER`] rather than spin or hang.
 #[cfg(feature = "postgres")]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(output) => return output,
-            // Not reached with the sync driver; yield rather than spin if it ever is.
-            Poll::Pending => std::thread::yield_now(),
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("{PENDING_IN_SYNC_DRIVER}"),
+    }
+}
+
+/// The panic message of [`block_on`] when a future of the sync driver returns `Pending`.
+#[cfg(feature = "postgres")]
+pub(crate) const PENDING_IN_SYNC_DRIVER: &str =
+    "bug in migrations-core: a future of the sync driver returned Pending, which only an \
+     async client or timer does; the sync driver (postgres::Client) must complete every await \
+     inside poll. Please report it";
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Pending once, then ready: what an async client's future does.
+    struct PendingOnce(bool);
+
+    impl Future for PendingOnce {
+        type Output = u8;
+        fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u8> {
+            if self.0 {
+                Poll::Ready(7)
+            } else {
+                self.0 = true;
+                Poll::Pending
+            }
         }
+    }
+
+    #[test]
+    fn block_on_returns_a_ready_output() {
+        assert_eq!(block_on(PendingOnce(true)), 7);
+        assert_eq!(block_on(async { 1 + 1 }), 2);
+    }
+
+    /// A `Pending` in the sync driver is a bug: it fails loudly, once, instead of polling again.
+    #[test]
+    #[should_panic(
+        expected = "bug in migrations-core: a future of the sync driver returned Pending"
+    )]
+    fn block_on_panics_on_pending() {
+        block_on(PendingOnce(false));
     }
 }

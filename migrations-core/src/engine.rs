@@ -21,7 +21,7 @@ use crate::plan::{self, Direction, DriftPolicy, Operation, Plan, Step};
 use crate::report::{Event, Ran, Report};
 use crate::sql::{
     self, invalid_among, new_invalid_indexes, parse_format_comment, parse_history_row,
-    quote_literal, Markers, Names, NewRow, SessionBaseline, DOWN_IN_PROGRESS, FORMAT_VERSION,
+    quote_literal, Markers, Names, SessionBaseline, StepSql, DOWN_IN_PROGRESS, FORMAT_VERSION,
     INVALID_INDEX_OIDS, IN_TRANSACTION_BLOCK, SNAPSHOT_SESSION,
 };
 
@@ -129,8 +129,28 @@ pub(crate) enum Maintenance {
     },
 }
 
+impl Maintenance {
+    /// [`Maintenance::Record`] of borrowed values.
+    pub(crate) fn record(
+        event: &str,
+        version: Option<i64>,
+        name: Option<&str>,
+        checksum: Option<&str>,
+        detail: Option<&str>,
+    ) -> Maintenance {
+        Maintenance::Record {
+            event: event.to_owned(),
+            version,
+            name: name.map(str::to_owned),
+            checksum: checksum.map(str::to_owned),
+            detail: detail.map(str::to_owned),
+        }
+    }
+}
+
 /// A migration tool whose history table can be adopted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Tool {
     /// `__diesel_schema_migrations`: versions only, no checksums (taken on trust).
     Diesel,
@@ -195,7 +215,6 @@ async fn maintain_locked<C: Conn>(
                             .await
                             .map_err(Error::db(format!("dropping invalid index {index}")))?;
                     }
-                    batch.push_str(&format!("{};\n", names.delete_row(row.version)));
                     let detail = format!(
                         "cleared {} state{}",
                         row.state,
@@ -205,28 +224,12 @@ async fn maintain_locked<C: Conn>(
                             format!(", dropped {}", row.invalid_indexes.join(", "))
                         }
                     );
-                    batch.push_str(&format!(
-                        "{};\n",
-                        names.audit_insert(
-                            "repair",
-                            Some(row.version),
-                            Some(&row.name),
-                            Some(&row.checksum),
-                            Some(&detail)
-                        )
-                    ));
+                    batch.push_str(&names.clear_row(row, &detail));
                     done.push(format!("{} {}: {detail}", row.version, row.name));
                 } else if *accept_checksum {
                     if let Some(m) = migrations.get(row.version) {
                         if m.checksum() != row.checksum || m.no_transaction() != row.no_transaction
                         {
-                            batch.push_str(&format!(
-                                "UPDATE {} SET checksum = {}, no_transaction = {} WHERE version = {};\n",
-                                names.history(),
-                                quote_literal(m.checksum()),
-                                m.no_transaction(),
-                                row.version
-                            ));
                             // A mode flipped in metadata.toml leaves the checksum as it was:
                             // say what was accepted.
                             let detail = if m.checksum() != row.checksum {
@@ -245,16 +248,7 @@ async fn maintain_locked<C: Conn>(
                                     mode(row.no_transaction)
                                 )
                             };
-                            batch.push_str(&format!(
-                                "{};\n",
-                                names.audit_insert(
-                                    "repair",
-                                    Some(row.version),
-                                    Some(&row.name),
-                                    Some(m.checksum()),
-                                    Some(&detail)
-                                )
-                            ));
+                            batch.push_str(&names.accept_checksum(m, &detail));
                             done.push(format!("{} {}: {detail}", row.version, row.name));
                         }
                     }
@@ -276,11 +270,9 @@ async fn maintain_locked<C: Conn>(
                 if history.iter().any(|r| r.version == m.version()) {
                     continue;
                 }
-                batch.push_str(&record_without_running(
-                    names,
-                    m,
-                    "recorded as applied without running it",
-                ));
+                batch.push_str(
+                    &names.record_without_running(m, "recorded as applied without running it"),
+                );
                 done.push(format!("{} {}: recorded as applied", m.version(), m.name()));
             }
         }
@@ -344,7 +336,7 @@ async fn maintain_locked<C: Conn>(
                     }
                 }
                 let detail = format!("adopted from {}", tool.table());
-                batch.push_str(&record_without_running(names, m, &detail));
+                batch.push_str(&names.record_without_running(m, &detail));
                 done.push(format!("{} {}: {detail}", m.version(), m.name()));
             }
             if !problems.is_empty() {
@@ -415,30 +407,6 @@ fn sha384_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// A history row recording `m` as applied without running it (baseline, adoption), with its
-/// audit event.
-fn record_without_running(names: &Names, m: &Migration, detail: &str) -> String {
-    let row = names.insert_row(&NewRow {
-        version: m.version(),
-        version_digits: m.version_digits(),
-        name: m.name(),
-        checksum: m.checksum(),
-        no_transaction: m.no_transaction(),
-        state: State::Applied,
-        execution_ms: Some(0),
-        statements_done: None,
-        statements_total: None,
-    });
-    let audit = names.audit_insert(
-        "baseline",
-        Some(m.version()),
-        Some(m.name()),
-        Some(m.checksum()),
-        Some(detail),
-    );
-    format!("{row};\n{audit};\n")
 }
 
 /// The audit events (none when there is no history table yet).
@@ -606,8 +574,9 @@ struct Job<'m> {
 }
 
 impl Job<'_> {
-    fn dir(&self) -> &'static str {
-        Error::direction_str(self.direction)
+    /// The step's bookkeeping statements.
+    fn step<'s>(&'s self, names: &'s Names) -> StepSql<'s> {
+        StepSql::new(names, self.migration, self.script, self.direction)
     }
 }
 
@@ -702,13 +671,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 context: "recording the schema snapshot".to_owned(),
                 source: match e {
                     crate::snapshot::DriftError::Db { source, .. } => source,
-                    other => DbError {
-                        code: None,
-                        message: other.to_string(),
-                        detail: None,
-                        hint: None,
-                        position: None,
-                    },
+                    other => DbError::runner(other.to_string(), None),
                 },
             })
     }
@@ -814,32 +777,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         out
     }
 
-    /// The bookkeeping of a finished step, as statements to append to its transaction.
+    /// The bookkeeping of a finished transactional step, as statements to append to its
+    /// transaction.
     fn bookkeeping(&self, job: &Job<'_>, execution_ms: Option<u128>) -> String {
-        let names = &self.config.names;
-        let m = job.migration;
-        let record = match job.direction {
-            Direction::Up => names.insert_row(&NewRow {
-                version: m.version(),
-                version_digits: m.version_digits(),
-                name: m.name(),
-                checksum: m.checksum(),
-                no_transaction: m.up().no_transaction(),
-                state: State::Applied,
-                execution_ms,
-                statements_done: None,
-                statements_total: None,
-            }),
-            Direction::Down => names.delete_row(m.version()),
-        };
-        let audit = names.audit_insert(
-            job.direction.as_str(),
-            Some(m.version()),
-            Some(m.name()),
-            Some(job.script.checksum()),
-            None,
-        );
-        format!("{record};\n{audit};\n")
+        job.step(&self.config.names).commit(execution_ms)
     }
 
     /// Lock-timeout retries: the pause before attempt `attempt` (from 1), doubling each time.
@@ -858,7 +799,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             return Err(Error::RefusedInTransaction {
                 version: m.version(),
                 name: m.name().to_owned(),
-                direction: job.dir(),
+                direction: job.direction,
                 line: refusal.line(),
                 what: refusal.what().to_owned(),
             });
@@ -897,7 +838,11 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                     // the session, and the markers, alive.
                     let held = self.read_markers(&batch.markers).await;
                     let found = batch.failed_at(jobs, held, &source);
-                    let Some((index, statement)) = found else {
+                    let Some(FailedAt {
+                        job: index,
+                        statement,
+                    }) = found
+                    else {
                         // The session is gone (a broken connection, a terminated backend), the
                         // markers with it: which statement was running is not known, nor
                         // whether the COMMIT reached the server. The next run reads the history
@@ -965,7 +910,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let after = self.backoff(attempt);
         log::warn!(
             "{} {} {}: lock_timeout expired; retrying in {after:?}",
-            job.dir(),
+            job.direction.as_str(),
             job.migration.version(),
             job.migration.name()
         );
@@ -997,7 +942,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             return Error::LockTimeout {
                 version: m.version(),
                 name: m.name().to_owned(),
-                direction: job.dir(),
+                direction: job.direction,
                 file: job.script.path().to_owned(),
                 statement,
                 attempts,
@@ -1007,7 +952,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         Error::Migration {
             version: m.version(),
             name: m.name().to_owned(),
-            direction: job.dir(),
+            direction: job.direction,
             file: job.script.path().to_owned(),
             statement,
             source,
@@ -1027,29 +972,12 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// commit the block as a side effect of the bookkeeping.
     async fn apply_statements(&mut self, job: &Job<'_>) -> Result<Duration, Error> {
         let started = Instant::now();
-        let m = job.migration;
         let names = self.config.names.clone();
         let statements: Vec<&str> = job.script.statements().collect();
         let total = statements.len();
+        let step = job.step(&names);
         let mut prelude = self.timeouts(job.script, false);
-        if job.direction == Direction::Down {
-            prelude.push_str(&names.start_down(m.version(), total));
-            prelude.push_str(";\n");
-        }
-        if job.direction == Direction::Up {
-            prelude.push_str(&names.insert_row(&NewRow {
-                version: m.version(),
-                version_digits: m.version_digits(),
-                name: m.name(),
-                checksum: m.checksum(),
-                no_transaction: true,
-                state: State::Running,
-                execution_ms: Some(0),
-                statements_done: Some(0),
-                statements_total: Some(total),
-            }));
-            prelude.push_str(";\n");
-        }
+        prelude.push_str(&step.start(total));
         prelude.push_str("SELECT pg_backend_pid();\n");
         let rows = self
             .query(&prelude, "starting a no-transaction migration")
@@ -1074,10 +1002,8 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 attempt += 1;
                 match self.conn.simple(statement).await {
                     Ok(_) => {
-                        let progress = format!(
-                            "{};\n{IN_TRANSACTION_BLOCK};\n{check}",
-                            names.progress(m.version(), number)
-                        );
+                        let progress =
+                            format!("{}{IN_TRANSACTION_BLOCK};\n{check}", step.progress(number));
                         let mut rows = self
                             .query(&progress, "recording progress")
                             .await?
@@ -1094,20 +1020,17 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                         };
                         let invalid = first_column(rows.collect());
                         if !invalid.is_empty() {
-                            let source = DbError {
-                                code: None,
-                                message: format!(
+                            let source = DbError::runner(
+                                format!(
                                     "the statement succeeded but left invalid index {}",
                                     invalid.join(", ")
                                 ),
-                                detail: None,
-                                hint: Some(
+                                Some(
                                     "an IF NOT EXISTS may have found an index left by an \
                                      earlier failed build"
                                         .into(),
                                 ),
-                                position: None,
-                            };
+                            );
                             let failure = Failure {
                                 index,
                                 total,
@@ -1160,22 +1083,19 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         }
         if let Some(opened) = block {
             let line = self.statement_line(job, opened);
-            let source = DbError {
-                code: None,
-                message: format!(
+            let source = DbError::runner(
+                format!(
                     "the transaction block opened by statement {} (line {line}) is never \
                      closed; the runner rolled it back rather than commit it with its \
                      bookkeeping",
                     opened + 1
                 ),
-                detail: None,
-                hint: Some(
+                Some(
                     "end the block with COMMIT, or drop its BEGIN (the file runs outside a \
                      transaction, statement by statement)"
                         .into(),
                 ),
-                position: None,
-            };
+            );
             let failure = Failure {
                 index: opened,
                 total,
@@ -1186,20 +1106,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             return Err(self.fail(job, failure, source, Vec::new(), 1).await);
         }
         let elapsed = started.elapsed();
-        let mut finish = match job.direction {
-            Direction::Up => format!(
-                "{};\n{};\n",
-                names.finish_no_transaction(m.version(), elapsed.as_millis()),
-                names.audit_insert(
-                    "up",
-                    Some(m.version()),
-                    Some(m.name()),
-                    Some(m.checksum()),
-                    None
-                )
-            ),
-            Direction::Down => self.bookkeeping(job, None),
-        };
+        let mut finish = step.finish(Some(elapsed.as_millis()));
         finish.push_str(&self.restore());
         finish.push_str("SELECT pg_backend_pid();");
         let rows = self
@@ -1268,21 +1175,9 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             message.push_str(&format!("; {note}"));
         }
         let record = format!(
-            "{};\n{};\n{}",
-            self.config.names.fail(
-                m.version(),
-                failure.index,
-                failure.total,
-                &message,
-                &invalid
-            ),
-            self.config.names.audit_insert(
-                &format!("{}-failed", job.direction.as_str()),
-                Some(m.version()),
-                Some(m.name()),
-                Some(job.script.checksum()),
-                Some(&message)
-            ),
+            "{}{}",
+            job.step(&self.config.names)
+                .fail(failure.index, failure.total, &message, &invalid),
             self.restore()
         );
         if let Err(e) = self.conn.simple(&record).await {
@@ -1316,7 +1211,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 return Err(Error::RefusedInTransaction {
                     version: job.migration.version(),
                     name: job.migration.name().to_owned(),
-                    direction: job.dir(),
+                    direction: job.direction,
                     line: refusal.line(),
                     what: refusal.what().to_owned(),
                 });
@@ -1397,9 +1292,41 @@ struct Batch {
     text: String,
     /// The pieces of `text` copied from a script.
     pieces: Vec<Piece>,
-    /// What marker `n` means, at index `n - 1`: (job, statements of that job done).
-    points: Vec<(usize, usize)>,
+    /// What marker `n` means, at index `n - 1`.
+    points: Vec<Point>,
     markers: Markers,
+}
+
+/// A point of progress of a batch: what its marker means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Point {
+    /// Which job's script.
+    job: usize,
+    /// How many of that script's statements are done.
+    done: usize,
+}
+
+impl Point {
+    /// Before the first marker: nothing of the first job done.
+    const START: Point = Point { job: 0, done: 0 };
+}
+
+/// Where a transactional batch failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FailedAt {
+    /// Which job (index in the batch).
+    job: usize,
+    /// The statement; `None` when the failure came after the job's last statement.
+    statement: Option<Location>,
+}
+
+/// A position in one of a batch's scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScriptOffset {
+    /// Which job's script.
+    job: usize,
+    /// Byte offset in that script.
+    offset: usize,
 }
 
 /// A piece of a batch copied from a script.
@@ -1444,7 +1371,7 @@ impl Batch {
     /// Appends the marker of a point of progress (without a `;`).
     fn mark(&mut self, job: usize, done: usize) {
         let previous = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
-        self.points.push((job, done));
+        self.points.push(Point { job, done });
         let value = previous.saturating_add(1);
         let sql = self.markers.take(value, (previous > 0).then_some(previous));
         self.text.push_str(&sql);
@@ -1514,8 +1441,10 @@ impl Batch {
         jobs: &[Job<'_>],
         held: Result<Option<u32>, DbError>,
         source: &DbError,
-    ) -> Option<(usize, Option<Location>)> {
-        if let Some((job, offset)) = source.position.and_then(|p| self.script_offset(p)) {
+    ) -> Option<FailedAt> {
+        if let Some(ScriptOffset { job, offset }) =
+            source.position.and_then(|p| self.script_offset(p))
+        {
             if let Some(script) = jobs.get(job).map(|j| j.script) {
                 let ranges = script.ranges();
                 let number = ranges
@@ -1528,30 +1457,30 @@ impl Batch {
                     total: ranges.len(),
                     line: script.line_at(offset),
                 });
-                return Some((job, statement));
+                return Some(FailedAt { job, statement });
             }
         }
         if source.is_connection_error() {
             return None;
         }
-        let (job, done) = held
+        let Point { job, done } = held
             .ok()?
             .and_then(|value| self.points.get((value as usize).checked_sub(1)?))
             .copied()
-            .unwrap_or((0, 0));
+            .unwrap_or(Point::START);
         let script = jobs.get(job)?.script;
         let statement = script.ranges().get(done).map(|range| Location {
             number: done + 1,
             total: script.ranges().len(),
             line: script.line_at(range.0),
         });
-        Some((job, statement))
+        Some(FailedAt { job, statement })
     }
 
     /// The job and script byte offset of the server's (1-based, in characters) `position`. A
     /// position in the runner's own text right after a statement (a `;` it added after an
     /// incomplete statement) counts as the end of that statement.
-    fn script_offset(&self, position: u32) -> Option<(usize, usize)> {
+    fn script_offset(&self, position: u32) -> Option<ScriptOffset> {
         let byte = self
             .text
             .char_indices()
@@ -1562,14 +1491,20 @@ impl Batch {
             .iter()
             .find(|p| p.sent <= byte && byte < p.sent + p.len)
         {
-            return Some((piece.job, piece.script + (byte - piece.sent)));
+            return Some(ScriptOffset {
+                job: piece.job,
+                offset: piece.script + (byte - piece.sent),
+            });
         }
         let piece = self
             .pieces
             .iter()
             .rev()
             .find(|p| p.sent + p.len <= byte && p.len > 0)?;
-        Some((piece.job, piece.script + piece.len - 1))
+        Some(ScriptOffset {
+            job: piece.job,
+            offset: piece.script + piece.len - 1,
+        })
     }
 }
 
@@ -1648,7 +1583,8 @@ mod tests {
              COMMIT;\n\
              SELECT pg_backend_pid(), pg_advisory_unlock(-7, 3);"
         );
-        assert_eq!(batch.points, [(0, 1), (0, 2), (0, 3)]);
+        let point = |done| Point { job: 0, done };
+        assert_eq!(batch.points, [point(1), point(2), point(3)]);
     }
 
     #[test]
@@ -1664,6 +1600,7 @@ mod tests {
         batch.script(0, &script, true, "");
         batch.finish();
         let error = |position: Option<u32>| DbError {
+            kind: crate::db::DbErrorKind::Server,
             code: Some("42601".into()),
             message: String::new(),
             detail: None,
@@ -1678,16 +1615,18 @@ mod tests {
             total: 3,
             line,
         };
-        assert_eq!(found, Some((0, Some(location(3, 4)))));
+        let at = |statement| Some(FailedAt { job: 0, statement });
+        assert_eq!(found, at(Some(location(3, 4))));
         // No position: the marker held says how far it got.
         let found = batch.failed_at(std::slice::from_ref(&job), Ok(Some(1)), &error(None));
-        assert_eq!(found, Some((0, Some(location(2, 2)))));
+        assert_eq!(found, at(Some(location(2, 2))));
         let found = batch.failed_at(std::slice::from_ref(&job), Ok(None), &error(None));
-        assert_eq!(found, Some((0, Some(location(1, 1)))));
+        assert_eq!(found, at(Some(location(1, 1))));
         let found = batch.failed_at(std::slice::from_ref(&job), Ok(Some(3)), &error(None));
-        assert_eq!(found, Some((0, None)), "after the last statement");
+        assert_eq!(found, at(None), "after the last statement");
         // Markers unreadable: not known.
         let gone = DbError {
+            kind: crate::db::DbErrorKind::Connection,
             code: None,
             ..error(None)
         };

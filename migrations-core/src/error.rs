@@ -9,6 +9,7 @@ use crate::plan::{Direction, PlanError};
 /// what happened, to which migration, and what to do; [`Error::is_drift`] picks out the drift
 /// refusal.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The planner refused: drift, an unknown target, a migration without a down file.
     /// Nothing was run.
@@ -22,7 +23,8 @@ pub enum Error {
     /// (migrations/20240101000000_create_users/up.sql:12): relation "users" already exists
     /// (SQLSTATE 42P07)`
     #[error(
-        "{direction} {version} {name} failed{}: {source}{}",
+        "{} {version} {name} failed{}: {source}{}",
+        .direction.as_str(),
         location(.file, .statement),
         .note.as_deref().map(|n| format!("; {n}")).unwrap_or_default()
     )]
@@ -31,8 +33,8 @@ pub enum Error {
         version: i64,
         /// The migration's name.
         name: String,
-        /// `"up"` or `"down"`: which script was running.
-        direction: &'static str,
+        /// Which script was running (shown as `up` or `down`).
+        direction: Direction,
         /// The script's file, as the user knows it (see [`Script::path`](crate::Script::path)).
         file: String,
         /// The statement that failed; `None` when the failure came after the script's last
@@ -50,9 +52,10 @@ pub enum Error {
 
     /// A migration kept hitting `lock_timeout`.
     #[error(
-        "{direction} {version} {name} could not take its locks: lock_timeout expired on each of \
+        "{} {version} {name} could not take its locks: lock_timeout expired on each of \
          {attempts} attempts{}: {source}; another session holds a conflicting lock on the \
          objects it changes; find it in pg_locks / pg_stat_activity, or raise --lock-timeout",
+        .direction.as_str(),
         statement_at(.file, .statement)
     )]
     LockTimeout {
@@ -60,8 +63,8 @@ pub enum Error {
         version: i64,
         /// The migration's name.
         name: String,
-        /// `"up"` or `"down"`: which script was running.
-        direction: &'static str,
+        /// Which script was running (shown as `up` or `down`).
+        direction: Direction,
         /// The script's file, as the user knows it.
         file: String,
         /// The statement that waited, when known.
@@ -140,14 +143,18 @@ pub enum Error {
 
     /// A down script that runs in a transaction holds a statement PostgreSQL refuses inside
     /// one, or transaction control (`COMMIT`, ...) that would break it.
-    #[error("{direction} {version} {name}: line {line}: {}", refusal_text(.what))]
+    #[error(
+        "{} {version} {name}: line {line}: {}",
+        .direction.as_str(),
+        refusal_text(.what)
+    )]
     RefusedInTransaction {
         /// The migration's version.
         version: i64,
         /// The migration's name.
         name: String,
-        /// `"up"` or `"down"`: which script was running.
-        direction: &'static str,
+        /// Which script holds it (shown as `up` or `down`).
+        direction: Direction,
         /// 1-based line of the statement in the script.
         line: u32,
         /// The construct, for example `CREATE INDEX CONCURRENTLY`.
@@ -235,10 +242,6 @@ impl Error {
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(DbError) -> Error {
         let context = context.into();
         move |source| Error::Db { context, source }
-    }
-
-    pub(crate) fn direction_str(direction: Direction) -> &'static str {
-        direction.as_str()
     }
 
     /// The drift refusal, when this is one (the CLI exits 3 for it).

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// The state of a history row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// A no-transaction migration is running, or its runner died while it ran.
     Running,

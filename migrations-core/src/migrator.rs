@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::db::Conn;
 use crate::embedded::Migrations;
 use crate::engine::{self, Config, Maintenance, Tool};
 use crate::error::Error;
@@ -178,27 +179,52 @@ impl<'a> Migrator<'a> {
     }
 }
 
+// The one path of every operation, generic over the connection: the sync and async methods
+// below only wrap their client in its adapter (`db::SyncConn`, `db::AsyncConn`) and call one of
+// these.
+impl Migrator<'_> {
+    async fn execute_on<C: Conn>(
+        &mut self,
+        conn: &mut C,
+        operation: &Operation,
+    ) -> Result<Report, Error> {
+        let (migrations, config, mut events) = self.parts();
+        engine::run(conn, migrations, config, operation, &mut *events).await
+    }
+
+    async fn maintain_on<C: Conn>(
+        &mut self,
+        conn: &mut C,
+        operation: Maintenance,
+    ) -> Result<Vec<String>, Error> {
+        let (migrations, config, mut events) = self.parts();
+        engine::maintain(conn, migrations, config, &operation, &mut *events).await
+    }
+
+    async fn plan_on<C: Conn>(&self, conn: &mut C, operation: &Operation) -> Result<Plan, Error> {
+        engine::dry_run(conn, self.migrations, &self.config, operation).await
+    }
+
+    async fn history_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<AppliedMigration>, Error> {
+        engine::read_history_if_any(conn, &self.config.names).await
+    }
+
+    async fn status_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<StatusLine>, Error> {
+        let history = self.history_on(conn).await?;
+        Ok(crate::plan::status(self.migrations, &history))
+    }
+
+    async fn audit_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<crate::AuditEvent>, Error> {
+        engine::read_audit(conn, &self.config.names).await
+    }
+}
+
 /// The sync driver: `postgres::Client`. The engine's futures complete inside `poll` here, so
 /// they are driven without a runtime.
 #[cfg(feature = "postgres")]
 mod sync_driver {
     use super::*;
-    use crate::db::{block_on, from_pg, rows_of, Conn, DbError, Row};
-
-    pub(super) struct SyncConn<'c>(pub &'c mut postgres::Client);
-
-    impl Conn for SyncConn<'_> {
-        async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
-            self.0
-                .simple_query(sql)
-                .map(rows_of)
-                .map_err(|e| from_pg(&e))
-        }
-
-        async fn sleep(&mut self, duration: Duration) {
-            std::thread::sleep(duration);
-        }
-    }
+    use crate::db::{block_on, SyncConn};
 
     impl Migrator<'_> {
         /// Applies every pending migration: what a service calls on start.
@@ -231,14 +257,7 @@ mod sync_driver {
             client: &mut postgres::Client,
             operation: &Operation,
         ) -> Result<Report, Error> {
-            let (migrations, config, mut events) = self.parts();
-            block_on(engine::run(
-                &mut SyncConn(client),
-                migrations,
-                config,
-                operation,
-                &mut *events,
-            ))
+            block_on(self.execute_on(&mut SyncConn(client), operation))
         }
 
         /// Connects with `options`, applies every pending migration, and closes the connection
@@ -270,13 +289,11 @@ mod sync_driver {
             version: Option<i64>,
             accept_checksum: bool,
         ) -> Result<Vec<String>, Error> {
-            self.maintain(
-                client,
-                Maintenance::Repair {
-                    version,
-                    accept_checksum,
-                },
-            )
+            let operation = Maintenance::Repair {
+                version,
+                accept_checksum,
+            };
+            block_on(self.maintain_on(&mut SyncConn(client), operation))
         }
 
         /// Records every migration up to `version` as applied without running it, for a
@@ -286,7 +303,8 @@ mod sync_driver {
             client: &mut postgres::Client,
             version: i64,
         ) -> Result<Vec<String>, Error> {
-            self.maintain(client, Maintenance::Baseline { version })
+            let operation = Maintenance::Baseline { version };
+            block_on(self.maintain_on(&mut SyncConn(client), operation))
         }
 
         /// Imports the history of a database that diesel or sqlx managed: its rows up to
@@ -298,7 +316,8 @@ mod sync_driver {
             tool: Tool,
             version: i64,
         ) -> Result<Vec<String>, Error> {
-            self.maintain(client, Maintenance::Adopt { tool, version })
+            let operation = Maintenance::Adopt { tool, version };
+            block_on(self.maintain_on(&mut SyncConn(client), operation))
         }
 
         /// Appends an event to the audit table (creating the history tables if needed), under
@@ -312,29 +331,8 @@ mod sync_driver {
             checksum: Option<&str>,
             detail: Option<&str>,
         ) -> Result<(), Error> {
-            let operation = Maintenance::Record {
-                event: event.to_owned(),
-                version,
-                name: name.map(str::to_owned),
-                checksum: checksum.map(str::to_owned),
-                detail: detail.map(str::to_owned),
-            };
-            self.maintain(client, operation).map(|_| ())
-        }
-
-        fn maintain(
-            &mut self,
-            client: &mut postgres::Client,
-            operation: Maintenance,
-        ) -> Result<Vec<String>, Error> {
-            let (migrations, config, mut events) = self.parts();
-            block_on(engine::maintain(
-                &mut SyncConn(client),
-                migrations,
-                config,
-                &operation,
-                &mut *events,
-            ))
+            let operation = Maintenance::record(event, version, name, checksum, detail);
+            block_on(self.maintain_on(&mut SyncConn(client), operation)).map(|_| ())
         }
 
         /// What `operation` would do, without the lock and without changing anything.
@@ -343,18 +341,12 @@ mod sync_driver {
             client: &mut postgres::Client,
             operation: &Operation,
         ) -> Result<Plan, Error> {
-            block_on(engine::dry_run(
-                &mut SyncConn(client),
-                self.migrations,
-                &self.config,
-                operation,
-            ))
+            block_on(self.plan_on(&mut SyncConn(client), operation))
         }
 
         /// Every migration, known or recorded, with its state.
         pub fn status(&self, client: &mut postgres::Client) -> Result<Vec<StatusLine>, Error> {
-            let history = self.history(client)?;
-            Ok(crate::plan::status(self.migrations, &history))
+            block_on(self.status_on(&mut SyncConn(client)))
         }
 
         /// The audit events, oldest first (none when there is no history table yet).
@@ -362,10 +354,7 @@ mod sync_driver {
             &self,
             client: &mut postgres::Client,
         ) -> Result<Vec<crate::AuditEvent>, Error> {
-            block_on(engine::read_audit(
-                &mut SyncConn(client),
-                &self.config.names,
-            ))
+            block_on(self.audit_on(&mut SyncConn(client)))
         }
 
         /// The history table's rows (none when it does not exist yet).
@@ -373,10 +362,7 @@ mod sync_driver {
             &self,
             client: &mut postgres::Client,
         ) -> Result<Vec<AppliedMigration>, Error> {
-            block_on(engine::read_history_if_any(
-                &mut SyncConn(client),
-                &self.config.names,
-            ))
+            block_on(self.history_on(&mut SyncConn(client)))
         }
     }
 }
@@ -387,23 +373,7 @@ mod sync_driver {
 #[cfg(feature = "tokio-postgres")]
 mod async_driver {
     use super::*;
-    use crate::db::{from_pg, rows_of, Conn, DbError, Row};
-
-    pub(super) struct AsyncConn<'c>(pub &'c tokio_postgres::Client);
-
-    impl Conn for AsyncConn<'_> {
-        async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
-            self.0
-                .simple_query(sql)
-                .await
-                .map(rows_of)
-                .map_err(|e| from_pg(&e))
-        }
-
-        async fn sleep(&mut self, duration: Duration) {
-            tokio::time::sleep(duration).await;
-        }
-    }
+    use crate::db::AsyncConn;
 
     impl Migrator<'_> {
         /// Applies every pending migration: the async twin of [`Migrator::run`], with the same
@@ -441,15 +411,7 @@ mod async_driver {
             client: &mut tokio_postgres::Client,
             operation: &Operation,
         ) -> Result<Report, Error> {
-            let (migrations, config, mut events) = self.parts();
-            engine::run(
-                &mut AsyncConn(client),
-                migrations,
-                config,
-                operation,
-                &mut *events,
-            )
-            .await
+            self.execute_on(&mut AsyncConn(client), operation).await
         }
 
         /// Connects with `options`, applies every pending migration, and closes the connection.
@@ -481,19 +443,11 @@ mod async_driver {
             version: Option<i64>,
             accept_checksum: bool,
         ) -> Result<Vec<String>, Error> {
-            let (migrations, config, mut events) = self.parts();
             let operation = Maintenance::Repair {
                 version,
                 accept_checksum,
             };
-            engine::maintain(
-                &mut AsyncConn(client),
-                migrations,
-                config,
-                &operation,
-                &mut *events,
-            )
-            .await
+            self.maintain_on(&mut AsyncConn(client), operation).await
         }
 
         /// Async twin of [`Migrator::baseline`].
@@ -502,16 +456,8 @@ mod async_driver {
             client: &mut tokio_postgres::Client,
             version: i64,
         ) -> Result<Vec<String>, Error> {
-            let (migrations, config, mut events) = self.parts();
             let operation = Maintenance::Baseline { version };
-            engine::maintain(
-                &mut AsyncConn(client),
-                migrations,
-                config,
-                &operation,
-                &mut *events,
-            )
-            .await
+            self.maintain_on(&mut AsyncConn(client), operation).await
         }
 
         /// Async twin of [`Migrator::adopt`].
@@ -521,16 +467,8 @@ mod async_driver {
             tool: Tool,
             version: i64,
         ) -> Result<Vec<String>, Error> {
-            let (migrations, config, mut events) = self.parts();
             let operation = Maintenance::Adopt { tool, version };
-            engine::maintain(
-                &mut AsyncConn(client),
-                migrations,
-                config,
-                &operation,
-                &mut *events,
-            )
-            .await
+            self.maintain_on(&mut AsyncConn(client), operation).await
         }
 
         /// What `operation` would do, without the lock and without changing anything.
@@ -539,13 +477,23 @@ mod async_driver {
             client: &mut tokio_postgres::Client,
             operation: &Operation,
         ) -> Result<Plan, Error> {
-            engine::dry_run(
-                &mut AsyncConn(client),
-                self.migrations,
-                &self.config,
-                operation,
-            )
-            .await
+            self.plan_on(&mut AsyncConn(client), operation).await
+        }
+
+        /// Async twin of [`Migrator::record_audit`].
+        pub async fn record_audit_async(
+            &mut self,
+            client: &mut tokio_postgres::Client,
+            event: &str,
+            version: Option<i64>,
+            name: Option<&str>,
+            checksum: Option<&str>,
+            detail: Option<&str>,
+        ) -> Result<(), Error> {
+            let operation = Maintenance::record(event, version, name, checksum, detail);
+            self.maintain_on(&mut AsyncConn(client), operation)
+                .await
+                .map(|_| ())
         }
 
         /// Every migration, known or recorded, with its state.
@@ -553,9 +501,23 @@ mod async_driver {
             &self,
             client: &mut tokio_postgres::Client,
         ) -> Result<Vec<StatusLine>, Error> {
-            let history =
-                engine::read_history_if_any(&mut AsyncConn(client), &self.config.names).await?;
-            Ok(crate::plan::status(self.migrations, &history))
+            self.status_on(&mut AsyncConn(client)).await
+        }
+
+        /// Async twin of [`Migrator::audit`].
+        pub async fn audit_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Vec<crate::AuditEvent>, Error> {
+            self.audit_on(&mut AsyncConn(client)).await
+        }
+
+        /// Async twin of [`Migrator::history`].
+        pub async fn history_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Vec<AppliedMigration>, Error> {
+            self.history_on(&mut AsyncConn(client)).await
         }
     }
 }

@@ -7,9 +7,11 @@ use std::cmp::Ordering;
 use migrations_format::Version;
 
 use crate::embedded::{Migration, Migrations, Script};
-use crate::history::State;
 use crate::plan::Direction;
-use crate::sql::{quote_literal, Names, NewRow};
+use crate::sql::{quote_literal, Names, StepSql};
+
+/// The audit `detail` of every step the offline script records.
+const OFFLINE_DETAIL: &str = "offline script";
 
 /// Which migrations the script covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,7 @@ pub struct OfflineRange {
 
 /// Why no script could be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OfflineError {
     /// A bound of the range (carried) names no migration of the set.
     #[error("version {0} is not a migration of this set")]
@@ -52,7 +55,8 @@ pub enum OfflineError {
     /// `BEGIN ... COMMIT` (a `COMMIT` would commit half of it before its history row; a
     /// `CREATE INDEX CONCURRENTLY` fails). The runner refuses the same file before running it.
     #[error(
-        "cannot write {direction} {version} {name}: line {line}: {}",
+        "cannot write {} {version} {name}: line {line}: {}",
+        .direction.as_str(),
         crate::error::refusal_text(.what)
     )]
     RefusedInTransaction {
@@ -60,8 +64,8 @@ pub enum OfflineError {
         version: i64,
         /// The migration's name.
         name: String,
-        /// `"up"` or `"down"`.
-        direction: &'static str,
+        /// Which script holds it (shown as `up` or `down`).
+        direction: Direction,
         /// 1-based line of the statement in the script.
         line: u32,
         /// The construct, for example `COMMIT`.
@@ -161,18 +165,21 @@ pub fn offline_script(
             return Err(OfflineError::RefusedInTransaction {
                 version: m.version(),
                 name: m.name().to_owned(),
-                direction: range.direction.as_str(),
+                direction: range.direction,
                 line: refusal.line(),
                 what: refusal.what().to_owned(),
             });
         }
+        // The runner's own bookkeeping statements (see `StepSql`), so a step leaves the same
+        // history whichever ran it.
+        let step = StepSql::new(names, m, script, range.direction).detail(OFFLINE_DETAIL);
         if script.no_transaction() {
-            out.push_str(&no_transaction_block(m, script, names, range.direction));
+            out.push_str(&no_transaction_block(script, &step));
         } else {
             out.push_str("BEGIN;\n");
             out.push_str(script.sql());
             out.push_str("\n;\n");
-            out.push_str(&bookkeeping(m, script, names, range.direction));
+            out.push_str(&step.commit(None));
             out.push_str("COMMIT;\n\n");
         }
     }
@@ -212,78 +219,18 @@ fn lock_guard(names: &Names) -> String {
     )
 }
 
-fn bookkeeping(m: &Migration, script: &Script, names: &Names, direction: Direction) -> String {
-    let record = match direction {
-        Direction::Up => names.insert_row(&NewRow {
-            version: m.version(),
-            version_digits: m.version_digits(),
-            name: m.name(),
-            checksum: m.checksum(),
-            no_transaction: m.no_transaction(),
-            state: State::Applied,
-            execution_ms: None,
-            statements_done: None,
-            statements_total: None,
-        }),
-        Direction::Down => names.delete_row(m.version()),
-    };
-    let audit = names.audit_insert(
-        direction.as_str(),
-        Some(m.version()),
-        Some(m.name()),
-        Some(script.checksum()),
-        Some("offline script"),
-    );
-    format!("{record};\n{audit};\n")
-}
-
-fn no_transaction_block(
-    m: &Migration,
-    script: &Script,
-    names: &Names,
-    direction: Direction,
-) -> String {
-    let mut out = String::new();
+/// A no-transaction script as psql runs it, each statement on its own (psql sends each
+/// statement as a query of its own, so none runs in an implicit transaction with another),
+/// between the step's start, progress and finish, as the runner writes them.
+fn no_transaction_block(script: &Script, step: &StepSql<'_>) -> String {
     let statements: Vec<&str> = script.statements().collect();
-    if direction == Direction::Up {
-        out.push_str(&names.insert_row(&NewRow {
-            version: m.version(),
-            version_digits: m.version_digits(),
-            name: m.name(),
-            checksum: m.checksum(),
-            no_transaction: true,
-            state: State::Running,
-            execution_ms: Some(0),
-            statements_done: Some(0),
-            statements_total: Some(statements.len()),
-        }));
-        out.push_str(";\n");
-    }
+    let mut out = step.start(statements.len());
     for (i, statement) in statements.iter().enumerate() {
         out.push_str(statement);
         out.push_str(";\n");
-        if direction == Direction::Up {
-            out.push_str(&names.progress(m.version(), i + 1));
-            out.push_str(";\n");
-        }
+        out.push_str(&step.progress(i + 1));
     }
-    match direction {
-        Direction::Up => {
-            out.push_str(&names.finish_no_transaction(m.version(), 0));
-            out.push_str(";\n");
-            out.push_str(&names.audit_insert(
-                "up",
-                Some(m.version()),
-                Some(m.name()),
-                Some(script.checksum()),
-                Some("offline script"),
-            ));
-            out.push_str(";\n\n");
-        }
-        Direction::Down => {
-            out.push_str(&bookkeeping(m, script, names, direction));
-            out.push('\n');
-        }
-    }
+    out.push_str(&step.finish(None));
+    out.push('\n');
     out
 }

@@ -15,6 +15,7 @@ use crate::history::{AppliedMigration, State};
 
 /// What was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Operation {
     /// Apply pending migrations, all or up to and including a version.
     Up {
@@ -32,6 +33,7 @@ pub enum Operation {
 
 /// How far `down` goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DownTarget {
     /// The newest N applied migrations.
     Count(usize),
@@ -43,6 +45,7 @@ pub enum DownTarget {
 
 /// What to do about one kind of drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Policy {
     /// Refuse to run.
     Error,
@@ -79,6 +82,7 @@ impl Default for DriftPolicy {
 
 /// Kinds of drift between the binary and the database (SPEC 3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum DriftKind {
     /// Applied with a checksum (or transaction mode) other than the file's.
     Edited,
@@ -164,24 +168,9 @@ impl fmt::Display for Drift {
     }
 }
 
-/// Direction of a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Applying: the migration's up script.
-    Up,
-    /// Reverting: the migration's down script.
-    Down,
-}
-
-impl Direction {
-    /// `"up"` or `"down"`, as in messages and the audit table's `event`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-        }
-    }
-}
+/// Direction of a step: up (the migration's up script) or down. The format crate's type, so a
+/// file's direction and a step's are one type.
+pub use migrations_format::Direction;
 
 /// One migration to run in one direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +197,7 @@ pub struct Plan {
 
 /// Why the planner refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// Drift that the policy makes an error; nothing was run.
     #[error("{}", display_drifts(.0))]
@@ -258,6 +248,7 @@ impl PlanError {
 
 /// The state of one migration, as `status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// Known to the binary, not applied: the next `up` applies it.
     Pending,

@@ -280,6 +280,7 @@ impl Interrupt {
 /// Why a check could not be carried out (as opposed to a migration failing it, which is in
 /// the [`RoundTripReport`]).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The connection string is invalid, or connecting to the server or to the scratch database
     /// failed.
@@ -346,6 +347,7 @@ pub struct MigrationCheck {
 
 /// What the round trip of one migration found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The down restored S0 and the second up restored S1.
     Passed,

@@ -40,7 +40,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::db::{Conn, DbError, Row};
+#[cfg(feature = "tokio-postgres")]
+use crate::db::AsyncConn;
+#[cfg(feature = "postgres")]
+use crate::db::SyncConn;
+use crate::db::{Conn, DbError};
 use crate::sql::{quote_literal, Names};
 
 /// The first line of the text form.
@@ -277,6 +281,7 @@ pub struct Difference {
 
 /// What differs about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
     /// In the expected ("before") snapshot, not in the other.
     Missing,
@@ -500,41 +505,6 @@ fn split_names(list: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // Reading the catalog
 // ---------------------------------------------------------------------------------------
-
-#[cfg(feature = "postgres")]
-struct SyncConn<'c>(&'c mut postgres::Client);
-
-#[cfg(feature = "postgres")]
-impl Conn for SyncConn<'_> {
-    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
-        self.0
-            .simple_query(sql)
-            .map(crate::db::rows_of)
-            .map_err(|e| crate::db::from_pg(&e))
-    }
-
-    async fn sleep(&mut self, duration: std::time::Duration) {
-        std::thread::sleep(duration);
-    }
-}
-
-#[cfg(feature = "tokio-postgres")]
-struct AsyncConn<'c>(&'c tokio_postgres::Client);
-
-#[cfg(feature = "tokio-postgres")]
-impl Conn for AsyncConn<'_> {
-    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
-        self.0
-            .simple_query(sql)
-            .await
-            .map(crate::db::rows_of)
-            .map_err(|e| crate::db::from_pg(&e))
-    }
-
-    async fn sleep(&mut self, duration: std::time::Duration) {
-        tokio::time::sleep(duration).await;
-    }
-}
 
 /// Reads a snapshot through any connection the engine can drive (one round trip).
 pub(crate) async fn read<C: Conn>(conn: &mut C, names: &Names) -> Result<Snapshot, DbError> {
@@ -829,6 +799,7 @@ pub struct Recorded {
 
 /// Errors of [`record`], [`recorded`] and [`schema_drift`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DriftError {
     /// A query failed.
     #[error("{context}: {source}")]

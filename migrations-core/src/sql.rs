@@ -5,7 +5,9 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::embedded::{Migration, Script};
 use crate::history::{AppliedMigration, AuditEvent, State};
+use crate::plan::Direction;
 
 /// The history layout this binary writes and understands. Stored in the table's comment, so an
 /// older binary refuses a newer layout instead of misreading it.
@@ -85,7 +87,7 @@ impl Names {
     }
 
     /// Reads the history table's format comment and whether it exists.
-    pub fn probe(&self) -> String {
+    pub(crate) fn probe(&self) -> String {
         let regclass = quote_literal(&self.history());
         format!(
             "SELECT to_regclass({regclass}) IS NOT NULL, \
@@ -95,7 +97,7 @@ impl Names {
 
     /// The statements that create the history and audit tables when they do not exist, in one
     /// transaction, and record the history format in the table's comment.
-    pub fn create(&self) -> String {
+    pub(crate) fn create(&self) -> String {
         let history = self.history();
         let audit = self.audit();
         let comment = quote_literal(&format!("{FORMAT_COMMENT_PREFIX}{FORMAT_VERSION}"));
@@ -133,7 +135,7 @@ impl Names {
 
     /// The query reading every history row in version order; parse each row with
     /// `parse_history_row`.
-    pub fn select_history(&self) -> String {
+    pub(crate) fn select_history(&self) -> String {
         format!(
             "SELECT version, version_digits, name, checksum, no_transaction, state, \
              applied_at::text, execution_ms, applied_by, statements_done, statements_total, \
@@ -145,7 +147,7 @@ impl Names {
     }
 
     /// The query reading every audit row in the order they were written.
-    pub fn select_audit(&self) -> String {
+    pub(crate) fn select_audit(&self) -> String {
         format!(
             "SELECT id, at::text, by_user, event, version, name, checksum, detail FROM {} \
              ORDER BY id",
@@ -156,7 +158,7 @@ impl Names {
     /// The warm-start check, one round trip: rows not applied, and the digest of the applied
     /// chain computed by the server (see `migrations_format::chain_digest`). Fails with
     /// undefined_table when there is no history yet.
-    pub fn warm_check(&self) -> String {
+    pub(crate) fn warm_check(&self) -> String {
         format!(
             "SELECT count(*) FILTER (WHERE state <> 'applied'), \
              encode(sha256(convert_to(coalesce(string_agg(version::text || ':' || checksum || ':' \
@@ -168,7 +170,7 @@ impl Names {
     }
 
     /// The statement appending one event to the audit table; `None` values are stored as NULL.
-    pub fn audit_insert(
+    pub(crate) fn audit_insert(
         &self,
         event: &str,
         version: Option<i64>,
@@ -191,7 +193,7 @@ impl Names {
 
     /// Records a migration as applied. `execution_ms` is measured by the server from the start
     /// of the transaction (`now()`), or given by the caller.
-    pub fn insert_row(&self, row: &NewRow<'_>) -> String {
+    fn insert_row(&self, row: &NewRow<'_>) -> String {
         format!(
             "INSERT INTO {} (version, version_digits, name, checksum, no_transaction, state, \
              execution_ms, statements_done, statements_total) VALUES ({}, {}, {}, {}, {}, {}, \
@@ -215,13 +217,13 @@ impl Names {
 
     /// The statement deleting a version's history row (a `down`, or a repair that forgets a
     /// failed migration).
-    pub fn delete_row(&self, version: i64) -> String {
+    fn delete_row(&self, version: i64) -> String {
         format!("DELETE FROM {} WHERE version = {version}", self.history())
     }
 
     /// The statement recording that a no-transaction migration has finished `statements_done`
     /// statements.
-    pub fn progress(&self, version: i64, statements_done: usize) -> String {
+    fn progress(&self, version: i64, statements_done: usize) -> String {
         format!(
             "UPDATE {} SET statements_done = {statements_done} WHERE version = {version}",
             self.history()
@@ -229,18 +231,24 @@ impl Names {
     }
 
     /// The statement marking a no-transaction migration applied, with its duration in
-    /// milliseconds, and clearing its error and invalid indexes.
-    pub fn finish_no_transaction(&self, version: i64, execution_ms: u128) -> String {
+    /// milliseconds (given, or measured by the server), and clearing its error and invalid
+    /// indexes.
+    fn finish_no_transaction(&self, version: i64, execution_ms: Option<u128>) -> String {
         format!(
-            "UPDATE {} SET state = 'applied', execution_ms = {execution_ms}, error = NULL, \
+            "UPDATE {} SET state = 'applied', execution_ms = {}, error = NULL, \
              invalid_indexes = '{{}}', applied_at = now() WHERE version = {version}",
-            self.history()
+            self.history(),
+            // Measured by the server from the `running` row's `applied_at` (when the step
+            // started) when the caller has no clock (the offline script).
+            execution_ms.map(|ms| ms.to_string()).unwrap_or_else(|| {
+                "(extract(epoch FROM clock_timestamp() - applied_at) * 1000)::bigint".into()
+            })
         )
     }
 
     /// Marks an applied no-transaction migration as being reverted, so a runner that dies
     /// part-way through its down leaves a `running` row (seen as failed by the next run).
-    pub fn start_down(&self, version: i64, statements_total: usize) -> String {
+    fn start_down(&self, version: i64, statements_total: usize) -> String {
         format!(
             "UPDATE {} SET state = 'running', statements_done = 0, statements_total = \
              {statements_total}, error = {} WHERE version = {version}",
@@ -251,7 +259,7 @@ impl Names {
 
     /// The statement marking a no-transaction migration failed: how far it got, the server's
     /// error and the invalid indexes its failed statement left (which `repair` drops).
-    pub fn fail(
+    pub(crate) fn fail(
         &self,
         version: i64,
         statements_done: usize,
@@ -288,16 +296,213 @@ fn opt_int(value: Option<usize>) -> String {
 }
 
 /// A history row to insert.
-pub struct NewRow<'a> {
-    pub version: i64,
-    pub version_digits: &'a str,
-    pub name: &'a str,
-    pub checksum: &'a str,
-    pub no_transaction: bool,
-    pub state: State,
-    pub execution_ms: Option<u128>,
-    pub statements_done: Option<usize>,
-    pub statements_total: Option<usize>,
+struct NewRow<'a> {
+    version: i64,
+    version_digits: &'a str,
+    name: &'a str,
+    checksum: &'a str,
+    no_transaction: bool,
+    state: State,
+    execution_ms: Option<u128>,
+    statements_done: Option<usize>,
+    statements_total: Option<usize>,
+}
+
+impl<'a> NewRow<'a> {
+    /// `migration`'s row in `state`, its fields as the history keeps them: the version as
+    /// written, the up file's checksum and transaction mode.
+    fn of(migration: &'a Migration, state: State) -> NewRow<'a> {
+        NewRow {
+            version: migration.version(),
+            version_digits: migration.version_digits(),
+            name: migration.name(),
+            checksum: migration.checksum(),
+            no_transaction: migration.no_transaction(),
+            state,
+            execution_ms: None,
+            statements_done: None,
+            statements_total: None,
+        }
+    }
+}
+
+/// The bookkeeping of one step (a migration's up or down script): every history and audit
+/// statement written for it. The runner and the offline script both build theirs here, so a
+/// step leaves the same history whichever ran it. Each method returns whole statements, each
+/// ended by `;` and a newline.
+pub(crate) struct StepSql<'a> {
+    names: &'a Names,
+    migration: &'a Migration,
+    script: &'a Script,
+    direction: Direction,
+    /// The audit `detail` of a step that succeeded: none from the runner, `offline script`
+    /// from the offline script.
+    detail: Option<&'a str>,
+}
+
+impl<'a> StepSql<'a> {
+    /// The bookkeeping of running `script`, `migration`'s up or down script (`direction`).
+    pub(crate) fn new(
+        names: &'a Names,
+        migration: &'a Migration,
+        script: &'a Script,
+        direction: Direction,
+    ) -> StepSql<'a> {
+        StepSql {
+            names,
+            migration,
+            script,
+            direction,
+            detail: None,
+        }
+    }
+
+    /// The audit `detail` of a step that succeeded.
+    pub(crate) fn detail(mut self, detail: &'a str) -> StepSql<'a> {
+        self.detail = Some(detail);
+        self
+    }
+
+    fn version(&self) -> i64 {
+        self.migration.version()
+    }
+
+    /// The audit row of a finished step (`up` or `down`).
+    fn audit(&self, event: &str, detail: Option<&str>) -> String {
+        self.names.audit_insert(
+            event,
+            Some(self.version()),
+            Some(self.migration.name()),
+            Some(self.script.checksum()),
+            detail,
+        )
+    }
+
+    /// A transactional step, after its script and in its transaction: the history row
+    /// inserted (up; `execution_ms` measured by the server from the transaction's start when
+    /// not given) or deleted (down), and the audit row.
+    pub(crate) fn commit(&self, execution_ms: Option<u128>) -> String {
+        let record = match self.direction {
+            Direction::Up => self.names.insert_row(&NewRow {
+                execution_ms,
+                ..NewRow::of(self.migration, State::Applied)
+            }),
+            Direction::Down => self.names.delete_row(self.version()),
+        };
+        let audit = self.audit(self.direction.as_str(), self.detail);
+        format!("{record};\n{audit};\n")
+    }
+
+    /// A no-transaction step, before its first statement: an up inserts its `running` row, a
+    /// down marks the applied row `running` with [`DOWN_IN_PROGRESS`], so a runner that dies
+    /// part-way leaves a row the next run reports as failed.
+    pub(crate) fn start(&self, statements_total: usize) -> String {
+        let sql = match self.direction {
+            Direction::Up => self.names.insert_row(&NewRow {
+                execution_ms: Some(0),
+                statements_done: Some(0),
+                statements_total: Some(statements_total),
+                ..NewRow::of(self.migration, State::Running)
+            }),
+            Direction::Down => self.names.start_down(self.version(), statements_total),
+        };
+        format!("{sql};\n")
+    }
+
+    /// A no-transaction step, after statement `statements_done` (from 1).
+    pub(crate) fn progress(&self, statements_done: usize) -> String {
+        format!(
+            "{};\n",
+            self.names.progress(self.version(), statements_done)
+        )
+    }
+
+    /// A no-transaction step, after its last statement: an up's row marked applied (with
+    /// `execution_ms`, or the server's measure from the row's start), a down's row deleted;
+    /// and the audit row.
+    pub(crate) fn finish(&self, execution_ms: Option<u128>) -> String {
+        let record = match self.direction {
+            Direction::Up => self
+                .names
+                .finish_no_transaction(self.version(), execution_ms),
+            Direction::Down => self.names.delete_row(self.version()),
+        };
+        let audit = self.audit(self.direction.as_str(), self.detail);
+        format!("{record};\n{audit};\n")
+    }
+
+    /// A no-transaction step that failed at statement `statements_done + 1`: the row marked
+    /// failed, with `error` and the invalid indexes left behind, and the `<direction>-failed`
+    /// audit row carrying `error`.
+    pub(crate) fn fail(
+        &self,
+        statements_done: usize,
+        statements_total: usize,
+        error: &str,
+        invalid_indexes: &[String],
+    ) -> String {
+        let record = self.names.fail(
+            self.version(),
+            statements_done,
+            statements_total,
+            error,
+            invalid_indexes,
+        );
+        let audit = self.audit(&format!("{}-failed", self.direction.as_str()), Some(error));
+        format!("{record};\n{audit};\n")
+    }
+}
+
+impl Names {
+    /// `migration` recorded as applied without running it (baseline, adoption), with its
+    /// `baseline` audit row saying why (`detail`).
+    pub(crate) fn record_without_running(&self, migration: &Migration, detail: &str) -> String {
+        let row = self.insert_row(&NewRow {
+            execution_ms: Some(0),
+            ..NewRow::of(migration, State::Applied)
+        });
+        let audit = self.audit_insert(
+            "baseline",
+            Some(migration.version()),
+            Some(migration.name()),
+            Some(migration.checksum()),
+            Some(detail),
+        );
+        format!("{row};\n{audit};\n")
+    }
+
+    /// A failed (or dead runner's) row cleared by `repair`, with its audit row.
+    pub(crate) fn clear_row(&self, row: &AppliedMigration, detail: &str) -> String {
+        let delete = self.delete_row(row.version);
+        let audit = self.audit_insert(
+            "repair",
+            Some(row.version),
+            Some(&row.name),
+            Some(&row.checksum),
+            Some(detail),
+        );
+        format!("{delete};\n{audit};\n")
+    }
+
+    /// An applied row given `migration`'s current checksum and transaction mode by `repair
+    /// --accept-checksum`, with its audit row.
+    pub(crate) fn accept_checksum(&self, migration: &Migration, detail: &str) -> String {
+        let update = format!(
+            "UPDATE {} SET checksum = {}, no_transaction = {} WHERE version = {}",
+            self.history(),
+            quote_literal(migration.checksum()),
+            migration.no_transaction(),
+            migration.version()
+        );
+        let audit = self.audit_insert(
+            "repair",
+            Some(migration.version()),
+            Some(migration.name()),
+            Some(migration.checksum()),
+            Some(detail),
+        );
+        format!("{update};\n{audit};\n")
+    }
 }
 
 /// Reads the format number out of the history table's comment.

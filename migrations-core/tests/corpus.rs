@@ -17,6 +17,7 @@ mod common;
 use std::time::Instant;
 
 use common::{column, scalar, Driver};
+use migrations_core::plan::Direction;
 use migrations_core::{DownTarget, Error, Migrations, Operation};
 use migrations_tests::test_db;
 
@@ -166,7 +167,7 @@ fn crates_io_corpus_applies_then_reverts_one_by_one() {
                     Error::Migration {
                         version,
                         name,
-                        direction: "down",
+                        direction: Direction::Down,
                         source,
                         ..
                     } => (
@@ -177,7 +178,7 @@ fn crates_io_corpus_applies_then_reverts_one_by_one() {
                     Error::RefusedInTransaction {
                         version,
                         name,
-                        direction: "down",
+                        direction: Direction::Down,
                         ..
                     } => (*version, name.clone(), "refused".to_owned()),
                     other => {

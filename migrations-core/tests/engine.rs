@@ -769,3 +769,59 @@ behaviour!(dead_runner_blames_only_its_own_indexes, |driver: Driver| {
         "repair drops only what the migration left"
     );
 });
+
+/// The async API has every operation of the sync one, through the same engine: history and
+/// audit read the same rows, and an audit event recorded through either lands the same way.
+#[test]
+fn async_history_audit_and_record_match_the_sync_api() {
+    use common::{connect_async, runtime};
+    use migrations_core::Migrator;
+    let db = test_db();
+    let dir = three();
+    let m = dir.load();
+    let mut client = db.connect();
+    let mut migrator = Migrator::new(&m);
+    migrator.run(&mut client).unwrap();
+    migrator
+        .record_audit(&mut client, "lock-rewrite", None, None, None, Some("sync"))
+        .unwrap();
+    let history = migrator.history(&mut client).unwrap();
+    let audit = migrator.audit(&mut client).unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(audit.len(), 4);
+
+    let (async_history, async_audit, after) = runtime().block_on(async {
+        let mut client = connect_async(db.url()).await;
+        let mut migrator = Migrator::new(&m);
+        let history = migrator.history_async(&mut client).await.unwrap();
+        let audit = migrator.audit_async(&mut client).await.unwrap();
+        migrator
+            .record_audit_async(
+                &mut client,
+                "lock-rewrite",
+                Some(3),
+                Some("tags"),
+                None,
+                Some("async"),
+            )
+            .await
+            .unwrap();
+        let after = migrator.audit_async(&mut client).await.unwrap();
+        (history, audit, after)
+    });
+    assert_eq!(async_history, history);
+    assert_eq!(async_audit, audit);
+    assert_eq!(after.len(), 5);
+    let last = after.last().unwrap();
+    assert_eq!(
+        (
+            last.event.as_str(),
+            last.version,
+            last.name.as_deref(),
+            last.detail.as_deref()
+        ),
+        ("lock-rewrite", Some(3), Some("tags"), Some("async"))
+    );
+    // Recorded under the migrations lock, which is released after.
+    assert_eq!(db.advisory_lock_holders(migrator.lock_key()), 0);
+}

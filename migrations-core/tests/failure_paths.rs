@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{column, connect_async, runtime, scalar, table_exists, Dir, Driver};
+use migrations_core::plan::Direction;
 use migrations_core::{DownTarget, DriftKind, Error, Event, Migrator, Names, Operation};
 use migrations_tests::{test_db, PgBouncer, TestDb};
 
@@ -156,7 +157,7 @@ behaviour!(
                 &err,
                 Error::Migration {
                     version: 1,
-                    direction: "up",
+                    direction: Direction::Up,
                     ..
                 }
             ),
@@ -296,7 +297,7 @@ behaviour!(
                 Error::LockTimeout {
                     version: 2,
                     attempts: 3,
-                    direction: "up",
+                    direction: Direction::Up,
                     ..
                 }
             ),

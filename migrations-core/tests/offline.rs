@@ -311,3 +311,187 @@ fn a_down_the_runner_refuses_is_not_written() {
     // The up script has nothing to refuse.
     script(&m, None, None, Direction::Up);
 }
+
+/// Every history column a run decides, one row per version as text; `applied_at` and
+/// `execution_ms` (the clock) are left out, checked apart.
+fn history_rows(db: &TestDb) -> Vec<Option<String>> {
+    column(
+        db,
+        "SELECT (version, version_digits, name, checksum, no_transaction, state, applied_by, \
+         statements_done, statements_total, error, invalid_indexes)::text \
+         FROM public.migrations_history ORDER BY version",
+    )
+}
+
+/// The audit rows, in order, without the clock and without `detail` (read apart).
+fn audit_rows(db: &TestDb) -> Vec<Option<String>> {
+    column(
+        db,
+        "SELECT (by_user, event, version, name, checksum)::text \
+         FROM public.migrations_history_audit ORDER BY id",
+    )
+}
+
+fn run_psql(db: &TestDb, dir: &Dir, name: &str, text: String) {
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    let run = psql(db, &file, &["-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// Architecture invariant: the offline script's bookkeeping equals the runner's. The same
+/// migrations (transactional and no-transaction, up and down) applied and reverted by the
+/// runner in one database and by the offline script through real psql in another leave the
+/// same history rows and the same audit trail; only the clock and the audit's detail
+/// (`offline script`) differ.
+#[test]
+fn the_offline_scripts_bookkeeping_equals_the_runners() {
+    let dir = Dir::new(&[
+        (
+            "1_users.up.sql",
+            "CREATE TABLE users (id int PRIMARY KEY, email text);\n",
+        ),
+        ("1_users.down.sql", "DROP TABLE users;\n"),
+        (
+            "2_index.up.sql",
+            "-- migrations:no-transaction\n\
+             CREATE INDEX CONCURRENTLY users_email ON users (email);\n\
+             CREATE INDEX CONCURRENTLY users_lower_email ON users (lower(email));\n",
+        ),
+        (
+            "2_index.down.sql",
+            "-- migrations:no-transaction\n\
+             DROP INDEX CONCURRENTLY users_lower_email;\n\
+             DROP INDEX CONCURRENTLY users_email;\n",
+        ),
+        (
+            "3_seed.up.sql",
+            "INSERT INTO users VALUES (1, 'a');\nINSERT INTO users VALUES (2, 'b');\n",
+        ),
+        ("3_seed.down.sql", "DELETE FROM users;\n"),
+    ]);
+    let m = dir.load();
+    let runner = test_db();
+    let offline = test_db();
+
+    migrations_core::Migrator::new(&m)
+        .run(&mut runner.connect())
+        .unwrap();
+    run_psql(
+        &offline,
+        &dir,
+        "up.sql.out",
+        script(&m, None, None, Direction::Up),
+    );
+    let applied = history_rows(&runner);
+    assert_eq!(applied.len(), 3);
+    assert_eq!(history_rows(&offline), applied);
+    // The no-transaction row counts its statements, as the runner's does.
+    assert!(
+        applied[1].as_deref().unwrap().contains(",t,applied,"),
+        "{applied:?}"
+    );
+    assert!(
+        applied[1].as_deref().unwrap().ends_with(",2,2,,{})"),
+        "{applied:?}"
+    );
+    assert_eq!(audit_rows(&offline), audit_rows(&runner));
+    // Both measure every duration (the offline script on the server).
+    let timed = "SELECT count(*) FILTER (WHERE execution_ms >= 0)::text \
+                 FROM public.migrations_history";
+    assert_eq!(scalar(&runner, timed).as_deref(), Some("3"));
+    assert_eq!(scalar(&offline, timed).as_deref(), Some("3"));
+    let details = "SELECT coalesce(detail, 'NULL') FROM public.migrations_history_audit \
+                   ORDER BY id";
+    assert_eq!(column(&runner, details), vec![Some("NULL".to_owned()); 3]);
+    assert_eq!(
+        column(&offline, details),
+        vec![Some("offline script".to_owned()); 3]
+    );
+
+    // Down to 1: a transactional down (3), then a no-transaction one (2).
+    migrations_core::Migrator::new(&m)
+        .down(&mut runner.connect(), migrations_core::DownTarget::To(1))
+        .unwrap();
+    run_psql(
+        &offline,
+        &dir,
+        "down.sql.out",
+        script(&m, None, Some(1), Direction::Down),
+    );
+    let left = history_rows(&runner);
+    assert_eq!(left.len(), 1);
+    assert_eq!(history_rows(&offline), left);
+    let audit = audit_rows(&runner);
+    assert_eq!(audit.len(), 5);
+    assert_eq!(audit_rows(&offline), audit);
+    assert!(!table_exists(&offline, "users_email"));
+}
+
+/// A no-transaction down written offline marks its row `running`, `down in progress`, first
+/// (as the runner does), and counts its statements: a script that stops part-way leaves a row
+/// the runner then reports as a failed down, naming the statement, not an `applied` row whose
+/// indexes are gone.
+#[test]
+fn an_offline_no_transaction_down_that_stops_leaves_the_runners_down_in_progress_row() {
+    let dir = Dir::new(&[
+        ("1_t.up.sql", "CREATE TABLE t (a int, b int);\n"),
+        ("1_t.down.sql", "DROP TABLE t;\n"),
+        (
+            "2_ix.up.sql",
+            "-- migrations:no-transaction\n\
+             CREATE INDEX CONCURRENTLY t_a ON t (a);\n\
+             CREATE INDEX CONCURRENTLY t_b ON t (b);\n",
+        ),
+        (
+            "2_ix.down.sql",
+            "-- migrations:no-transaction\n\
+             DROP INDEX CONCURRENTLY t_a;\n\
+             DROP INDEX CONCURRENTLY t_missing;\n",
+        ),
+    ]);
+    let m = dir.load();
+    let db = test_db();
+    run_psql(
+        &db,
+        &dir,
+        "up.sql.out",
+        script(&m, None, None, Direction::Up),
+    );
+    let file = dir.path().join("down.sql.out");
+    std::fs::write(&file, script(&m, None, Some(1), Direction::Down)).unwrap();
+    let run = psql(&db, &file, &["-q"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("index \"t_missing\" does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT (state, statements_done, statements_total, error)::text \
+             FROM public.migrations_history WHERE version = 2"
+        )
+        .as_deref(),
+        Some("(running,1,2,\"down in progress\")")
+    );
+
+    // The runner takes it for a down that died at its second statement.
+    let err = migrations_core::Migrator::new(&m)
+        .run(&mut db.connect())
+        .unwrap_err();
+    assert!(err.is_drift(), "{err}");
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT (state, statements_done, statements_total, error)::text \
+             FROM public.migrations_history WHERE version = 2"
+        )
+        .as_deref(),
+        Some(
+            "(failed,1,2,\"the runner stopped (killed, crashed or lost its connection) during \
+             statement 2 of 2 of the down script\")"
+        )
+    );
+}

@@ -535,6 +535,35 @@ fn round_trip_stops_at_an_up_that_fails() {
     assert!(!database_exists(&db, &report.database));
 }
 
+/// A failure the runner finds itself (here a no-transaction file whose transaction block is
+/// never closed: the server ran every statement without error) is a finding of the round
+/// trip, like a server error, not a check that could not run: it has no SQLSTATE, yet the
+/// session is fine.
+#[test]
+fn round_trip_reports_the_runners_own_finding_as_a_failure() {
+    let db = test_db();
+    let (_d, migrations) = dir(&[
+        FIXTURES[0],
+        FIXTURES[1],
+        (
+            "2_open.up.sql",
+            "-- migrations:no-transaction\nBEGIN;\nCREATE TABLE open_block (id int);\n",
+        ),
+        ("2_open.down.sql", "DROP TABLE IF EXISTS open_block;\n"),
+    ]);
+    let report = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
+    assert_eq!(
+        report.to_string(),
+        "ok 1 users\n\
+         FAIL 2 open: up failed: the transaction block opened by statement 1 (line 2) is never \
+         closed; the runner rolled it back rather than commit it with its bookkeeping; hint: end \
+         the block with COMMIT, or drop its BEGIN (the file runs outside a transaction, \
+         statement by statement) (statement 1 of 2, line 2)\n\
+         2 migrations checked: 1 ok, 1 failed; stopped at 2 open (its up failed), 0 not checked"
+    );
+    assert!(!database_exists(&db, &report.database));
+}
+
 #[test]
 fn scratch_database_is_dropped_when_a_panic_unwinds() {
     let db = test_db();
@@ -680,6 +709,8 @@ fn difference_shape(d: &Difference) -> String {
         Change::Unexpected => "unexpected",
         Change::ColumnOrder { .. } => "column order",
         Change::Attribute { name, .. } => name.as_str(),
+        // `Change` may grow: a new kind must be added here before the pins can name it.
+        other => panic!("a kind of change this test does not know: {other:?}"),
     };
     format!("{}: {what}", d.object)
 }

@@ -36,6 +36,7 @@ pub struct DirectiveError {
 
 /// What one directive comment says.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Directive {
     /// `no-transaction`: run the file statement by statement, outside a transaction block.
     NoTransaction,

@@ -409,6 +409,7 @@ pub fn append(lock: &LockFile, dir: &Directory) -> LockFile {
 
 /// Why [`rewrite`] refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RewriteError {
     /// The version (as given) names neither a locked migration nor one in the directory, so
     /// there is nothing to accept.
@@ -472,6 +473,7 @@ pub fn rewrite(
 
 /// What [`verify`] found about one migration (or one line of the lock file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FindingKind {
     /// A locked migration's up file changed (its checksum differs).
     EditedUp,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// What kind of problem; stable, so tests and tools can match on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProblemKind {
     /// The migrations directory (or a file in it) could not be read.
     Io,

@@ -25,6 +25,7 @@ pub struct Version {
 
 /// Why a version spelling was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VersionError {
     /// Nothing before the `_` of the name.
     #[error("the version is empty")]

@@ -23,6 +23,8 @@ use crate::{FileInput, Raw};
 struct Stmt<'s, 'a> {
     statement: &'s Statement<'a>,
     ast: &'s [ast::Stmt],
+    /// Its `SET`/`RESET` and `set_config` calls, read once for the rules that need them.
+    settings: Vec<Setting>,
 }
 
 /// For each statement, the transaction block it runs in: `Some(0)` for every statement of a
@@ -89,7 +91,14 @@ pub(crate) fn check(
     let stmts: Vec<Stmt<'_, '_>> = statements
         .iter()
         .zip(&parsed.stmts)
-        .map(|(statement, ast)| Stmt { statement, ast })
+        .map(|(statement, ast)| Stmt {
+            statement,
+            ast,
+            settings: ast
+                .iter()
+                .flat_map(|a| settings(a, statement.text))
+                .collect(),
+        })
         .collect();
     let blocks = transaction_blocks(input.no_transaction, statements);
     let index = LineIndex::new(input.text);
@@ -183,11 +192,6 @@ fn transaction_control(input: &FileInput<'_>, stmts: &[Stmt<'_, '_>], out: &mut 
     }
 }
 
-/// The settings of a statement (its `SET`/`RESET` and `set_config` calls).
-fn statement_settings(s: &Stmt<'_, '_>) -> Vec<Setting> {
-    s.ast.iter().flat_map(settings).collect()
-}
-
 /// Whether the run's lock_timeout still guards a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Guard {
@@ -215,7 +219,7 @@ fn lock_timeout_guard(
     });
     let mut created: HashSet<String> = HashSet::new();
     for (i, s) in stmts.iter().enumerate() {
-        for change in statement_settings(s) {
+        for change in &s.settings {
             if change.param != "lock_timeout" && !(change.reset && change.param == "all") {
                 continue;
             }
@@ -275,10 +279,10 @@ fn session_settings(
     index: &LineIndex<'_>,
     out: &mut Vec<Raw>,
 ) {
-    let all: Vec<(usize, Setting)> = stmts
+    let all: Vec<(usize, &Setting)> = stmts
         .iter()
         .enumerate()
-        .flat_map(|(i, s)| statement_settings(s).into_iter().map(move |x| (i, x)))
+        .flat_map(|(i, s)| s.settings.iter().map(move |x| (i, x)))
         .collect();
     for (k, (i, set)) in all.iter().enumerate() {
         if set.reset {
@@ -365,6 +369,9 @@ fn enum_values(
             added.push((label, name.shown, s.statement.line, block));
             continue;
         }
+        if added.is_empty() {
+            continue;
+        }
         let used = s
             .ast
             .iter()
@@ -419,12 +426,12 @@ fn notes(
     // Relations created in each transaction block so far.
     let mut created: HashMap<u32, HashSet<String>> = HashMap::new();
     for (i, s) in stmts.iter().enumerate() {
-        for stmt in s.ast {
-            for setting in settings(stmt) {
-                if setting.param == "timezone" || (setting.reset && setting.param == "all") {
-                    zone.set(setting.scope, blocks[i].is_some(), zone_of(&setting));
-                }
+        for setting in &s.settings {
+            if setting.param == "timezone" || (setting.reset && setting.param == "all") {
+                zone.set(setting.scope, blocks[i].is_some(), zone_of(setting));
             }
+        }
+        for stmt in s.ast {
             notes
                 .type_changes
                 .extend(columns.type_changes(stmt, zone.current()));

@@ -75,10 +75,17 @@ fn param_name(param: &ast::ConfigParameterRef) -> String {
     }
 }
 
-/// The `SET` / `RESET` a statement is, and every `set_config(...)` call in it.
-pub(crate) fn settings(stmt: &ast::Stmt) -> Vec<Setting> {
+/// The `SET` / `RESET` a statement is, and every `set_config(...)` call in it. `text` is the
+/// statement's text: the tree is searched for calls only when it names `set_config`.
+pub(crate) fn settings(stmt: &ast::Stmt, text: &str) -> Vec<Setting> {
     let mut out: Vec<Setting> = statement_setting(stmt).into_iter().collect();
-    out.extend(set_config_calls(stmt.syntax()));
+    if text
+        .as_bytes()
+        .windows(b"set_config".len())
+        .any(|w| w.eq_ignore_ascii_case(b"set_config"))
+    {
+        out.extend(set_config_calls(stmt.syntax()));
+    }
     out
 }
 
@@ -322,7 +329,7 @@ mod tests {
     fn read(sql: &str) -> Vec<(String, Scope, String, bool)> {
         parse_statements(sql)
             .iter()
-            .flat_map(settings)
+            .flat_map(|s| settings(s, sql))
             .map(|s| (s.param, s.scope, s.value.join(" "), s.reset))
             .collect()
     }

@@ -449,8 +449,17 @@ pub struct Stopped {
     pub name: String,
     /// Why it stopped, for example `its up failed`.
     pub reason: String,
-    /// The migrations after it, not checked: (version, name).
-    pub not_checked: Vec<(i64, String)>,
+    /// The migrations after it, not checked.
+    pub not_checked: Vec<NotChecked>,
+}
+
+/// A migration the check did not reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotChecked {
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's name.
+    pub name: String,
 }
 
 /// The outcome of a round trip.
@@ -682,9 +691,12 @@ where
     Ok(report)
 }
 
-fn not_checked(rest: &[&Migration]) -> Vec<(i64, String)> {
+fn not_checked(rest: &[&Migration]) -> Vec<NotChecked> {
     rest.iter()
-        .map(|m| (m.version(), m.name().to_owned()))
+        .map(|m| NotChecked {
+            version: m.version(),
+            name: m.name().to_owned(),
+        })
         .collect()
 }
 

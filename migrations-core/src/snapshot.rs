@@ -797,6 +797,16 @@ pub struct Recorded {
     pub recorded_by: String,
 }
 
+/// What [`schema_drift`] found: the recorded snapshot it compared with, and what changed since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaDrift {
+    /// The newest recorded snapshot.
+    pub recorded: Recorded,
+    /// What differs from it now, object by object (`missing`: gone since it was recorded,
+    /// `unexpected`: appeared since); empty when nothing changed.
+    pub differences: Vec<Difference>,
+}
+
 /// Errors of [`record`], [`recorded`] and [`schema_drift`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -898,13 +908,16 @@ pub(crate) async fn recorded_with<C: Conn>(
 pub(crate) async fn schema_drift_with<C: Conn>(
     conn: &mut C,
     names: &Names,
-) -> Result<Option<(Recorded, Vec<Difference>)>, DriftError> {
+) -> Result<Option<SchemaDrift>, DriftError> {
     let Some(recorded) = recorded_with(conn, names).await? else {
         return Ok(None);
     };
     let live = read(conn, names).await.map_err(db("reading the schema"))?;
     let differences = diff(&recorded.snapshot, &live);
-    Ok(Some((recorded, differences)))
+    Ok(Some(SchemaDrift {
+        recorded,
+        differences,
+    }))
 }
 
 /// Reads the schema of `client`'s database and stores it.
@@ -932,7 +945,7 @@ pub fn recorded(
 pub fn schema_drift(
     client: &mut postgres::Client,
     names: &Names,
-) -> Result<Option<(Recorded, Vec<Difference>)>, DriftError> {
+) -> Result<Option<SchemaDrift>, DriftError> {
     crate::db::block_on(schema_drift_with(&mut SyncConn(client), names))
 }
 
@@ -951,7 +964,7 @@ pub async fn record_async(
 pub async fn schema_drift_async(
     client: &tokio_postgres::Client,
     names: &Names,
-) -> Result<Option<(Recorded, Vec<Difference>)>, DriftError> {
+) -> Result<Option<SchemaDrift>, DriftError> {
     schema_drift_with(&mut AsyncConn(client), names).await
 }
 

@@ -423,9 +423,10 @@ fn recorded_schema_shows_drift_outside_migrations() {
         .unwrap();
     assert_eq!(recorded.snapshot, stored);
     assert_eq!(recorded.version, Some(1));
-    let (_, drift) = migrations_core::snapshot::schema_drift(&mut c, &names)
+    let drift = migrations_core::snapshot::schema_drift(&mut c, &names)
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .differences;
     assert!(drift.is_empty(), "{drift:?}");
 
     // Someone changes the schema by hand.
@@ -434,9 +435,10 @@ fn recorded_schema_shows_drift_outside_migrations() {
          ALTER TABLE users ALTER COLUMN email SET NOT NULL",
     )
     .unwrap();
-    let (_, drift) = migrations_core::snapshot::schema_drift(&mut c, &names)
+    let drift = migrations_core::snapshot::schema_drift(&mut c, &names)
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .differences;
     let lines: Vec<String> = drift.iter().map(|d| d.to_string()).collect();
     assert_eq!(
         lines,
@@ -448,9 +450,10 @@ fn recorded_schema_shows_drift_outside_migrations() {
     );
     // A new recording becomes the reference.
     migrations_core::snapshot::record(&mut c, &names, Some(1)).unwrap();
-    let (_, drift) = migrations_core::snapshot::schema_drift(&mut c, &names)
+    let drift = migrations_core::snapshot::schema_drift(&mut c, &names)
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .differences;
     assert!(drift.is_empty());
 }
 
@@ -531,7 +534,13 @@ fn round_trip_stops_at_an_up_that_fails() {
          2 migrations checked: 1 ok, 1 failed; stopped at 2 broken (its up failed), 1 not checked"
     );
     let stopped = report.stopped.as_ref().unwrap();
-    assert_eq!(stopped.not_checked, [(5, "tags".to_owned())]);
+    assert_eq!(
+        stopped.not_checked,
+        [roundtrip::NotChecked {
+            version: 5,
+            name: "tags".to_owned()
+        }]
+    );
     assert!(!database_exists(&db, &report.database));
 }
 

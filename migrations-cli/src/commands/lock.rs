@@ -188,7 +188,11 @@ pub fn verify(ctx: &Context<'_>, online: bool, schema_drift: bool) -> Result<(),
         let mut client = ctx.connect()?;
         let drift = snapshot::schema_drift(&mut client, &names)
             .map_err(|e| Error::Io(format!("cannot compare the schema with its snapshot: {e}")))?;
-        let Some((recorded, differences)) = drift else {
+        let Some(snapshot::SchemaDrift {
+            recorded,
+            differences,
+        }) = drift
+        else {
             return Err(Error::Usage(
                 "no schema snapshot is recorded: set `record_schema = true` in migrations.toml \
                  (or run `migrations up --record-schema`), then run `up`"

@@ -151,7 +151,8 @@ fn report_json(report: &RoundTripReport) -> Value {
             "version": s.version,
             "name": s.name,
             "reason": s.reason,
-            "not_checked": s.not_checked.iter().map(|(v, n)| json!({"version": v, "name": n}))
+            "not_checked": s.not_checked.iter()
+                .map(|n| json!({"version": n.version, "name": n.name}))
                 .collect::<Vec<_>>(),
         })),
         "scratch_database": report.database,

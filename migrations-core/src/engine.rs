@@ -61,7 +61,6 @@ pub(crate) async fn run<C: Conn>(
             ..Report::default()
         });
     }
-    let key = config.names.lock_key();
     let pid = acquire_lock(conn, config, events).await?;
     let mut engine = Engine {
         conn: &mut *conn,
@@ -73,7 +72,7 @@ pub(crate) async fn run<C: Conn>(
     };
     // A panic in a callback must not leave the lock held: catch it, unlock, then let it go on.
     let outcome = CatchUnwind(Box::pin(engine.locked(operation))).await;
-    let mut report = unlock_then(conn, key, outcome).await?;
+    let mut report = unlock_then(conn, &config.names, outcome).await?;
     report.duration = started.elapsed();
     Ok(report)
 }
@@ -82,12 +81,10 @@ pub(crate) async fn run<C: Conn>(
 /// panic. Every locked section ends here, so no exit path keeps the lock.
 async fn unlock_then<C: Conn, T>(
     conn: &mut C,
-    key: i64,
+    names: &Names,
     outcome: Result<Result<T, Error>, Box<dyn Any + Send>>,
 ) -> Result<T, Error> {
-    let _ = conn
-        .simple(&format!("SELECT pg_advisory_unlock({key})"))
-        .await;
+    let _ = conn.simple(&names.unlock()).await;
     match outcome {
         Ok(result) => result,
         Err(panic) => resume_unwind(panic),
@@ -166,13 +163,12 @@ pub(crate) async fn maintain<C: Conn>(
     operation: &Maintenance,
     events: &mut EventSink<'_>,
 ) -> Result<Vec<String>, Error> {
-    let key = config.names.lock_key();
     let pid = acquire_lock(conn, config, events).await?;
     let outcome = CatchUnwind(Box::pin(maintain_locked(
         conn, migrations, config, operation, pid,
     )))
     .await;
-    unlock_then(conn, key, outcome).await
+    unlock_then(conn, &config.names, outcome).await
 }
 
 async fn maintain_locked<C: Conn>(
@@ -210,8 +206,7 @@ async fn maintain_locked<C: Conn>(
                     // Dropped one by one: DROP INDEX CONCURRENTLY refuses to run in a
                     // multi-statement string.
                     for index in &row.invalid_indexes {
-                        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
-                        conn.simple(&drop)
+                        conn.simple(&sql::drop_invalid_index(index))
                             .await
                             .map_err(Error::db(format!("dropping invalid index {index}")))?;
                     }
@@ -482,7 +477,7 @@ async fn acquire_lock<C: Conn>(
     events: &mut EventSink<'_>,
 ) -> Result<i64, Error> {
     let key = config.names.lock_key();
-    let query = format!("SELECT pg_try_advisory_lock({key}), pg_backend_pid()");
+    let query = config.names.try_lock();
     let started = Instant::now();
     let mut announced = false;
     loop {
@@ -1062,8 +1057,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                             // A CONCURRENTLY build that timed out may leave its index behind,
                             // invalid; drop it so the retry builds it again.
                             for index_name in &invalid {
-                                let drop =
-                                    format!("DROP INDEX CONCURRENTLY IF EXISTS {index_name}");
+                                let drop = sql::drop_invalid_index(index_name);
                                 self.query(&drop, "dropping an invalid index before a retry")
                                     .await?;
                             }

@@ -134,7 +134,6 @@ pub fn offline_script(
         chosen.reverse();
     }
 
-    let key = names.lock_key();
     let mut out = String::new();
     out.push_str(&format!(
         "-- Offline migration script ({}, {} migrations), written by `migrations sql`.\n\
@@ -183,7 +182,7 @@ pub fn offline_script(
             out.push_str("COMMIT;\n\n");
         }
     }
-    out.push_str(&format!("SELECT pg_advisory_unlock({key});\n"));
+    out.push_str(&format!("{};\n", names.unlock()));
     Ok(out)
 }
 

@@ -86,6 +86,21 @@ impl Names {
         i64::from_be_bytes(bytes)
     }
 
+    /// Takes the migrations lock if it is free, without waiting, and reads the backend pid:
+    /// one row, `t` or `f`, then the pid.
+    pub(crate) fn try_lock(&self) -> String {
+        format!(
+            "SELECT pg_try_advisory_lock({}), pg_backend_pid()",
+            self.lock_key()
+        )
+    }
+
+    /// Releases the migrations lock (a session-level advisory lock; the run and the offline
+    /// script end with it).
+    pub(crate) fn unlock(&self) -> String {
+        format!("SELECT pg_advisory_unlock({})", self.lock_key())
+    }
+
     /// Reads the history table's format comment and whether it exists.
     pub(crate) fn probe(&self) -> String {
         let regclass = quote_literal(&self.history());
@@ -611,6 +626,13 @@ pub fn new_invalid_indexes(before: &[String], names: &[String]) -> String {
         "SELECT i.indexrelid::regclass::text FROM pg_index i \
          WHERE NOT i.indisvalid AND (i.indexrelid <> ALL({before}) OR {named})"
     )
+}
+
+/// Drops an index a failed `CONCURRENTLY` build left invalid (`index`: its name as the server
+/// printed it, `regclass` text, quoted where needed). Sent on its own: `DROP INDEX
+/// CONCURRENTLY` refuses to run in a multi-statement string.
+pub fn drop_invalid_index(index: &str) -> String {
+    format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")
 }
 
 /// The `error` of a `running` row whose down script is running.

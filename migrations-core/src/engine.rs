@@ -569,6 +569,21 @@ struct Job<'m> {
 }
 
 impl Job<'_> {
+    /// Refuses a script that holds a statement the transaction it runs in cannot take (found
+    /// when the script was loaded), before anything is sent.
+    fn check_transactional(&self) -> Result<(), Error> {
+        match self.script.refused_in_transaction() {
+            Some(refusal) => Err(Error::RefusedInTransaction {
+                version: self.migration.version(),
+                name: self.migration.name().to_owned(),
+                direction: self.direction,
+                line: refusal.line(),
+                what: refusal.what().to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The step's bookkeeping statements.
     fn step<'s>(&'s self, names: &'s Names) -> StepSql<'s> {
         StepSql::new(names, self.migration, self.script, self.direction)
@@ -789,16 +804,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// bookkeeping follows a `\n;\n`, so a script ending in a `--` comment or without a newline
     /// cannot swallow it.
     async fn apply_transactional(&mut self, job: &Job<'_>) -> Result<Duration, Error> {
-        let m = job.migration;
-        if let Some(refusal) = job.script.refused_in_transaction() {
-            return Err(Error::RefusedInTransaction {
-                version: m.version(),
-                name: m.name().to_owned(),
-                direction: job.direction,
-                line: refusal.line(),
-                what: refusal.what().to_owned(),
-            });
-        }
+        job.check_transactional()?;
         let mut batch = Batch::new(Markers::of(&self.config.names));
         batch.push("BEGIN;\n");
         batch.script(0, job.script, true, &self.timeouts(job.script, true));
@@ -1201,15 +1207,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         batch.push("BEGIN;\n");
         let settings = self.settings_sql(None, None, true);
         for (index, job) in jobs.iter().enumerate() {
-            if let Some(refusal) = job.script.refused_in_transaction() {
-                return Err(Error::RefusedInTransaction {
-                    version: job.migration.version(),
-                    name: job.migration.name().to_owned(),
-                    direction: job.direction,
-                    line: refusal.line(),
-                    what: refusal.what().to_owned(),
-                });
-            }
+            job.check_transactional()?;
             let prefix = if index == 0 { settings.as_str() } else { "" };
             batch.script(index, job.script, index == 0, prefix);
             batch.push(&self.restore());

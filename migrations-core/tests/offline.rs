@@ -467,13 +467,15 @@ fn an_offline_no_transaction_down_that_stops_leaves_the_runners_down_in_progress
         "{}",
         run.stderr
     );
-    assert_eq!(
+    let row_2 = || {
         scalar(
             &db,
             "SELECT (state, statements_done, statements_total, error)::text \
-             FROM public.migrations_history WHERE version = 2"
+             FROM public.migrations_history WHERE version = 2",
         )
-        .as_deref(),
+    };
+    assert_eq!(
+        row_2().as_deref(),
         Some("(running,1,2,\"down in progress\")")
     );
 
@@ -483,12 +485,7 @@ fn an_offline_no_transaction_down_that_stops_leaves_the_runners_down_in_progress
         .unwrap_err();
     assert!(err.is_drift(), "{err}");
     assert_eq!(
-        scalar(
-            &db,
-            "SELECT (state, statements_done, statements_total, error)::text \
-             FROM public.migrations_history WHERE version = 2"
-        )
-        .as_deref(),
+        row_2().as_deref(),
         Some(
             "(failed,1,2,\"the runner stopped (killed, crashed or lost its connection) during \
              statement 2 of 2 of the down script\")"

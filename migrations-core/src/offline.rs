@@ -85,7 +85,10 @@ pub enum OfflineError {
 /// the migrations lock first, without waiting (if another runner holds it, psql stops with
 /// SQLSTATE 55P03 and a non-zero exit before anything is created), creates the history tables,
 /// applies each migration with its history row in one transaction (no-transaction ones
-/// statement by statement, with a `running` row first), and releases the lock.
+/// statement by statement between a `running` row, or a down's `down in progress` mark, and
+/// the finish, with progress after each statement), and releases the lock. Every history and
+/// audit statement is the runner's own (`StepSql`), so the script leaves the history the
+/// runner would.
 pub fn offline_script(
     migrations: &Migrations,
     names: &Names,

@@ -137,7 +137,7 @@ fn server_addr(db: &TestDb) -> SocketAddr {
             .unwrap()
             .find(SocketAddr::is_ipv4)
             .expect("an IPv4 address"),
-        Host::Unix(_) => panic!("own_server's URLs are TCP URLs"),
+        other => panic!("own_server's URLs are TCP URLs, not {other:?}"),
     }
 }
 
@@ -275,6 +275,7 @@ fn pg_vars(db: &TestDb) -> Vec<(&'static str, String)> {
     let host = match endpoint.host() {
         Host::Tcp(h) => h.clone(),
         Host::Unix(dir) => dir.display().to_string(),
+        other => panic!("a new kind of host to pass as PGHOST: {other:?}"),
     };
     let mut vars = vec![
         ("PGHOST", host),

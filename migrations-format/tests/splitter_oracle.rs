@@ -438,6 +438,7 @@ fn transaction_control_agrees_with_postgres() {
                 K::Commit | K::End => "commit",
                 K::Rollback | K::Abort => "rollback",
                 K::PrepareTransaction => "prepare",
+                other => panic!("a new kind of transaction control to map: {other:?}"),
             });
             flagged += usize::from(ours.is_some());
             if ours != theirs {

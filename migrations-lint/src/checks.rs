@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 
 use migrations_format::sql::{classify_statement, classify_transaction_control, Statement};
-use migrations_format::Direction;
 use squawk_syntax::ast::{self, AstNode};
 
 use crate::locks::{created_relations, indexed_or_altered_table, locks};
@@ -125,10 +124,7 @@ pub(crate) fn check(
 }
 
 fn direction(input: &FileInput<'_>) -> &'static str {
-    match input.direction {
-        Direction::Up => "up",
-        Direction::Down => "down",
-    }
+    input.direction.as_str()
 }
 
 /// Statements PostgreSQL refuses in a transaction block, in one: a transactional file (the

@@ -482,6 +482,7 @@ fn squawk_findings(
 
 /// Why a lint could not run as asked (bad usage: exit 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LintError {
     /// A rule name in `--select`/`--exclude` or `[lint]` that no rule has.
     UnknownRule {

@@ -8,6 +8,7 @@ use squawk_linter::Rule as SquawkRule;
 
 /// Where a rule is implemented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Origin {
     /// Ours: statements cut by `migrations-format`'s splitter, read through squawk's tree.
     Migrations,

@@ -197,6 +197,7 @@ pub fn describe_target(opts: &ConnectOptions) -> Result<String, ConnectError> {
 
 /// libpq's `sslmode`. See the [module documentation](self#tls).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SslMode {
     /// No TLS.
     Disable,

@@ -53,6 +53,7 @@ const WRITE: &str = "write it as postgres://user@host:5432/dbname (a password fo
 
 /// A server address: a TCP host (name or IP address) or a Unix socket directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Host {
     /// A host name or IP address.
     Tcp(String),

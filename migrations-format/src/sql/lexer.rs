@@ -22,6 +22,7 @@ use std::ops::Range;
 
 /// What a [`Token`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenKind {
     /// Spaces, tabs, newlines, carriage returns, form feeds and vertical tabs.
     Whitespace,
@@ -60,6 +61,7 @@ pub enum TokenKind {
 }
 
 /// The prefix of a quoted string constant.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StringKind {
     /// `'...'`: backslashes are ordinary characters, `''` is a quote.
@@ -134,6 +136,7 @@ impl<'a> Token<'a> {
     }
 }
 
+#[non_exhaustive]
 /// What kind of construct was left open at the end of the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnterminatedKind {

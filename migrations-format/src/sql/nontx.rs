@@ -26,6 +26,7 @@ use super::split::{split_statements, Statement};
 
 /// A kind of statement that cannot run inside a transaction block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NonTransactionalKind {
     /// `VACUUM`, in any form.
     Vacuum,

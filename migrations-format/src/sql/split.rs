@@ -62,6 +62,7 @@ pub struct PsqlOnly<'a> {
 
 /// What a [`PsqlOnly`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PsqlOnlyKind<'a> {
     /// A psql meta-command: the backslash and its name as written, such as `\set`, `\i`,
     /// `\connect`, `\gset` or `\.`.

@@ -24,6 +24,7 @@ use super::split::Statement;
 
 /// A statement that opens or ends a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TransactionControlKind {
     /// `BEGIN [WORK|TRANSACTION] [modes]`.
     Begin,

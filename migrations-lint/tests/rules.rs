@@ -576,21 +576,3 @@ fn random_input_never_panics() {
         }
     }
 }
-
-/// The service build (the macro and `migrations-core`) never compiles the linter.
-#[test]
-fn service_crates_do_not_depend_on_the_linter() {
-    for krate in ["migrations-core", "migrations-macros", "migrations-format"] {
-        let manifest = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(krate)
-                .join("Cargo.toml"),
-        )
-        .unwrap();
-        assert!(
-            !manifest.contains("migrations-lint") && !manifest.contains("squawk"),
-            "{krate} must not depend on the linter"
-        );
-    }
-}

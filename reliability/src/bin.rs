@@ -76,12 +76,16 @@ fn find_or_build() -> Result<PathBuf, String> {
 pub struct Outcome {
     /// Exit code; `None` when killed by a signal.
     pub code: Option<i32>,
+    /// Everything it printed on stdout.
     pub stdout: String,
+    /// Everything it printed on stderr.
     pub stderr: String,
+    /// From the spawn to the exit.
     pub elapsed: Duration,
 }
 
 impl Outcome {
+    /// Exit code and both outputs in one line, for a report.
     pub fn describe(&self) -> String {
         format!(
             "exit {:?}, stdout {:?}, stderr {:?}",
@@ -95,14 +99,18 @@ impl Outcome {
 /// The binary, with the database URL and directory every run uses.
 #[derive(Debug, Clone)]
 pub struct Cli {
+    /// The `migrations` binary.
     pub bin: PathBuf,
+    /// `--database-url`.
     pub url: String,
+    /// `--dir`.
     pub dir: PathBuf,
     /// Extra global flags, before the command.
     pub flags: Vec<String>,
 }
 
 impl Cli {
+    /// The binary `bin` on database `url` with migrations directory `dir`, no extra flags.
     pub fn new(bin: &Path, url: &str, dir: &Path) -> Cli {
         Cli {
             bin: bin.to_path_buf(),
@@ -146,6 +154,7 @@ impl Cli {
         wait(child, started)
     }
 
+    /// Starts it and returns at once (to kill it, or to wait with [`wait`]).
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .spawn()
@@ -174,38 +183,31 @@ pub fn sigkill(child: &mut Child) -> bool {
     rc == 0
 }
 
-/// Checks that a failed run said so in one clear line: exit 1, exactly one line on stderr
-/// that starts with `error: `, the first, naming each of `mentions` (case-sensitive
-/// fragments: a migration's name, a SQLSTATE) and, when given, the migration's version (as a
-/// number in the line: `2`, or `002` in a file name). Lines after it may add context (the
-/// steps done before the error) but none may be another `error`. Returns the error line, or
-/// what is wrong with the output. The wording around these facts is free: it is not what
-/// users rely on.
+/// Checks that a failed run said so in one clear line: exit 1 and exactly one line on stderr
+/// that starts with `error: ` (others may surround it: warnings before it, the steps done
+/// before the error after it), naming each of `mentions` (case-sensitive fragments: a
+/// migration's name, a SQLSTATE) and, when given, the migration's version (as a number in
+/// the line: `2`, or `002` in a file name). Returns the error line, or what is wrong with
+/// the output. The wording around these facts is free: it is not what users rely on.
 pub fn clear_error_line(
     outcome: &Outcome,
     version: Option<u32>,
     mentions: &[&str],
 ) -> Result<String, String> {
-    let lines: Vec<&str> = outcome
+    let errors: Vec<&str> = outcome
         .stderr
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    let errors = lines
-        .iter()
         .filter(|l| l.trim_start().to_ascii_lowercase().starts_with("error"))
-        .count();
+        .collect();
     let problem = if outcome.code != Some(1) {
         Some(format!("exit {:?}, expected 1", outcome.code))
-    } else if lines.is_empty() {
-        Some("nothing on stderr".to_owned())
-    } else if !lines[0].starts_with("error: ") {
-        Some("the first line does not start with `error: `".to_owned())
-    } else if errors != 1 {
-        Some(format!("{errors} error lines, expected 1"))
-    } else if let Some(missing) = mentions.iter().find(|m| !lines[0].contains(*m)) {
+    } else if errors.len() != 1 {
+        Some(format!("{} error lines, expected 1", errors.len()))
+    } else if !errors[0].starts_with("error: ") {
+        Some("the error line does not start with `error: `".to_owned())
+    } else if let Some(missing) = mentions.iter().find(|m| !errors[0].contains(*m)) {
         Some(format!("the line does not name {missing:?}"))
-    } else if version.is_some_and(|v| !mentions_number(lines[0], u64::from(v))) {
+    } else if version.is_some_and(|v| !mentions_number(errors[0], u64::from(v))) {
         Some(format!(
             "the line does not name version {}",
             version.unwrap_or(0)
@@ -214,7 +216,7 @@ pub fn clear_error_line(
         None
     };
     match problem {
-        None => Ok(lines[0].to_owned()),
+        None => Ok(errors[0].to_owned()),
         Some(p) => Err(format!(
             "unclear error output ({p}): {}",
             outcome.describe()

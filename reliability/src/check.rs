@@ -9,6 +9,7 @@ use postgres::{Client, NoTls};
 /// times each migration logged itself, and the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {
+    /// The schema, as `migrations_core::Snapshot` reads it (history tables left out).
     pub snapshot: Snapshot,
     /// `(table, rows)` for every table and materialized view in `public` but the history.
     pub counts: Vec<(String, i64)>,
@@ -20,6 +21,7 @@ pub struct State {
     pub invalid_indexes: Vec<String>,
 }
 
+/// A plain (no TLS) blocking connection.
 pub fn connect(url: &str) -> Result<Client, String> {
     Client::connect(url, NoTls).map_err(|e| format!("connect: {}", pg_error(&e)))
 }
@@ -108,6 +110,7 @@ pub fn history(client: &mut Client) -> Result<Vec<(i64, String)>, String> {
         .collect())
 }
 
+/// Names of the invalid indexes (`NOT indisvalid`) of the database.
 pub fn invalid_indexes(client: &mut Client) -> Result<Vec<String>, String> {
     Ok(client
         .query(
@@ -279,7 +282,9 @@ pub fn has_failed_row(url: &str) -> Result<bool, String> {
 /// How a rerun went: the commands it took, and how many of them were `repair`.
 #[derive(Debug, Clone, Default)]
 pub struct Rerun {
+    /// Each command run, with how it ended when it did not succeed.
     pub steps: Vec<String>,
+    /// How many `repair`s were needed.
     pub repairs: usize,
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A running cluster of our own; stopped and removed on drop.
 pub struct Cluster {
     dir: PathBuf,
     data: PathBuf,
@@ -131,14 +132,17 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The TCP port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data
     }
 
+    /// The server's log file.
     pub fn log_file(&self) -> &Path {
         &self.log
     }
@@ -162,10 +166,12 @@ impl Cluster {
         self.pg_ctl(&["restart", "-m", "immediate", "-w", "-t", "60"])
     }
 
+    /// `pg_ctl stop -m immediate`.
     pub fn stop_immediate(&self) -> Result<(), String> {
         self.pg_ctl(&["stop", "-m", "immediate", "-w", "-t", "60"])
     }
 
+    /// `pg_ctl start` after a stop.
     pub fn start_again(&self) -> Result<(), String> {
         self.pg_ctl(&["start", "-w", "-t", "60"])
     }

@@ -18,12 +18,17 @@ use crate::check::{self, advisory_locks, compare, read_state};
 use crate::{sets, Summary};
 
 #[derive(Debug, Clone)]
+/// Settings of a concurrency run.
 pub struct Options {
+    /// Processes started together in each trial.
     pub processes: usize,
+    /// Trials, each on a fresh database.
     pub trials: usize,
+    /// Print one line per trial.
     pub verbose: bool,
 }
 
+/// Runs the trials and returns what was found.
 pub fn run(bin: &Path, options: &Options) -> Summary {
     let mut summary = Summary::new("concurrency (N processes at once)");
     let work = tempfile::tempdir().expect("temporary directory");

@@ -511,10 +511,14 @@ fn one_run(
     }
 }
 
-/// A killed process cannot print after the kill; whatever it printed before must be nothing
-/// on stderr, or one clear `error:` line.
+/// A killed process cannot print after the kill; if it had printed an error before, that
+/// must be one clear `error:` line (warnings and progress are not errors).
 fn check_killed_output(killed: &Outcome, tally: &mut Tally, problems: &mut Vec<String>) {
-    if killed.stderr.trim().is_empty() {
+    let printed_error = killed
+        .stderr
+        .lines()
+        .any(|l| l.trim_start().to_ascii_lowercase().starts_with("error"));
+    if !printed_error {
         return;
     }
     // `clear_error_line` wants an exit code of 1; a killed run has none.

@@ -26,10 +26,13 @@ use crate::rng::Rng;
 use crate::{sets, Summary};
 
 #[derive(Debug, Clone)]
+/// Settings of a server-fault run.
 pub struct Options {
     /// Rounds of each (fault, migration kind) pair.
     pub rounds: usize,
+    /// Seed of the extra delays (printed).
     pub seed: u64,
+    /// Print one line per round.
     pub verbose: bool,
 }
 
@@ -42,6 +45,7 @@ enum Fault {
     Terminate,
 }
 
+/// Runs the rounds and returns what was found.
 pub fn run(bin: &Path, options: &Options) -> Summary {
     let mut summary = Summary::new("server faults (restart -m immediate, pg_terminate_backend)");
     println!(

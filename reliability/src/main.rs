@@ -64,6 +64,9 @@ enum Command {
         /// Seconds a stalled runner is given to end by itself.
         #[arg(long, default_value_t = 120)]
         stall_limit: u64,
+        /// Only this fault: cut or stall.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// The data directory's file system (a small tmpfs) fills up during a migration. Needs
     /// root (mount).
@@ -153,16 +156,28 @@ fn main() {
             trials,
             seed,
             stall_limit,
-        } => vec![network::run(
-            &bin,
-            &network::Options {
-                trials,
-                seed: seed.unwrap_or_else(rng::clock_seed),
-                stall_limit: Duration::from_secs(stall_limit),
-                only: None,
-                verbose,
-            },
-        )],
+            only,
+        } => {
+            let only = match only.as_deref() {
+                None => None,
+                Some("cut") => Some(network::NetFault::Cut),
+                Some("stall") => Some(network::NetFault::Stall),
+                Some(other) => {
+                    eprintln!("error: unknown --only {other:?}: use cut or stall");
+                    std::process::exit(2);
+                }
+            };
+            vec![network::run(
+                &bin,
+                &network::Options {
+                    trials,
+                    seed: seed.unwrap_or_else(rng::clock_seed),
+                    stall_limit: Duration::from_secs(stall_limit),
+                    only,
+                    verbose,
+                },
+            )]
+        }
         Command::DiskFull { trials } => vec![disk::run(&bin, &disk::Options { trials, verbose })],
         Command::Concurrency { processes, trials } => vec![concurrency::run(
             &bin,

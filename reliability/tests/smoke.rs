@@ -44,9 +44,11 @@ fn crash_loop_single_transaction_smoke() {
     crash_smoke(crash::Mode::UpSingleTransaction, 2, 0.3);
 }
 
+/// Can go red while RELIABILITY.md finding 6 stands (a kill inside a no-transaction down,
+/// then `repair`, leaves that down's later objects behind): 2 of 100 kills in the full run.
 #[test]
 fn crash_loop_down_smoke() {
-    crash_smoke(crash::Mode::Down, 2, 0.3);
+    crash_smoke(crash::Mode::Down, 2, 1.0);
 }
 
 #[test]

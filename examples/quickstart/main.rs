@@ -7,14 +7,34 @@
 //! ```
 //!
 //! Without `DATABASE_URL`, a throwaway PostgreSQL cluster is started from the local server
-//! binaries (the test harness's) and removed when the demo exits.
+//! binaries (the test harness's) and removed when the demo exits. Without those either, it
+//! says what to install (`scripts/demo` installs it) and exits 1.
 
 use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::{embed_migrations, Event, Migrations, Migrator};
 
 static MIGRATIONS: Migrations = embed_migrations!("quickstart/migrations");
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    // Errors are printed with Display, which names the migration, the file and the fix; a
+    // `main` returning the error would print its Debug form.
+    if let Err(error) = run() {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// What to do when there is neither a `DATABASE_URL` nor server binaries to start a throwaway
+/// database from (`scripts/install-deps --demo` is what `scripts/demo` runs).
+const NO_SERVER: &str = "no PostgreSQL to migrate: DATABASE_URL is not set, and PostgreSQL's \
+server binaries (initdb, postgres), from which the demo starts a throwaway database, are not \
+installed. Either
+  - install them: scripts/install-deps --demo (Debian/Ubuntu: it runs apt-get install \
+postgresql-15), or run scripts/demo, which does that and then this demo;
+  - or point MIGRATIONS_TEST_PG_BINDIR at the directory that holds initdb and postgres;
+  - or set DATABASE_URL=postgres://user:password@host:5432/db to migrate a database of yours.";
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} migrations embedded at build time:", MIGRATIONS.len());
     for m in MIGRATIONS.iter() {
         let mode = if m.no_transaction() {
@@ -36,6 +56,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
+            // Checked first: the harness would panic, and a panic is no message for a user.
+            if let Err(reason) = migrations_tests::server_bin_dir() {
+                let chosen =
+                    std::env::var_os("MIGRATIONS_TEST_PG_BINDIR").is_some_and(|d| !d.is_empty());
+                return Err(if chosen {
+                    // The directory the user chose is wrong: the harness says how.
+                    reason.into()
+                } else {
+                    NO_SERVER.into()
+                });
+            }
             println!("DATABASE_URL is not set: starting a throwaway local PostgreSQL");
             throwaway = migrations_tests::test_db();
             throwaway.url().to_owned()

@@ -829,6 +829,13 @@ fn has_server_binaries(dir: &Path) -> bool {
     dir.join("initdb").is_file() && dir.join("postgres").is_file()
 }
 
+/// The directory of the PostgreSQL server binaries a throwaway cluster is started from (the
+/// lookup of the crate documentation), or why there is none and what to install: for programs
+/// (the quickstart) that tell their user before [`test_db`] would panic.
+pub fn server_bin_dir() -> Result<PathBuf, String> {
+    find_bin_dir()
+}
+
 /// Finds the directory holding `initdb` and `postgres`.
 fn find_bin_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("MIGRATIONS_TEST_PG_BINDIR").filter(|d| !d.is_empty()) {

@@ -8,13 +8,11 @@
 //! through the sync and the async API where both exist.
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{column, connect_async, runtime, scalar, table_exists, Dir, Driver};
+use crate::common::{column, connect_async, runtime, scalar, table_exists, Dir, Driver};
 use migrations_core::plan::Direction;
 use migrations_core::{DownTarget, DriftKind, Error, Event, Migrator, Names, Operation};
 use migrations_tests::{test_db, PgBouncer, TestDb};

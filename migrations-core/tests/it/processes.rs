@@ -8,12 +8,12 @@
 //! # Child processes
 //!
 //! A runner in another process is this same test binary run again
-//! (`std::env::current_exe()`) as `<binary> child_runner --exact --ignored --nocapture --test-threads=1`,
-//! so that only the test [`child_runner`] runs in it. The parent hands it its work through
-//! environment variables (`MIGRATIONS_CHILD_*`: the database URL, the migrations directory, the
-//! driver, and optional ready/gate/waiting/report files). `child_runner` is an ordinary
-//! `#[test]`: in a normal `cargo test` run those variables are unset and it returns at once (a
-//! trivial pass).
+//! (`std::env::current_exe()`) as `<binary> processes::child_runner --exact --ignored
+//! --nocapture --test-threads=1` (the name derived from this module's path), so that only the
+//! test [`child_runner`] runs in it. The parent hands it its work through environment variables
+//! (`MIGRATIONS_CHILD_*`: the database URL, the migrations directory, the driver, and optional
+//! ready/gate/waiting/report files). `child_runner` is `#[ignore]`d, so a normal `cargo test`
+//! run skips it.
 //! In a child it runs `up` and reports by its exit status: libtest exits 0 when the test passes
 //! and non-zero when it panics, so a failing `up` is a non-zero exit. The child never calls
 //! `test_db()`: it uses the parent's database, on the parent's cluster.
@@ -25,7 +25,7 @@
 // helpers in `common` return `Result<_, Error>`).
 #![allow(clippy::result_large_err)]
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,12 +34,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{column, runtime, scalar, table_exists, Dir, Driver};
+use crate::common::{column, runtime, scalar, table_exists, Dir, Driver};
 use migrations_core::plan::Status;
 use migrations_core::{DriftKind, Error, Event, Migrations, Migrator, Operation, Report};
 use migrations_tests::{test_db, TestDb};
 
-const CHILD_TEST: &str = "child_runner";
 const ENV_URL: &str = "MIGRATIONS_CHILD_URL";
 const ENV_DIR: &str = "MIGRATIONS_CHILD_DIR";
 const ENV_DRIVER: &str = "MIGRATIONS_CHILD_DRIVER";
@@ -168,7 +167,7 @@ impl Spawn<'_> {
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
             .args([
-                CHILD_TEST,
+                common::test_name(module_path!(), "child_runner").as_str(),
                 "--exact",
                 "--ignored",
                 "--nocapture",

@@ -2,11 +2,11 @@
 //! driver.
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{column, scalar, table_exists, Dir, Driver};
+use crate::common::{column, scalar, table_exists, Dir, Driver};
 use migrations_core::plan::Status;
 use migrations_core::{DownTarget, DriftKind, Error, Event, Operation};
 use migrations_tests::test_db;
@@ -774,7 +774,7 @@ behaviour!(dead_runner_blames_only_its_own_indexes, |driver: Driver| {
 /// audit read the same rows, and an audit event recorded through either lands the same way.
 #[test]
 fn async_history_audit_and_record_match_the_sync_api() {
-    use common::{connect_async, runtime};
+    use crate::common::{connect_async, runtime};
     use migrations_core::Migrator;
     let db = test_db();
     let dir = three();

@@ -144,8 +144,8 @@ pub fn table_exists(db: &TestDb, name: &str) -> bool {
     scalar(db, &format!("SELECT to_regclass('{name}') IS NOT NULL")).as_deref() == Some("t")
 }
 
-/// Declares a test once per driver: `behaviour!(name, |driver| { ... })`.
-#[macro_export]
+/// Declares a test once per driver: `behaviour!(name, |driver| { ... })` (in scope in every
+/// module declared after `#[macro_use] mod common;` in `main.rs`).
 macro_rules! behaviour {
     ($name:ident, $body:expr) => {
         mod $name {
@@ -160,4 +160,16 @@ macro_rules! behaviour {
             }
         }
     };
+}
+
+/// A test's name as libtest knows it in this binary, for `--exact` when a test re-runs the
+/// binary to run one `#[ignore]`d helper test in a child process: `module_path` is the helper's
+/// `module_path!()` (its first segment, the crate, is not part of the name), so
+/// `("it::processes", "child_runner")` gives `processes::child_runner`. Derived, not written out,
+/// so that moving a file cannot make its children silently run no test.
+pub fn test_name(module_path: &str, test: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{test}"),
+        None => test.to_owned(),
+    }
 }

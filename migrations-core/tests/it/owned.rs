@@ -4,11 +4,9 @@
 #![cfg(feature = "connect")]
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{runtime, table_exists, Dir};
+use crate::common::{runtime, table_exists, Dir};
 use migrations_core::connect::ConnectOptions;
 use migrations_core::Migrator;
 use migrations_tests::test_db;

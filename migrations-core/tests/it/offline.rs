@@ -2,12 +2,10 @@
 //! guard stops psql with a non-zero exit before anything is created when another runner holds
 //! the lock, without the caller passing `-v ON_ERROR_STOP=1`; and an inverted range is refused.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{column, scalar, table_exists, Dir};
+use crate::common::{column, scalar, table_exists, Dir};
 use migrations_core::plan::Direction;
 use migrations_core::{offline_script, Migrations, Names, OfflineError, OfflineRange};
 use migrations_tests::{test_db, TestDb};

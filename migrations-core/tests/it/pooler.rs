@@ -8,9 +8,7 @@
 
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
 
-mod common;
-
-use common::{scalar, table_exists, Dir};
+use crate::common::{scalar, table_exists, Dir};
 use migrations_core::{Error, Migrator};
 use migrations_tests::{PgBouncer, TestDb};
 

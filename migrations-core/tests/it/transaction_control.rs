@@ -4,9 +4,7 @@
 //! loaded at run time and one embedded by the macro.
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
 
-mod common;
-
-use common::{column, scalar, table_exists, Dir, Driver};
+use crate::common::{column, scalar, table_exists, Dir, Driver};
 use migrations_core::{embed_migrations, DownTarget, Error, Migrations, Operation};
 use migrations_format::ProblemKind;
 use migrations_tests::{test_db, TestDb};

@@ -12,11 +12,9 @@
 // helpers in `common` return `Result<_, Error>`).
 #![allow(clippy::result_large_err)]
 
-mod common;
-
 use std::time::Instant;
 
-use common::{column, scalar, Driver};
+use crate::common::{column, scalar, Driver};
 use migrations_core::plan::Direction;
 use migrations_core::{DownTarget, Error, Migrations, Operation};
 use migrations_tests::test_db;

@@ -5,11 +5,11 @@
 //! usable). Each test goes through the sync and the async driver, on one borrowed client.
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{scalar, table_exists, Dir, Driver};
+use crate::common::{scalar, table_exists, Dir, Driver};
 use migrations_core::{Error, Location, Migrations, Migrator, Operation, Report};
 use migrations_tests::{test_db, TestDb};
 

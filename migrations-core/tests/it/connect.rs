@@ -1,8 +1,8 @@
 //! `migrations_core::connect` against a real PostgreSQL (the `migrations-tests` harness).
 //!
 //! - Environment variables are only set in child processes: some tests re-run this binary with
-//!   the `#[ignore]`d `child_connect` test selected and `PG*` variables set; it does nothing
-//!   unless `CONNECT_TEST_CHILD` is set.
+//!   the `#[ignore]`d `connect::child_connect` test selected and `PG*` variables set; it does
+//!   nothing unless `CONNECT_TEST_CHILD` is set.
 //! - Timing and protocol behaviour (a server that starts listening late, one that answers
 //!   "the database system is starting up", one that refuses TLS) use small TCP proxies in front
 //!   of the real server.
@@ -183,7 +183,7 @@ fn assert_no_secret(e: &ConnectError, secret: &str) {
 fn run_child(vars: &[(&str, String)]) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
-        "child_connect",
+        crate::common::test_name(module_path!(), "child_connect").as_str(),
         "--exact",
         "--ignored",
         "--nocapture",

@@ -1,6 +1,6 @@
 //! The real crates.io migration history (SPEC 8) through the linter: every one of its 285
 //! migrations is linted without a crash, with every rule on; the counts per rule are printed
-//! (`cargo test -p migrations-lint --test corpus -- --nocapture`) and a few findings whose
+//! (`cargo test -p migrations-lint --test it corpus:: -- --nocapture`) and a few findings whose
 //! correctness was checked by reading the SQL are asserted.
 //!
 //! The corpus is `../corpus/crates.io/migrations` from this crate, or the directory
@@ -225,7 +225,7 @@ fn every_rule_on_adds_the_opt_in_rules() {
 }
 
 #[test]
-#[ignore = "a tool, not a check: prints every corpus finding (cargo test -p migrations-lint --test corpus -- --ignored dump)"]
+#[ignore = "a tool, not a check: prints every corpus finding (cargo test -p migrations-lint --test it corpus::dump -- --ignored)"]
 fn dump() {
     let (copy, report) = lint_corpus(RuleSet::default());
     for f in &report.findings {

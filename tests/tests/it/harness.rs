@@ -1,7 +1,7 @@
 //! Tests of the test harness itself, against a real PostgreSQL.
 //!
 //! Some tests re-run this test binary in a child process (`std::env::current_exe()`)
-//! with one `child_helper_*` test selected and environment variables set; those helpers
+//! with one `harness::child_helper_*` test selected and environment variables set; those helpers
 //! are `#[ignore]`d and do nothing unless `MIGRATIONS_TESTS_CHILD` is set.
 
 use std::io::{BufRead, BufReader};
@@ -63,12 +63,13 @@ fn process_exists(pid: u32) -> bool {
 // Child processes
 // ---------------------------------------------------------------------------------------
 
-/// Re-runs this test binary with only the ignored helper test `helper` selected.
+/// Re-runs this test binary with only the ignored helper test `helper` (a function of this
+/// module) selected.
 fn spawn_child(helper: &str, mode: &str, envs: &[(&str, String)], remove_db_url: bool) -> Child {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
     cmd.args([
-        helper,
+        test_name(helper).as_str(),
         "--exact",
         "--ignored",
         "--nocapture",
@@ -85,6 +86,16 @@ fn spawn_child(helper: &str, mode: &str, envs: &[(&str, String)], remove_db_url:
         cmd.env(k, v);
     }
     cmd.spawn().expect("spawn the test binary as a child")
+}
+
+/// A helper's name as libtest knows it in this binary, for `--exact`: this module's path
+/// without the crate's name (`harness::child_helper_exit_normally` in the test binary `it`).
+/// Derived, not written out, so that moving this file cannot make every child run no test.
+fn test_name(helper: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_crate, module)) => format!("{module}::{helper}"),
+        None => helper.to_owned(),
+    }
 }
 
 /// Collects the child's stdout and stderr lines on background threads.

@@ -16,19 +16,21 @@
 //! ```
 //!
 //! `args` is split at spaces; `"..."` or `'...'` keep spaces in one argument. The case's files
-//! are copied into a temporary directory, the binary runs there with a clean environment (no
-//! `DATABASE_URL`, no `PG*`, no `GITHUB_ACTIONS`, `NO_COLOR=1`, `HOME` the temporary
-//! directory), and any occurrence of that directory's path in the output is written `$CASE`.
+//! are copied into a temporary directory, the binary runs there with the clean environment of
+//! every test of this crate (`common::migrations`: no `DATABASE_URL`, no `PG*`, no
+//! `GITHUB_ACTIONS`, `NO_COLOR=1`, `COLUMNS=100`), `HOME` the temporary directory, and any
+//! occurrence of the case directory's path in the output is written `$CASE`.
 //! No case needs a database.
 //!
 //! To add a case, create its directory with an `expected` holding the comment, `args` (and
-//! `env`), then run `BLESS=1 cargo test -p migrations-cli --test bad_input` to fill in the
+//! `env`), then run `BLESS=1 cargo test -p migrations-cli --test it bad_input::` to fill in the
 //! outputs and exit code, and review them: each message must name the file (and line) and say
 //! how to fix it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use crate::common::{migrations, Run};
 
 const EXPECTED: &str = "expected";
 
@@ -172,34 +174,21 @@ fn run_case(case: &Path, expected: &Expected) -> Expected {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("case");
     copy_dir(case, &root);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-    command.args(&expected.args).current_dir(&root);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("PG")
-            || key == "DATABASE_URL"
-            || key == "GITHUB_ACTIONS"
-            || key == "CLICOLOR_FORCE"
-            || key == "RUST_BACKTRACE"
-        {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("NO_COLOR", "1")
-        .env("HOME", work.path())
-        .env("COLUMNS", "100");
+    // The clean environment of every test here, with `HOME` the temporary directory around
+    // the case (so a case's own files are not taken for the home directory's).
+    let mut command = migrations(&root);
+    command.args(&expected.args).env("HOME", work.path());
     for (k, v) in &expected.env {
         command.env(k, v.replace("$CASE", &root.to_string_lossy()));
     }
-    let out = command.output().expect("the binary runs");
+    let out = Run::of(command);
     let root_text = root.to_string_lossy().into_owned();
-    let clean = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&root_text, "$CASE");
+    let clean = |text: &str| text.replace(&root_text, "$CASE");
     Expected {
         comments: expected.comments.clone(),
         args: expected.args.clone(),
         env: expected.env.clone(),
-        exit: out.status.code().unwrap_or(-1),
+        exit: out.code,
         stdout: clean(&out.stdout),
         stderr: clean(&out.stderr),
     }

@@ -1,59 +1,12 @@
 //! Bad input that reaches a real database: files the runner cannot run as written (issue 18)
 //! are refused before anything runs, and the database is left exactly as it was.
 //!
-//! The corpus in `bad_input.rs` checks the messages without a database; here the binary is
+//! The corpus in `bad_input` checks the messages without a database; here the binary is
 //! given one, to show that nothing was created, applied or recorded.
-
-use std::fs;
-use std::path::Path;
-use std::process::Command;
 
 use migrations_tests::{test_db, TestDb};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (path, text) in files {
-        let full = dir.join("migrations").join(path);
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-}
-
-fn run(dir: &Path, db: &TestDb, args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-    command.args(args).current_dir(dir);
-    for key in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"] {
-        command.env_remove(key);
-    }
-    let out = command
-        .env("DATABASE_URL", db.url())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// The first column of each row, as text.
-fn column(db: &TestDb, sql: &str) -> Vec<Option<String>> {
-    db.connect()
-        .simple_query(sql)
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
-            _ => None,
-        })
-        .collect()
-}
+use crate::common::{column, Project};
 
 /// The relations of the `public` schema: a refused run must not have created any.
 fn relations(db: &TestDb) -> Vec<Option<String>> {
@@ -69,19 +22,16 @@ fn commit_in_a_transactional_up_runs_nothing() {
     // The reproduction: this used to leave 'a' in the table with no history row, and a rerun
     // inserted it again.
     let db = test_db();
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        &[
-            ("0001_t.up.sql", "CREATE TABLE t (x text);\n"),
-            (
-                "0002_rows.up.sql",
-                "INSERT INTO t VALUES ('a');\nCOMMIT;\nINSERT INTO t VALUES ('x');\n",
-            ),
-        ],
-    );
+    let p = Project::new(&[
+        ("0001_t.up.sql", "CREATE TABLE t (x text);\n"),
+        (
+            "0002_rows.up.sql",
+            "INSERT INTO t VALUES ('a');\nCOMMIT;\nINSERT INTO t VALUES ('x');\n",
+        ),
+    ])
+    .url_in_env(db.url());
     for _ in 0..2 {
-        let up = run(dir.path(), &db, &["up"]);
+        let up = p.run(&["up"]);
         assert_eq!(up.code, 2, "{}", up.stderr);
         assert_eq!(up.stdout, "");
         assert_eq!(
@@ -98,18 +48,15 @@ fn commit_in_a_transactional_up_runs_nothing() {
 #[test]
 fn psql_input_runs_nothing() {
     let db = test_db();
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        &[
-            ("0001_t.up.sql", "CREATE TABLE t (x text);\n"),
-            (
-                "0002_data.up.sql",
-                "\\set ON_ERROR_STOP on\nCOPY t (x) FROM stdin;\na\nb'c\n\\.\n",
-            ),
-        ],
-    );
-    let up = run(dir.path(), &db, &["up"]);
+    let p = Project::new(&[
+        ("0001_t.up.sql", "CREATE TABLE t (x text);\n"),
+        (
+            "0002_data.up.sql",
+            "\\set ON_ERROR_STOP on\nCOPY t (x) FROM stdin;\na\nb'c\n\\.\n",
+        ),
+    ])
+    .url_in_env(db.url());
+    let up = p.run(&["up"]);
     assert_eq!(up.code, 2, "{}", up.stderr);
     assert_eq!(
         up.stderr,
@@ -123,26 +70,23 @@ fn psql_input_runs_nothing() {
 #[test]
 fn commit_in_a_transactional_down_is_refused_before_it_runs() {
     let db = test_db();
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        &[
-            (
-                "0001_t.up.sql",
-                "CREATE TABLE t (x text);\nINSERT INTO t VALUES ('kept');\n",
-            ),
-            (
-                "0001_t.down.sql",
-                "DELETE FROM t;\nCOMMIT;\nDROP TABLE t;\n",
-            ),
-        ],
-    );
-    let up = run(dir.path(), &db, &["up"]);
+    let p = Project::new(&[
+        (
+            "0001_t.up.sql",
+            "CREATE TABLE t (x text);\nINSERT INTO t VALUES ('kept');\n",
+        ),
+        (
+            "0001_t.down.sql",
+            "DELETE FROM t;\nCOMMIT;\nDROP TABLE t;\n",
+        ),
+    ])
+    .url_in_env(db.url());
+    let up = p.run(&["up"]);
     assert_eq!(up.code, 0, "{}", up.stderr);
     let history = "SELECT version || ' ' || state FROM public.migrations_history";
     let before = (column(&db, "SELECT x FROM t"), column(&db, history));
     assert_eq!(before.1, [Some("1 applied".to_owned())]);
-    let down = run(dir.path(), &db, &["down"]);
+    let down = p.run(&["down"]);
     assert_eq!(down.code, 2, "{}", down.stderr);
     assert_eq!(down.stdout, "");
     assert_eq!(

@@ -2,109 +2,38 @@
 //! exit code, the JSON documents, and passwords kept out of every output.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
 
 use migrations_tests::{test_db, TestDb};
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use crate::common::Project;
 
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
-    }
-}
-
-/// A project directory with a migrations folder, and the database the binary talks to.
-struct Project {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Project {
-    fn new(db: &TestDb) -> Project {
-        let project = Project {
-            dir: tempfile::tempdir().unwrap(),
-            url: db.url().to_owned(),
-        };
-        project.write(
-            "migrations/1_users.up.sql",
-            "CREATE TABLE users (id int PRIMARY KEY);\n",
-        );
-        project.write("migrations/1_users.down.sql", "DROP TABLE users;\n");
-        project.write(
-            "migrations/2_posts.up.sql",
+/// A project of three migrations (two tables, a concurrent index), run with `DATABASE_URL`.
+fn project(db: &TestDb) -> Project {
+    Project::new(&[
+        ("1_users.up.sql", "CREATE TABLE users (id int PRIMARY KEY);\n"),
+        ("1_users.down.sql", "DROP TABLE users;\n"),
+        (
+            "2_posts.up.sql",
             "CREATE TABLE posts (id int, user_id int REFERENCES users);\n",
-        );
-        project.write("migrations/2_posts.down.sql", "DROP TABLE posts;\n");
-        project.write(
-            "migrations/3_index.up.sql",
+        ),
+        ("2_posts.down.sql", "DROP TABLE posts;\n"),
+        (
+            "3_index.up.sql",
             "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS posts_user ON posts (user_id);\n",
-        );
-        project.write(
-            "migrations/3_index.down.sql",
+        ),
+        (
+            "3_index.down.sql",
             "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS posts_user;\n",
-        );
-        project
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let full = self.dir.path().join(path);
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Runs the binary in the project directory with DATABASE_URL set.
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(args, &[("DATABASE_URL", &self.url)])
-    }
-
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("DATABASE_URL");
-        for key in [
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGPASSWORD",
-            "PGDATABASE",
-            "NO_COLOR",
-        ] {
-            command.env_remove(key);
-        }
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = command.output().expect("the binary runs");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
-    }
+        ),
+    ])
+    .url_in_env(db.url())
 }
 
 #[test]
 fn up_status_current_history_down_redo() {
     let db = test_db();
-    let p = Project::new(&db);
+    let p = project(&db);
 
     let status = p.run(&["status"]);
     assert_eq!(status.code, 0, "{}", status.stderr);
@@ -160,7 +89,7 @@ fn up_status_current_history_down_redo() {
 #[test]
 fn json_documents() {
     let db = test_db();
-    let p = Project::new(&db);
+    let p = project(&db);
     let up = p.run(&["--format", "json", "up"]);
     assert_eq!(up.code, 0, "{}", up.stderr);
     let doc = up.json();
@@ -186,12 +115,12 @@ fn json_documents() {
 
     // Errors are a JSON document too, with the exit code.
     p.write(
-        "migrations/1_users.up.sql",
+        "1_users.up.sql",
         "CREATE TABLE users (id bigint PRIMARY KEY);\n",
     );
     p.run(&["up"]);
     p.write(
-        "migrations/1_users.up.sql",
+        "1_users.up.sql",
         "CREATE TABLE users (id int PRIMARY KEY);\n",
     );
     let drift = p.run(&["--format", "json", "up"]);
@@ -204,20 +133,20 @@ fn json_documents() {
 #[test]
 fn exit_codes() {
     let db = test_db();
-    let p = Project::new(&db);
+    let p = project(&db);
     // 2: bad usage.
     let bad = p.run(&["up", "--no-such-flag"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("--no-such-flag"), "{}", bad.stderr);
     // 2: bad migration files, each named.
-    p.write("migrations/4_oops.sql", "SELECT 1;");
+    p.write("4_oops.sql", "SELECT 1;");
     let files = p.run(&["up"]);
     assert_eq!(files.code, 2);
     assert_eq!(
         files.stderr,
         "error: the migrations directory has 1 problem:\n  migrations/4_oops.sql: `4_oops.sql` is not a migration file name: expected <version>_<name>.up.sql or <version>_<name>.down.sql; if it is the up half of a migration, rename it to `4_oops.up.sql`, or list it under `ignore` in migrations.toml\n"
     );
-    fs::remove_file(p.path().join("migrations/4_oops.sql")).unwrap();
+    p.remove("4_oops.sql");
     // 2: a directory that does not exist.
     let missing = p.run(&["--dir", "nowhere", "status"]);
     assert_eq!(missing.code, 2);
@@ -230,7 +159,7 @@ fn exit_codes() {
     );
     // 1: a SQL error.
     p.write(
-        "migrations/4_bad.up.sql",
+        "4_bad.up.sql",
         "CREATE TABLE t (x int);\n\nCREATE TABLE u (x no_such_type);\n",
     );
     let sql = p.run(&["up"]);
@@ -263,10 +192,10 @@ fn exit_codes() {
             .starts_with("up 4 bad failed at statement 2 of 2"),
         "{error}"
     );
-    fs::remove_file(p.path().join("migrations/4_bad.up.sql")).unwrap();
+    p.remove("4_bad.up.sql");
     // 3: drift.
     p.write(
-        "migrations/1_users.up.sql",
+        "1_users.up.sql",
         "CREATE TABLE users (id bigint PRIMARY KEY);\n",
     );
     let drift = p.run(&["up"]);
@@ -288,7 +217,7 @@ fn exit_codes() {
     );
     assert_eq!(p.run(&["up"]).code, 0);
     // 1: no database configured.
-    let none = p.run_with(&["status"], &[]);
+    let none = p.run_without_database(&["status"], &[]);
     assert_eq!(none.code, 1);
     assert!(none.stderr.starts_with("error: "), "{}", none.stderr);
     assert_eq!(
@@ -302,7 +231,7 @@ fn exit_codes() {
 #[test]
 fn passwords_never_shown() {
     let db = test_db();
-    let p = Project::new(&db);
+    let p = project(&db);
     let secret = "s3cr3t-Pa55";
     let unreachable = format!("postgres://app:{secret}@127.0.0.1:1/app");
     for args in [
@@ -312,7 +241,7 @@ fn passwords_never_shown() {
     ] {
         let mut full = args.clone();
         full.extend(["--database-url", unreachable.as_str()]);
-        let run = p.run_with(&full, &[]);
+        let run = p.run_without_database(&full, &[]);
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
         assert!(
             !run.stderr.contains(secret),
@@ -343,8 +272,8 @@ fn passwords_never_shown() {
 #[test]
 fn init_new_sql_baseline_completions() {
     let db = test_db();
-    let p = Project::new(&db);
-    fs::write(p.path().join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    let p = project(&db);
+    p.write_file("Cargo.toml", "[package]\nname = \"x\"\n");
     let init = p.run(&["init"]);
     assert_eq!(init.code, 0);
     assert!(fs::read_to_string(p.path().join("build.rs"))
@@ -356,7 +285,7 @@ fn init_new_sql_baseline_completions() {
     assert_eq!(new.stdout, "migrations/4_add_email.up.sql\n");
     let text = fs::read_to_string(p.path().join("migrations/4_add_email.up.sql")).unwrap();
     p.write(
-        "migrations/4_add_email.up.sql",
+        "4_add_email.up.sql",
         &format!("{text}ALTER TABLE users ADD COLUMN email text;\n"),
     );
 
@@ -383,7 +312,7 @@ fn init_new_sql_baseline_completions() {
 #[test]
 fn lock_and_verify() {
     let db = test_db();
-    let p = Project::new(&db);
+    let p = project(&db);
     // No lock file: exit 2 with what to do.
     let none = p.run(&["verify"]);
     assert_eq!(none.code, 2);
@@ -405,17 +334,14 @@ fn lock_and_verify() {
     assert_eq!(ok.stdout, "ok: 3 locked migrations verified\n");
 
     // A new migration is fine, and listed.
-    p.write("migrations/4_more.up.sql", "CREATE TABLE more ();\n");
+    p.write("4_more.up.sql", "CREATE TABLE more ();\n");
     let unlocked = p.run(&["verify"]);
     assert_eq!(unlocked.code, 0);
     assert!(unlocked.stdout.contains("unlocked"), "{}", unlocked.stdout);
 
     // An edited released migration: exit 3, named, and a GitHub annotation in Actions.
-    p.write(
-        "migrations/2_posts.up.sql",
-        "CREATE TABLE posts (id bigint);\n",
-    );
-    let edited = p.run_with(&["verify"], &[("GITHUB_ACTIONS", "true")]);
+    p.write("2_posts.up.sql", "CREATE TABLE posts (id bigint);\n");
+    let edited = p.run_without_database(&["verify"], &[("GITHUB_ACTIONS", "true")]);
     assert_eq!(edited.code, 3, "{}", edited.stdout);
     assert!(
         edited
@@ -462,7 +388,7 @@ fn lock_and_verify() {
     let online = p.run(&["verify", "--online"]);
     assert_eq!(online.code, 0, "{}", online.stdout);
     p.write(
-        "migrations/1_users.up.sql",
+        "1_users.up.sql",
         "CREATE TABLE users (id bigint PRIMARY KEY);\n",
     );
     // The lock file accepts the edit (offline verify is clean again), the database does not.
@@ -482,10 +408,10 @@ fn lock_and_verify() {
 #[test]
 fn run_settings_from_migrations_toml() {
     let db = test_db();
-    let p = Project::new(&db);
+    let p = project(&db);
     db.connect().batch_execute("CREATE SCHEMA ops").unwrap();
     p.write(
-        "migrations/migrations.toml",
+        "migrations.toml",
         "[run]\nschema = \"ops\"\ntable = \"applied\"\nlock_timeout = \"2s\"\n",
     );
     assert_eq!(p.run(&["up"]).code, 0);
@@ -499,10 +425,7 @@ fn run_settings_from_migrations_toml() {
     let other = p.run(&["--schema", "public", "status"]);
     assert!(other.stdout.starts_with("pending"), "{}", other.stdout);
     // A bad value is an error naming the key.
-    p.write(
-        "migrations/migrations.toml",
-        "[run]\nlock_timeout = \"5\"\n",
-    );
+    p.write("migrations.toml", "[run]\nlock_timeout = \"5\"\n");
     let bad = p.run(&["status"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("[run] lock_timeout"), "{}", bad.stderr);
@@ -511,7 +434,7 @@ fn run_settings_from_migrations_toml() {
 #[test]
 fn schema_drift_after_manual_changes() {
     let db = test_db();
-    let p = Project::new(&db);
+    let p = project(&db);
     p.run(&["lock"]);
     // Nothing recorded yet: exit 2 with what to do.
     let none = p.run(&["verify", "--schema-drift"]);
@@ -522,7 +445,7 @@ fn schema_drift_after_manual_changes() {
         none.stderr
     );
 
-    p.write("migrations/migrations.toml", "record_schema = true\n");
+    p.write("migrations.toml", "record_schema = true\n");
     assert_eq!(p.run(&["up"]).code, 0);
     let clean = p.run(&["verify", "--schema-drift"]);
     assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);

@@ -7,110 +7,17 @@
 //! maintenance commands.
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
 
 use migrations_core::Names;
 use migrations_tests::{test_db, PgBouncer, TestDb};
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use crate::common::{scalar, table_exists, Project, Run};
 
-/// A project directory with a migrations folder, run against one database.
-struct Project {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Project {
-    fn new(url: &str, files: &[(&str, &str)]) -> Project {
-        let project = Project {
-            dir: tempfile::tempdir().unwrap(),
-            url: url.to_owned(),
-        };
-        fs::create_dir_all(project.dir.path().join("migrations")).unwrap();
-        for (path, text) in files {
-            project.write(path, text);
-        }
-        project
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let full = self.dir.path().join("migrations").join(path);
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-
-    fn remove(&self, path: &str) {
-        fs::remove_file(self.dir.path().join("migrations").join(path)).unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Runs the binary in the project directory with `--database-url` and no other
-    /// connection settings from the environment.
-    fn run(&self, args: &[&str]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-        command
-            .args(args)
-            .args(["--database-url", &self.url])
-            .current_dir(self.path());
-        for key in [
-            "DATABASE_URL",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGPASSWORD",
-            "PGDATABASE",
-            "NO_COLOR",
-            "GITHUB_ACTIONS",
-        ] {
-            command.env_remove(key);
-        }
-        let out = command.output().expect("the binary runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Runs and checks the exit code, showing the output when it differs.
-    fn expect(&self, args: &[&str], code: i32) -> Run {
-        let run = self.run(args);
-        assert_eq!(
-            run.code,
-            code,
-            "`migrations {}` exited {}\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            run.code,
-            run.stdout,
-            run.stderr
-        );
-        run
-    }
-}
-
-fn scalar(db: &TestDb, sql: &str) -> Option<String> {
-    db.connect()
-        .simple_query(sql)
-        .unwrap()
-        .into_iter()
-        .find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
-            _ => None,
-        })
-        .flatten()
-}
-
-fn table_exists(db: &TestDb, name: &str) -> bool {
-    scalar(db, &format!("SELECT to_regclass('{name}') IS NOT NULL")).as_deref() == Some("t")
+/// A project with `files` in `migrations/`, run with `--database-url url` and no other
+/// connection settings.
+fn project(url: &str, files: &[(&str, &str)]) -> Project {
+    Project::new(files).url_as_flag(url)
 }
 
 fn checksum(db: &TestDb, version: i64) -> String {
@@ -126,7 +33,7 @@ fn checksum(db: &TestDb, version: i64) -> String {
 #[test]
 fn lock_wait_expires_while_another_runner_holds_the_lock() {
     let db = test_db();
-    let p = Project::new(db.url(), &[("1_t.up.sql", "CREATE TABLE t ();\n")]);
+    let p = project(db.url(), &[("1_t.up.sql", "CREATE TABLE t ();\n")]);
     let key = Names::default().lock_key();
     let mut holder = db.connect();
     holder
@@ -169,7 +76,7 @@ fn statement_timeout_none_by_default_and_by_flag() {
             db.name()
         ))
         .unwrap();
-    let p = Project::new(
+    let p = project(
         db.url(),
         &[(
             "1_slow.up.sql",
@@ -199,7 +106,7 @@ fn statement_timeout_none_by_default_and_by_flag() {
 #[test]
 fn history_table_newer_or_not_ours() {
     let db = test_db();
-    let p = Project::new(db.url(), &[("1_a.up.sql", "CREATE TABLE a ();\n")]);
+    let p = project(db.url(), &[("1_a.up.sql", "CREATE TABLE a ();\n")]);
     p.expect(&["up"], 0);
     db.connect()
         .batch_execute(
@@ -221,7 +128,7 @@ fn history_table_newer_or_not_ours() {
     db.connect()
         .batch_execute("CREATE TABLE public.migrations_history (id int, note text)")
         .unwrap();
-    let p = Project::new(db.url(), &[("1_a.up.sql", "CREATE TABLE a ();\n")]);
+    let p = project(db.url(), &[("1_a.up.sql", "CREATE TABLE a ();\n")]);
     let run = p.expect(&["up"], 1);
     assert_eq!(
         run.stderr,
@@ -237,9 +144,7 @@ fn history_table_newer_or_not_ours() {
 #[test]
 fn single_transaction_with_a_no_transaction_migration() {
     let db = test_db();
-    let p = Project::new(
-        db.url(),
-        &[
+    let p = project(db.url(), &[
             ("1_a.up.sql", "CREATE TABLE a (x int);\n"),
             (
                 "2_a_x.up.sql",
@@ -265,7 +170,7 @@ fn single_transaction_with_a_no_transaction_migration() {
 #[test]
 fn transaction_mode_flipped_after_apply() {
     let db = test_db();
-    let p = Project::new(
+    let p = project(
         db.url(),
         &[
             ("1_t.up.sql", "CREATE TABLE t (x int);\n"),
@@ -340,7 +245,7 @@ fn transaction_mode_flipped_after_apply() {
 #[test]
 fn transaction_mode_flipped_in_metadata_toml() {
     let db = test_db();
-    let p = Project::new(
+    let p = project(
         db.url(),
         &[
             (
@@ -450,7 +355,7 @@ fn file_checksum(p: &Project, file: &str) -> String {
 #[test]
 fn future_rows_are_a_warning() {
     let db = test_db();
-    let p = Project::new(
+    let p = project(
         db.url(),
         &[
             ("1_a.up.sql", "CREATE TABLE a ();\n"),
@@ -512,9 +417,9 @@ fn pooler_detected_on_up_and_on_maintenance_commands() {
             "-- migrations:no-transaction\nCREATE TABLE b ();\nSELECT 1 / 0;\n",
         ),
     ];
-    let direct = Project::new(db.url(), &files);
+    let direct = project(db.url(), &files);
     let bouncer = PgBouncer::start(&db);
-    let pooled = Project::new(&bouncer.url(), &files);
+    let pooled = project(&bouncer.url(), &files);
 
     // Nothing applied yet: up and baseline are refused before the history exists.
     assert_pooler_detected(&pooled.run(&["up"]));

@@ -2,91 +2,37 @@
 //! `lint-ignore`, `--since`, `--select`/`--exclude`, `migrations.toml`, and PATH arguments. No
 //! database is needed.
 
-use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use crate::common::{migrations, Project, Run};
 
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    /// A clean directory: every migration safe, every down present.
-    fn clean() -> Project {
-        let p = Project {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        p.write(
-            "migrations/1_users.up.sql",
+/// A clean directory: every migration safe, every down present. No database.
+fn clean_project() -> Project {
+    Project::new(&[
+        (
+            "1_users.up.sql",
             "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
-        );
-        p.write("migrations/1_users.down.sql", "DROP TABLE users;\n");
-        p.write(
-            "migrations/2_email_index.up.sql",
+        ),
+        ("1_users.down.sql", "DROP TABLE users;\n"),
+        (
+            "2_email_index.up.sql",
             "-- migrations:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS users_email ON users (email);\n",
-        );
-        p.write(
-            "migrations/2_email_index.down.sql",
+        ),
+        (
+            "2_email_index.down.sql",
             "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS users_email;\n",
-        );
-        p
-    }
+        ),
+    ])
+}
 
-    /// The clean directory plus a migration with two findings.
-    fn with_findings() -> Project {
-        let p = Project::clean();
-        p.write(
-            "migrations/3_name.up.sql",
-            "ALTER TABLE users ADD COLUMN name text;\n\nCREATE INDEX users_name ON users (name);\n",
-        );
-        p
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let full = self.dir.path().join(path);
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(args, &[])
-    }
-
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-        command
-            .arg("lint")
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("DATABASE_URL")
-            .env_remove("NO_COLOR");
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = command.output().expect("the binary runs");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
+/// The clean directory plus a migration with two findings.
+fn project_with_findings() -> Project {
+    let p = clean_project();
+    p.write(
+        "3_name.up.sql",
+        "ALTER TABLE users ADD COLUMN name text;\n\nCREATE INDEX users_name ON users (name);\n",
+    );
+    p
 }
 
 const FIRST_LINE: &str = "migrations/3_name.up.sql:1:1: missing-down: this migration has no down \
@@ -94,8 +40,8 @@ const FIRST_LINE: &str = "migrations/3_name.up.sql:1:1: missing-down: this migra
 
 #[test]
 fn findings_exit_3_with_file_line_col_rule_and_fix() {
-    let p = Project::with_findings();
-    let run = p.run(&[]);
+    let p = project_with_findings();
+    let run = p.run(&["lint"]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines[0], FIRST_LINE);
@@ -124,8 +70,8 @@ fn findings_exit_3_with_file_line_col_rule_and_fix() {
 
 #[test]
 fn a_clean_directory_exits_0() {
-    let p = Project::clean();
-    let run = p.run(&[]);
+    let p = clean_project();
+    let run = p.run(&["lint"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.stdout, "no findings in 4 files (2 migrations linted)\n");
     assert_eq!(run.stderr, "");
@@ -133,8 +79,8 @@ fn a_clean_directory_exits_0() {
 
 #[test]
 fn json_is_one_document() {
-    let p = Project::with_findings();
-    let run = p.run(&["--format", "json"]);
+    let p = project_with_findings();
+    let run = p.run(&["lint", "--format", "json"]);
     assert_eq!(run.code, 3);
     let doc: Value = serde_json::from_str(&run.stdout).expect("one JSON document");
     assert_eq!(doc["command"], "lint");
@@ -152,13 +98,13 @@ fn json_is_one_document() {
     assert!(f["lock"].as_str().unwrap().starts_with("SHARE"));
 
     // GitHub annotations keep stdout one document: they go to stderr in JSON mode.
-    let run = p.run_with(&["--format", "json"], &[("GITHUB_ACTIONS", "true")]);
+    let run = p.run_with(&["lint", "--format", "json"], &[("GITHUB_ACTIONS", "true")]);
     serde_json::from_str::<Value>(&run.stdout).expect("still one JSON document");
     assert!(run
         .stderr
         .contains("::error file=migrations/3_name.up.sql,line=3,col=1,"));
 
-    let clean = Project::clean().run(&["--format", "json"]);
+    let clean = clean_project().run(&["lint", "--format", "json"]);
     assert_eq!(clean.code, 0);
     let doc: Value = serde_json::from_str(&clean.stdout).unwrap();
     assert_eq!(doc["findings"], Value::Array(Vec::new()));
@@ -166,8 +112,8 @@ fn json_is_one_document() {
 
 #[test]
 fn github_actions_annotations() {
-    let p = Project::with_findings();
-    let run = p.run_with(&[], &[("GITHUB_ACTIONS", "true")]);
+    let p = project_with_findings();
+    let run = p.run_with(&["lint"], &[("GITHUB_ACTIONS", "true")]);
     assert_eq!(run.code, 3);
     let annotations: Vec<&str> = run
         .stdout
@@ -193,9 +139,9 @@ fn github_actions_annotations() {
 
 #[test]
 fn lint_ignore_silences_a_statement_or_a_file() {
-    let p = Project::clean();
+    let p = clean_project();
     p.write(
-        "migrations/3_name.up.sql",
+        "3_name.up.sql",
         "-- migrations:lint-ignore missing-down\n\
          ALTER TABLE users ADD COLUMN name text;\n\
          -- users is small: a plain build is faster.\n\
@@ -203,7 +149,7 @@ fn lint_ignore_silences_a_statement_or_a_file() {
          CREATE INDEX users_name ON users (name);\n\
          CREATE INDEX users_name_email ON users (name, email);\n",
     );
-    let run = p.run(&[]);
+    let run = p.run(&["lint"]);
     assert_eq!(run.code, 3);
     assert_eq!(
         run.stdout
@@ -217,20 +163,20 @@ fn lint_ignore_silences_a_statement_or_a_file() {
         .starts_with("migrations/3_name.up.sql:6:1: require-concurrent-index-creation: "));
 
     p.write(
-        "migrations/3_name.up.sql",
+        "3_name.up.sql",
         "-- migrations:lint-ignore missing-down, require-concurrent-index-creation\n\
          CREATE INDEX users_name ON users (name);\n",
     );
-    let run = p.run(&[]);
+    let run = p.run(&["lint"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 
     // A misspelt rule silences nothing, and says so.
     p.write(
-        "migrations/3_name.up.sql",
+        "3_name.up.sql",
         "-- migrations:lint-ignore missing-down, require-concurent-index-creation\n\
          CREATE INDEX users_name ON users (name);\n",
     );
-    let run = p.run(&[]);
+    let run = p.run(&["lint"]);
     assert_eq!(run.code, 3);
     assert!(
         run.stderr.contains(
@@ -244,27 +190,21 @@ fn lint_ignore_silences_a_statement_or_a_file() {
 
 #[test]
 fn since_lints_only_newer_migrations() {
-    let p = Project::with_findings();
-    p.write(
-        "migrations/4_bio.up.sql",
-        "ALTER TABLE users ADD COLUMN bio text;\n",
-    );
-    p.write(
-        "migrations/4_bio.down.sql",
-        "ALTER TABLE users DROP COLUMN bio;\n",
-    );
-    let run = p.run(&["--since", "3"]);
+    let p = project_with_findings();
+    p.write("4_bio.up.sql", "ALTER TABLE users ADD COLUMN bio text;\n");
+    p.write("4_bio.down.sql", "ALTER TABLE users DROP COLUMN bio;\n");
+    let run = p.run(&["lint", "--since", "3"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(run.stdout, "no findings in 2 files (1 migration linted)\n");
-    let run = p.run(&["--since", "2"]);
+    let run = p.run(&["lint", "--since", "2"]);
     assert_eq!(run.code, 3);
 
     // The same from migrations.toml; the flag wins.
-    p.write("migrations/migrations.toml", "[lint]\nsince = \"3\"\n");
-    assert_eq!(p.run(&[]).code, 0);
-    assert_eq!(p.run(&["--since", "0"]).code, 3);
+    p.write("migrations.toml", "[lint]\nsince = \"3\"\n");
+    assert_eq!(p.run(&["lint"]).code, 0);
+    assert_eq!(p.run(&["lint", "--since", "0"]).code, 3);
 
-    let bad = p.run(&["--since", "three"]);
+    let bad = p.run(&["lint", "--since", "three"]);
     assert_eq!(bad.code, 2);
     assert!(
         bad.stderr.contains("--since: `three` is not a version"),
@@ -275,30 +215,31 @@ fn since_lints_only_newer_migrations() {
 
 #[test]
 fn select_and_exclude() {
-    let p = Project::with_findings();
-    let run = p.run(&["--select", "missing-down"]);
+    let p = project_with_findings();
+    let run = p.run(&["lint", "--select", "missing-down"]);
     assert_eq!(run.code, 3);
     assert_eq!(run.stdout.lines().next(), Some(FIRST_LINE));
     assert!(!run.stdout.contains("require-concurrent-index-creation"));
 
     let run = p.run(&[
+        "lint",
         "--exclude",
         "missing-down,require-concurrent-index-creation",
     ]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 
     p.write(
-        "migrations/migrations.toml",
+        "migrations.toml",
         "[lint]\nexclude = [\"require-concurrent-index-creation\"]\n",
     );
-    let run = p.run(&[]);
+    let run = p.run(&["lint"]);
     assert_eq!(run.code, 3);
     assert!(!run.stdout.contains("require-concurrent-index-creation"));
     // --exclude replaces the file's list.
-    let run = p.run(&["--exclude", "missing-down"]);
+    let run = p.run(&["lint", "--exclude", "missing-down"]);
     assert!(run.stdout.contains("require-concurrent-index-creation"));
 
-    let run = p.run(&["--select", "no-such-rule"]);
+    let run = p.run(&["lint", "--select", "no-such-rule"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
@@ -310,22 +251,22 @@ fn select_and_exclude() {
 
 #[test]
 fn paths_restrict_to_files_or_folders() {
-    let p = Project::with_findings();
+    let p = project_with_findings();
     p.write(
-        "migrations/2024-01-01-000000_posts/up.sql",
+        "2024-01-01-000000_posts/up.sql",
         "CREATE TABLE posts (id bigint PRIMARY KEY);\n",
     );
-    let run = p.run(&["migrations/2_email_index.up.sql"]);
+    let run = p.run(&["lint", "migrations/2_email_index.up.sql"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(run.stdout, "no findings in 1 file (1 migration linted)\n");
 
-    let run = p.run(&["migrations/2024-01-01-000000_posts"]);
+    let run = p.run(&["lint", "migrations/2024-01-01-000000_posts"]);
     assert_eq!(run.code, 3);
     assert!(run
         .stdout
         .starts_with("migrations/2024-01-01-000000_posts/up.sql:1:1: missing-down:"));
 
-    let run = p.run(&["migrations/9_nothing.up.sql"]);
+    let run = p.run(&["lint", "migrations/9_nothing.up.sql"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
@@ -334,8 +275,8 @@ fn paths_restrict_to_files_or_folders() {
         run.stderr
     );
 
-    fs::write(p.path().join("notes.sql"), "SELECT 1;\n").unwrap();
-    let run = p.run(&["notes.sql"]);
+    p.write_file("notes.sql", "SELECT 1;\n");
+    let run = p.run(&["lint", "notes.sql"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("is not a migration file or folder"),
@@ -346,12 +287,12 @@ fn paths_restrict_to_files_or_folders() {
 
 #[test]
 fn bad_files_exit_2() {
-    let p = Project::clean();
+    let p = clean_project();
     p.write(
-        "migrations/3_oops.up.sql",
+        "3_oops.up.sql",
         "CREATE INDEX CONCURRENTLY i ON users (email);\n",
     );
-    let run = p.run(&[]);
+    let run = p.run(&["lint"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
@@ -360,17 +301,14 @@ fn bad_files_exit_2() {
         run.stderr
     );
     let missing = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_migrations"))
-        .args(["lint", "--dir", "nowhere"])
-        .current_dir(missing.path())
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(2));
+    let mut command = migrations(missing.path());
+    command.args(["lint", "--dir", "nowhere"]);
+    assert_eq!(Run::of(command).code, 2);
 }
 
 #[test]
 fn list_rules() {
-    let run = Project::clean().run(&["--list-rules"]);
+    let run = clean_project().run(&["lint", "--list-rules"]);
     assert_eq!(run.code, 0);
     assert!(run
         .stdout
@@ -379,7 +317,7 @@ fn list_rules() {
         .stdout
         .contains("require-concurrent-index-creation (squawk, default)"));
     assert!(run.stdout.contains("require-lock-timeout (squawk, opt-in)"));
-    let json = Project::clean().run(&["--list-rules", "--format", "json"]);
+    let json = clean_project().run(&["lint", "--list-rules", "--format", "json"]);
     let doc: Value = serde_json::from_str(&json.stdout).unwrap();
     assert!(doc["rules"].as_array().unwrap().len() > 50);
 }

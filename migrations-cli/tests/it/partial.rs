@@ -5,99 +5,35 @@
 //! against a real PostgreSQL.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use migrations_tests::{test_db, TestDb};
 use serde_json::{json, Value};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+use crate::common::{migrations, Project};
+
+/// A project whose migrations live in `dir` (relative; given to `--dir` unless it is
+/// `migrations`), run with `DATABASE_URL`.
+fn project(db: &TestDb, dir: &str, files: &[(&str, &str)]) -> Project {
+    Project::in_dir(dir, files).url_in_env(db.url())
 }
 
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
-    }
-}
-
-/// A project directory whose migrations live in `dir` (relative), and its database.
-struct Project {
-    root: tempfile::TempDir,
-    dir: String,
-    url: String,
-}
-
-impl Project {
-    fn new(db: &TestDb, dir: &str, files: &[(&str, &str)]) -> Project {
-        let project = Project {
-            root: tempfile::tempdir().unwrap(),
-            dir: dir.to_owned(),
-            url: db.url().to_owned(),
-        };
-        for (name, text) in files {
-            project.write(name, text);
-        }
-        project
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        let full = self.root.path().join(&self.dir).join(name);
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        self.root.path()
-    }
-
-    /// Runs the binary in the project with DATABASE_URL set (and `--dir` when not the default).
-    fn run(&self, args: &[&str]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-        if self.dir != "migrations" {
-            command.args(["--dir", &self.dir]);
-        }
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("DATABASE_URL", &self.url);
-        for key in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"] {
-            command.env_remove(key);
-        }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = command.output().expect("the binary runs");
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
-    }
-
-    /// Runs a command line the binary printed for the user (`migrations ... && migrations
-    /// ...`), word by word (the test's paths need no quoting).
-    fn run_printed(&self, line: &str) {
-        for command in line.split(" && ") {
-            let words: Vec<&str> = command.split(' ').collect();
-            assert_eq!(words[0], "migrations", "{line}");
-            let mut process = Command::new(env!("CARGO_BIN_EXE_migrations"));
-            let out = process
-                .args(&words[1..])
-                .current_dir(self.path())
-                .env("DATABASE_URL", &self.url)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{command}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+/// Runs a command line the binary printed for the user (`migrations ... && migrations
+/// ...`), word by word (the test's paths need no quoting), in the project with its database.
+fn run_printed(p: &Project, db: &TestDb, line: &str) {
+    for command in line.split(" && ") {
+        let words: Vec<&str> = command.split(' ').collect();
+        assert_eq!(words[0], "migrations", "{line}");
+        let out = migrations(p.path())
+            .args(&words[1..])
+            .env("DATABASE_URL", db.url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -185,7 +121,7 @@ fn failing_third_up() -> Vec<(&'static str, &'static str)> {
 #[test]
 fn up_that_fails_on_the_third_lists_the_two_applied() {
     let db = test_db();
-    let p = Project::new(&db, "migrations", &failing_third_up());
+    let p = project(&db, "migrations", &failing_third_up());
     let run = p.run(&["--format", "json", "up"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let doc = run.json();
@@ -223,7 +159,7 @@ fn up_that_fails_on_the_third_lists_the_two_applied() {
 
     // Text: a line per applied migration on stdout, the same account on stderr.
     let db = test_db();
-    let p = Project::new(&db, "migrations", &failing_third_up());
+    let p = project(&db, "migrations", &failing_third_up());
     let run = p.run(&["up"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(text_steps(&run.stdout), ["up 1 a", "up 2 b"]);
@@ -236,7 +172,7 @@ fn up_that_fails_on_the_third_lists_the_two_applied() {
     assert_eq!(lines.last(), Some(&"done before the error: up 1 a, up 2 b"));
     // -q drops the step lines, not the account of what was done.
     let db = test_db();
-    let p = Project::new(&db, "migrations", &failing_third_up());
+    let p = project(&db, "migrations", &failing_third_up());
     let run = p.run(&["-q", "up"]);
     assert_eq!(run.code, 1);
     assert_eq!(run.stdout, "");
@@ -254,7 +190,7 @@ fn up_that_fails_on_the_first_still_has_the_run_fields() {
     let db = test_db();
     let mut files = failing_third_up();
     files[0].1 = "SELECT 1 / 0;\n";
-    let p = Project::new(&db, "migrations", &files);
+    let p = project(&db, "migrations", &files);
     let run = p.run(&["--format", "json", "up"]);
     assert_eq!(run.code, 1);
     let doc = run.json();
@@ -271,7 +207,7 @@ fn down_three_that_fails_on_the_second_lists_the_one_reverted() {
     let mut files = failing_third_up();
     files[4].1 = "CREATE TABLE c (id int);\n";
     files[3].1 = "DROP TABLE no_such_table;\n";
-    let p = Project::new(&db, "migrations", &files);
+    let p = project(&db, "migrations", &files);
     assert_eq!(p.run(&["up"]).code, 0);
     let run = p.run(&["--format", "json", "down", "3"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -317,7 +253,7 @@ fn redo_whose_second_down_fails_says_what_to_restore() {
         ("4_d.up.sql", "CREATE TABLE d (id int);\n"),
         ("4_d.down.sql", "DROP TABLE d;\n"),
     ];
-    let p = Project::new(&db, "migrations", &files);
+    let p = project(&db, "migrations", &files);
     // 4 stays pending: `up` alone would apply it, so the restore command names 3.
     assert_eq!(p.run(&["up", "--to", "3"]).code, 0);
     let run = p.run(&["--format", "json", "redo", "2"]);
@@ -348,7 +284,7 @@ fn redo_whose_second_down_fails_says_what_to_restore() {
         "{}",
         run.stderr
     );
-    p.run_printed(doc["restore"].as_str().unwrap());
+    run_printed(&p, &db, doc["restore"].as_str().unwrap());
     assert_eq!(history(&db), ["1 applied", "2 applied", "3 applied"]);
     assert_eq!(tables(&db), ["a", "b", "c"]);
 
@@ -380,7 +316,7 @@ fn redo_whose_up_fails_after_the_downs_says_what_to_restore() {
         ("3_c.up.sql", "CREATE TABLE c (id int);\n"),
         ("3_c.down.sql", "DROP TABLE c;\n"),
     ];
-    let p = Project::new(&db, "db/m", &files);
+    let p = project(&db, "db/m", &files);
     assert_eq!(p.run(&["up"]).code, 0);
     let run = p.run(&["--format", "json", "redo", "2"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -408,7 +344,7 @@ fn redo_whose_up_fails_after_the_downs_says_what_to_restore() {
     // b's table is still there (its down never dropped it): the user drops it by hand, then
     // the printed command restores both.
     db.connect().batch_execute("DROP TABLE b").unwrap();
-    p.run_printed(doc["restore"].as_str().unwrap());
+    run_printed(&p, &db, doc["restore"].as_str().unwrap());
     assert_eq!(history(&db), ["1 applied", "2 applied", "3 applied"]);
 }
 
@@ -429,7 +365,7 @@ fn redo_whose_no_transaction_down_fails_part_way_repairs_first() {
             "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS a_id;\nDROP TABLE no_such_table;\n",
         ),
     ];
-    let p = Project::new(&db, "migrations", &files);
+    let p = project(&db, "migrations", &files);
     assert_eq!(p.run(&["up"]).code, 0);
     let run = p.run(&["--format", "json", "redo"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -444,7 +380,7 @@ fn redo_whose_no_transaction_down_fails_part_way_repairs_first() {
         "{}",
         run.stderr
     );
-    p.run_printed(doc["restore"].as_str().unwrap());
+    run_printed(&p, &db, doc["restore"].as_str().unwrap());
     assert_eq!(history(&db), ["1 applied", "2 applied"]);
     assert_eq!(tables(&db), ["a", "a_id"]);
 }
@@ -456,7 +392,7 @@ fn redo_that_changed_nothing_has_nothing_to_restore() {
     let mut files = failing_third_up();
     files[5].1 = "DROP TABLE no_such_table;\n";
     files[4].1 = "CREATE TABLE c (id int);\n";
-    let p = Project::new(&db, "migrations", &files);
+    let p = project(&db, "migrations", &files);
     assert_eq!(p.run(&["up"]).code, 0);
     let run = p.run(&["--format", "json", "redo"]);
     assert_eq!(run.code, 1);
@@ -480,7 +416,7 @@ fn two() -> Vec<(&'static str, &'static str)> {
 #[test]
 fn sql_refuses_an_inverted_range() {
     let db = test_db();
-    let p = Project::new(&db, "migrations", &two());
+    let p = project(&db, "migrations", &two());
     let up = p.run(&["sql", "--from", "2", "--to", "1"]);
     assert_eq!(up.code, 2);
     assert_eq!(up.stdout, "");
@@ -515,7 +451,7 @@ fn sql_refuses_an_inverted_range() {
 #[test]
 fn sql_script_stops_in_psql_when_another_runner_holds_the_lock() {
     let db = test_db();
-    let p = Project::new(&db, "migrations", &two());
+    let p = project(&db, "migrations", &two());
     let script = p.run(&["sql"]);
     assert_eq!(script.code, 0, "{}", script.stderr);
     let file = p.path().join("up.sql");

@@ -3,9 +3,7 @@
 //! document, the version range, operational errors (exit 1) and Ctrl-C, and the scratch
 //! database gone afterwards every time.
 
-use std::fs;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use migrations_tests::{test_db, TestDb};
@@ -13,73 +11,11 @@ use serde_json::Value;
 
 use migrations_tests::{ROUND_TRIP_FIXTURES as FIXTURES, ROUND_TRIP_REPORT};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    /// The binary's process id: its scratch databases are named `migrations_test_<pid>_...`.
-    pid: u32,
-}
+use crate::common::Project;
 
-struct Project {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Project {
-    fn new(db: &TestDb, files: &[(&str, &str)]) -> Project {
-        let project = Project {
-            dir: tempfile::tempdir().unwrap(),
-            url: db.url().to_owned(),
-        };
-        for (path, text) in files {
-            let full = project.dir.path().join("migrations").join(path);
-            fs::create_dir_all(full.parent().unwrap()).unwrap();
-            fs::write(full, text).unwrap();
-        }
-        project
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn spawn(&self, args: &[&str], url: &str) -> Child {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("DATABASE_URL", url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for key in [
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGPASSWORD",
-            "PGDATABASE",
-            "NO_COLOR",
-        ] {
-            command.env_remove(key);
-        }
-        command.spawn().expect("the binary runs")
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with_url(args, &self.url.clone())
-    }
-
-    fn run_with_url(&self, args: &[&str], url: &str) -> Run {
-        let child = self.spawn(args, url);
-        let pid = child.id();
-        let output = child.wait_with_output().unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            pid,
-        }
-    }
+/// A project with `files` in `migrations/`, run with `DATABASE_URL`.
+fn project(db: &TestDb, files: &[(&str, &str)]) -> Project {
+    Project::new(files).url_in_env(db.url())
 }
 
 /// The databases the binary with this pid created and did not drop.
@@ -99,7 +35,7 @@ fn leftovers(db: &TestDb, pid: u32) -> Vec<String> {
 #[test]
 fn a_correct_chain_passes_with_exit_0() {
     let db = test_db();
-    let p = Project::new(&db, &FIXTURES[..4]);
+    let p = project(&db, &FIXTURES[..4]);
     let run = p.run(&["test"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
@@ -122,7 +58,7 @@ fn a_correct_chain_passes_with_exit_0() {
 #[test]
 fn failing_fixtures_are_reported_with_exit_3() {
     let db = test_db();
-    let p = Project::new(&db, FIXTURES);
+    let p = project(&db, FIXTURES);
     let run = p.run(&["test"]);
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.stdout, format!("{ROUND_TRIP_REPORT}\n"));
@@ -148,7 +84,7 @@ fn failing_fixtures_are_reported_with_exit_3() {
 #[test]
 fn json_is_one_document() {
     let db = test_db();
-    let p = Project::new(&db, FIXTURES);
+    let p = project(&db, FIXTURES);
     let run = p.run(&["--format", "json", "test"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let doc: Value = serde_json::from_str(&run.stdout)
@@ -191,7 +127,7 @@ fn json_is_one_document() {
 #[test]
 fn attribute_differences_and_column_order() {
     let db = test_db();
-    let p = Project::new(
+    let p = project(
         &db,
         &[
             FIXTURES[0],
@@ -241,7 +177,7 @@ fn attribute_differences_and_column_order() {
 #[test]
 fn operational_errors_exit_1_and_bad_versions_exit_2() {
     let db = test_db();
-    let p = Project::new(&db, &FIXTURES[..2]);
+    let p = project(&db, &FIXTURES[..2]);
     let run = p.run(&["test", "--from", "9"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
@@ -250,9 +186,9 @@ fn operational_errors_exit_1_and_bad_versions_exit_2() {
         "{}",
         run.stderr
     );
-    let run = p.run_with_url(
+    let run = p.run_with(
         &["test", "--connect-timeout", "0"],
-        "postgres://nobody:secret@127.0.0.1:1/x",
+        &[("DATABASE_URL", "postgres://nobody:secret@127.0.0.1:1/x")],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(!run.stderr.contains("secret"), "{}", run.stderr);
@@ -261,7 +197,7 @@ fn operational_errors_exit_1_and_bad_versions_exit_2() {
 #[test]
 fn ctrl_c_drops_the_scratch_database() {
     let db = test_db();
-    let p = Project::new(
+    let p = project(
         &db,
         &[
             FIXTURES[0],
@@ -270,7 +206,7 @@ fn ctrl_c_drops_the_scratch_database() {
             ("2_slow.down.sql", "SELECT 1;\n"),
         ],
     );
-    let child = p.spawn(&["test"], &p.url);
+    let child = p.spawn(&["test"]);
     let pid = child.id();
     // Wait until the slow migration runs on the scratch database.
     let started = Instant::now();

@@ -22,12 +22,12 @@
 //! keep working as before.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use migrations_tests::{own_server, LocalServer, TestDb, TestTls};
+
+use crate::common::{Project, Run};
 
 const PW_ROLE: &str = "mt_sec_pw";
 const TLS_ROLE: &str = "mt_sec_tls";
@@ -40,31 +40,13 @@ const KV_ROLE: &str = "mt_sec_kv";
 const SECRET: &str = "S3cr3t-p@ss:w/rd%";
 const SECRET_ENCODED: &str = "S3cr3t-p%40ss%3Aw%2Frd%25";
 
-// -------------------------------------------------------------------------------------------
-// Running the binary
-
-struct Run {
-    args: Vec<String>,
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// What this module checks of every run's output.
+trait NoSecret {
+    /// No spelling of the password anywhere in the output.
+    fn assert_no_secret(&self);
 }
 
-impl Run {
-    fn ok(&self) -> &Run {
-        assert_eq!(
-            self.code, 0,
-            "{:?}:\n{}{}",
-            self.args, self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    /// No spelling of the password anywhere in the output.
+impl NoSecret for Run {
     fn assert_no_secret(&self) {
         let all = self.all();
         for needle in [SECRET, SECRET_ENCODED, "S3cr3t"] {
@@ -74,67 +56,6 @@ impl Run {
                 self.args
             );
         }
-    }
-}
-
-/// A project directory holding `migrations/`.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new(files: &[(&str, &str)]) -> Project {
-        let p = Project {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        for (path, text) in files {
-            p.write(path, text);
-        }
-        p
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let full = self.dir.path().join("migrations").join(path);
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Runs the binary in the project with a clean environment plus `env`.
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_migrations"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .stdin(Stdio::null())
-            .env("HOME", self.path())
-            .env("NO_COLOR", "1");
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("PG") || key == "DATABASE_URL" || key == "GITHUB_ACTIONS" {
-                command.env_remove(key);
-            }
-        }
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let out = command.output().expect("the binary runs");
-        Run {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Runs with `--database-url url` appended.
-    fn with_url(&self, url: &str, args: &[&str]) -> Run {
-        let mut full: Vec<&str> = args.to_vec();
-        full.extend(["--database-url", url]);
-        self.run(&full, &[])
     }
 }
 
@@ -456,12 +377,12 @@ fn passwords_never_shown_on_any_output_path() {
         for args in commands {
             let mut full: Vec<&str> = args.to_vec();
             full.extend(["--database-url", url]);
-            let run = p.run(&full, env.as_slice());
+            let run = p.run_with(&full, env.as_slice());
             assert_eq!(run.code, 0, "{way}: {args:?}: {}", run.all());
             run.assert_no_secret();
         }
         // Back to nothing applied for the next way.
-        let run = p.run(&["down", "--all", "--database-url", url], env.as_slice());
+        let run = p.run_with(&["down", "--all", "--database-url", url], env.as_slice());
         assert_eq!(run.code, 0, "{way}: {}", run.all());
         let _ = fs::remove_file(p.path().join("migrations/migrations.lock"));
     }
@@ -491,7 +412,7 @@ fn passwords_never_shown_on_any_output_path() {
         assert_eq!(run.code, code, "{args:?}: {}", run.all());
         run.assert_no_secret();
     }
-    let run = p.run(&["-v", "status"], &[("DATABASE_URL", wrong.as_str())]);
+    let run = p.run_with(&["-v", "status"], &[("DATABASE_URL", wrong.as_str())]);
     assert_eq!(run.code, 1, "{}", run.all());
     run.assert_no_secret();
     // A migration that fails on the server, and drift.
@@ -542,9 +463,9 @@ fn each_way(p: &Project, conn: &str, args: &[&str], env: &[(&str, &str)]) -> Vec
     let mut from_env: Vec<(&str, &str)> = env.to_vec();
     from_env.push(("DATABASE_URL", conn));
     vec![
-        p.run(&flag, env),
-        p.run(&equals, env),
-        p.run(args, &from_env),
+        p.run_with(&flag, env),
+        p.run_with(&equals, env),
+        p.run_with(args, &from_env),
     ]
 }
 
@@ -685,7 +606,7 @@ fn malformed_connection_strings_are_described_never_shown() {
             vec!["up", conn.as_str()],
             vec!["--format", "json", "status", &conn],
         ] {
-            let run = p.run(&args, &[]);
+            let run = p.run_with(&args, &[]);
             assert_eq!(run.code, 2, "{}", run.all());
             assert!(run.stdout.is_empty(), "{}", run.all());
             assert!(

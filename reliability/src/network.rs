@@ -184,6 +184,9 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
             &format!("{what}: state after the fault = clean run at the recorded version"),
             t.consistent_after_fault,
         );
+        for (k, n) in &t.applied_after_fault {
+            summary.figure(&format!("{what}: history after the fault: {k} applied"), n);
+        }
         summary.figure(
             &format!("{what}: inside the no-transaction migration (row running/failed)"),
             t.partial_notx,
@@ -217,6 +220,8 @@ struct Tally {
     partial_notx: usize,
     hung: usize,
     orphan_held_lock: usize,
+    /// How many migrations the history recorded after the fault, when consistent.
+    applied_after_fault: BTreeMap<usize, usize>,
     rerun_ok: usize,
     repairs: usize,
 }
@@ -366,7 +371,10 @@ impl Trial<'_> {
         // Nothing half-applied: with no row running or failed, the state is the clean run's
         // at the version the history records.
         match after_fault_state(&direct, references) {
-            Ok(AfterFault::Consistent) => tally.consistent_after_fault += 1,
+            Ok(AfterFault::Consistent(k)) => {
+                tally.consistent_after_fault += 1;
+                *tally.applied_after_fault.entry(k).or_default() += 1;
+            }
             Ok(AfterFault::InsideNoTransaction) => tally.partial_notx += 1,
             Ok(AfterFault::Differs(d)) => problems.extend(d),
             Err(e) => problems.push(e),
@@ -425,8 +433,8 @@ fn wait_bounded(
 /// What a fault left, before any rerun.
 pub enum AfterFault {
     /// No row running or failed, and the state equals the clean run's at the applied
-    /// versions.
-    Consistent,
+    /// versions (how many).
+    Consistent(usize),
     /// A no-transaction migration was interrupted part-way (its row is `running` or
     /// `failed`): allowed by SPEC 3.3, and `repair` + `up` must then complete it.
     InsideNoTransaction,
@@ -450,7 +458,7 @@ pub fn after_fault_state(url: &str, references: &[State]) -> Result<AfterFault, 
     }
     let d = compare(&references[k], &state);
     Ok(if d.is_empty() {
-        AfterFault::Consistent
+        AfterFault::Consistent(k)
     } else {
         AfterFault::Differs(
             d.into_iter()

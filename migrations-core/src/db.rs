@@ -102,6 +102,70 @@ pub(crate) trait Conn {
     fn sleep(&mut self, duration: Duration) -> impl Future<Output = ()>;
 }
 
+/// Whether the runner is waiting for an answer, and since when: the one hook a stall watchdog
+/// (`crate::watchdog`) needs. A counter tells one query from the next, so a check that spans
+/// two queries is never mistaken for one long wait.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    state: std::sync::Mutex<(u64, Option<std::time::Instant>)>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<std::time::Instant>)> {
+        // A poisoned lock only means a panic elsewhere; the pair inside is still valid.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&self) {
+        let mut state = self.lock();
+        state.0 += 1;
+        state.1 = Some(std::time::Instant::now());
+    }
+
+    fn end(&self) {
+        self.lock().1 = None;
+    }
+
+    /// The outstanding query (its number and when it was sent), if any.
+    #[cfg_attr(not(feature = "connect"), allow(dead_code))]
+    pub(crate) fn outstanding(&self) -> Option<(u64, std::time::Instant)> {
+        let state = self.lock();
+        state.1.map(|since| (state.0, since))
+    }
+}
+
+/// Any connection, telling an [`InFlight`] (when there is one) while each query is outstanding.
+/// Every operation of the `Migrator` goes through it, so the engine itself knows nothing of
+/// watchdogs.
+pub(crate) struct Watched<'c, C> {
+    pub conn: &'c mut C,
+    pub in_flight: Option<&'c InFlight>,
+}
+
+impl<C: Conn> Conn for Watched<'_, C> {
+    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+        // Ended on drop too: an async run whose future is dropped mid-query is no longer
+        // waiting for anything.
+        struct Outstanding<'f>(Option<&'f InFlight>);
+        impl Drop for Outstanding<'_> {
+            fn drop(&mut self) {
+                if let Some(f) = self.0 {
+                    f.end();
+                }
+            }
+        }
+        if let Some(f) = self.in_flight {
+            f.start();
+        }
+        let _outstanding = Outstanding(self.in_flight);
+        self.conn.simple(sql).await
+    }
+
+    async fn sleep(&mut self, duration: Duration) {
+        self.conn.sleep(duration).await
+    }
+}
+
 #[cfg(any(feature = "postgres", feature = "tokio-postgres"))]
 pub(crate) fn from_pg(error: &tokio_postgres_error::Error) -> DbError {
     match error.as_db_error() {

@@ -44,6 +44,8 @@ mod report;
 #[cfg(feature = "postgres")]
 pub mod roundtrip;
 pub mod snapshot;
+#[cfg(feature = "connect")]
+pub mod watchdog;
 mod sql;
 
 pub use sql::Names;

@@ -45,6 +45,8 @@ pub struct Migrator<'a> {
     migrations: &'a Migrations,
     config: Config,
     events: Option<Callback<'a>>,
+    /// Set by [`Migrator::watch`]: tells a stall watchdog while a query is outstanding.
+    in_flight: Option<std::sync::Arc<crate::db::InFlight>>,
 }
 
 type Callback<'a> = Box<dyn FnMut(&Event<'_>) + Send + 'a>;
@@ -84,6 +86,7 @@ impl<'a> Migrator<'a> {
                 record_schema: defaults.record_schema,
             },
             events: None,
+            in_flight: None,
         }
     }
 
@@ -165,6 +168,15 @@ impl<'a> Migrator<'a> {
         self
     }
 
+    /// Lets `watchdog` see when this migrator's queries are outstanding, so it can end a run
+    /// whose connection stalled (see [`crate::watchdog`]). Only for a connection the caller
+    /// owns and will not use again: the watchdog terminates that session on a stall.
+    #[cfg(feature = "connect")]
+    pub fn watch(mut self, watchdog: &crate::watchdog::Watchdog) -> Self {
+        self.in_flight = Some(watchdog.in_flight());
+        self
+    }
+
     /// The advisory lock key this migrator uses (fixed by schema and table).
     pub fn lock_key(&self) -> i64 {
         self.config.names.lock_key()
@@ -188,6 +200,11 @@ impl Migrator<'_> {
         conn: &mut C,
         operation: &Operation,
     ) -> Result<Report, Error> {
+        let in_flight = self.in_flight.clone();
+        let conn = &mut crate::db::Watched {
+            conn,
+            in_flight: in_flight.as_deref(),
+        };
         let (migrations, config, mut events) = self.parts();
         engine::run(conn, migrations, config, operation, &mut *events).await
     }
@@ -197,6 +214,11 @@ impl Migrator<'_> {
         conn: &mut C,
         operation: Maintenance,
     ) -> Result<Vec<String>, Error> {
+        let in_flight = self.in_flight.clone();
+        let conn = &mut crate::db::Watched {
+            conn,
+            in_flight: in_flight.as_deref(),
+        };
         let (migrations, config, mut events) = self.parts();
         engine::maintain(conn, migrations, config, &operation, &mut *events).await
     }

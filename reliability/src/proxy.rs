@@ -5,9 +5,11 @@
 //!
 //! Plain `std::net` and two threads per connection; bytes are forwarded as they come (no
 //! protocol parsing is needed: the fault is timed from the server side, through
-//! `pg_stat_activity`). Faults apply to every connection the proxy carries; a proxy serves one
-//! trial and is dropped after it (dropping cuts whatever is left, so no stalled session
-//! outlives its trial).
+//! `pg_stat_activity`). A cut applies to every connection, open or later; a stall to the
+//! connections open when it starts (flows that hung, as behind a middlebox that lost their
+//! state), while later connections are forwarded, so a second connection, like the runner's
+//! stall watchdog, can still reach the server. A proxy serves one trial and is dropped after
+//! it (dropping cuts whatever is left, so no stalled session outlives its trial).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -33,6 +35,8 @@ struct Shared {
     /// Both sockets of every connection accepted so far (clones), to shut them down on a cut.
     sockets: Mutex<Vec<TcpStream>>,
     connections: AtomicU64,
+    /// A stall holds the connections numbered below this (those open when it started).
+    stalled_below: AtomicU64,
     /// Bytes forwarded client → server and server → client.
     up: AtomicU64,
     down: AtomicU64,
@@ -58,6 +62,7 @@ impl Proxy {
             changed: Condvar::new(),
             sockets: Mutex::new(Vec::new()),
             connections: AtomicU64::new(0),
+            stalled_below: AtomicU64::new(0),
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
             held: AtomicU64::new(0),
@@ -96,8 +101,11 @@ impl Proxy {
         *lock(&self.shared.mode)
     }
 
-    /// Stops forwarding in both directions; both sockets stay open.
+    /// Stops forwarding in both directions on every open connection; their sockets stay open.
+    /// Connections made later are forwarded.
     pub fn stall(&self) {
+        let open = self.shared.connections.load(Ordering::SeqCst);
+        self.shared.stalled_below.store(open, Ordering::SeqCst);
         self.set(Mode::Stall);
     }
 
@@ -147,7 +155,7 @@ fn accept_loop(listener: TcpListener, upstream: u16, shared: Arc<Shared>) {
         };
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
-        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let id = shared.connections.fetch_add(1, Ordering::SeqCst);
         let clones = (client.try_clone(), server.try_clone());
         let (Ok(client2), Ok(server2)) = clones else {
             continue;
@@ -160,9 +168,9 @@ fn accept_loop(listener: TcpListener, upstream: u16, shared: Arc<Shared>) {
             }
         }
         let up = shared.clone();
-        thread::spawn(move || pump(client, server2, &up, Direction::Up));
+        thread::spawn(move || pump(client, server2, &up, Direction::Up, id));
         let down = shared.clone();
-        thread::spawn(move || pump(server, client2, &down, Direction::Down));
+        thread::spawn(move || pump(server, client2, &down, Direction::Down, id));
     }
 }
 
@@ -174,7 +182,9 @@ enum Direction {
 
 /// Copies `from` to `to` until end-of-file, an error or a cut; during a stall, whatever was
 /// read (and an end-of-file) is held until the stall ends (by a cut: then it is dropped).
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Direction) {
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Direction, id: u64) {
+    let stalled =
+        |mode: &Mode| *mode == Mode::Stall && id < shared.stalled_below.load(Ordering::SeqCst);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -182,10 +192,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Dire
             Ok(n) => n,
         };
         let mut mode = lock(&shared.mode);
-        if *mode == Mode::Stall {
+        if stalled(&mode) {
             shared.held.fetch_add(n as u64, Ordering::SeqCst);
         }
-        while *mode == Mode::Stall {
+        while stalled(&mode) {
             mode = shared
                 .changed
                 .wait_timeout(mode, Duration::from_millis(200))
@@ -208,7 +218,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Dire
     // End-of-file from one peer is passed on to the other (a client's Terminate and close),
     // unless the connection is stalled: a hung middlebox passes on nothing, not even that.
     let mut mode = lock(&shared.mode);
-    while *mode == Mode::Stall {
+    while stalled(&mode) {
         mode = shared
             .changed
             .wait_timeout(mode, Duration::from_millis(200))

@@ -1,10 +1,13 @@
 //! `up`, `down`, `redo`: run the engine with a live line per migration, or print its plan.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
 use migrations_core::plan::{Direction, Step};
+use migrations_core::watchdog::{Stall, StallTiming, Watchdog};
+use migrations_core::State;
 use migrations_core::{DownTarget, Drift, Event, Migrations, Migrator, Operation, Ran, Report};
 
 use crate::context::Context;
@@ -127,6 +130,16 @@ fn run_live(
     let out: &Output = &ctx.out;
     let mut live = None;
     let mut progress = Progress::default();
+    // Ends the run (and the process) if the connection stalls: see `stall`.
+    let seen = Arc::new(Mutex::new(Progress::default()));
+    let watchdog = Watchdog::start(
+        &ctx.connect_options(),
+        client,
+        ctx.names(migrations),
+        StallTiming::default(),
+        stall_handler(ctx, command, seen.clone()),
+    )?;
+    let watched = seen.clone();
     let events = &mut progress;
     let spinner = &mut live;
     let mut migrator = configure(ctx.migrator(migrations)).on_event(move |event| match event {
@@ -150,6 +163,7 @@ fn run_live(
                 no_transaction: *no_transaction,
                 duration: Default::default(),
             });
+            lock(&watched).running = events.running.clone();
             *spinner = out.live(format!("{} {version} {name}", direction.as_str()))
         }
         Event::Retrying {
@@ -172,7 +186,10 @@ fn run_live(
             }
             if let Some(mut ran) = events.running.take() {
                 ran.duration = *duration;
-                events.ran.push(ran);
+                events.ran.push(ran.clone());
+                let mut watched = lock(&watched);
+                watched.running = None;
+                watched.ran.push(ran);
             }
             out.line(&format!(
                 "{} {version} {name} {}",
@@ -182,14 +199,148 @@ fn run_live(
         }
         _ => {}
     });
+    migrator = migrator.watch(&watchdog);
     let result = migrator.execute(client, operation);
     // The callback borrows `progress` and `live`; the migrator goes first.
     drop(migrator);
+    drop(watchdog);
     // A step that failed leaves its spinner running: clear it before the error is printed.
     if let Some(bar) = live.take() {
         bar.finish_and_clear();
     }
     result.map_err(|error| partial(ctx, command, migrations, operation, progress, error.into()))
+}
+
+fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
+    // Poisoned only by a panic in the event callback; what it holds is still right.
+    progress.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What happens when the watchdog finds the connection stalled (the server answered, the
+/// answer never arrived): the runner's thread is blocked in the driver for good, so this prints
+/// the run's one error line (and, in JSON mode, its document) and ends the process with exit 1.
+fn stall_handler(
+    ctx: &Context<'_>,
+    command: &str,
+    seen: Arc<Mutex<Progress>>,
+) -> impl FnOnce(Stall) + Send + 'static {
+    let options = global_options(ctx);
+    let json = ctx.out.json();
+    let command = command.to_owned();
+    move |stall: Stall| {
+        let progress = lock(&seen);
+        let message = crate::redact::redact_text(&stall_message(&stall, &progress, &options));
+        eprintln!("error: {message}");
+        if !progress.ran.is_empty() {
+            eprintln!(
+                "done before the error: {}",
+                progress
+                    .ran
+                    .iter()
+                    .map(|r| format!("{} {} {}", r.direction.as_str(), r.version, r.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if json {
+            let mut error = json!({ "kind": "stall", "message": message, "exit_code": 1 });
+            if let (Some(r), Some(object)) = (&progress.running, error.as_object_mut()) {
+                object.insert("version".into(), r.version.into());
+                object.insert("name".into(), r.name.clone().into());
+            }
+            let doc = json!({
+                "command": command,
+                "dry_run": false,
+                "ran": progress.ran.iter().map(ran_json).collect::<Vec<_>>(),
+                "warnings": progress.warnings.clone(),
+                "error": error,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        std::process::exit(crate::exit::Code::Failure as i32);
+    }
+}
+
+/// The stall's one line: what happened, the state the database is in, what to do.
+fn stall_message(stall: &Stall, progress: &Progress, options: &str) -> String {
+    let what = match &progress.running {
+        Some(r) => format!("{} {} {} stopped", r.direction.as_str(), r.version, r.name),
+        None => "the run stopped".to_owned(),
+    };
+    let heard = match stall.finished_ago {
+        Some(ago) => format!(
+            "the server finished the query {} s ago but its answer never arrived",
+            ago.as_secs()
+        ),
+        None if stall.state.is_some() => format!(
+            "the server has been unable to send its answer for {} s",
+            stall.waited.as_secs()
+        ),
+        None => format!(
+            "the server session ended but the client heard nothing for {} s",
+            stall.waited.as_secs()
+        ),
+    };
+    let session = if stall.terminated {
+        "the runner's session was ended (pg_terminate_backend), which released the migrations lock"
+            .to_owned()
+    } else if stall.state.is_none() {
+        "the runner's session is gone, and the migrations lock with it".to_owned()
+    } else {
+        format!(
+            "ending the runner's session failed, so it may still hold the migrations lock: \
+             end it with SELECT pg_terminate_backend({})",
+            stall.pid
+        )
+    };
+    let state = match (&progress.running, &stall.history) {
+        (None, _) => "no migration was running".to_owned(),
+        (Some(_), Err(e)) => format!("the history could not be read ({e})"),
+        (Some(r), Ok(history)) => {
+            let row = history.iter().find(|h| h.version == r.version);
+            match (r.no_transaction, r.direction, row.map(|h| h.state)) {
+                (false, Direction::Up, Some(State::Applied)) => {
+                    format!(
+                        "migration {} was committed and is recorded as applied",
+                        r.version
+                    )
+                }
+                (false, Direction::Up, _) => {
+                    format!("migration {} was rolled back and is not applied", r.version)
+                }
+                (false, Direction::Down, None) => {
+                    format!(
+                        "the down of {} was committed: it is no longer applied",
+                        r.version
+                    )
+                }
+                (false, Direction::Down, Some(_)) => {
+                    format!(
+                        "the down of {} was rolled back: it is still applied",
+                        r.version
+                    )
+                }
+                (true, _, Some(state)) => format!(
+                    "migration {} ran outside a transaction and is recorded as `{}`{}; \
+                     `migrations{options} repair` clears it before a rerun",
+                    r.version,
+                    state.as_str(),
+                    row.and_then(|h| h.statements_done.zip(h.statements_total))
+                        .map(|(d, t)| format!(" ({d} of its {t} statements done)"))
+                        .unwrap_or_default()
+                ),
+                (true, _, None) => format!(
+                    "migration {} ran outside a transaction and is not recorded as applied",
+                    r.version
+                ),
+            }
+        }
+    };
+    format!(
+        "{what}: the connection to {} stalled: {heard}; {session}; {state}; check with \
+         `migrations{options} status`, then run the command again",
+        stall.endpoint
+    )
 }
 
 /// The error of a run that stopped, with what it had done: the steps that finished (the same

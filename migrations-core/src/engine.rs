@@ -1205,11 +1205,14 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         }
         let mut batch = Batch::new(Markers::of(&self.config.names));
         batch.push("BEGIN;\n");
-        let settings = self.settings_sql(None, None, true);
         for (index, job) in jobs.iter().enumerate() {
             job.check_transactional()?;
-            let prefix = if index == 0 { settings.as_str() } else { "" };
-            batch.script(index, job.script, index == 0, prefix);
+            // Each migration gets the run's settings (and its file's own timeouts) again: the
+            // previous migration's session restore (`RESET ALL`) also undid the `SET LOCAL`s,
+            // which left every migration after the first without `lock_timeout` (a grouped
+            // migration waiting for a lock then queues all traffic on its table behind it).
+            let prefix = self.timeouts(job.script, true);
+            batch.script(index, job.script, index == 0, &prefix);
             batch.push(&self.restore());
             batch.push(&self.bookkeeping(job, Some(0)));
         }

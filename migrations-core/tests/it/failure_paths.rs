@@ -332,6 +332,75 @@ behaviour!(
     }
 );
 
+/// Locks table `{}` for a reader; the server ends the holder after 8 s idle, so a run that
+/// ignores its lock_timeout fails the test by taking too long instead of hanging it.
+const HOLD_AT_MOST_8S_THEN: &str =
+    "SET LOCAL idle_in_transaction_session_timeout = '8s'; LOCK TABLE {} IN ACCESS SHARE MODE";
+
+// In a single transaction every migration keeps the run's lock_timeout (and its file's own):
+// the session restore between two migrations used to undo them for all but the first, so a
+// grouped ALTER waited for its lock without end (RELIABILITY.md, finding 7).
+behaviour!(
+    single_transaction_keeps_lock_timeout_for_every_migration,
+    |driver: Driver| {
+        let db = test_db();
+        let dir = Dir::new(&[(
+            "1_t.up.sql",
+            "CREATE TABLE t (x int);\nCREATE TABLE u (x int);",
+        )]);
+        driver.up(&db, &dir.load()).unwrap();
+        dir.write("2_a.up.sql", "CREATE TABLE a ();\n");
+        dir.write("3_alter_t.up.sql", "ALTER TABLE t ADD COLUMN y int;\n");
+        dir.write(
+            "4_alter_u.up.sql",
+            "-- migrations:lock-timeout=150ms\nALTER TABLE u ADD COLUMN z int;\n",
+        );
+        let m = dir.load();
+        let grouped_up = |lock_timeout: Duration| {
+            let started = Instant::now();
+            let err = driver
+                .execute(&db, &m, &UP, |mig| {
+                    mig.single_transaction(true)
+                        .lock_timeout(lock_timeout)
+                        .lock_retries(0, Duration::from_millis(10))
+                })
+                .unwrap_err();
+            (err, started.elapsed())
+        };
+
+        // The run's lock_timeout, for the second migration of the batch and after.
+        let mut holder = db.connect();
+        let mut tx = holder.transaction().unwrap();
+        tx.batch_execute(HOLD_AT_MOST_8S_THEN.replace("{}", "t").as_str())
+            .unwrap();
+        let (err, elapsed) = grouped_up(Duration::from_millis(200));
+        assert!(
+            matches!(&err, Error::LockTimeout { version: 3, .. }),
+            "{err:?}"
+        );
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert!(!table_exists(&db, "a"), "all or nothing");
+        assert_eq!(history_rows(&db), 1);
+        tx.rollback().unwrap();
+
+        // A file's own lock-timeout directive, in the batch too (the run's is 30 s).
+        let mut tx = holder.transaction().unwrap();
+        tx.batch_execute(HOLD_AT_MOST_8S_THEN.replace("{}", "u").as_str())
+            .unwrap();
+        let (err, elapsed) = grouped_up(Duration::from_secs(30));
+        assert!(
+            matches!(&err, Error::LockTimeout { version: 4, .. }),
+            "{err:?}"
+        );
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert!(!table_exists(&db, "a"), "all or nothing");
+        assert_eq!(history_rows(&db), 1);
+        tx.rollback().unwrap();
+
+        assert_eq!(driver.up(&db, &m).unwrap().ran.len(), 3);
+    }
+);
+
 // ---------------------------------------------------------------------------------------------
 // The history table: a newer format, or not ours.
 

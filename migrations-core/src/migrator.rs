@@ -284,6 +284,12 @@ mod sync_driver {
 
         /// Connects with `options`, applies every pending migration, and closes the connection
         /// (the lock goes with it on every exit path).
+        ///
+        /// A connection that stalls (stops passing bytes without closing) blocks this call:
+        /// the driver has no read timeout. To bound it, connect yourself and run with a
+        /// [`Watchdog`](crate::watchdog::Watchdog) ([`Migrator::watch`]), as the CLI does: it
+        /// ends the stalled session, which frees the lock, and tells your callback, which
+        /// decides what to do with the blocked thread.
         #[cfg(feature = "connect")]
         pub fn connect_and_run(
             &mut self,
@@ -440,6 +446,9 @@ mod async_driver {
         /// The runner owns this connection: if the future is dropped mid-run, the connection
         /// closes with it, and the server releases the migrations lock and rolls back the
         /// open transaction.
+        /// A connection that stalls (stops passing bytes without closing) is not noticed here,
+        /// and dropping the future then reaches nobody: the session keeps the lock until the
+        /// stall ends. [`crate::watchdog`] tells that case apart and ends the session.
         #[cfg(feature = "connect")]
         pub async fn connect_and_run_async(
             &mut self,

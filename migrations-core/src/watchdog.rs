@@ -96,17 +96,29 @@ impl Watchdog {
         timing: StallTiming,
         on_stall: impl FnOnce(Stall) + Send + 'static,
     ) -> Result<Watchdog, Error> {
-        let pid = runner
-            .simple_query("SELECT pg_backend_pid()")
+        // The start time tells the runner's session from a later one that reuses its pid (as
+        // epoch seconds: the text of a timestamptz depends on each session's TimeZone).
+        let row = runner
+            .simple_query(
+                "SELECT pg_backend_pid(), EXTRACT(epoch FROM backend_start)::text \
+                 FROM pg_stat_activity \
+                 WHERE pid = pg_backend_pid()",
+            )
             .map_err(|e| Error::Db {
                 context: "reading the session's backend pid".to_owned(),
                 source: from_pg(&e),
             })
             .map(crate::db::rows_of)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let pid = row
             .first()
-            .and_then(|row| row.first().cloned().flatten())
+            .cloned()
+            .flatten()
             .and_then(|pid| pid.parse::<i32>().ok())
             .unwrap_or(0);
+        let backend_start = row.get(1).cloned().flatten().unwrap_or_default();
         let endpoint = Target::resolve(options)
             .map(|t| {
                 t.endpoints()
@@ -123,6 +135,7 @@ impl Watchdog {
         let watch = Watch {
             options: options.clone(),
             pid,
+            backend_start,
             names,
             timing,
             endpoint,
@@ -159,6 +172,7 @@ impl Drop for Watchdog {
 struct Watch {
     options: ConnectOptions,
     pid: i32,
+    backend_start: String,
     names: Names,
     timing: StallTiming,
     endpoint: String,
@@ -168,7 +182,9 @@ struct Watch {
 
 /// The runner's backend as one check saw it: `None` when it is gone.
 struct Seen {
-    state: String,
+    /// `None` when the server hides it (another role's session without `pg_read_all_stats`):
+    /// then nothing is known, and nothing is done.
+    state: Option<String>,
     wait_event: Option<String>,
     idle_for: Option<Duration>,
 }
@@ -227,7 +243,11 @@ impl Watch {
             }
             let is_quiet = match &seen {
                 None => true,
-                Some(s) => s.state != "active" || s.wait_event.as_deref() == Some("ClientWrite"),
+                Some(s) => match s.state.as_deref() {
+                    None => false,
+                    Some("active") => s.wait_event.as_deref() == Some("ClientWrite"),
+                    Some(_) => true,
+                },
             };
             if !is_quiet {
                 quiet = None;
@@ -258,11 +278,12 @@ impl Watch {
             "SELECT state, wait_event, \
                     CASE WHEN state LIKE 'idle%' \
                          THEN EXTRACT(epoch FROM clock_timestamp() - state_change)::float8 END \
-             FROM pg_stat_activity WHERE pid = $1",
-            &[&self.pid],
+             FROM pg_stat_activity \
+             WHERE pid = $1 AND EXTRACT(epoch FROM backend_start)::text = $2",
+            &[&self.pid, &self.backend_start],
         )?;
         Ok(row.map(|r| Seen {
-            state: r.get::<_, Option<String>>(0).unwrap_or_default(),
+            state: r.get(0),
             wait_event: r.get(1),
             idle_for: r
                 .get::<_, Option<f64>>(2)
@@ -281,15 +302,21 @@ impl Watch {
     ) -> Stall {
         let terminated = seen.is_some()
             && conn
-                .query_one("SELECT pg_terminate_backend($1)", &[&self.pid])
-                .map(|r| r.get::<_, bool>(0))
-                .unwrap_or(false);
+                .query_opt(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE pid = $1 AND EXTRACT(epoch FROM backend_start)::text = $2",
+                    &[&self.pid, &self.backend_start],
+                )
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.get::<_, bool>(0));
         if terminated {
             let until = Instant::now() + Duration::from_secs(5);
             while Instant::now() < until {
                 match conn.query_opt(
-                    "SELECT 1 FROM pg_stat_activity WHERE pid = $1",
-                    &[&self.pid],
+                    "SELECT 1 FROM pg_stat_activity \
+                     WHERE pid = $1 AND EXTRACT(epoch FROM backend_start)::text = $2",
+                    &[&self.pid, &self.backend_start],
                 ) {
                     Ok(Some(_)) => thread::sleep(Duration::from_millis(50)),
                     _ => break,
@@ -305,7 +332,7 @@ impl Watch {
             pid: self.pid,
             waited: since.elapsed(),
             finished_ago: seen.as_ref().and_then(|s| s.idle_for),
-            state: seen.map(|s| s.state),
+            state: seen.and_then(|s| s.state),
             terminated,
             history,
         }

@@ -21,8 +21,8 @@ use crate::plan::{self, Direction, DriftPolicy, Operation, Plan, Step};
 use crate::report::{Event, Ran, Report};
 use crate::sql::{
     self, invalid_among, new_invalid_indexes, parse_format_comment, parse_history_row,
-    quote_literal, Markers, Names, SessionBaseline, StepSql, DOWN_FAILED, DOWN_IN_PROGRESS,
-    FORMAT_VERSION, INVALID_INDEX_OIDS, IN_TRANSACTION_BLOCK, SNAPSHOT_SESSION,
+    quote_literal, Markers, Names, SessionBaseline, StepSql, DOWN_IN_PROGRESS, FORMAT_VERSION,
+    INVALID_INDEX_OIDS, IN_TRANSACTION_BLOCK, SNAPSHOT_SESSION,
 };
 
 /// How a run behaves; built by [`Migrator`](crate::Migrator).
@@ -210,35 +210,16 @@ async fn maintain_locked<C: Conn>(
                             .await
                             .map_err(Error::db(format!("dropping invalid index {index}")))?;
                     }
-                    let dropped = if row.invalid_indexes.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", dropped {}", row.invalid_indexes.join(", "))
-                    };
-                    let reverting = row.state == State::Failed
-                        && row
-                            .error
-                            .as_deref()
-                            .is_some_and(|e| e.starts_with(DOWN_FAILED));
-                    let detail = if reverting {
-                        // Its down stopped part-way: clearing the row would make the next
-                        // `down` skip the rest of it. Applied again, the next `down` (or
-                        // `redo`) runs the down file again from its first statement.
-                        format!(
-                            "set back to applied (its down script stopped part-way; `migrations \
-                             down` runs it again from its first statement){dropped}"
-                        )
-                    } else {
-                        format!("cleared {} state{dropped}", row.state)
-                    };
-                    if reverting {
-                        let up_statements = migrations
-                            .get(row.version)
-                            .map(|m| m.up().statements().len());
-                        batch.push_str(&names.back_to_applied(row, up_statements, &detail));
-                    } else {
-                        batch.push_str(&names.clear_row(row, &detail));
-                    }
+                    let detail = format!(
+                        "cleared {} state{}",
+                        row.state,
+                        if row.invalid_indexes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", dropped {}", row.invalid_indexes.join(", "))
+                        }
+                    );
+                    batch.push_str(&names.clear_row(row, &detail));
                     done.push(format!("{} {}: {detail}", row.version, row.name));
                 } else if *accept_checksum {
                     if let Some(m) = migrations.get(row.version) {
@@ -739,10 +720,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             let done = row.statements_done.unwrap_or(0).max(0) as usize;
             let total = row.statements_total.unwrap_or(0).max(0) as usize;
             let error = format!(
-                "{}the runner stopped (killed, crashed or lost its connection) during statement \
-                 {} of {total}",
-                if reverting { DOWN_FAILED } else { "" },
+                "the runner stopped (killed, crashed or lost its connection) during statement {} \
+                 of {total}{}",
                 done + 1,
+                if reverting { " of the down script" } else { "" }
             );
             let sql = self
                 .config
@@ -1188,7 +1169,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let note = (!notes.is_empty()).then(|| notes.join("; "));
         let mut message = match job.direction {
             Direction::Up => source.to_string(),
-            Direction::Down => format!("{DOWN_FAILED}{source}"),
+            Direction::Down => format!("down script: {source}"),
         };
         if let Some(note) = &note {
             message.push_str(&format!("; {note}"));

@@ -486,33 +486,6 @@ impl Names {
         format!("{row};\n{audit};\n")
     }
 
-    /// A row that failed while its down script ran, set back to `applied` by `repair` (the
-    /// next `down` runs the down file again from its first statement), with its audit row.
-    /// `up_statements`: the up file's statement count, which the row carried before its down
-    /// overwrote it with the down's (kept as it is when the migration is unknown).
-    pub(crate) fn back_to_applied(
-        &self,
-        row: &AppliedMigration,
-        up_statements: Option<usize>,
-        detail: &str,
-    ) -> String {
-        let total = up_statements.map_or("statements_total".to_owned(), |n| n.to_string());
-        let update = format!(
-            "UPDATE {} SET state = 'applied', statements_done = {total}, statements_total = \
-             {total}, error = NULL, invalid_indexes = '{{}}'::text[] WHERE version = {}",
-            self.history(),
-            row.version
-        );
-        let audit = self.audit_insert(
-            "repair",
-            Some(row.version),
-            Some(&row.name),
-            Some(&row.checksum),
-            Some(detail),
-        );
-        format!("{update};\n{audit};\n")
-    }
-
     /// A failed (or dead runner's) row cleared by `repair`, with its audit row.
     pub(crate) fn clear_row(&self, row: &AppliedMigration, detail: &str) -> String {
         let delete = self.delete_row(row.version);
@@ -664,12 +637,6 @@ pub fn drop_invalid_index(index: &str) -> String {
 
 /// The `error` of a `running` row whose down script is running.
 pub const DOWN_IN_PROGRESS: &str = "down in progress";
-
-/// How the `error` of a `failed` row begins when the migration failed (or its runner died)
-/// while its down script ran: `repair` then sets it back to `applied` rather than clearing it,
-/// because the rest of its down never ran (part of history format 1, like
-/// [`DOWN_IN_PROGRESS`]).
-pub const DOWN_FAILED: &str = "down script: ";
 
 /// Which of the named indexes exist and are invalid (`None` when no name is given).
 pub fn invalid_among(names: &[String]) -> Option<String> {

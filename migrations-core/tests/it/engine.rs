@@ -724,46 +724,6 @@ behaviour!(
                 .contains("2 i: failed at statement 3 of 3: down script: division by zero"),
             "{err}"
         );
-
-        // `repair` sets it back to applied, not away: its down stopped part-way (the index is
-        // gone, the rest never ran), and a cleared row would make the next `down` skip the
-        // rest of it (RELIABILITY.md, finding 6). The next `down` runs the whole file again.
-        let repaired = driver.repair(&db, &m, None, false).unwrap();
-        assert_eq!(
-            repaired,
-            [
-                "2 i: set back to applied (its down script stopped part-way; `migrations down` \
-              runs it again from its first statement)"
-            ]
-        );
-        assert_eq!(
-            scalar(&db, "SELECT state || ' ' || statements_done || '/' || statements_total || ' ' || coalesce(error, '-') FROM public.migrations_history WHERE version = 2"),
-            Some("applied 1/1 -".into())
-        );
-        assert_eq!(
-            scalar(
-                &db,
-                "SELECT detail FROM public.migrations_history_audit WHERE event = 'repair'"
-            ),
-            Some(
-                "set back to applied (its down script stopped part-way; `migrations down` runs \
-                 it again from its first statement)"
-                    .into()
-            )
-        );
-        dir.write(
-            "2_i.down.sql",
-            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_i;\nSELECT 1;\n",
-        );
-        let m = dir.load();
-        let r = driver
-            .execute(&db, &m, &Operation::Down(DownTarget::Count(1)), |m| m)
-            .unwrap();
-        assert_eq!(r.ran.len(), 1);
-        assert_eq!(
-            scalar(&db, "SELECT count(*) FROM public.migrations_history"),
-            Some("1".into())
-        );
     }
 );
 

@@ -485,8 +485,8 @@ fn an_offline_no_transaction_down_that_stops_leaves_the_runners_down_in_progress
     assert_eq!(
         row_2().as_deref(),
         Some(
-            "(failed,1,2,\"down script: the runner stopped (killed, crashed or lost its \
-             connection) during statement 2 of 2\")"
+            "(failed,1,2,\"the runner stopped (killed, crashed or lost its connection) during \
+             statement 2 of 2 of the down script\")"
         )
     );
 }

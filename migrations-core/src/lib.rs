@@ -44,9 +44,9 @@ mod report;
 #[cfg(feature = "postgres")]
 pub mod roundtrip;
 pub mod snapshot;
+mod sql;
 #[cfg(feature = "connect")]
 pub mod watchdog;
-mod sql;
 
 pub use sql::Names;
 

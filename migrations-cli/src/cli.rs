@@ -77,12 +77,13 @@ pub struct Global {
     pub color: ColorChoice,
 
     /// Print only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "debug")]
     pub quiet: bool,
 
-    /// Also log what the runner does (to stderr).
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    /// Also log what the runner does, every connection attempt and query, to stderr
+    /// (`[debug]` lines). Not `--verbose`: that is `history`'s own flag for more details.
+    #[arg(short = 'v', long, global = true)]
+    pub debug: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,7 +167,12 @@ pub enum Command {
 
     /// List applied migrations; --verbose adds time, duration, who, checksum and the audit
     /// events.
-    History,
+    History {
+        /// Add when, by whom, how long, the checksum and the audit events (not logging: that
+        /// is the global -v).
+        #[arg(long)]
+        verbose: bool,
+    },
 
     /// Every migration with its state: pending, applied, edited, missing, future, failed,
     /// out-of-order.

@@ -13,7 +13,7 @@ use clap::Parser;
 
 fn main() {
     let cli = parse_args();
-    logger::init(cli.global.verbose);
+    logger::init(cli.global.debug);
     let code = match commands::run(&cli) {
         Ok(()) => exit::Code::Ok,
         Err(error) => {

@@ -30,13 +30,12 @@ pub fn current(ctx: &Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn history(ctx: &Context<'_>) -> Result<(), Error> {
+pub fn history(ctx: &Context<'_>, verbose: bool) -> Result<(), Error> {
     let migrations = ctx.migrations()?;
     let mut client = ctx.connect()?;
     let migrator = ctx.migrator(&migrations);
     let mut rows = migrator.history(&mut client)?;
     rows.sort_by(|a, b| Version::compare_digits(&a.version_digits, &b.version_digits));
-    let verbose = ctx.global.verbose;
     if rows.is_empty() {
         ctx.out.line("no migration applied");
     }

@@ -47,7 +47,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => apply::down(&ctx, *count, to.as_deref(), *all, *dry_run),
         Command::Redo { count } => apply::redo(&ctx, count.unwrap_or(1)),
         Command::Current => inspect::current(&ctx),
-        Command::History => inspect::history(&ctx),
+        Command::History { verbose } => inspect::history(&ctx, *verbose),
         Command::Status { exit_code } => inspect::status(&ctx, *exit_code),
         Command::Baseline {
             version,

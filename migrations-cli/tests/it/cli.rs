@@ -74,6 +74,14 @@ fn up_status_current_history_down_redo() {
     let verbose = p.run(&["history", "--verbose"]);
     assert!(verbose.stdout.contains("audit:"), "{}", verbose.stdout);
     assert!(verbose.stdout.contains(" up 3"), "{}", verbose.stdout);
+    // `history --verbose` is details, not logging: no debug lines on stderr.
+    assert_eq!(verbose.code, 0, "{}", verbose.stderr);
+    assert_eq!(verbose.stderr, "", "history --verbose logs nothing");
+    // Logging is the global -v, which does not add history's details.
+    let logged = p.run(&["-v", "history"]);
+    assert_eq!(logged.code, 0, "{}", logged.stderr);
+    assert!(logged.stderr.contains("[debug] "), "{}", logged.stderr);
+    assert!(!logged.stdout.contains("audit:"), "{}", logged.stdout);
 
     let redo = p.run(&["redo"]);
     assert_eq!(redo.code, 0, "{}", redo.stderr);

@@ -9,7 +9,7 @@
 //! rebuilt). Telling them apart needs the column's current type, which [`Columns`] follows
 //! through the migrations before the statement (`CREATE TABLE`, `ADD COLUMN`, earlier type
 //! changes, renames). Every claim here is checked against a real server in
-//! `tests/rewrites.rs` with `pg_relation_filenode` before and after.
+//! `tests/it/rewrites.rs` with `pg_relation_filenode` before and after.
 
 use std::collections::HashMap;
 use std::fmt;

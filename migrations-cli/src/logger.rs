@@ -1,4 +1,5 @@
-//! `-v`: the runner's `log` records on stderr, with any URL password redacted.
+//! The runner's `log` records on stderr, with any URL password redacted: the connection
+//! wait's notice unless `-q`; every record down to debug with `-v`.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -6,7 +7,16 @@ struct StderrLogger;
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= Level::Debug
+        if log::max_level() >= LevelFilter::Debug {
+            return metadata.level() <= Level::Debug;
+        }
+        // Without -v, only the connection wait's notice: the CLI prints the runner's other
+        // news itself (the lock wait and report warnings are `warning:` lines), and saying
+        // them twice would be noise.
+        metadata.level() <= Level::Info
+            && metadata
+                .target()
+                .starts_with("migrations_core::connect::wait")
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -21,12 +31,14 @@ impl Log for StderrLogger {
 
 static LOGGER: StderrLogger = StderrLogger;
 
-pub fn init(verbose: bool) {
+pub fn init(debug: bool, quiet: bool) {
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(if verbose {
+        log::set_max_level(if debug {
             LevelFilter::Debug
-        } else {
+        } else if quiet {
             LevelFilter::Off
+        } else {
+            LevelFilter::Info
         });
     }
 }

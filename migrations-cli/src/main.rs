@@ -13,7 +13,7 @@ use clap::Parser;
 
 fn main() {
     let cli = parse_args();
-    logger::init(cli.global.debug);
+    logger::init(cli.global.debug, cli.global.quiet);
     let code = match commands::run(&cli) {
         Ok(()) => exit::Code::Ok,
         Err(error) => {

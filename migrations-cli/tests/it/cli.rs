@@ -493,3 +493,51 @@ fn schema_drift_after_manual_changes() {
         drift.stdout.matches("schema drift:").count()
     );
 }
+
+/// A refused connection is retried up to --connect-timeout; after a second the user is told,
+/// once, what is being waited for and until when, so the wait does not look like a hang.
+#[test]
+fn waiting_for_the_server_is_said_once() {
+    let p = Project::new(&[("1_a.up.sql", "SELECT 1;\n")]);
+    // Port 1: nothing listens there, so every attempt is refused at once.
+    let url = "postgres://app:s3cret@127.0.0.1:1/app";
+    let started = std::time::Instant::now();
+    let run = p.with_url(url, &["status", "--connect-timeout", "2s"]);
+    let waited = started.elapsed();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(waited >= std::time::Duration::from_secs(2), "{waited:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    let (prefix, suffix) = (
+        "[info] waiting for 127.0.0.1:1 (connection refused) until ",
+        " UTC (connect timeout 2s)",
+    );
+    assert!(
+        lines[0].starts_with(prefix) && lines[0].ends_with(suffix),
+        "{}",
+        run.stderr
+    );
+    // The time of day the wait ends: HH:MM:SS.
+    let clock = &lines[0][prefix.len()..lines[0].len() - suffix.len()];
+    assert_eq!(clock.len(), 8, "{clock}");
+    assert!(clock.bytes().enumerate().all(|(i, b)| if i % 3 == 2 {
+        b == b':'
+    } else {
+        b.is_ascii_digit()
+    }));
+    assert_eq!(
+        lines[1],
+        "error: could not connect to 127.0.0.1:1 (connection refused) after 2s: is the server \
+         running?"
+    );
+    assert!(!run.stderr.contains("s3cret"));
+
+    // -q: only the error.
+    let quiet = p.with_url(url, &["-q", "status", "--connect-timeout", "2s"]);
+    assert_eq!(quiet.code, 1);
+    assert_eq!(quiet.stderr.lines().count(), 1, "{}", quiet.stderr);
+    // No wait: no notice.
+    let at_once = p.with_url(url, &["status", "--connect-timeout", "0"]);
+    assert_eq!(at_once.code, 1);
+    assert!(!at_once.stderr.contains("waiting"), "{}", at_once.stderr);
+}

@@ -20,6 +20,8 @@ use super::{ConnectError, ConnectErrorKind, ConnectOptions, SslMode};
 /// First pause between two attempts; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// How long a connection may wait before the wait is announced (at `log` info level).
+const ANNOUNCE_AFTER: Duration = Duration::from_secs(1);
 /// The least time one attempt is given, even when the overall wait is (nearly) over.
 const MIN_ATTEMPT: Duration = Duration::from_secs(2);
 
@@ -114,6 +116,10 @@ struct Driver<'a> {
     progress: Arc<TlsProgress>,
     /// Failures of this round, by endpoint.
     round: Vec<(usize, Failure)>,
+    /// When the wait began, and whether the "waiting" notice was given: a wait longer than
+    /// [`ANNOUNCE_AFTER`] is said once, so a refused connection does not look like a hang.
+    started: Instant,
+    announced: bool,
 }
 
 impl<'a> Driver<'a> {
@@ -133,6 +139,8 @@ impl<'a> Driver<'a> {
             plain: false,
             progress: Arc::default(),
             round: Vec::new(),
+            started: Instant::now(),
+            announced: false,
         })
     }
 
@@ -217,10 +225,18 @@ impl<'a> Driver<'a> {
             let pause = self.backoff.min(self.deadline - now);
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             if let Some((i, Failure::NotUp(reason))) = round.first() {
-                log::debug!(
-                    "{} is not up yet ({reason}); retrying in {pause:?}",
-                    self.target.endpoints[*i].address()
-                );
+                let address = self.target.endpoints[*i].address();
+                log::debug!("{address} is not up yet ({reason}); retrying in {pause:?}");
+                // Info, not debug: a user who sees nothing for 10 s thinks it hangs. The
+                // library prints nothing itself; the application's logger decides.
+                if !self.announced && now.duration_since(self.started) >= ANNOUNCE_AFTER {
+                    self.announced = true;
+                    log::info!(
+                        "waiting for {address} ({reason}) until {} (connect timeout {})",
+                        wall_clock_after(self.deadline - now),
+                        format_duration(self.timeout)
+                    );
+                }
             }
             return Step::Wait(pause);
         }
@@ -528,6 +544,22 @@ fn format_duration(d: Duration) -> String {
         0 => format!("{}s", tenths / 10),
         tenth => format!("{}.{tenth}s", tenths / 10),
     }
+}
+
+/// The UTC time of day `d` from now, `13:20:05 UTC` (a wait longer than a day has no better
+/// answer than its time of day, and a clock before 1970 gives `00:00:00 UTC`).
+fn wall_clock_after(d: Duration) -> String {
+    let at = std::time::SystemTime::now() + d;
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs())
+        % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 // ---------------------------------------------------------------------------------------

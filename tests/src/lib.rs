@@ -366,6 +366,18 @@ pub fn local_server() -> Option<&'static LocalServer> {
     }
 }
 
+/// A test's name as libtest knows it in an integration-test binary, for `<binary> <name>
+/// --exact`: `module_path` (from `module_path!()` in the test's module) without its first
+/// segment, the crate, then the test: `("it::processes", "child_runner")` gives
+/// `processes::child_runner`. Derived, not written out, so that moving a test file cannot make
+/// the child processes that select a helper test by name silently run no test.
+pub fn libtest_name(module_path: &str, test: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{test}"),
+        None => test.to_owned(),
+    }
+}
+
 /// A throwaway cluster of this process's own, whatever `DATABASE_URL` says: for tests that
 /// need to reconfigure the server (TLS, `pg_hba.conf`, passwords, Unix sockets, locales) or
 /// to see its data directory. With no `DATABASE_URL` it is the same cluster as

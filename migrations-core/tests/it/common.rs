@@ -162,14 +162,7 @@ macro_rules! behaviour {
     };
 }
 
-/// A test's name as libtest knows it in this binary, for `--exact` when a test re-runs the
-/// binary to run one `#[ignore]`d helper test in a child process: `module_path` is the helper's
-/// `module_path!()` (its first segment, the crate, is not part of the name), so
-/// `("it::processes", "child_runner")` gives `processes::child_runner`. Derived, not written out,
-/// so that moving a file cannot make its children silently run no test.
+/// The harness's [`migrations_tests::libtest_name`]: a helper test's name for `--exact`.
 pub fn test_name(module_path: &str, test: &str) -> String {
-    match module_path.split_once("::") {
-        Some((_crate, module)) => format!("{module}::{test}"),
-        None => test.to_owned(),
-    }
+    migrations_tests::libtest_name(module_path, test)
 }

@@ -92,10 +92,7 @@ fn spawn_child(helper: &str, mode: &str, envs: &[(&str, String)], remove_db_url:
 /// without the crate's name (`harness::child_helper_exit_normally` in the test binary `it`).
 /// Derived, not written out, so that moving this file cannot make every child run no test.
 fn test_name(helper: &str) -> String {
-    match module_path!().split_once("::") {
-        Some((_crate, module)) => format!("{module}::{helper}"),
-        None => helper.to_owned(),
-    }
+    migrations_tests::libtest_name(module_path!(), helper)
 }
 
 /// Collects the child's stdout and stderr lines on background threads.

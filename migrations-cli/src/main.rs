@@ -9,6 +9,8 @@ mod logger;
 mod output;
 mod redact;
 
+use std::io::Write;
+
 use clap::Parser;
 
 fn main() {
@@ -36,7 +38,8 @@ fn parse_args() -> cli::Cli {
         if e.use_stderr() {
             eprint!("{redacted}");
         } else {
-            print!("{redacted}");
+            // Ignored: a reader that closed the pipe (`--help | head`) is not an error.
+            let _ = write!(std::io::stdout(), "{redacted}");
         }
         std::process::exit(e.exit_code())
     })
@@ -72,6 +75,10 @@ fn report(cli: &cli::Cli, error: &exit::Error) {
             all.append(fields);
             *fields = all;
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `lock` and `verify`: the lock file that proves no released migration was edited (SPEC 5).
 
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
@@ -68,7 +69,8 @@ fn print_findings(ctx: &Context<'_>, findings: &[Finding]) -> usize {
             f.message
         ));
         if github && f.is_error() {
-            println!("{}", f.github_annotation());
+            // Like every result line: a closed pipe is not worth a panic.
+            let _ = writeln!(std::io::stdout(), "{}", f.github_annotation());
         }
     }
     findings.iter().filter(|f| f.is_error()).count()

@@ -541,3 +541,43 @@ fn waiting_for_the_server_is_said_once() {
     assert_eq!(at_once.code, 1);
     assert!(!at_once.stderr.contains("waiting"), "{}", at_once.stderr);
 }
+
+/// `migrations ... | head`: a reader that closes the pipe early is not an error. The pipe is
+/// closed before the binary writes, so every write fails with EPIPE: it must neither panic
+/// (exit 101 and a Rust backtrace on stderr) nor complain.
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    let p = Project::new(&[("1_a.up.sql", "SELECT 1;\n")]);
+    let unreachable = "postgres://app@127.0.0.1:1/app";
+    for (args, code) in [
+        (vec!["completions", "bash"], 0),
+        (vec!["--help"], 0),
+        (vec!["lint", "--list-rules"], 0),
+        (
+            vec![
+                "--format",
+                "json",
+                "status",
+                "--connect-timeout",
+                "0",
+                "--database-url",
+                unreachable,
+            ],
+            1,
+        ),
+    ] {
+        let mut command = p.command(&args);
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        if code == 0 {
+            assert_eq!(stderr, "", "{args:?}");
+        }
+    }
+}

@@ -93,7 +93,7 @@ fn execute(
     }
     let report = run_live(ctx, command, &migrations, operation, configure, &mut client)?;
     if report.ran.is_empty() {
-        ctx.out.line("nothing to do: the database is up to date");
+        ctx.out.line(&nothing_to_do(operation));
     } else {
         ctx.out.line(&format!(
             "{} migration{} in {} ms",
@@ -104,6 +104,22 @@ fn execute(
     }
     ctx.out.document(report_json(command, &report));
     Ok(())
+}
+
+/// Why a run did nothing, in the command's own terms: "up to date" after a `down` that found
+/// nothing applied would say the opposite of the truth.
+fn nothing_to_do(operation: &Operation) -> String {
+    match operation {
+        Operation::Down(DownTarget::Count(0)) | Operation::Redo { count: 0 } => {
+            "nothing to do".to_owned()
+        }
+        Operation::Down(DownTarget::To(version)) => {
+            format!("nothing to revert: no migration above {version} is applied")
+        }
+        Operation::Down(_) => "nothing to revert: no migration is applied".to_owned(),
+        Operation::Redo { .. } => "nothing to redo: no migration is applied".to_owned(),
+        _ => "nothing to do: the database is up to date".to_owned(),
+    }
 }
 
 /// What a run has done so far, from the engine's events: a failure reports it with the error.

@@ -581,3 +581,28 @@ fn closed_stdout_pipe_is_not_a_panic() {
         }
     }
 }
+
+/// A `down` that finds nothing to revert says so, not that the database is "up to date".
+#[test]
+fn down_with_nothing_applied_says_so() {
+    let db = test_db();
+    let p = project(&db);
+    let down = p.run(&["down"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(down.stdout, "nothing to revert: no migration is applied\n");
+    let all = p.run(&["down", "--all"]);
+    assert_eq!(all.stdout, "nothing to revert: no migration is applied\n");
+    assert_eq!(p.run(&["up", "--to", "1"]).code, 0);
+    let to = p.run(&["down", "--to", "1"]);
+    assert_eq!(to.code, 0, "{}", to.stderr);
+    assert_eq!(
+        to.stdout,
+        "nothing to revert: no migration above 1 is applied\n"
+    );
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert_eq!(
+        p.run(&["up"]).stdout,
+        "nothing to do: the database is up to date\n"
+    );
+}

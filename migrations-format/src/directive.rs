@@ -90,19 +90,35 @@ pub fn parse_comment(comment: &str) -> Option<Result<Directive, String>> {
     Some(result)
 }
 
-/// Parses `500ms`, `5s`, `2min`, `1h`, `1d` or `0`. A bare number other than `0` is refused:
-/// PostgreSQL would read it as milliseconds, a reader might not.
+/// Parses `500ms`, `5s`, `0.5s`, `2min`, `1h`, `1d` or `0`. A bare number other than `0` is
+/// refused: PostgreSQL would read it as milliseconds, a reader might not. A fraction must come
+/// to whole milliseconds (`1.5s`, not `0.5ms`): PostgreSQL's timeouts count milliseconds, and a
+/// value rounded down to `0` would turn the timeout off.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| {
-        format!("`{text}` is not a duration; write for example `5s`, `500ms` or `2min`")
-    })?;
+    let not_a_duration =
+        || format!("`{text}` is not a duration; write for example `5s`, `0.5s` or `2min`");
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    // `5.` and `.5` are refused along with `1.2.3`: a typo more often than a duration.
+    if whole.is_empty()
+        || (number.contains('.') && fraction.is_empty())
+        || fraction.contains('.')
+        || fraction.len() > 9
+    {
+        return Err(not_a_duration());
+    }
+    let n: u64 = whole.parse().map_err(|_| not_a_duration())?;
+    let fraction_digits: u64 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().map_err(|_| not_a_duration())?
+    };
     let millis_per_unit: u64 = match unit.trim() {
-        "" if n == 0 => 0,
+        "" if n == 0 && fraction_digits == 0 => 0,
         "ms" => 1,
         "s" => 1_000,
         "min" => 60_000,
@@ -114,7 +130,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction_millis = u128::from(fraction_digits) * u128::from(millis_per_unit);
+    if fraction_millis % scale != 0 {
+        return Err(format!(
+            "`{text}` is finer than a millisecond; PostgreSQL counts timeouts in whole \
+             milliseconds"
+        ));
+    }
+    let fraction_millis = u64::try_from(fraction_millis / scale).unwrap_or(u64::MAX);
     n.checked_mul(millis_per_unit)
+        .and_then(|m| m.checked_add(fraction_millis))
         .map(Duration::from_millis)
         .ok_or_else(|| format!("`{text}` is too long a duration"))
 }
@@ -257,6 +283,20 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("0.5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.25min"), Ok(Duration::from_millis(75_000)));
+        assert_eq!(parse_duration("0.0"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_duration("0.5ms"),
+            Err(
+                "`0.5ms` is finer than a millisecond; PostgreSQL counts timeouts in whole \
+                 milliseconds"
+                    .to_owned()
+            )
+        );
+        for bad in ["5.", ".5s", "1.2.3s", "0.5", "1.0000000001s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("5 parsecs").is_err());

@@ -606,3 +606,29 @@ fn down_with_nothing_applied_says_so() {
         "nothing to do: the database is up to date\n"
     );
 }
+
+/// Durations take decimals (`0.5s`), to whole milliseconds: PostgreSQL counts timeouts in
+/// milliseconds, and a value rounded down to 0 would turn the timeout off.
+#[test]
+fn durations_accept_decimals() {
+    let p = Project::new(&[("1_a.up.sql", "SELECT 1;\n")]);
+    let unreachable = "postgres://app@127.0.0.1:1/app";
+    let run = p.with_url(unreachable, &["status", "--connect-timeout", "1.5s"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .ends_with("error: could not connect to 127.0.0.1:1 (connection refused) after 1.5s: is the server running?\n"),
+        "{}",
+        run.stderr
+    );
+    let fine = p.with_url(unreachable, &["status", "--lock-timeout", "0.5ms"]);
+    assert_eq!(fine.code, 2, "{}", fine.stderr);
+    assert!(
+        fine.stderr.starts_with(
+            "error: invalid value '0.5ms' for '--lock-timeout <DURATION>': `0.5ms` is finer than a \
+             millisecond; PostgreSQL counts timeouts in whole milliseconds\n"
+        ),
+        "{}",
+        fine.stderr
+    );
+}

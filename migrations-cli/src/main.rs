@@ -29,7 +29,8 @@ fn main() {
 /// The command line, or exit as clap does. clap quotes arguments it rejects, so a URL given
 /// without `--database-url` goes through the redaction before it is printed.
 fn parse_args() -> cli::Cli {
-    cli::Cli::try_parse().unwrap_or_else(|e| {
+    cli::Cli::try_parse().unwrap_or_else(|mut e| {
+        suggest_other_tools_words(&mut e);
         let plain = e.render().to_string();
         let redacted = crate::redact::redact_text(&plain);
         if redacted == plain {
@@ -43,6 +44,28 @@ fn parse_args() -> cli::Cli {
         }
         std::process::exit(e.exit_code())
     })
+}
+
+/// Other tools' names for `up` and `down` (Alembic's `upgrade`, Rails' `migrate`/`rollback`,
+/// ...) are too far from ours for clap's spelling suggestion: say which command is meant, in
+/// clap's own `tip:` line. Not aliases: one name per command keeps help and scripts plain.
+fn suggest_other_tools_words(e: &mut clap::Error) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return;
+    }
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else {
+        return;
+    };
+    let meant = match typed.as_str() {
+        "migrate" | "apply" | "upgrade" | "deploy" => "up",
+        "rollback" | "revert" | "downgrade" | "undo" => "down",
+        _ => return,
+    };
+    e.insert(
+        ContextKind::SuggestedSubcommand,
+        ContextValue::Strings(vec![meant.to_owned()]),
+    );
 }
 
 /// One clear message on stderr (and, in JSON mode, an error document on stdout). Findings

@@ -632,3 +632,29 @@ fn durations_accept_decimals() {
         fine.stderr
     );
 }
+
+/// Other tools' words for `up` and `down` point at ours (clap's spelling suggestion alone
+/// finds nothing: `migrate` is too far from `up`).
+#[test]
+fn other_tools_commands_suggest_up_and_down() {
+    let p = Project::new(&[("1_a.up.sql", "SELECT 1;\n")]);
+    for (typed, meant) in [
+        ("migrate", "up"),
+        ("upgrade", "up"),
+        ("rollback", "down"),
+        ("revert", "down"),
+    ] {
+        let run = p.run(&[typed]);
+        assert_eq!(run.code, 2, "{typed}");
+        assert_eq!(run.stdout, "");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "error: unrecognized subcommand '{typed}'\n\n  tip: a similar subcommand exists: \
+                 '{meant}'\n\nUsage: migrations [OPTIONS] <COMMAND>\n\nFor more information, try \
+                 '--help'.\n"
+            ),
+            "{typed}"
+        );
+    }
+}

@@ -160,7 +160,10 @@ pub enum Command {
     },
 
     /// Revert the newest N applied migrations (default 1), then apply them again.
-    Redo { count: Option<usize> },
+    Redo {
+        /// How many of the newest applied migrations to revert and apply again (default 1).
+        count: Option<usize>,
+    },
 
     /// Print the database's current version (`none` when nothing is applied).
     Current,
@@ -185,6 +188,9 @@ pub enum Command {
     /// Record every migration up to VERSION as applied without running it (for a database
     /// that already has the schema), or import diesel's or sqlx's history.
     Baseline {
+        /// The newest version the database already has: it and every migration before it are
+        /// recorded as applied. With --from-diesel or --from-sqlx, the newest row of that
+        /// tool's history to import (rows above it are left out).
         version: String,
         /// Import __diesel_schema_migrations (versions only, taken on trust).
         #[arg(long, conflicts_with = "from_sqlx")]
@@ -198,6 +204,7 @@ pub enum Command {
     /// next `up` runs it again; with --accept-checksum, record the new checksum of an edited
     /// migration.
     Repair {
+        /// Repair only this migration (default: all of them).
         version: Option<String>,
         /// Accept the current file's checksum for edited migrations.
         #[arg(long)]

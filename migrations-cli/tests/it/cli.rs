@@ -658,3 +658,32 @@ fn other_tools_commands_suggest_up_and_down() {
         );
     }
 }
+
+/// Every positional argument says what it is in `--help`.
+#[test]
+fn positional_arguments_have_help() {
+    let p = Project::new(&[("1_a.up.sql", "SELECT 1;\n")]);
+    for (command, help) in [
+        (
+            "redo",
+            "[COUNT] How many of the newest applied migrations to revert and apply again \
+             (default 1)",
+        ),
+        (
+            "baseline",
+            "<VERSION> The newest version the database already has: it and every migration \
+             before it are recorded as applied. With --from-diesel or --from-sqlx, the newest \
+             row of that tool's history to import (rows above it are left out)",
+        ),
+        (
+            "repair",
+            "[VERSION] Repair only this migration (default: all of them)",
+        ),
+    ] {
+        let run = p.run(&[command, "--help"]);
+        assert_eq!(run.code, 0, "{command}: {}", run.stderr);
+        // Compared with the line breaks and padding of the terminal width taken out.
+        let flat = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(help), "{command}: {}", run.stdout);
+    }
+}

@@ -279,6 +279,26 @@ pub fn has_failed_row(url: &str) -> Result<bool, String> {
     Ok(history(&mut client)?.iter().any(|(_, s)| s == "failed"))
 }
 
+/// The version of a `failed` row that failed while its down script ran, if there is one: the
+/// runner writes `down script: <error>` for a down that failed, and `... of the down script`
+/// for a down whose runner died (history format 1 has no direction column).
+pub fn failed_down(url: &str) -> Result<Option<i64>, String> {
+    let mut client = connect(url)?;
+    if history(&mut client)?.is_empty() {
+        return Ok(None);
+    }
+    client
+        .query_opt(
+            "SELECT version FROM public.migrations_history \
+             WHERE state = 'failed' \
+             AND (starts_with(error, 'down script: ') OR error LIKE '% of the down script') \
+             ORDER BY version DESC LIMIT 1",
+            &[],
+        )
+        .map(|row| row.map(|r| r.get(0)))
+        .map_err(|e| e.to_string())
+}
+
 /// How a rerun went: the commands it took, and how many of them were `repair`.
 #[derive(Debug, Clone, Default)]
 pub struct Rerun {
@@ -303,6 +323,11 @@ pub fn rerun(cli: &crate::bin::Cli, args: &[&str], url: &str) -> Result<Rerun, S
         }
         if run.code == Some(3) && has_failed_row(url)? {
             done.steps.push(format!("{what} (exit 3: failed)"));
+            // A down that stopped part-way: `repair` clears its row, which would make the
+            // next `down` skip the rest of that down (RELIABILITY.md, finding 6, open). The
+            // recovery an operator is told (`redo`'s restore command): `repair`, then `up` to
+            // apply that migration whole again, then the command again.
+            let reapply = failed_down(url)?;
             let repair = cli.run(&["repair"]);
             if repair.code != Some(0) {
                 return Err(format!(
@@ -313,6 +338,18 @@ pub fn rerun(cli: &crate::bin::Cli, args: &[&str], url: &str) -> Result<Rerun, S
             }
             done.repairs += 1;
             done.steps.push("repair".to_owned());
+            if let Some(version) = reapply {
+                let to = version.to_string();
+                let up = cli.run(&["up", "--to", &to]);
+                if up.code != Some(0) {
+                    return Err(format!(
+                        "up --to {to} after repairing a failed down failed after {:?}: {}",
+                        done.steps,
+                        up.describe()
+                    ));
+                }
+                done.steps.push(format!("up --to {to}"));
+            }
             continue;
         }
         return Err(format!(

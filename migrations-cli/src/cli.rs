@@ -118,7 +118,8 @@ pub enum Command {
         /// Write no down file.
         #[arg(long)]
         no_down: bool,
-        /// Mark the up file to run outside a transaction (CREATE INDEX CONCURRENTLY ...).
+        /// Mark the up and down files to run outside a transaction (CREATE INDEX CONCURRENTLY
+        /// and its DROP INDEX CONCURRENTLY).
         #[arg(long)]
         no_transaction: bool,
     },

@@ -68,7 +68,14 @@ pub fn run(
     };
     let mut created = vec![write_new(&up_path, &up)?];
     if with_down {
-        created.push(write_new(&down_path, DOWN_PLACEHOLDER)?);
+        // The down of a no-transaction up (an index built CONCURRENTLY, say) reverts it the
+        // same way (`DROP INDEX CONCURRENTLY`), which cannot run in a transaction either.
+        let mut down = String::new();
+        if no_transaction {
+            down.push_str("-- migrations:no-transaction\n");
+        }
+        down.push_str(DOWN_PLACEHOLDER);
+        created.push(write_new(&down_path, &down)?);
     }
     for path in &created {
         ctx.out.line(path);

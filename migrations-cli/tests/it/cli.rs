@@ -297,6 +297,28 @@ fn init_new_sql_baseline_completions() {
         &format!("{text}ALTER TABLE users ADD COLUMN email text;\n"),
     );
 
+    // A no-transaction migration's down runs outside a transaction too (its
+    // `DROP INDEX CONCURRENTLY` could not run in one).
+    let new = p.run(&["new", "index_email", "--no-transaction"]);
+    assert_eq!(new.code, 0, "{}", new.stderr);
+    assert_eq!(
+        new.stdout,
+        "migrations/5_index_email.up.sql\nmigrations/5_index_email.down.sql\n"
+    );
+    for file in ["up", "down"] {
+        let text = fs::read_to_string(
+            p.path()
+                .join(format!("migrations/5_index_email.{file}.sql")),
+        )
+        .unwrap();
+        assert!(
+            text.starts_with("-- migrations:no-transaction\n"),
+            "{file}: {text}"
+        );
+    }
+    fs::remove_file(p.path().join("migrations/5_index_email.up.sql")).unwrap();
+    fs::remove_file(p.path().join("migrations/5_index_email.down.sql")).unwrap();
+
     let sql = p.run(&["sql", "--to", "1"]);
     assert_eq!(sql.code, 0, "{}", sql.stderr);
     assert!(sql.stdout.contains("CREATE TABLE users"), "{}", sql.stdout);

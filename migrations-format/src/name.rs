@@ -55,6 +55,44 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// For a stem such as `1_users.donw` whose last dot-part is a near miss of `up` or `down` (a
+/// letter case, one edit or two swapped letters away), the stem without it and the direction
+/// meant.
+fn misspelt_direction(stem: &str) -> Option<(&str, &'static str)> {
+    let (base, last) = stem.rsplit_once('.')?;
+    parse_stem(base).ok()?;
+    let last = last.to_ascii_lowercase();
+    ["up", "down"]
+        .into_iter()
+        .find(|meant| near_miss(&last, meant))
+        .map(|meant| (base, meant))
+}
+
+/// One insertion, deletion, substitution or swap of neighbours apart (or equal).
+fn near_miss(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Optimal string alignment distance, small inputs only.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    a.len() <= 8 && d[a.len()][b.len()] <= 1
+}
+
 /// Parses a flat file name such as `0001_create_users.up.sql`.
 pub fn parse_flat_file_name(file_name: &str) -> Result<(Version, String, Direction), String> {
     let (stem, direction) = if let Some(stem) = file_name.strip_suffix(".up.sql") {
@@ -62,6 +100,13 @@ pub fn parse_flat_file_name(file_name: &str) -> Result<(Version, String, Directi
     } else if let Some(stem) = file_name.strip_suffix(".down.sql") {
         (stem, Direction::Down)
     } else {
+        // `x.donw.sql`, `x.Up.sql`: a misspelt direction, not a missing one.
+        if let Some((base, meant)) = file_name.strip_suffix(".sql").and_then(misspelt_direction) {
+            return Err(format!(
+                "`{file_name}` is not a migration file name: did you mean `{base}.{meant}.sql`? \
+                 (expected {FLAT_PATTERN}, or list it under `ignore` in migrations.toml)"
+            ));
+        }
         let hint = match file_name.strip_suffix(".sql") {
             Some(stem) if parse_stem(stem).is_ok() => {
                 format!("; if it is the up half of a migration, rename it to `{stem}.up.sql`")
@@ -95,6 +140,34 @@ pub fn parse_folder_name(folder: &str) -> Result<(Version, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_direction_is_named() {
+        for (file, meant) in [
+            ("1_x.donw.sql", "1_x.down.sql"),
+            ("1_x.dwn.sql", "1_x.down.sql"),
+            ("1_x.Down.sql", "1_x.down.sql"),
+            ("1_x.UP.sql", "1_x.up.sql"),
+            ("1_x.pu.sql", "1_x.up.sql"),
+            (
+                "2019-02-26-002946_x.downn.sql",
+                "2019-02-26-002946_x.down.sql",
+            ),
+        ] {
+            let e = parse_flat_file_name(file).unwrap_err();
+            assert!(
+                e.contains(&format!(": did you mean `{meant}`? (expected")),
+                "{file}: {e}"
+            );
+            assert!(!e.contains("up half"), "{file}: {e}");
+        }
+        // Not a near miss: the old advice (a missing direction).
+        let e = parse_flat_file_name("1_x.v2.sql").unwrap_err();
+        assert!(e.contains("rename it to `1_x.v2.up.sql`"), "{e}");
+        assert!(!e.contains("did you mean"), "{e}");
+        let e = parse_flat_file_name("1_x.sql").unwrap_err();
+        assert!(e.contains("rename it to `1_x.up.sql`"), "{e}");
+    }
 
     #[test]
     fn flat_names() {

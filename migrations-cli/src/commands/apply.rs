@@ -247,16 +247,8 @@ fn stall_handler(
         let progress = lock(&seen);
         let message = crate::redact::redact_text(&stall_message(&stall, &progress, &options));
         eprintln!("error: {message}");
-        if !progress.ran.is_empty() {
-            eprintln!(
-                "done before the error: {}",
-                progress
-                    .ran
-                    .iter()
-                    .map(|r| format!("{} {} {}", r.direction.as_str(), r.version, r.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        if let Some(done) = done_before_the_error(&progress.ran) {
+            eprintln!("{done}");
         }
         if json {
             let mut error = json!({ "kind": "stall", "message": message, "exit_code": 1 });
@@ -379,17 +371,7 @@ fn partial(
     );
     document.insert("warnings".into(), progress.warnings.clone().into());
     let mut notes = Vec::new();
-    if !progress.ran.is_empty() {
-        notes.push(format!(
-            "done before the error: {}",
-            progress
-                .ran
-                .iter()
-                .map(|r| format!("{} {} {}", r.direction.as_str(), r.version, r.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    notes.extend(done_before_the_error(&progress.ran));
     if let Operation::Redo { .. } = operation {
         let (unapplied, restore) = restore(ctx, migrations, &progress);
         if let Some(restore) = &restore {
@@ -461,6 +443,18 @@ fn restore<'m>(
         up
     };
     (unapplied, Some(command))
+}
+
+/// The stderr line that lists the steps a failed or stalled run finished first (none when it
+/// finished none).
+fn done_before_the_error(ran: &[Ran]) -> Option<String> {
+    (!ran.is_empty()).then(|| {
+        let steps: Vec<String> = ran
+            .iter()
+            .map(|r| format!("{} {} {}", r.direction.as_str(), r.version, r.name))
+            .collect();
+        format!("done before the error: {}", steps.join(", "))
+    })
 }
 
 /// The global options that choose the files and the history, as given, for a command the user

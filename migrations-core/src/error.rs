@@ -104,8 +104,9 @@ pub enum Error {
 
     /// The history table was written by a newer binary.
     #[error(
-        "the history table {table} has format {found}, newer than this binary understands \
-         ({supported}); run a newer migrations binary"
+        "the history table {table} has format {found}, newer than this release of migrations \
+         understands ({supported}); upgrade the migrations CLI, or the service's \
+         migrations-core"
     )]
     NewerHistoryFormat {
         /// The history table, schema-qualified.

@@ -115,12 +115,13 @@ impl DriftKind {
                  checksum with `migrations repair <version> --accept-checksum`)"
             }
             DriftKind::Missing => {
-                "applied migrations absent from this binary, below its newest version (restore \
-                 the files, or run a binary that has them)"
+                "applied migrations absent from the migrations being run (the directory, or the \
+                 service's embedded ones), below their newest version (restore the files, or run \
+                 a release that has them)"
             }
             DriftKind::Future => {
-                "applied migrations newer than any this binary knows (an older binary after a \
-                 rollback?)"
+                "applied migrations newer than any of the migrations being run (an older release \
+                 after a rollback?)"
             }
             DriftKind::OutOfOrder => {
                 "pending migrations below the highest applied version (rename them above it, or \
@@ -203,7 +204,7 @@ pub enum PlanError {
     #[error("{}", display_drifts(.0))]
     Drift(Vec<Drift>),
     /// The target version (carried) is not a migration of this set.
-    #[error("version {0} is not a migration of this binary; give one of its versions (`migrations status` lists them)")]
+    #[error("version {0} is not one of the migrations being run; give one of their versions (`migrations status` lists them)")]
     UnknownTarget(i64),
     /// A migration to revert has no down script; nothing was run.
     #[error("cannot revert {version} {name}: it has no down file")]
@@ -216,14 +217,29 @@ pub enum PlanError {
     /// A migration to revert is applied but unknown to this binary, so there is no down
     /// script; nothing was run.
     #[error(
-        "cannot revert {version} {name}: it is applied in the database but not known to this \
-         binary, so there is no down script to run"
+        "cannot revert {version} {name}: it is applied in the database but is not one of the \
+         migrations being run, so there is no down script to run"
     )]
     UnknownApplied {
         /// The applied version.
         version: i64,
         /// Its name, from the history row.
         name: String,
+    },
+    /// A down to run says `-- migrations:lossy-down <reason>` (it cannot restore the data its
+    /// up changed) and the loss was not allowed; nothing was run.
+    #[error(
+        "cannot revert {version} {name} without losing data: its down file says \"{reason}\" \
+         (-- migrations:lossy-down); nothing was run; to accept the loss, run it again with \
+         --allow-data-loss (the library: `Migrator::allow_data_loss(true)`)"
+    )]
+    LossyDown {
+        /// The migration's version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// The directive's reason.
+        reason: String,
     },
 }
 
@@ -559,6 +575,26 @@ pub fn plan(
     Ok(Plan { steps, warnings })
 }
 
+/// Refuses a plan that runs a down marked `-- migrations:lossy-down` (the first such step, with
+/// its reason), unless the caller allowed the loss. The engine calls it after [`plan`] for
+/// every run (CLI and library alike), so `down` and `redo` share one refusal.
+pub fn refuse_data_loss(migrations: &Migrations, plan: &Plan) -> Result<(), PlanError> {
+    for step in plan.steps.iter().filter(|s| s.direction == Direction::Down) {
+        let lossy = migrations
+            .get(step.version)
+            .and_then(|m| m.down())
+            .and_then(|d| d.lossy_down());
+        if let Some(reason) = lossy {
+            return Err(PlanError::LossyDown {
+                version: step.version,
+                name: step.name.clone(),
+                reason: reason.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Every migration, known or recorded, with its state, in version order.
 pub fn status(migrations: &Migrations, history: &[AppliedMigration]) -> Vec<StatusLine> {
     let comparison = Comparison::new(migrations, history);
@@ -780,6 +816,38 @@ mod tests {
             err.drift_kinds(),
             vec![DriftKind::Edited, DriftKind::OutOfOrder]
         );
+    }
+
+    #[test]
+    fn a_lossy_down_is_refused_unless_allowed() {
+        let m = Migrations::for_tests(&[
+            ("1", "one", "c1", false, true),
+            ("2", "lossy_two", "c2", false, true),
+            ("3", "three", "c3", false, true),
+        ]);
+        let h = applied(&[1, 2, 3]);
+        let policy = DriftPolicy::default();
+        // Reverting 3 alone loses nothing; reaching 2 (down or redo) is refused.
+        let one = plan(&m, &h, &Operation::Down(DownTarget::Count(1)), &policy).unwrap();
+        assert_eq!(refuse_data_loss(&m, &one), Ok(()));
+        for op in [
+            Operation::Down(DownTarget::Count(2)),
+            Operation::Down(DownTarget::All),
+            Operation::Redo { count: 2 },
+        ] {
+            let p = plan(&m, &h, &op, &policy).unwrap();
+            let err = refuse_data_loss(&m, &p).unwrap_err();
+            assert_eq!(
+                err,
+                PlanError::LossyDown {
+                    version: 2,
+                    name: "lossy_two".to_owned(),
+                    reason: "lossy_two cannot come back".to_owned(),
+                }
+            );
+        }
+        let up = plan(&m, &applied(&[1]), &up(None), &policy).unwrap();
+        assert_eq!(refuse_data_loss(&m, &up), Ok(()));
     }
 
     #[test]

@@ -119,7 +119,8 @@ fn history_table_newer_or_not_ours() {
         assert_eq!(
             run.stderr,
             "error: the history table \"public\".\"migrations_history\" has format 2, newer than \
-             this binary understands (1); run a newer migrations binary\n"
+             this release of migrations understands (1); upgrade the migrations CLI, or the \
+             service's migrations-core\n"
         );
     }
     assert!(!table_exists(&db, "b"));
@@ -368,8 +369,8 @@ fn future_rows_are_a_warning() {
     let run = p.expect(&["up"], 0);
     assert_eq!(
         run.stderr,
-        "warning: future: applied migrations newer than any this binary knows (an older binary \
-         after a rollback?)\n  3 c\n"
+        "warning: future: applied migrations newer than any of the migrations being run (an \
+         older release after a rollback?)\n  3 c\n"
     );
     assert_eq!(run.stdout, "nothing to do: the database is up to date\n");
     let status = p.expect(&["status"], 0);

@@ -173,7 +173,8 @@ behaviour!(missing_future_and_out_of_order, |driver: Driver| {
     let err = driver.up(&db, &dir.load()).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("missing: applied migrations absent from this binary"),
+        text.contains("missing: applied migrations absent from the migrations being run (the directory, or \
+             the service's embedded ones), below their newest version"),
         "{text}"
     );
     assert!(text.contains("\n  2 posts"), "{text}");
@@ -687,7 +688,7 @@ fn baseline_records_without_running() {
     assert_eq!(done.len(), 2);
     assert!(!table_exists(&db, "users"), "baseline runs nothing");
     let err = Migrator::new(&m).baseline(&mut client, 7).unwrap_err();
-    assert_eq!(err.to_string(), "version 7 is not a migration of this binary; give one of its versions (`migrations status` lists them)");
+    assert_eq!(err.to_string(), "version 7 is not one of the migrations being run; give one of their versions (`migrations status` lists them)");
 }
 
 behaviour!(

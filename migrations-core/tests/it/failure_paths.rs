@@ -431,7 +431,8 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
     assert_eq!(
         err.to_string(),
         "the history table \"public\".\"migrations_history\" has format 2, newer than this \
-         binary understands (1); run a newer migrations binary"
+         release of migrations understands (1); upgrade the migrations CLI, or the service's \
+         migrations-core"
     );
     assert!(!table_exists(&db, "b"), "nothing ran");
     assert_eq!(history_rows(&db), 1);
@@ -563,8 +564,8 @@ behaviour!(
             })
             .unwrap();
         let expected =
-            "future: applied migrations newer than any this binary knows (an older binary \
-                    after a rollback?)\n  3 c";
+            "future: applied migrations newer than any of the migrations being run (an older \
+                    release after a rollback?)\n  3 c";
         assert!(report.ran.is_empty());
         assert_eq!(report.warnings.len(), 1);
         assert_eq!(report.warnings[0].kind, DriftKind::Future);

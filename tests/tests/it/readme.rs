@@ -409,8 +409,8 @@ fn the_readmes_service_migrates_and_reports_with_display() {
     let out = service.run(Some(db.url()));
     assert_eq!(
         text(&out.stderr),
-        "warning: future: applied migrations newer than any this binary knows (an older binary \
-         after a rollback?)\n  3 index_posts_author\n"
+        "warning: future: applied migrations newer than any of the migrations being run (an \
+         older release after a rollback?)\n  3 index_posts_author\n"
     );
     assert_eq!(text(&out.stdout), "");
     assert_eq!(out.status.code(), Some(0));

@@ -48,6 +48,9 @@ pub struct SqlFile {
     /// transaction and holds one does not load; a down file's first one is refused by the
     /// runner before anything runs.
     pub non_transactional: Vec<NonTransactionalStatement>,
+    /// The `${name}` placeholders the file uses (lowercased, sorted, once each); their values
+    /// are given when the SQL is sent (see [`crate::placeholder`]).
+    pub placeholders: Vec<String>,
 }
 
 /// One migration: an up file and an optional down file.
@@ -279,6 +282,17 @@ impl Loader<'_> {
             }
             if !name.ends_with(".sql") {
                 continue; // README.md, migrations.lock, migrations.toml, ...
+            }
+            if name.contains("${") {
+                self.problem(
+                    ProblemKind::BadName,
+                    &name,
+                    None,
+                    "a placeholder (`${...}`) in a file name is never replaced: placeholders \
+                     belong in the SQL; rename the file"
+                        .to_owned(),
+                );
+                continue;
             }
             match parse_flat_file_name(&name) {
                 Err(why) => self.problem(ProblemKind::BadName, &name, None, why),
@@ -620,6 +634,22 @@ impl Loader<'_> {
                 ok = false;
             }
         }
+        // Malformed placeholders are the file's problems; values come later (run time).
+        let placeholders = match crate::placeholder::scan(&text) {
+            Ok(uses) => {
+                let mut names: Vec<String> = uses.into_iter().filter_map(|u| u.name).collect();
+                names.sort();
+                names.dedup();
+                names
+            }
+            Err(problems) => {
+                for p in problems {
+                    self.problem(ProblemKind::Placeholder, &relative, Some(p.line), p.message);
+                }
+                ok = false;
+                Vec::new()
+            }
+        };
         if !ok {
             return None;
         }
@@ -636,6 +666,7 @@ impl Loader<'_> {
             directives,
             no_transaction,
             non_transactional,
+            placeholders,
         })
     }
 }

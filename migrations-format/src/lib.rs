@@ -14,6 +14,7 @@ mod facts;
 #[cfg(feature = "dir")]
 pub mod lockfile;
 pub mod name;
+pub mod placeholder;
 mod problem;
 #[cfg(feature = "dir")]
 pub mod settings;
@@ -31,6 +32,7 @@ pub use lockfile::{
 };
 pub use name::Direction;
 pub use problem::{LoadError, Problem, ProblemKind};
+pub use placeholder::Placeholders;
 #[cfg(feature = "dir")]
 pub use settings::{Settings, SETTINGS_FILE};
 pub use version::Version;

@@ -36,6 +36,9 @@ pub enum ProblemKind {
     BadMetadata,
     /// `migrations.toml` is malformed.
     BadSettings,
+    /// A malformed `${...}` placeholder, a placeholder without a value, or a value that cannot
+    /// go where its placeholder sits.
+    Placeholder,
     /// A down file is required (`require_down`) and missing.
     MissingDown,
 }

@@ -39,6 +39,11 @@ pub struct Settings {
     /// Lint settings, read by `migrations lint`.
     #[serde(default)]
     pub lint: LintSettings,
+    /// `[placeholders]`: default values of `${name}` placeholders (names case-insensitive).
+    /// The environment (`MIGRATIONS_PLACEHOLDER_<NAME>`) and `--placeholder name=value`
+    /// override them in the CLI, `Migrator::placeholder` in a service (which embeds these).
+    #[serde(default)]
+    pub placeholders: std::collections::BTreeMap<String, String>,
 }
 
 /// The `[run]` table of `migrations.toml`. Durations take a unit (`5s`, `500ms`, `10min`).
@@ -118,7 +123,19 @@ impl Settings {
         let settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
         settings.ignore_set()?;
         settings.run.durations()?;
+        settings.placeholder_values()?;
         Ok(settings)
+    }
+
+    /// The `[placeholders]` values; the error names a key that is not a placeholder name.
+    pub fn placeholder_values(&self) -> Result<crate::Placeholders, String> {
+        let mut values = crate::Placeholders::new();
+        for (name, value) in &self.placeholders {
+            values
+                .insert(name, value.clone())
+                .map_err(|e| format!("[placeholders]: {e}"))?;
+        }
+        Ok(values)
     }
 
     /// The compiled `ignore` patterns.
@@ -164,6 +181,14 @@ mod tests {
         assert!(s.verify_lock);
         assert!(s.ignore_set().unwrap().is_match("data_oauth_github.sql"));
         assert_eq!(s.lint.since.as_deref(), Some("20200101000000"));
+
+        let s = Settings::parse("[placeholders]\nSchema = \"app\"\n").unwrap();
+        assert_eq!(s.placeholder_values().unwrap().get("schema"), Some("app"));
+        let err = Settings::parse("[placeholders]\n\"a-b\" = \"x\"\n").unwrap_err();
+        assert!(
+            err.contains("[placeholders]: `a-b` is not a placeholder name"),
+            "{err}"
+        );
 
         let err = Settings::parse("requre_down = true\n").unwrap_err();
         assert!(err.contains("requre_down"), "{err}");

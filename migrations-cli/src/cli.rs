@@ -158,12 +158,18 @@ pub enum Command {
         /// Print the plan; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run downs marked `-- migrations:lossy-down <reason>` (they lose data on purpose).
+        #[arg(long)]
+        allow_data_loss: bool,
     },
 
     /// Revert the newest N applied migrations (default 1), then apply them again.
     Redo {
         /// How many of the newest applied migrations to revert and apply again (default 1).
         count: Option<usize>,
+        /// Run downs marked `-- migrations:lossy-down <reason>` (they lose data on purpose).
+        #[arg(long)]
+        allow_data_loss: bool,
     },
 
     /// Print the database's current version (`none` when nothing is applied).

@@ -70,6 +70,8 @@ pub struct Script {
     statements: Cow<'static, [(usize, usize)]>,
     refused_in_transaction: Option<Refusal>,
     path: Cow<'static, str>,
+    /// `-- migrations:lossy-down <reason>`: the reason.
+    lossy_down: Option<Cow<'static, str>>,
 }
 
 /// A statement that cannot run in the runner's transaction, found when the script was loaded:
@@ -281,6 +283,7 @@ impl Script {
         statements: &'static [(usize, usize)],
         refused_in_transaction: Option<(u32, &'static str)>,
         path: &'static str,
+        lossy_down: Option<&'static str>,
     ) -> Script {
         Script {
             path: Cow::Borrowed(path),
@@ -295,6 +298,10 @@ impl Script {
                     line,
                     what: Cow::Borrowed(what),
                 }),
+                None => None,
+            },
+            lossy_down: match lossy_down {
+                Some(reason) => Some(Cow::Borrowed(reason)),
                 None => None,
             },
         }
@@ -314,7 +321,14 @@ impl Script {
                 line: s.line,
                 what: Cow::Owned(s.what.to_owned()),
             }),
+            lossy_down: file.directives.lossy_down.clone().map(Cow::Owned),
         }
+    }
+
+    /// The reason of the file's `-- migrations:lossy-down <reason>` directive: a down that
+    /// cannot restore data on purpose (`down`/`redo` over it need `allow_data_loss`).
+    pub fn lossy_down(&self) -> Option<&str> {
+        self.lossy_down.as_deref()
     }
 
     /// The normalised SQL text.
@@ -422,6 +436,7 @@ fn floor_char_boundary(text: &str, offset: usize) -> usize {
 #[cfg(test)]
 impl Migrations {
     /// An in-memory set for the planner's tests: (version digits, name, checksum, no_tx, down).
+    /// A name starting with `lossy` marks the down `lossy-down`.
     pub(crate) fn for_tests(items: &[(&str, &str, &str, bool, bool)]) -> Migrations {
         let script = |checksum: &str, no_transaction: bool| Script {
             sql: Cow::Owned("SELECT 1".to_owned()),
@@ -432,6 +447,7 @@ impl Migrations {
             statements: Cow::Owned(Vec::new()),
             refused_in_transaction: None,
             path: Cow::Borrowed(""),
+            lossy_down: None,
         };
         let list: Vec<Migration> = items
             .iter()
@@ -440,7 +456,13 @@ impl Migrations {
                 digits: Cow::Owned(digits.to_string()),
                 name: Cow::Owned(name.to_string()),
                 up: script(checksum, *no_tx),
-                down: down.then(|| script("down", false)),
+                // A migration named `lossy...` has a down marked `lossy-down`.
+                down: down.then(|| Script {
+                    lossy_down: name
+                        .starts_with("lossy")
+                        .then(|| Cow::Owned(format!("{name} cannot come back"))),
+                    ..script("down", false)
+                }),
             })
             .collect();
         Migrations {

@@ -40,6 +40,8 @@ pub(crate) struct Config {
     pub grouped: bool,
     /// Store a schema snapshot after an `up` that applied something.
     pub record_schema: bool,
+    /// Run downs marked `-- migrations:lossy-down` (else the plan is refused).
+    pub allow_data_loss: bool,
 }
 
 pub(crate) type EventSink<'a> = dyn FnMut(&Event<'_>) + Send + 'a;
@@ -99,7 +101,11 @@ pub(crate) async fn dry_run<C: Conn>(
     operation: &Operation,
 ) -> Result<Plan, Error> {
     let history = read_history_if_any(conn, &config.names).await?;
-    Ok(plan::plan(migrations, &history, operation, &config.policy)?)
+    let plan = plan::plan(migrations, &history, operation, &config.policy)?;
+    if !config.allow_data_loss {
+        plan::refuse_data_loss(migrations, &plan)?;
+    }
+    Ok(plan)
 }
 
 /// A maintenance operation on the history itself.
@@ -616,6 +622,9 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let mut history = read_history(self.conn, names).await?;
         self.mark_dead_runners(&mut history).await?;
         let plan = plan::plan(self.migrations, &history, operation, &self.config.policy)?;
+        if !self.config.allow_data_loss {
+            plan::refuse_data_loss(self.migrations, &plan)?;
+        }
         for warning in &plan.warnings {
             log::warn!("{warning}");
             (self.events)(&Event::Warning(warning));
@@ -1537,7 +1546,7 @@ mod tests {
     fn script() -> Script {
         let ranges: &'static [(usize, usize)] =
             Box::leak(migrations_format::statement_ranges(SQL).into_boxed_slice());
-        let script = Script::__new(SQL, "", false, None, None, ranges, None, "1_a.up.sql");
+        let script = Script::__new(SQL, "", false, None, None, ranges, None, "1_a.up.sql", None);
         let statements: Vec<&str> = script.statements().collect();
         assert_eq!(
             statements,

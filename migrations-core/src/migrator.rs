@@ -84,10 +84,19 @@ impl<'a> Migrator<'a> {
                 policy: DriftPolicy::default(),
                 grouped: false,
                 record_schema: defaults.record_schema,
+                allow_data_loss: false,
             },
             events: None,
             in_flight: None,
         }
+    }
+
+    /// Run downs whose file says `-- migrations:lossy-down <reason>` (off by default: a `down`
+    /// or `redo` over one is refused with [`crate::plan::PlanError::LossyDown`], naming the
+    /// reason, and nothing runs). The CLI's `--allow-data-loss`.
+    pub fn allow_data_loss(mut self, allow: bool) -> Self {
+        self.config.allow_data_loss = allow;
+        self
     }
 
     /// The schema of the history tables (default `public`). It does not change `search_path`.

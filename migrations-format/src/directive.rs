@@ -23,6 +23,10 @@ pub struct Directives {
     pub statement_timeout: Option<Duration>,
     /// Lint rules silenced for the whole file, with the line that silenced them.
     pub lint_ignore: Vec<(String, u32)>,
+    /// `lossy-down <reason>`: this down cannot restore the data its up changed, on purpose
+    /// (the reason, as written). `migrations test` reports the loss as acknowledged, and
+    /// `down`/`redo` over it refuse without `--allow-data-loss`.
+    pub lossy_down: Option<String>,
 }
 
 /// A directive that could not be read, with the 1-based line it stands on.
@@ -47,10 +51,12 @@ pub enum Directive {
     /// `lint-ignore <rule>[, <rule>...]`: lint rules silenced, by name, for the statement that
     /// follows (or for the whole file when in the header).
     LintIgnore(Vec<String>),
+    /// `lossy-down <reason>`: a down that cannot restore data on purpose, and why.
+    LossyDown(String),
 }
 
-const KNOWN: &str =
-    "no-transaction, lock-timeout=<duration>, statement-timeout=<duration>, lint-ignore <rule>";
+const KNOWN: &str = "no-transaction, lock-timeout=<duration>, statement-timeout=<duration>, \
+                     lint-ignore <rule>, lossy-down <reason>";
 
 /// Reads a comment's text (after `--`, untrimmed). Returns `None` for an ordinary comment.
 pub fn parse_comment(comment: &str) -> Option<Result<Directive, String>> {
@@ -75,6 +81,12 @@ pub fn parse_comment(comment: &str) -> Option<Result<Directive, String>> {
                 .map(str::to_owned)
                 .collect(),
         )),
+        ("lossy-down", Some(v)) => Ok(Directive::LossyDown(v.to_owned())),
+        ("lossy-down", None) => Err(
+            "`lossy-down` needs a reason, for example `-- migrations:lossy-down the dropped \
+             column's values cannot be recovered`"
+                .to_owned(),
+        ),
         ("no-transaction", Some(_)) => Err("`no-transaction` takes no value".to_owned()),
         ("lock-timeout" | "statement-timeout", None) => Err(format!(
             "`{key}` needs a duration, for example `-- migrations:{key}=5s`"
@@ -203,6 +215,13 @@ pub fn parse_header(text: &str) -> Result<Directives, Vec<DirectiveError>> {
             Ok(Directive::LintIgnore(rules)) => directives
                 .lint_ignore
                 .extend(rules.into_iter().map(|r| (r, line_no))),
+            Ok(Directive::LossyDown(reason)) => set_once(
+                &mut directives.lossy_down,
+                reason,
+                line_no,
+                &mut errors,
+                "lossy-down",
+            ),
         }
     }
     if errors.is_empty() {
@@ -275,6 +294,24 @@ mod tests {
         assert!(errors[1].message.contains("give a unit"));
         assert!(errors[2].message.contains("needs a duration"));
         assert!(errors[3].message.contains("given twice"));
+    }
+
+    #[test]
+    fn lossy_down_keeps_its_reason_and_needs_one() {
+        let d = parse_header(
+            "-- migrations:lossy-down the emails were moved to contacts; they cannot come back\n\
+             ALTER TABLE users DROP COLUMN contact;\n",
+        )
+        .unwrap();
+        assert_eq!(
+            d.lossy_down.as_deref(),
+            Some("the emails were moved to contacts; they cannot come back")
+        );
+        let errors = parse_header("-- migrations:lossy-down\n").unwrap_err();
+        assert_eq!(errors[0].line, 1);
+        assert!(errors[0].message.contains("`lossy-down` needs a reason"));
+        let twice = parse_header("-- migrations:lossy-down a\n-- migrations:lossy-down b\n");
+        assert!(twice.unwrap_err()[0].message.contains("given twice"));
     }
 
     #[test]

@@ -98,10 +98,14 @@ fn script(file: &SqlFile) -> TokenStream {
         }
         None => quote! { ::core::option::Option::None },
     };
+    let lossy_down = match &file.directives.lossy_down {
+        Some(reason) => quote! { ::core::option::Option::Some(#reason) },
+        None => quote! { ::core::option::Option::None },
+    };
     quote! {
         ::migrations_core::Script::__new(
             #sql, #checksum, #no_transaction, #lock_timeout, #statement_timeout,
-            &[#(#ranges),*], #refused, #path,
+            &[#(#ranges),*], #refused, #path, #lossy_down,
         )
     }
 }

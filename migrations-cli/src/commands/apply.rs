@@ -43,17 +43,22 @@ pub fn down(
     to: Option<&str>,
     all: bool,
     dry_run: bool,
+    allow_data_loss: bool,
 ) -> Result<(), Error> {
     let target = match (to, all) {
         (_, true) => DownTarget::All,
         (Some(v), false) => DownTarget::To(ctx.version(v)?),
         (None, false) => DownTarget::Count(count.unwrap_or(1)),
     };
-    execute(ctx, "down", &Operation::Down(target), dry_run, |m| m)
+    execute(ctx, "down", &Operation::Down(target), dry_run, |m| {
+        m.allow_data_loss(allow_data_loss)
+    })
 }
 
-pub fn redo(ctx: &Context<'_>, count: usize) -> Result<(), Error> {
-    execute(ctx, "redo", &Operation::Redo { count }, false, |m| m)
+pub fn redo(ctx: &Context<'_>, count: usize, allow_data_loss: bool) -> Result<(), Error> {
+    execute(ctx, "redo", &Operation::Redo { count }, false, |m| {
+        m.allow_data_loss(allow_data_loss)
+    })
 }
 
 fn execute(

@@ -50,7 +50,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::db::DbError;
+mod data;
+
+pub use data::{DataChange, ObservedLock, Unfilled};
+
+use crate::db::{block_on, DbError, SyncConn};
 use crate::embedded::{Migration, Migrations};
 use crate::migrator::Migrator;
 use crate::plan::{DownTarget, Operation};
@@ -68,6 +72,9 @@ pub struct Options<'a> {
     statement_timeout: Option<Duration>,
     template: Option<String>,
     ignore_column_order: bool,
+    schema_only: bool,
+    rows: usize,
+    max_lock: Option<String>,
     interrupt: Option<Interrupt>,
     on_result: Option<ResultCallback<'a>>,
 }
@@ -107,6 +114,9 @@ impl<'a> Options<'a> {
             statement_timeout: None,
             template: None,
             ignore_column_order: false,
+            schema_only: false,
+            rows: 3,
+            max_lock: None,
             interrupt: None,
             on_result: None,
         }
@@ -171,6 +181,28 @@ impl<'a> Options<'a> {
         self
     }
 
+    /// Check the schema only: no generated rows, no data comparison, no lock observation (the
+    /// CLI's `--schema-only`). Off by default.
+    pub fn schema_only(mut self, schema_only: bool) -> Self {
+        self.schema_only = schema_only;
+        self
+    }
+
+    /// How many rows each empty table is given before a migration (default 3).
+    pub fn rows(mut self, rows: usize) -> Self {
+        self.rows = rows;
+        self
+    }
+
+    /// Fail a migration whose up takes a lock stronger than `mode` on a table that existed
+    /// before it (`ACCESS EXCLUSIVE`, `share update exclusive`, `RowExclusiveLock`... any
+    /// spelling of PostgreSQL's eight table lock modes; the CLI's `--max-lock`). A mode that is
+    /// none of them makes the check return [`Error::LockMode`].
+    pub fn max_lock(mut self, mode: impl Into<String>) -> Self {
+        self.max_lock = Some(mode.into());
+        self
+    }
+
     fn compare(&self, expected: &Snapshot, actual: &Snapshot) -> Vec<Difference> {
         let mut differences = expected.diff(actual);
         if self.ignore_column_order {
@@ -222,7 +254,22 @@ impl<'a> Options<'a> {
         if let Some(t) = self.statement_timeout {
             migrator = migrator.statement_timeout(t);
         }
-        migrator
+        // The check runs every down, lossy ones included: it reports them as acknowledged.
+        migrator.allow_data_loss(true)
+    }
+
+    /// What the lock probe's transaction sets first, as the engine's step would.
+    fn session_sql(&self) -> String {
+        let mut sql = String::new();
+        if let Some(path) = &self.search_path {
+            sql.push_str(&format!("SET LOCAL search_path TO {path};\n"));
+        }
+        let timeout = self.lock_timeout.unwrap_or(Duration::from_secs(5));
+        sql.push_str(&format!(
+            "SET LOCAL lock_timeout = '{}ms';\n",
+            timeout.as_millis().max(1)
+        ));
+        sql
     }
 }
 
@@ -330,6 +377,20 @@ pub enum Error {
     /// The [`Interrupt`] was triggered; the scratch database (named) was dropped.
     #[error("interrupted; the scratch database {0} was dropped")]
     Interrupted(String),
+    /// [`Options::max_lock`] names no table lock mode (the text given).
+    #[error(
+        "`{0}` is not a table lock mode; give one of ACCESS SHARE, ROW SHARE, ROW EXCLUSIVE, \
+         SHARE UPDATE EXCLUSIVE, SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE, ACCESS EXCLUSIVE"
+    )]
+    LockMode(String),
+    /// Reading or filling the scratch database's tables failed (not a migration's fault).
+    #[error("cannot read or fill the tables of the scratch database {database}: {source}")]
+    Data {
+        /// The scratch database's name.
+        database: String,
+        /// The server's error.
+        source: DbError,
+    },
 }
 
 /// One migration's result.
@@ -343,6 +404,23 @@ pub struct MigrationCheck {
     pub outcome: Outcome,
     /// Up, down, up and the snapshots.
     pub duration: Duration,
+    /// Values of columns that kept their name and type, changed by the up (a truncation, a
+    /// rounding cast, deleted rows): warnings, so a lossy up is a decision.
+    pub lossy_up: Vec<DataChange>,
+    /// Tables that could not be given rows before this migration, with why.
+    pub unfilled: Vec<Unfilled>,
+    /// The strongest lock the up took on each table that existed before it (transactional
+    /// ups; empty for a no-transaction up and with [`Options::schema_only`]).
+    pub locks: Vec<ObservedLock>,
+    /// The locks stronger than [`Options::max_lock`] (these fail the migration).
+    pub locks_over: Vec<ObservedLock>,
+}
+
+impl MigrationCheck {
+    /// Whether this migration fails the check: its outcome, or a lock over the maximum.
+    pub fn is_failure(&self) -> bool {
+        self.outcome.is_failure() || !self.locks_over.is_empty()
+    }
 }
 
 /// What the round trip of one migration found.
@@ -363,6 +441,20 @@ pub enum Outcome {
         /// The server's error, with the statement and line where known.
         error: String,
     },
+    /// The schema came back, but the down did not restore the rows that were there before the
+    /// up: "down loses data".
+    DataLoss {
+        /// Per table and column, how many rows differ, with an example.
+        changes: Vec<DataChange>,
+    },
+    /// As [`Outcome::DataLoss`], but the down file says `-- migrations:lossy-down <reason>`:
+    /// reported, not a failure.
+    AcknowledgedLoss {
+        /// The directive's reason.
+        reason: String,
+        /// What the down did not restore.
+        changes: Vec<DataChange>,
+    },
     /// The down ran but did not restore S0 (`after_down`), or the second up failed
     /// (`redo_error`) or did not restore S1 (`after_redo`).
     Mismatch {
@@ -378,10 +470,14 @@ pub enum Outcome {
 impl Outcome {
     /// Whether this fails the check (a missing down does not).
     pub fn is_failure(&self) -> bool {
-        !matches!(self, Outcome::Passed | Outcome::NoDown)
+        !matches!(
+            self,
+            Outcome::Passed | Outcome::NoDown | Outcome::AcknowledgedLoss { .. }
+        )
     }
 
-    /// A stable word for machines: `ok`, `no_down`, `up_failed`, `down_failed`, `mismatch`.
+    /// A stable word for machines: `ok`, `no_down`, `up_failed`, `down_failed`, `mismatch`,
+    /// `data_loss`, `acknowledged_loss`.
     pub fn kind(&self) -> &'static str {
         match self {
             Outcome::Passed => "ok",
@@ -389,6 +485,8 @@ impl Outcome {
             Outcome::UpFailed { .. } => "up_failed",
             Outcome::DownFailed { .. } => "down_failed",
             Outcome::Mismatch { .. } => "mismatch",
+            Outcome::DataLoss { .. } => "data_loss",
+            Outcome::AcknowledgedLoss { .. } => "acknowledged_loss",
         }
     }
 }
@@ -398,8 +496,49 @@ impl fmt::Display for MigrationCheck {
     /// `FAIL 2 posts: ...` followed by indented lines (differences indented by four spaces).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (v, n) = (self.version, &self.name);
+        self.outcome_text(f, v, n)?;
+        for lock in &self.locks_over {
+            write!(
+                f,
+                "\n  takes {lock}, stronger than the maximum allowed (--max-lock)"
+            )?;
+        }
+        for change in &self.lossy_up {
+            write!(f, "\n  warning: up changes data: {change}")?;
+        }
+        for u in &self.unfilled {
+            write!(f, "\n  warning: {u}")?;
+        }
+        Ok(())
+    }
+}
+
+impl MigrationCheck {
+    fn outcome_text(&self, f: &mut fmt::Formatter<'_>, v: i64, n: &str) -> fmt::Result {
+        let failed = if self.locks_over.is_empty() {
+            "ok"
+        } else {
+            "FAIL"
+        };
         match &self.outcome {
-            Outcome::Passed => write!(f, "ok {v} {n}"),
+            Outcome::Passed => write!(f, "{failed} {v} {n}"),
+            Outcome::DataLoss { changes } => {
+                write!(f, "FAIL {v} {n}: down loses data:")?;
+                for c in changes {
+                    write!(f, "\n    {c}")?;
+                }
+                Ok(())
+            }
+            Outcome::AcknowledgedLoss { reason, changes } => {
+                write!(
+                    f,
+                    "{failed} {v} {n}: down loses data, acknowledged (lossy-down: {reason}):"
+                )?;
+                for c in changes {
+                    write!(f, "\n    {c}")?;
+                }
+                Ok(())
+            }
             Outcome::NoDown => write!(f, "skip {v} {n}: no down file, applied without a check"),
             Outcome::UpFailed { error } => write!(f, "FAIL {v} {n}: up failed: {error}"),
             Outcome::DownFailed { error } => write!(f, "FAIL {v} {n}: down failed: {error}"),
@@ -485,7 +624,35 @@ impl RoundTripReport {
 
     /// The migrations that failed.
     pub fn failures(&self) -> impl Iterator<Item = &MigrationCheck> + '_ {
-        self.migrations.iter().filter(|m| m.outcome.is_failure())
+        self.migrations.iter().filter(|m| m.is_failure())
+    }
+
+    /// The `n` slowest migrations, slowest first.
+    pub fn slowest(&self, n: usize) -> Vec<&MigrationCheck> {
+        let mut all: Vec<&MigrationCheck> = self.migrations.iter().collect();
+        all.sort_by(|a, b| b.duration.cmp(&a.duration));
+        all.truncate(n);
+        all
+    }
+
+    /// One line on where the time went: the whole check, the mean per migration and the
+    /// slowest three (`time: 4.1 s, 14 ms per migration; slowest: 20 foo 310 ms, ...`).
+    pub fn timing(&self) -> String {
+        let per = self
+            .duration
+            .checked_div(self.migrations.len().max(1) as u32)
+            .unwrap_or_default();
+        let slowest: Vec<String> = self
+            .slowest(3)
+            .iter()
+            .map(|m| format!("{} {} {} ms", m.version, m.name, m.duration.as_millis()))
+            .collect();
+        format!(
+            "time: {:.1} s, {} ms per migration; slowest: {}",
+            self.duration.as_secs_f64(),
+            per.as_millis(),
+            slowest.join(", ")
+        )
     }
 
     /// Panics with the whole report unless [`RoundTripReport::passed`] (for a service's tests).
@@ -504,9 +671,16 @@ impl RoundTripReport {
         let mut line = format!(
             "{total} migration{} checked: {} ok, {} failed",
             if total == 1 { "" } else { "s" },
-            count(|o| *o == Outcome::Passed),
-            count(Outcome::is_failure),
+            self.migrations
+                .iter()
+                .filter(|m| m.outcome == Outcome::Passed && !m.is_failure())
+                .count(),
+            self.failures().count(),
         );
+        let acknowledged = count(|o| matches!(o, Outcome::AcknowledgedLoss { .. }));
+        if acknowledged > 0 {
+            line.push_str(&format!(", {acknowledged} with acknowledged data loss"));
+        }
         let no_down = count(|o| *o == Outcome::NoDown);
         if no_down > 0 {
             line.push_str(&format!(", {no_down} without a down file"));
@@ -608,6 +782,12 @@ where
             .position(|m| m.version() == v)
             .ok_or(Error::UnknownVersion(v))
     };
+    let max_lock = match &options.max_lock {
+        Some(mode) => {
+            Some(data::parse_lock_mode(mode).ok_or_else(|| Error::LockMode(mode.clone()))?)
+        }
+        None => None,
+    };
     let first = options.from.map(position).transpose()?.unwrap_or(0);
     let last = match options.to {
         Some(v) => position(v)? + 1,
@@ -638,10 +818,21 @@ where
             .map_err(|e| scratch.interrupted_or(Error::Setup(Box::new(e))))?;
     }
     let mut index = first;
+    // The schema after one migration is the next one's "before" (filling tables changes no
+    // schema): one snapshot fewer per migration.
+    let mut previous: Option<Snapshot> = None;
     while index < last {
         let migration = list[index];
-        let checked = check_one(&mut scratch, migrations, migration, &options)?;
+        let checked = check_one(
+            &mut scratch,
+            migrations,
+            migration,
+            &options,
+            max_lock,
+            previous.take(),
+        )?;
         let restart = checked.restart;
+        previous = if restart { None } else { checked.after };
         let result = checked.check;
         if let Some(callback) = options.on_result.as_mut() {
             callback(&result);
@@ -704,6 +895,8 @@ struct Checked {
     check: MigrationCheck,
     /// The database is not in the state the chain needs (this migration applied, S1).
     restart: bool,
+    /// The schema the database is left in, when known.
+    after: Option<Snapshot>,
 }
 
 fn check_one<F, E>(
@@ -711,6 +904,8 @@ fn check_one<F, E>(
     migrations: &Migrations,
     migration: &Migration,
     options: &Options<'_>,
+    max_lock: Option<usize>,
+    previous: Option<Snapshot>,
 ) -> Result<Checked, Error>
 where
     F: FnMut(&str) -> Result<postgres::Client, E>,
@@ -721,34 +916,96 @@ where
     let mut migrator = options.migrator(migrations);
     let names = &options.names(migrations);
     let up = Operation::Up { to: Some(version) };
-    let done = |outcome: Outcome, restart: bool| Checked {
-        check: MigrationCheck {
-            version,
-            name: migration.name().to_owned(),
-            outcome,
-            duration: started.elapsed(),
-        },
-        restart,
+    let mut check = MigrationCheck {
+        version,
+        name: migration.name().to_owned(),
+        outcome: Outcome::Passed,
+        duration: Duration::ZERO,
+        lossy_up: Vec::new(),
+        unfilled: Vec::new(),
+        locks: Vec::new(),
+        locks_over: Vec::new(),
+    };
+    let done = |mut check: MigrationCheck, outcome: Outcome, restart: bool, after| {
+        check.outcome = outcome;
+        check.duration = started.elapsed();
+        Checked {
+            check,
+            restart,
+            after,
+        }
     };
 
-    let s0 = scratch.snapshot(names)?;
+    // Rows in every table, read back; the locks the up takes on the tables they are in.
+    let before = if options.schema_only {
+        None
+    } else {
+        let catalog = scratch.catalog(names)?;
+        let data = scratch.data(&catalog)?;
+        let (unfilled, inserted) = scratch.fill(&catalog, &data, options.rows)?;
+        check.unfilled = unfilled;
+        let data = if inserted {
+            scratch.data(&catalog)?
+        } else {
+            data
+        };
+        if !migration.up().no_transaction() {
+            let session = options.session_sql();
+            let oids = data.oids();
+            let sql = migration.up().sql();
+            let observed = scratch
+                .with_conn(|conn| block_on(data::observe_locks(conn, sql, &oids, &session)))?;
+            // An up that fails here fails for real just below, where it is reported.
+            check.locks = observed.unwrap_or_default();
+            if let Some(max) = max_lock {
+                check.locks_over = check
+                    .locks
+                    .iter()
+                    .filter(|l| data::LOCK_MODES.iter().position(|m| *m == l.mode) > Some(max))
+                    .cloned()
+                    .collect();
+            }
+        }
+        Some(data)
+    };
+
+    let s0 = match previous {
+        Some(s) => s,
+        None => scratch.snapshot(names)?,
+    };
     if let Err(e) = migrator.execute(scratch.client()?, &up) {
         let error = scratch.finding(migration, e)?;
-        return Ok(done(Outcome::UpFailed { error }, false));
+        return Ok(done(check, Outcome::UpFailed { error }, false, None));
+    }
+    if let Some(before) = &before {
+        let after_up = scratch.read_data(names)?;
+        check.lossy_up = data::compare(before, &after_up, true);
     }
     let s1 = scratch.snapshot(names)?;
-    if migration.down().is_none() {
-        return Ok(done(Outcome::NoDown, false));
-    }
+    let Some(down_script) = migration.down() else {
+        return Ok(done(check, Outcome::NoDown, false, Some(s1)));
+    };
     let down = Operation::Down(DownTarget::Count(1));
     if let Err(e) = migrator.execute(scratch.client()?, &down) {
         let error = scratch.finding(migration, e)?;
         // A transactional down was rolled back: the database is still at S1.
-        let partial = migration.down().is_some_and(|d| d.no_transaction());
-        return Ok(done(Outcome::DownFailed { error }, partial));
+        let partial = down_script.no_transaction();
+        return Ok(done(
+            check,
+            Outcome::DownFailed { error },
+            partial,
+            Some(s1),
+        ));
     }
     let s2 = scratch.snapshot(names)?;
     let after_down = options.compare(&s0, &s2);
+    let lost = match &before {
+        Some(before) if after_down.is_empty() => {
+            let after = scratch.read_data(names)?;
+            data::compare(before, &after, false)
+        }
+        _ => Vec::new(),
+    };
     if let Err(e) = migrator.execute(scratch.client()?, &up) {
         let error = scratch.finding(migration, e)?;
         let outcome = Outcome::Mismatch {
@@ -756,21 +1013,31 @@ where
             after_redo: Vec::new(),
             redo_error: Some(error),
         };
-        return Ok(done(outcome, true));
+        return Ok(done(check, outcome, true, None));
     }
     let s3 = scratch.snapshot(names)?;
     let after_redo = options.compare(&s1, &s3);
     if after_down.is_empty() && after_redo.is_empty() {
-        return Ok(done(Outcome::Passed, false));
+        let outcome = match (lost.is_empty(), down_script.lossy_down()) {
+            (true, _) => Outcome::Passed,
+            (false, Some(reason)) => Outcome::AcknowledgedLoss {
+                reason: reason.to_owned(),
+                changes: lost,
+            },
+            (false, None) => Outcome::DataLoss { changes: lost },
+        };
+        return Ok(done(check, outcome, false, Some(s3)));
     }
     let restart = !after_redo.is_empty();
     Ok(done(
+        check,
         Outcome::Mismatch {
             after_down,
             after_redo,
             redo_error: None,
         },
         restart,
+        (!restart).then_some(s3),
     ))
 }
 
@@ -852,6 +1119,45 @@ where
     /// `Interrupted` when the interrupt was triggered (the error is its consequence).
     fn interrupted_or(&self, error: Error) -> Error {
         self.check_interrupt().err().unwrap_or(error)
+    }
+
+    /// Runs `f` on the scratch database's connection, as the engine's sync adapter.
+    fn with_conn<T>(&mut self, f: impl FnOnce(&mut SyncConn<'_>) -> T) -> Result<T, Error> {
+        let client = self.client()?;
+        Ok(f(&mut SyncConn(client)))
+    }
+
+    fn data_error(&self, source: DbError) -> Error {
+        self.interrupted_or(Error::Data {
+            database: self.name.clone(),
+            source,
+        })
+    }
+
+    fn catalog(&mut self, names: &Names) -> Result<data::Catalog, Error> {
+        let result = self.with_conn(|c| block_on(data::Catalog::read(c, names)))?;
+        result.map_err(|e| self.data_error(e))
+    }
+
+    fn data(&mut self, catalog: &data::Catalog) -> Result<data::Data, Error> {
+        let result = self.with_conn(|c| block_on(data::Data::read(c, catalog)))?;
+        result.map_err(|e| self.data_error(e))
+    }
+
+    /// The rows of every table there is now.
+    fn read_data(&mut self, names: &Names) -> Result<data::Data, Error> {
+        let catalog = self.catalog(names)?;
+        self.data(&catalog)
+    }
+
+    fn fill(
+        &mut self,
+        catalog: &data::Catalog,
+        data: &data::Data,
+        rows: usize,
+    ) -> Result<(Vec<Unfilled>, bool), Error> {
+        let result = self.with_conn(|c| block_on(data::fill(c, catalog, data, rows)))?;
+        result.map_err(|e| self.data_error(e))
     }
 
     fn snapshot(&mut self, names: &Names) -> Result<Snapshot, Error> {

@@ -27,6 +27,7 @@ mod offline;
 mod owned;
 mod pooler;
 mod processes;
+mod roundtrip_data;
 mod service_build;
 mod snapshot;
 mod transaction_control;

@@ -84,6 +84,11 @@ pub struct Global {
     /// (`[debug]` lines). Not `--verbose`: that is `history`'s own flag for more details.
     #[arg(short = 'v', long, global = true)]
     pub debug: bool,
+
+    /// The value of a `${name}` placeholder in the SQL; repeatable. Wins over
+    /// MIGRATIONS_PLACEHOLDER_<NAME> and [placeholders] in migrations.toml.
+    #[arg(long = "placeholder", global = true, value_parser = parse_placeholder, value_name = "NAME=VALUE")]
+    pub placeholders: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +102,14 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+fn parse_placeholder(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE (for example schema=tenant_1)"))?;
+    migrations_format::placeholder::check_name(name)?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

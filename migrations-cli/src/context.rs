@@ -22,14 +22,59 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The migrations directory, loaded and checked (every problem is an error naming its file).
+    /// The migrations directory, loaded and checked (every problem is an error naming its file),
+    /// its placeholders substituted: every command that sends, prints or tests SQL sees the
+    /// values, and a placeholder without one is a file problem before anything connects.
     pub fn migrations(&self) -> Result<Migrations, Error> {
-        Migrations::from_dir(&self.global.dir).map_err(Error::Files)
+        let migrations = Migrations::from_dir(&self.global.dir).map_err(Error::Files)?;
+        migrations
+            .with_placeholders(&self.placeholders())
+            .map_err(Error::Files)
+    }
+
+    /// `--placeholder` over `MIGRATIONS_PLACEHOLDER_<NAME>` (over `[placeholders]` in
+    /// migrations.toml, which the set carries).
+    pub fn placeholders(&self) -> migrations_format::Placeholders {
+        let env = migrations_format::Placeholders::from_env_vars(std::env::vars());
+        let mut flags = migrations_format::Placeholders::new();
+        for (name, value) in &self.global.placeholders {
+            // Checked by clap's parser.
+            let _ = flags.insert(name, value.clone());
+        }
+        env.overridden_by(&flags)
     }
 
     /// The directory as the format crate sees it (files, checksums, settings).
     pub fn directory(&self) -> Result<Directory, Error> {
         load_dir(&self.global.dir).map_err(Error::Files)
+    }
+
+    /// The directory for `lint`: each file's placeholders replaced by their values, or, where
+    /// none is given, by their own name (an identifier, which parses wherever one may stand),
+    /// so the lint reads SQL, not `${...}`; lines stay where they are. A file whose values do
+    /// not fit is linted as written (running it reports them).
+    pub fn substitute_for_lint(&self, directory: &mut Directory) {
+        let given = directory
+            .settings
+            .placeholder_values()
+            .unwrap_or_default()
+            .overridden_by(&self.placeholders());
+        let files = directory
+            .migrations
+            .iter_mut()
+            .flat_map(|m| std::iter::once(&mut m.up).chain(m.down.as_mut()));
+        for file in files {
+            if file.placeholders.is_empty() {
+                continue;
+            }
+            let mut values = migrations_format::Placeholders::new();
+            for name in &file.placeholders {
+                let _ = values.insert(name, given.get(name).unwrap_or(name).to_owned());
+            }
+            if let Ok(text) = migrations_format::placeholder::substitute(&file.text, &values) {
+                file.text = text.into_owned();
+            }
+        }
     }
 
     /// `[run] connect_timeout` from `migrations.toml`, when the file sets it. (A malformed

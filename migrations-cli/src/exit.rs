@@ -60,7 +60,8 @@ impl Error {
                 migrations_core::Error::Plan(PlanError::Drift(_)) => Code::Findings,
                 migrations_core::Error::Plan(_) => Code::Usage,
                 migrations_core::Error::RefusedInTransaction { .. }
-                | migrations_core::Error::GroupedNoTransaction { .. } => Code::Usage,
+                | migrations_core::Error::GroupedNoTransaction { .. }
+                | migrations_core::Error::Placeholder(_) => Code::Usage,
                 _ => Code::Failure,
             },
         }

@@ -4,6 +4,9 @@
 
 use std::borrow::Cow;
 
+mod placeholders;
+pub(crate) use placeholders::PlaceholderState;
+
 /// An ordered set of migrations.
 ///
 /// ```
@@ -19,6 +22,11 @@ pub struct Migrations {
     /// was built, so the warm-start check hashes nothing.
     chain_digest: Cow<'static, str>,
     defaults: RunDefaults,
+    /// `[placeholders]` of `migrations.toml` (loaded at run time), and whether the scripts
+    /// are already substituted.
+    placeholders: PlaceholderState,
+    /// `[placeholders]` of `migrations.toml`, embedded by the macro.
+    fixed_placeholders: &'static [(&'static str, &'static str)],
 }
 
 /// The `[run]` table of the directory's `migrations.toml`, carried with the migrations so a
@@ -95,6 +103,7 @@ impl Migrations {
         statement_timeout_ms: Option<u64>,
         lock_wait_ms: Option<u64>,
         record_schema: bool,
+        placeholders: &'static [(&'static str, &'static str)],
     ) -> Migrations {
         const fn borrowed(text: Option<&'static str>) -> Option<Cow<'static, str>> {
             match text {
@@ -105,6 +114,8 @@ impl Migrations {
         Migrations {
             list: Cow::Borrowed(list),
             chain_digest: Cow::Borrowed(chain_digest),
+            placeholders: PlaceholderState::EMPTY,
+            fixed_placeholders: placeholders,
             defaults: RunDefaults {
                 schema: borrowed(schema),
                 table: borrowed(table),
@@ -194,6 +205,8 @@ impl Migrations {
         Migrations {
             list: Cow::Owned(list),
             chain_digest: Cow::Owned(chain_digest),
+            placeholders: PlaceholderState::loaded(&directory.settings),
+            fixed_placeholders: &[],
             defaults: RunDefaults {
                 schema: run.schema.clone().map(Cow::Owned),
                 table: run.table.clone().map(Cow::Owned),
@@ -468,6 +481,8 @@ impl Migrations {
         Migrations {
             list: Cow::Owned(list),
             chain_digest: Cow::Borrowed(""),
+            placeholders: PlaceholderState::EMPTY,
+            fixed_placeholders: &[],
             defaults: RunDefaults::default(),
         }
     }

@@ -188,6 +188,12 @@ pub enum Error {
     #[error(transparent)]
     Connect(#[from] crate::connect::ConnectError),
 
+    /// A placeholder has no value, or a value cannot go where its placeholder sits (see
+    /// [`Migrator::placeholder`](crate::Migrator::placeholder)); each problem names its file
+    /// and line. Nothing was run.
+    #[error("{0}")]
+    Placeholder(migrations_format::LoadError),
+
     /// A bookkeeping query failed.
     #[error("{context}: {source}")]
     Db {

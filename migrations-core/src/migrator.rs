@@ -47,6 +47,9 @@ pub struct Migrator<'a> {
     events: Option<Callback<'a>>,
     /// Set by [`Migrator::watch`]: tells a stall watchdog while a query is outstanding.
     in_flight: Option<std::sync::Arc<crate::db::InFlight>>,
+    /// Set by [`Migrator::placeholder`]: over the set's `[placeholders]`; a bad name is kept
+    /// to be reported by the run (a builder method does not fail).
+    placeholders: Result<migrations_format::Placeholders, String>,
 }
 
 type Callback<'a> = Box<dyn FnMut(&Event<'_>) + Send + 'a>;
@@ -88,7 +91,56 @@ impl<'a> Migrator<'a> {
             },
             events: None,
             in_flight: None,
+            placeholders: Ok(migrations_format::Placeholders::new()),
         }
+    }
+
+    /// The value of the `${name}` placeholder (over `[placeholders]` in `migrations.toml`;
+    /// names are case-insensitive). Each run substitutes every script before anything runs:
+    /// a placeholder without a value, or a value that cannot go where its placeholder sits
+    /// (where SQL code goes, only a plain identifier or number; see
+    /// [`migrations_format::placeholder`]), is [`Error::Placeholder`]. Checksums are those of
+    /// the files as written, so every value shares one history checksum.
+    pub fn placeholder(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Self {
+        if let Ok(values) = &mut self.placeholders {
+            if let Err(why) = values.insert(name, value) {
+                self.placeholders = Err(why);
+            }
+        }
+        self
+    }
+
+    /// Several [`Migrator::placeholder`] values at once.
+    pub fn placeholders<N: AsRef<str>, V: Into<String>>(
+        mut self,
+        values: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        for (name, value) in values {
+            self = self.placeholder(name, value);
+        }
+        self
+    }
+
+    /// The set to run: its scripts with the placeholders substituted (the set itself when it
+    /// holds none, or is already resolved).
+    fn resolved(&self) -> Result<std::borrow::Cow<'a, Migrations>, Error> {
+        let set: &'a Migrations = self.migrations;
+        let values = self.placeholders.as_ref().map_err(|why| {
+            Error::Placeholder(migrations_format::LoadError {
+                problems: vec![migrations_format::Problem {
+                    kind: migrations_format::ProblemKind::Placeholder,
+                    path: "Migrator::placeholder".into(),
+                    line: None,
+                    message: why.clone(),
+                }],
+            })
+        })?;
+        if set.placeholders_resolved() || !set.holds_placeholders() {
+            return Ok(std::borrow::Cow::Borrowed(set));
+        }
+        set.with_placeholders(values)
+            .map(std::borrow::Cow::Owned)
+            .map_err(Error::Placeholder)
     }
 
     /// Run downs whose file says `-- migrations:lossy-down <reason>` (off by default: a `down`
@@ -214,8 +266,9 @@ impl Migrator<'_> {
             conn,
             in_flight: in_flight.as_deref(),
         };
-        let (migrations, config, mut events) = self.parts();
-        engine::run(conn, migrations, config, operation, &mut *events).await
+        let resolved = self.resolved()?;
+        let (_, config, mut events) = self.parts();
+        engine::run(conn, &resolved, config, operation, &mut *events).await
     }
 
     async fn maintain_on<C: Conn>(
@@ -233,7 +286,8 @@ impl Migrator<'_> {
     }
 
     async fn plan_on<C: Conn>(&self, conn: &mut C, operation: &Operation) -> Result<Plan, Error> {
-        engine::dry_run(conn, self.migrations, &self.config, operation).await
+        let resolved = self.resolved()?;
+        engine::dry_run(conn, &resolved, &self.config, operation).await
     }
 
     async fn history_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<AppliedMigration>, Error> {

@@ -250,6 +250,11 @@ pub fn substitute<'t>(
         };
         match insert(name, u.kind, u.context, value) {
             Ok(piece) => out.push_str(&piece),
+            // Once per line: `${s}.a, ${s}.b` is one mistake.
+            Err(message)
+                if problems.last().is_some_and(|p: &PlaceholderProblem| {
+                    p.line == u.line && p.message == message
+                }) => {}
             Err(message) => problems.push(PlaceholderProblem {
                 line: u.line,
                 message,

@@ -58,6 +58,11 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
     let statement_timeout = optional_ms(durations.statement_timeout);
     let lock_wait = optional_ms(durations.lock_wait);
     let record_schema = directory.settings.record_schema;
+    let placeholders = directory
+        .settings
+        .placeholders
+        .iter()
+        .map(|(name, value)| quote! { (#name, #value) });
     quote! {
         {
             #(#tracked)*
@@ -66,6 +71,7 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
             ::migrations_core::Migrations::__from_static(
                 MIGRATIONS, #chain_digest, #schema, #table, #search_path,
                 #lock_timeout, #statement_timeout, #lock_wait, #record_schema,
+                &[#(#placeholders),*],
             )
         }
     }

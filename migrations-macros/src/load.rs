@@ -41,6 +41,7 @@ pub fn load(input: &Input) -> syn::Result<Directory> {
         }
         combined
     })?;
+    check_fixed_placeholders(input, &directory)?;
     if input.verify_lock || directory.settings.verify_lock {
         verify_lock(input, &root, &mut directory)?;
     }
@@ -93,4 +94,42 @@ fn combine(errors: impl Iterator<Item = syn::Error>) -> syn::Error {
             combined
         })
         .unwrap_or_else(|| syn::Error::new(proc_macro2::Span::call_site(), "migrations: error"))
+}
+
+/// The values `[placeholders]` fixes at build time must fit where their placeholders sit (a
+/// plain identifier where SQL code goes): a value that cannot is a compile error, not a
+/// failure at the service's start. Placeholders without a value here may get one at run time
+/// (`Migrator::placeholder`), which checks them before anything runs.
+fn check_fixed_placeholders(input: &Input, directory: &Directory) -> syn::Result<()> {
+    let Ok(values) = directory.settings.placeholder_values() else {
+        return Ok(()); // reported by the loader
+    };
+    if values.is_empty() {
+        return Ok(());
+    }
+    let files = directory
+        .migrations
+        .iter()
+        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()));
+    let mut errors = Vec::new();
+    for file in files {
+        if let Err(problems) = migrations_format::placeholder::substitute(&file.text, &values) {
+            errors.extend(problems.into_iter().filter(|p| !p.unset).map(|p| {
+                syn::Error::new(
+                    input.span,
+                    format!(
+                        "migrations: {}:{}: {} ([placeholders] in migrations.toml)",
+                        file.path.display(),
+                        p.line,
+                        p.message
+                    ),
+                )
+            }));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(combine(errors.into_iter()))
+    }
 }

@@ -24,7 +24,8 @@ pub fn run(
         print_rules(ctx);
         return Ok(());
     }
-    let dir = load_dir(&ctx.global.dir).map_err(Error::Files)?;
+    let mut dir = load_dir(&ctx.global.dir).map_err(Error::Files)?;
+    ctx.substitute_for_lint(&mut dir);
     let options = Options::resolve(&dir.settings.lint, select, exclude, since, paths.to_vec())
         .map_err(|e| Error::Usage(e.to_string()))?;
     let report = lint_directory(&dir, &options).map_err(|e| Error::Usage(e.to_string()))?;

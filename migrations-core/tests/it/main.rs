@@ -25,6 +25,7 @@ mod failure_location;
 mod failure_paths;
 mod offline;
 mod owned;
+mod placeholders;
 mod pooler;
 mod processes;
 mod roundtrip_data;

@@ -32,7 +32,11 @@
 extern crate self as migrations_core;
 
 pub mod build;
+#[cfg(feature = "connect")]
+pub mod database;
 mod db;
+#[cfg(feature = "sqlx")]
+mod db_sqlx;
 mod embedded;
 mod engine;
 mod error;

@@ -615,3 +615,116 @@ mod async_driver {
         }
     }
 }
+
+/// The sqlx driver (feature `sqlx`): a `sqlx::PgConnection`, or one taken from a `PgPool`.
+/// Same engine, same steps and guarantees as [`Migrator::run_async`].
+///
+/// A connection borrowed this way goes back to its owner (the pool) after the run. If the
+/// future is dropped mid-run, close that connection instead of returning it to the pool
+/// (`PoolConnection::close`): its session may still hold the migrations lock or an open
+/// transaction. [`Migrator::run_sqlx_pool`] does this for you.
+#[cfg(feature = "sqlx")]
+mod sqlx_driver {
+    use super::*;
+    use crate::db_sqlx::SqlxConn;
+
+    impl Migrator<'_> {
+        /// Applies every pending migration on a sqlx connection: what a sqlx service calls on
+        /// start, without opening a second client. A connection from a pool works too
+        /// (`&mut pool.acquire().await?` derefs to `&mut PgConnection`).
+        ///
+        /// ```no_run
+        /// use migrations_core::{embed_migrations, Migrations, Migrator};
+        /// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+        ///
+        /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+        /// let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
+        /// let mut conn = pool.acquire().await?;
+        /// let report = Migrator::new(&MIGRATIONS).run_sqlx(&mut conn).await?;
+        /// println!("{} applied in {:?}", report.ran.len(), report.duration);
+        /// # Ok(())
+        /// # }
+        /// ```
+        pub async fn run_sqlx(&mut self, conn: &mut sqlx::PgConnection) -> Result<Report, Error> {
+            self.execute_sqlx(conn, &Operation::Up { to: None }).await
+        }
+
+        /// Applies every pending migration on a connection of its own taken out of `pool`
+        /// (detached, so the pool opens another in its place), then closes it. If the future
+        /// is dropped mid-run, that connection closes with it, and the server releases the
+        /// migrations lock and rolls back the open transaction: nothing half-done goes back
+        /// into the pool.
+        pub async fn run_sqlx_pool(&mut self, pool: &sqlx::PgPool) -> Result<Report, Error> {
+            use sqlx::Connection as _;
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(|e| Error::Db {
+                    context: "taking a connection from the sqlx pool".to_owned(),
+                    source: crate::db_sqlx::from_sqlx(&e),
+                })?
+                .detach();
+            let result = self.run_sqlx(&mut conn).await;
+            // A failed close only loses the goodbye message: the session ends with the socket.
+            let _ = conn.close().await;
+            result
+        }
+
+        /// Runs an operation (up to a version, down, redo) on a sqlx connection.
+        pub async fn execute_sqlx(
+            &mut self,
+            conn: &mut sqlx::PgConnection,
+            operation: &Operation,
+        ) -> Result<Report, Error> {
+            self.execute_on(&mut SqlxConn(conn), operation).await
+        }
+
+        /// Reverts applied migrations, newest first, on a sqlx connection.
+        pub async fn down_sqlx(
+            &mut self,
+            conn: &mut sqlx::PgConnection,
+            target: DownTarget,
+        ) -> Result<Report, Error> {
+            self.execute_sqlx(conn, &Operation::Down(target)).await
+        }
+
+        /// What `operation` would do, without the lock and without changing anything.
+        pub async fn plan_sqlx(
+            &self,
+            conn: &mut sqlx::PgConnection,
+            operation: &Operation,
+        ) -> Result<Plan, Error> {
+            self.plan_on(&mut SqlxConn(conn), operation).await
+        }
+
+        /// Every migration, known or recorded, with its state.
+        pub async fn status_sqlx(
+            &self,
+            conn: &mut sqlx::PgConnection,
+        ) -> Result<Vec<StatusLine>, Error> {
+            self.status_on(&mut SqlxConn(conn)).await
+        }
+
+        /// The history table's rows (none when it does not exist yet).
+        pub async fn history_sqlx(
+            &self,
+            conn: &mut sqlx::PgConnection,
+        ) -> Result<Vec<AppliedMigration>, Error> {
+            self.history_on(&mut SqlxConn(conn)).await
+        }
+
+        /// Async twin of [`Migrator::repair`] on a sqlx connection.
+        pub async fn repair_sqlx(
+            &mut self,
+            conn: &mut sqlx::PgConnection,
+            version: Option<i64>,
+            accept_checksum: bool,
+        ) -> Result<Vec<String>, Error> {
+            let operation = Maintenance::Repair {
+                version,
+                accept_checksum,
+            };
+            self.maintain_on(&mut SqlxConn(conn), operation).await
+        }
+    }
+}

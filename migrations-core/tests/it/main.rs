@@ -19,6 +19,7 @@
 mod common;
 mod connect;
 mod corpus;
+mod database;
 mod embed;
 mod engine;
 mod failure_location;
@@ -30,5 +31,7 @@ mod pooler;
 mod processes;
 mod roundtrip_data;
 mod service_build;
+mod sets;
 mod snapshot;
+mod sqlx_driver;
 mod transaction_control;

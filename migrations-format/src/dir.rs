@@ -39,7 +39,8 @@ pub struct SqlFile {
     pub directives: Directives,
     /// Whether the file runs outside a transaction (its directive, or diesel's metadata).
     pub no_transaction: bool,
-    /// The file holds no statement (only blanks and comments).
+    /// The file holds no statement (only blanks and comments): running it changes nothing. Such
+    /// a file loads, up or down; the lint flags it (`empty-migration`, `empty-down`).
     pub is_empty: bool,
     /// Statements that cannot run in the transaction the runner wraps the file in, in order:
     /// those PostgreSQL refuses inside a transaction block (found whatever the file's mode),
@@ -91,9 +92,6 @@ pub struct LoadOptions {
     pub shown_as: Option<PathBuf>,
     /// Require a down file for every migration, whatever `migrations.toml` says.
     pub require_down: bool,
-    /// Accept up files that hold no SQL yet (`migrations new` must work while the file it wrote
-    /// last is still a placeholder).
-    pub allow_empty_up: bool,
 }
 
 /// Loads the migrations directory at `root`: scans it, pairs up and down files, reads and
@@ -119,7 +117,7 @@ pub fn load_dir(root: &Path) -> Result<Directory, LoadError> {
 }
 
 /// Loads the migrations directory at `root` like [`load_dir`], with extra options (how paths
-/// are shown in problems, a required down file, placeholder up files allowed).
+/// are shown in problems, a required down file).
 pub fn load_dir_with(root: &Path, options: &LoadOptions) -> Result<Directory, LoadError> {
     let mut loader = Loader {
         root,
@@ -182,7 +180,7 @@ impl Loader<'_> {
         let require_down = options.require_down || settings.require_down;
         let mut migrations: Vec<MigrationSource> = found
             .into_values()
-            .filter_map(|f| self.read_migration(f, require_down, options.allow_empty_up))
+            .filter_map(|f| self.read_migration(f, require_down))
             .collect();
         migrations.sort_by(|a, b| a.version.cmp(&b.version));
         Directory {
@@ -434,12 +432,7 @@ impl Loader<'_> {
             .replace('\\', "/")
     }
 
-    fn read_migration(
-        &mut self,
-        f: Found,
-        require_down: bool,
-        allow_empty_up: bool,
-    ) -> Option<MigrationSource> {
+    fn read_migration(&mut self, f: Found, require_down: bool) -> Option<MigrationSource> {
         let metadata = f.metadata.as_deref().and_then(|path| {
             let relative = self.relative(path);
             let text = self.read_text(path, &relative)?;
@@ -460,9 +453,9 @@ impl Loader<'_> {
                 }
             }
         });
-        let up = self.read_sql(f.up.as_deref()?, Some(allow_empty_up), metadata.as_ref());
+        let up = self.read_sql(f.up.as_deref()?, true, metadata.as_ref());
         let down = match f.down.as_deref() {
-            Some(path) => Some(self.read_sql(path, None, metadata.as_ref())?),
+            Some(path) => Some(self.read_sql(path, false, metadata.as_ref())?),
             None => {
                 if require_down {
                     let relative = self.relative(f.up.as_deref()?);
@@ -515,11 +508,11 @@ impl Loader<'_> {
         }
     }
 
-    /// Reads one SQL file. `up` is `Some(allow_empty)` for an up file, `None` for a down file.
+    /// Reads one SQL file, an up file when `up`, else a down file.
     fn read_sql(
         &mut self,
         path: &Path,
-        up: Option<bool>,
+        up: bool,
         metadata: Option<&(Metadata, String)>,
     ) -> Option<SqlFile> {
         let relative = self.relative(path);
@@ -570,7 +563,6 @@ impl Loader<'_> {
         };
         let mut facts = sql_facts(&text);
         let mut ok = true;
-        let psql_only = facts.psql.is_some();
         if let Some((line, message)) = facts.psql.take() {
             self.problem(ProblemKind::PsqlOnly, &relative, Some(line), message);
             ok = false;
@@ -593,24 +585,16 @@ impl Loader<'_> {
             );
             ok = false;
         }
-        // A file of psql commands alone holds no SQL either; one problem says it.
-        if up == Some(false) && facts.statement_count == 0 && !psql_only {
-            self.problem(
-                ProblemKind::EmptyUp,
-                &relative,
-                None,
-                "the up file holds no SQL (only blanks or comments); write the migration, or \
-                 remove it"
-                    .to_owned(),
-            );
-            ok = false;
-        }
+        // An up file of comments alone loads: it is a no-op migration, recorded like any other
+        // (sqlx runs such files, and a history adopted from sqlx holds them unchanged). The
+        // lint's `empty-migration` flags it; `migrations new`'s template holds a statement that
+        // fails until replaced, so an unwritten migration cannot pass for one.
         let mark_no_transaction = if metadata.is_some() {
             "set `run_in_transaction = false` in metadata.toml"
         } else {
             "add `-- migrations:no-transaction` as the first line of the file"
         };
-        if up.is_some() && !no_transaction {
+        if up && !no_transaction {
             let mut refused: Vec<(u32, ProblemKind, String)> = facts
                 .transaction_control
                 .iter()

@@ -19,6 +19,7 @@ mod problem;
 #[cfg(feature = "dir")]
 pub mod settings;
 pub mod sql;
+pub mod template;
 pub mod version;
 
 pub use checksum::{normalize, Checksum};

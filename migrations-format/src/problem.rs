@@ -18,8 +18,6 @@ pub enum ProblemKind {
     DuplicateVersion,
     /// A file that is not valid UTF-8.
     NotUtf8,
-    /// An up file that holds no SQL (only blanks or comments).
-    EmptyUp,
     /// An unknown or malformed `-- migrations:` directive, or one placed after SQL.
     BadDirective,
     /// A statement PostgreSQL refuses inside a transaction block, in a transactional up file.

@@ -273,6 +273,38 @@ fn ignores(
     }
 }
 
+/// `empty-migration` and `unwritten-migration`: an up file that does nothing (comments
+/// alone), or still holds the statement `migrations new` writes, which fails until replaced.
+fn unwritten(statements: &[Statement<'_>], rules: &RuleSet) -> Vec<Raw> {
+    let mut raw = Vec::new();
+    if statements.is_empty() && rules.contains(rules::EMPTY_MIGRATION) {
+        raw.push(Raw::at(
+            rules::EMPTY_MIGRATION,
+            None,
+            1,
+            1,
+            "the up file holds only comments: applying it records the migration as applied \
+             while changing nothing"
+                .to_owned(),
+        ));
+    }
+    if rules.contains(rules::UNWRITTEN_MIGRATION) {
+        for (i, s) in statements.iter().enumerate() {
+            if migrations_format::template::is_unwritten(s.text) {
+                raw.push(Raw::at_statement(
+                    rules::UNWRITTEN_MIGRATION,
+                    i,
+                    s,
+                    "the up file still holds the statement `migrations new` wrote in place of \
+                     the migration: applying it fails with \"write this migration\""
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    raw
+}
+
 /// Lints one file with `rules`.
 pub fn lint_file(input: &FileInput<'_>, rules: &RuleSet) -> FileReport {
     lint_file_in(input, rules, &mut Columns::default())
@@ -311,6 +343,9 @@ fn lint_file_in(input: &FileInput<'_>, rules: &RuleSet, columns: &mut Columns) -
              reverted while changing nothing"
                 .to_owned(),
         ));
+    }
+    if input.direction == Direction::Up {
+        raw.extend(unwritten(statements, rules));
     }
     raw.extend(squawk_findings(
         input,

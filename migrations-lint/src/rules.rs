@@ -45,6 +45,8 @@ pub struct RuleInfo {
 // Our rules' ids.
 pub const MISSING_DOWN: &str = "missing-down";
 pub const EMPTY_DOWN: &str = "empty-down";
+pub const EMPTY_MIGRATION: &str = "empty-migration";
+pub const UNWRITTEN_MIGRATION: &str = "unwritten-migration";
 pub const NON_TRANSACTIONAL_IN_TRANSACTION: &str = "non-transactional-in-transaction";
 pub const CONCURRENTLY_IN_TRANSACTION: &str = "concurrently-in-transaction";
 pub const TRANSACTION_CONTROL_IN_TRANSACTION: &str = "transaction-control-in-transaction";
@@ -71,6 +73,24 @@ const OURS: &[RuleInfo] = &[
         fix: "write the SQL that reverses the up; for an irreversible migration, delete the down \
               file and put `-- migrations:lint-ignore missing-down` at the top of the up file, so \
               a rollback stops instead of pretending",
+    },
+    RuleInfo {
+        id: EMPTY_MIGRATION,
+        origin: Origin::Migrations,
+        default: true,
+        lock: "none: applying it records the migration and changes nothing",
+        fix: "write the migration's SQL; for a deliberate no-op (kept from another tool's \
+              history, whose checksum must not change) lint only the migrations after it with \
+              `since = \"<its version>\"` under `[lint]` in migrations.toml, or put \
+              `-- migrations:lint-ignore empty-migration` at the top of a file not yet applied",
+    },
+    RuleInfo {
+        id: UNWRITTEN_MIGRATION,
+        origin: Origin::Migrations,
+        default: true,
+        lock: "none: the statement fails, so applying the migration stops there",
+        fix: "replace the `DO ... RAISE EXCEPTION 'write this migration: ...'` statement that \
+              `migrations new` wrote with the migration's SQL",
     },
     RuleInfo {
         id: NON_TRANSACTIONAL_IN_TRANSACTION,

@@ -24,7 +24,6 @@ pub fn load(input: &Input) -> syn::Result<Directory> {
         // Problems name files as the user wrote the path, not by absolute path.
         shown_as: Some(PathBuf::from(&input.dir)),
         require_down: input.require_down,
-        allow_empty_up: false,
     };
     let root = manifest_dir.join(&input.dir);
     let mut directory = load_dir_with(&root, &options).map_err(|error| {

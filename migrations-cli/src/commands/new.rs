@@ -6,13 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use migrations_format::name::parse_stem;
 use migrations_format::version::next_spelling;
-use migrations_format::{load_dir_with, Layout, LoadOptions};
+use migrations_format::{load_dir, template, Layout};
 
 use crate::context::Context;
 use crate::exit::Error;
 
-const UP_PLACEHOLDER: &str =
-    "-- Write the migration here. Until it holds SQL, the directory will not load.\n";
 const DOWN_PLACEHOLDER: &str = "-- Write here the SQL that reverses the up file.\n";
 
 pub fn run(
@@ -29,15 +27,11 @@ pub fn run(
         ));
     }
     let dir = ctx.global.dir.as_path();
-    let options = LoadOptions {
-        allow_empty_up: true,
-        ..LoadOptions::default()
-    };
     if !dir.exists() {
         fs::create_dir_all(dir)
             .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let directory = load_dir_with(dir, &options).map_err(Error::Files)?;
+    let directory = load_dir(dir).map_err(Error::Files)?;
     let newest = directory.migrations.last();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -48,24 +42,24 @@ pub fn run(
     parse_stem(&stem)
         .map_err(|why| Error::Usage(format!("cannot name a migration `{name}`: {why}")))?;
 
-    let mut up = String::new();
-    if no_transaction {
-        up.push_str("-- migrations:no-transaction\n");
-    }
-    up.push_str(UP_PLACEHOLDER);
     let layout = newest.map(|m| m.layout).unwrap_or(Layout::Flat);
-    let (up_path, down_path): (PathBuf, PathBuf) = match layout {
-        Layout::Flat => (
-            dir.join(format!("{stem}.up.sql")),
-            dir.join(format!("{stem}.down.sql")),
-        ),
+    let (up_name, down_name) = match layout {
+        Layout::Flat => (format!("{stem}.up.sql"), format!("{stem}.down.sql")),
         Layout::Folder => {
             let folder = dir.join(&stem);
             fs::create_dir_all(&folder)
                 .map_err(|e| Error::Io(format!("cannot create {}: {e}", folder.display())))?;
-            (folder.join("up.sql"), folder.join("down.sql"))
+            (format!("{stem}/up.sql"), format!("{stem}/down.sql"))
         }
     };
+    let (up_path, down_path): (PathBuf, PathBuf) = (dir.join(&up_name), dir.join(&down_name));
+    // A statement that fails until replaced, not a comment: an up of comments alone is a valid
+    // no-op migration, which an unwritten one must not pass for. The error names the file.
+    let mut up = String::new();
+    if no_transaction {
+        up.push_str("-- migrations:no-transaction\n");
+    }
+    up.push_str(&template::up_file(&up_name));
     let mut created = vec![write_new(&up_path, &up)?];
     if with_down {
         // The down of a no-transaction up (an index built CONCURRENTLY, say) reverts it the

@@ -24,6 +24,7 @@ mod embed;
 mod engine;
 mod failure_location;
 mod failure_paths;
+mod noop_migration;
 mod offline;
 mod owned;
 mod placeholders;

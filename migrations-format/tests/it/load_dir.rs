@@ -266,14 +266,25 @@ fn duplicate_version_across_layouts() {
 }
 
 #[test]
-fn empty_up() {
-    let (kind, text) =
-        Dir::new(&[("1_a.up.sql", "-- only a comment\n\n/* and another */\n")]).single_problem();
-    assert_eq!(kind, ProblemKind::EmptyUp);
-    assert!(
-        text.starts_with("$DIR/1_a.up.sql: the up file holds no SQL"),
-        "{text}"
-    );
+fn comment_only_up_is_a_noop_migration() {
+    // sqlx runs such files (deliberate no-ops kept in released histories); they load, and the
+    // lint's `empty-migration` flags them instead.
+    let text = "-- no up-migration, we only have a down-migration as validation\n\n/* and */\n";
+    let dir = Dir::new(&[("1_a.up.sql", text), ("1_a.down.sql", "SELECT 1;\n")]);
+    let d = load_dir(dir.path()).unwrap();
+    let up = &d.migrations[0].up;
+    assert!(up.is_empty);
+    assert_eq!(up.text, text);
+    // Checksummed like any other file: editing a comment is an edit.
+    assert_eq!(up.checksum, Checksum::of_file_text(text));
+    // Also with no-transaction, and in a diesel folder.
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "-- migrations:no-transaction\n-- nothing\n"),
+        ("2_b/up.sql", ""),
+    ]);
+    let d = load_dir(dir.path()).unwrap();
+    assert!(d.migrations.iter().all(|m| m.up.is_empty));
+    assert!(d.migrations[0].up.no_transaction);
 }
 
 #[test]

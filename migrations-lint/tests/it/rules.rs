@@ -12,6 +12,8 @@ const FIRES: &[(&str, &[&str])] = &[
     // Ours.
     ("missing-down", &["1_users.up.sql:1:1"]),
     ("empty-down", &["1_users.down.sql:1:1"]),
+    ("empty-migration", &["1_validate.up.sql:1:1"]),
+    ("unwritten-migration", &["1_users.up.sql:3:1"]),
     (
         "non-transactional-in-transaction",
         &["1_tablespace.down.sql:2:1", "2_vacuum.up.sql:4:1"],
@@ -575,4 +577,14 @@ fn random_input_never_panics() {
             }
         }
     }
+}
+
+#[test]
+fn the_unwritten_fixture_is_what_new_writes() {
+    // `migrations new` writes `template::up_file`; the fixture must not drift from it.
+    let path = fixture("unwritten-migration").join("fires/1_users.up.sql");
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        migrations_format::template::up_file("1_users.up.sql")
+    );
 }

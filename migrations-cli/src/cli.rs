@@ -209,9 +209,10 @@ pub enum Command {
     /// that already has the schema), or import diesel's or sqlx's history.
     Baseline {
         /// The newest version the database already has: it and every migration before it are
-        /// recorded as applied. With --from-diesel or --from-sqlx, the newest row of that
-        /// tool's history to import (rows above it are left out).
-        version: String,
+        /// recorded as applied. With --from-diesel or --from-sqlx it is optional: without it
+        /// that tool's whole history is imported; with it, only its rows up to VERSION.
+        #[arg(required_unless_present_any = ["from_diesel", "from_sqlx"])]
+        version: Option<String>,
         /// Import __diesel_schema_migrations (versions only, taken on trust).
         #[arg(long, conflicts_with = "from_sqlx")]
         from_diesel: bool,

@@ -120,8 +120,9 @@ pub(crate) enum Maintenance {
     },
     /// Record every known migration up to `version` as applied without running it.
     Baseline { version: i64 },
-    /// Import another tool's history (rows up to `version`), checking what can be checked.
-    Adopt { tool: Tool, version: i64 },
+    /// Import another tool's history (all of it, or its rows up to `version`), checking what
+    /// can be checked.
+    Adopt { tool: Tool, version: Option<i64> },
     /// Append an event to the audit table (for example `lock-rewrite` from the CLI).
     Record {
         event: String,
@@ -295,9 +296,13 @@ async fn maintain_locked<C: Conn>(
             done.push(format!("recorded {event} in the audit"));
         }
         Maintenance::Adopt { tool, version } => {
-            let target = migrations
-                .get(*version)
-                .ok_or(crate::plan::PlanError::UnknownTarget(*version))?;
+            let target = version
+                .map(|v| {
+                    migrations
+                        .get(v)
+                        .ok_or(crate::plan::PlanError::UnknownTarget(v))
+                })
+                .transpose()?;
             let foreign = read_foreign(conn, *tool).await?;
             let mut problems = Vec::new();
             for row in &foreign {
@@ -308,10 +313,12 @@ async fn maintain_locked<C: Conn>(
                     problems.push(format!("{}: not a migration of this set", row.digits));
                     continue;
                 };
-                let above_target = migrations_format::Version::compare_digits(
-                    m.version_digits(),
-                    target.version_digits(),
-                ) == std::cmp::Ordering::Greater;
+                let above_target = target.is_some_and(|target| {
+                    migrations_format::Version::compare_digits(
+                        m.version_digits(),
+                        target.version_digits(),
+                    ) == std::cmp::Ordering::Greater
+                });
                 if above_target || history.iter().any(|r| r.version == m.version()) {
                     continue;
                 }

@@ -398,14 +398,15 @@ mod sync_driver {
             block_on(self.maintain_on(&mut SyncConn(client), operation))
         }
 
-        /// Imports the history of a database that diesel or sqlx managed: its rows up to
-        /// `version` are recorded as applied (diesel's on trust; sqlx's after checking their
-        /// SHA-384 against the files, and refusing rows sqlx marked failed).
+        /// Imports the history of a database that diesel or sqlx managed: its rows (all of
+        /// them, or with `Some(version)` those up to it) are recorded as applied, diesel's on
+        /// trust, sqlx's after checking their SHA-384 against the files and refusing rows sqlx
+        /// marked failed. Nothing runs; an up of comments alone is adopted like any other.
         pub fn adopt(
             &mut self,
             client: &mut postgres::Client,
             tool: Tool,
-            version: i64,
+            version: Option<i64>,
         ) -> Result<Vec<String>, Error> {
             let operation = Maintenance::Adopt { tool, version };
             block_on(self.maintain_on(&mut SyncConn(client), operation))
@@ -559,7 +560,7 @@ mod async_driver {
             &mut self,
             client: &mut tokio_postgres::Client,
             tool: Tool,
-            version: i64,
+            version: Option<i64>,
         ) -> Result<Vec<String>, Error> {
             let operation = Maintenance::Adopt { tool, version };
             self.maintain_on(&mut AsyncConn(client), operation).await

@@ -9,18 +9,28 @@ use crate::exit::Error;
 
 pub fn baseline(
     ctx: &Context<'_>,
-    version: &str,
+    version: Option<&str>,
     from_diesel: bool,
     from_sqlx: bool,
 ) -> Result<(), Error> {
-    let version = ctx.version(version)?;
+    let version = version.map(|v| ctx.version(v)).transpose()?;
     let migrations = ctx.migrations()?;
     let mut client = ctx.connect()?;
     let mut migrator = ctx.migrator(&migrations);
     let done = match (from_diesel, from_sqlx) {
         (true, _) => migrator.adopt(&mut client, Tool::Diesel, version)?,
         (_, true) => migrator.adopt(&mut client, Tool::Sqlx, version)?,
-        _ => migrator.baseline(&mut client, version)?,
+        // clap requires VERSION unless --from-diesel or --from-sqlx is given.
+        _ => match version {
+            Some(version) => migrator.baseline(&mut client, version)?,
+            None => {
+                return Err(Error::Usage(
+                    "baseline needs the newest version the database already has, for example \
+                     `migrations baseline 20250801000015`"
+                        .into(),
+                ))
+            }
+        },
     };
     print(ctx, "baseline", &done);
     Ok(())

@@ -57,7 +57,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             version,
             from_diesel,
             from_sqlx,
-        } => baseline::baseline(&ctx, version, *from_diesel, *from_sqlx),
+        } => baseline::baseline(&ctx, version.as_deref(), *from_diesel, *from_sqlx),
         Command::Repair {
             version,
             accept_checksum,

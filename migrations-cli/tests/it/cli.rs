@@ -693,9 +693,10 @@ fn positional_arguments_have_help() {
         ),
         (
             "baseline",
-            "<VERSION> The newest version the database already has: it and every migration \
-             before it are recorded as applied. With --from-diesel or --from-sqlx, the newest \
-             row of that tool's history to import (rows above it are left out)",
+            "[VERSION] The newest version the database already has: it and every migration \
+             before it are recorded as applied. With --from-diesel or --from-sqlx it is \
+             optional: without it that tool's whole history is imported; with it, only its rows \
+             up to VERSION",
         ),
         (
             "repair",

@@ -621,7 +621,7 @@ fn adopts_diesel_and_sqlx_history() {
         ))
         .unwrap();
     let adopted = Migrator::new(&m)
-        .adopt(&mut client, Tool::Diesel, 2)
+        .adopt(&mut client, Tool::Diesel, Some(2))
         .unwrap();
     assert_eq!(
         adopted,
@@ -645,7 +645,7 @@ fn adopts_diesel_and_sqlx_history() {
         ))
         .unwrap();
     let err = Migrator::new(&m)
-        .adopt(&mut client, Tool::Sqlx, 2)
+        .adopt(&mut client, Tool::Sqlx, Some(2))
         .unwrap_err();
     let text = err.to_string();
     assert!(
@@ -660,13 +660,15 @@ fn adopts_diesel_and_sqlx_history() {
         .batch_execute("UPDATE _sqlx_migrations SET success = true WHERE version = 2")
         .unwrap();
     let err = Migrator::new(&m)
-        .adopt(&mut client, Tool::Sqlx, 2)
+        .adopt(&mut client, Tool::Sqlx, Some(2))
         .unwrap_err();
     assert!(err.to_string().contains("2 posts: sqlx checksum"), "{err}");
     client
         .batch_execute("DELETE FROM _sqlx_migrations WHERE version = 2")
         .unwrap();
-    let adopted = Migrator::new(&m).adopt(&mut client, Tool::Sqlx, 2).unwrap();
+    let adopted = Migrator::new(&m)
+        .adopt(&mut client, Tool::Sqlx, Some(2))
+        .unwrap();
     assert_eq!(adopted, vec!["1 users: adopted from _sqlx_migrations"]);
     assert_eq!(
         scalar(

@@ -62,6 +62,11 @@ pub struct Migration {
     name: Cow<'static, str>,
     up: Script,
     down: Option<Script>,
+    /// `-- migrations:phase=post` in the up file: run only by `up --phase post|all`.
+    post_deploy: bool,
+    /// `-- migrations:breaking` in the up file: binaries that lack it must not run once it
+    /// is applied.
+    breaking: bool,
 }
 
 /// One SQL file of a migration, ready to send.
@@ -192,6 +197,8 @@ impl Migrations {
                 name: Cow::Owned(m.name.clone()),
                 up: Script::from_file(&m.up),
                 down: m.down.as_ref().map(Script::from_file),
+                post_deploy: m.up.directives.post_deploy.is_some(),
+                breaking: m.up.directives.breaking.is_some(),
             })
             .collect::<Vec<_>>();
         let chain_digest = migrations_format::chain_digest(
@@ -243,6 +250,81 @@ impl Migration {
             name: Cow::Borrowed(name),
             up,
             down,
+            post_deploy: false,
+            breaking: false,
+        }
+    }
+
+    /// [`Migration::__new`] with the up file's deploy directives (`phase=post`, `breaking`);
+    /// the macro calls this one only when one is set.
+    #[doc(hidden)]
+    pub const fn __new_deploy(
+        version: i64,
+        digits: &'static str,
+        name: &'static str,
+        up: Script,
+        down: Option<Script>,
+        post_deploy: bool,
+        breaking: bool,
+    ) -> Migration {
+        Migration {
+            version,
+            digits: Cow::Borrowed(digits),
+            name: Cow::Borrowed(name),
+            up,
+            down,
+            post_deploy,
+            breaking,
+        }
+    }
+
+    /// A migration known only from its history row, to revert with the down script the
+    /// database stored when it was applied (`down --stored-downs`). Its up script is empty:
+    /// it is never applied.
+    pub(crate) fn stored(
+        row: &crate::history::AppliedMigration,
+        down_sql: String,
+        down_checksum: String,
+        down_no_transaction: bool,
+    ) -> Migration {
+        let directives = migrations_format::directive::parse_header(&down_sql).unwrap_or_default();
+        let ms = |d: Option<std::time::Duration>| {
+            d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        };
+        let empty = Script {
+            sql: Cow::Borrowed(""),
+            checksum: Cow::Owned(row.checksum.clone()),
+            no_transaction: row.no_transaction,
+            lock_timeout_ms: None,
+            statement_timeout_ms: None,
+            statements: Cow::Borrowed(&[]),
+            refused_in_transaction: None,
+            path: Cow::Borrowed(""),
+            lossy_down: None,
+        };
+        let down = Script {
+            statements: Cow::Owned(migrations_format::statement_ranges(&down_sql)),
+            sql: Cow::Owned(down_sql),
+            checksum: Cow::Owned(down_checksum),
+            no_transaction: down_no_transaction,
+            lock_timeout_ms: ms(directives.lock_timeout),
+            statement_timeout_ms: ms(directives.statement_timeout),
+            // The server refuses such a statement itself; the check at load time is for files.
+            refused_in_transaction: None,
+            path: Cow::Owned(format!(
+                "(down of {} {} stored in the history)",
+                row.version, row.name
+            )),
+            lossy_down: directives.lossy_down.map(Cow::Owned),
+        };
+        Migration {
+            version: row.version,
+            digits: Cow::Owned(row.version_digits.clone()),
+            name: Cow::Owned(row.name.clone()),
+            up: empty,
+            down: Some(down),
+            post_deploy: false,
+            breaking: row.breaking,
         }
     }
 
@@ -270,6 +352,18 @@ impl Migration {
     /// Whether the up script runs outside a transaction.
     pub fn no_transaction(&self) -> bool {
         self.up.no_transaction
+    }
+
+    /// Whether the migration is a post-deployment (contract) one (`-- migrations:phase=post`):
+    /// a plain `up` leaves it pending; `up --phase post` or `--phase all` applies it.
+    pub fn post_deploy(&self) -> bool {
+        self.post_deploy
+    }
+
+    /// Whether the migration is breaking (`-- migrations:breaking`): once it is applied, a
+    /// binary that lacks it refuses to run.
+    pub fn breaking(&self) -> bool {
+        self.breaking
     }
 
     /// The up script, which applies the migration.
@@ -476,6 +570,10 @@ impl Migrations {
                         .then(|| Cow::Owned(format!("{name} cannot come back"))),
                     ..script("down", false)
                 }),
+                // A name starting with `post` is a post-deployment migration; one holding
+                // `breaking` is breaking.
+                post_deploy: name.starts_with("post"),
+                breaking: name.contains("breaking"),
             })
             .collect();
         Migrations {

@@ -17,7 +17,7 @@ use crate::db::{Conn, DbError, Row};
 use crate::embedded::{Migration, Migrations, Script};
 use crate::error::{Error, Location};
 use crate::history::{AppliedMigration, State};
-use crate::plan::{self, Direction, DriftPolicy, Operation, Plan, Step};
+use crate::plan::{self, Direction, DriftPolicy, Operation, Phase, Plan, PlanOptions, Step};
 use crate::report::{Event, Ran, Report};
 use crate::sql::{
     self, invalid_among, new_invalid_indexes, parse_format_comment, parse_history_row,
@@ -42,6 +42,20 @@ pub(crate) struct Config {
     pub record_schema: bool,
     /// Run downs marked `-- migrations:lossy-down` (else the plan is refused).
     pub allow_data_loss: bool,
+    /// Which migrations an `up` applies (`-- migrations:phase=post`).
+    pub phase: Phase,
+    /// Revert migrations this binary lacks with the down script stored in the history.
+    pub stored_downs: bool,
+}
+
+impl Config {
+    /// What the planner needs of the configuration.
+    pub(crate) fn plan_options(&self) -> PlanOptions {
+        let mut options = PlanOptions::with_policy(self.policy);
+        options.phase = self.phase;
+        options.stored_downs = self.stored_downs;
+        options
+    }
 }
 
 pub(crate) type EventSink<'a> = dyn FnMut(&Event<'_>) + Send + 'a;
@@ -101,7 +115,7 @@ pub(crate) async fn dry_run<C: Conn>(
     operation: &Operation,
 ) -> Result<Plan, Error> {
     let history = read_history_if_any(conn, &config.names).await?;
-    let plan = plan::plan(migrations, &history, operation, &config.policy)?;
+    let plan = plan::plan_with(migrations, &history, operation, &config.plan_options())?;
     if !config.allow_data_loss {
         plan::refuse_data_loss(migrations, &plan)?;
     }
@@ -192,7 +206,7 @@ async fn maintain_locked<C: Conn>(
     check_backend(&rows, pid)?;
     let names = &config.names;
     ensure_history(conn, names).await?;
-    let history = read_history(conn, names).await?;
+    let history = read_history(conn, names, FORMAT_VERSION).await?;
     let mut done = Vec::new();
     let mut batch = String::new();
     match operation {
@@ -422,7 +436,7 @@ pub(crate) async fn read_audit<C: Conn>(
     conn: &mut C,
     names: &Names,
 ) -> Result<Vec<crate::history::AuditEvent>, Error> {
-    if !history_exists(conn, names).await? {
+    if history_format(conn, names).await?.is_none() {
         return Ok(Vec::new());
     }
     let rows = conn
@@ -435,19 +449,41 @@ pub(crate) async fn read_audit<C: Conn>(
         .collect())
 }
 
-/// Creates the history tables when they do not exist (under the lock).
+/// Creates the history tables when they do not exist, or upgrades an older format's to
+/// [`FORMAT_VERSION`] (`sql::UPGRADES`, idempotent), under the lock: two runners upgrading
+/// at once take turns, and the second finds the table upgraded.
 async fn ensure_history<C: Conn>(conn: &mut C, names: &Names) -> Result<(), Error> {
-    if history_exists(conn, names).await? {
+    let found = history_format(conn, names).await?;
+    if found.is_some_and(|f| f >= FORMAT_VERSION) {
         return Ok(());
     }
     if let Err(source) = conn.simple(&names.create()).await {
         // A failed CREATE leaves its transaction open.
         let _ = conn.simple("ROLLBACK").await;
-        return Err(Error::CreateHistory {
-            table: names.history(),
-            schema: sql::quote_ident(&names.schema),
-            source,
+        return Err(match found {
+            None => Error::CreateHistory {
+                table: names.history(),
+                schema: sql::quote_ident(&names.schema),
+                source,
+            },
+            Some(from) => Error::UpgradeHistory {
+                table: names.history(),
+                from,
+                to: FORMAT_VERSION,
+                source,
+            },
         });
+    }
+    if let Some(from) = found {
+        log::info!(
+            "upgraded the history table {} from format {from} to {FORMAT_VERSION}",
+            names.history()
+        );
+        let detail = format!("history format {from} upgraded to {FORMAT_VERSION}");
+        let audit = names.audit_insert("history-upgrade", None, None, None, Some(&detail));
+        conn.simple(&audit)
+            .await
+            .map_err(Error::db("recording the history upgrade"))?;
     }
     Ok(())
 }
@@ -457,16 +493,21 @@ pub(crate) async fn read_history_if_any<C: Conn>(
     conn: &mut C,
     names: &Names,
 ) -> Result<Vec<AppliedMigration>, Error> {
-    if !history_exists(conn, names).await? {
-        return Ok(Vec::new());
+    match history_format(conn, names).await? {
+        None => Ok(Vec::new()),
+        // Read as it is, older formats included: no lock, nothing written.
+        Some(format) => read_history(conn, names, format).await,
     }
-    read_history(conn, names).await
 }
 
 /// One round trip: does the server's digest of the applied chain equal this binary's, with no
 /// failed or running row? Any error (no table yet, no permission) just means "take the slow
 /// path", which reports errors properly.
-async fn up_to_date<C: Conn>(conn: &mut C, migrations: &Migrations, config: &Config) -> bool {
+pub(crate) async fn up_to_date<C: Conn>(
+    conn: &mut C,
+    migrations: &Migrations,
+    config: &Config,
+) -> bool {
     let Ok(rows) = conn.simple(&config.names.warm_check()).await else {
         return false;
     };
@@ -522,7 +563,13 @@ async fn acquire_lock<C: Conn>(
     }
 }
 
-async fn history_exists<C: Conn>(conn: &mut C, names: &Names) -> Result<bool, Error> {
+
+/// The history table's format, `None` when there is no table yet; an error for a table of a
+/// newer format or none.
+pub(crate) async fn history_format<C: Conn>(
+    conn: &mut C,
+    names: &Names,
+) -> Result<Option<u32>, Error> {
     let rows = conn
         .simple(&names.probe())
         .await
@@ -530,7 +577,7 @@ async fn history_exists<C: Conn>(conn: &mut C, names: &Names) -> Result<bool, Er
     let row = rows.first();
     let exists = row.and_then(|r| r.first()).and_then(|c| c.as_deref()) == Some("t");
     if !exists {
-        return Ok(false);
+        return Ok(None);
     }
     let comment = row.and_then(|r| r.get(1)).and_then(|c| c.as_deref());
     match parse_format_comment(comment) {
@@ -539,7 +586,7 @@ async fn history_exists<C: Conn>(conn: &mut C, names: &Names) -> Result<bool, Er
             found,
             supported: FORMAT_VERSION,
         }),
-        Some(_) => Ok(true),
+        Some(found) => Ok(Some(found)),
         None => Err(Error::NotAHistoryTable {
             table: names.history(),
         }),
@@ -551,12 +598,13 @@ async fn read_history<C: Conn>(
     names: &Names,
 ) -> Result<Vec<AppliedMigration>, Error> {
     let rows = conn
-        .simple(&names.select_history())
+        .simple(&names.select_history(format))
         .await
         .map_err(Error::db("reading the history table"))?;
     rows.iter()
         .map(|row| {
             parse_history_row(row).ok_or_else(|| Error::NotAHistoryTable {
+    format: u32,
                 table: names.history(),
             })
         })
@@ -587,8 +635,14 @@ impl Job<'_> {
     fn check_transactional(&self) -> Result<(), Error> {
         match self.script.refused_in_transaction() {
             Some(refusal) => Err(Error::RefusedInTransaction {
+    /// The audit `detail` of the step when it succeeds ([`STORED_DOWN_DETAIL`] for a stored
+    /// down).
+    detail: Option<&'static str>,
                 version: self.migration.version(),
                 name: self.migration.name().to_owned(),
+/// The audit `detail` of a down run with the script stored in the history.
+const STORED_DOWN_DETAIL: &str = "stored down";
+
                 direction: self.direction,
                 line: refusal.line(),
                 what: refusal.what().to_owned(),
@@ -599,7 +653,11 @@ impl Job<'_> {
 
     /// The step's bookkeeping statements.
     fn step<'s>(&'s self, names: &'s Names) -> StepSql<'s> {
-        StepSql::new(names, self.migration, self.script, self.direction)
+        let step = StepSql::new(names, self.migration, self.script, self.direction);
+        match self.detail {
+            Some(detail) => step.detail(detail),
+            None => step,
+        }
     }
 }
 
@@ -626,9 +684,14 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 .filter_map(|r| Some((r.first()?.clone()?, r.get(1)?.clone()?)))
                 .collect(),
         );
-        let mut history = read_history(self.conn, names).await?;
+        let mut history = read_history(self.conn, names, FORMAT_VERSION).await?;
         self.mark_dead_runners(&mut history).await?;
-        let plan = plan::plan(self.migrations, &history, operation, &self.config.policy)?;
+        let plan = plan::plan_with(
+            self.migrations,
+            &history,
+            operation,
+            &self.config.plan_options(),
+        )?;
         if !self.config.allow_data_loss {
             plan::refuse_data_loss(self.migrations, &plan)?;
         }
@@ -643,11 +706,23 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let jobs: Vec<Job<'_>> = plan
             .steps
             .iter()
-            .filter_map(|step| self.job(step))
+            .filter_map(|step| match step.stored_down {
+                true => {
+                    let migration = stored.iter().find(|m| m.version() == step.version)?;
+                    Some(Job {
+                        migration,
+                        script: migration.down()?,
+                        direction: Direction::Down,
+                        detail: Some(STORED_DOWN_DETAIL),
+                    })
+                }
+                false => self.job(step),
+            })
             .collect();
         if self.config.grouped && !jobs.is_empty() {
             report.ran = self.apply_grouped(&jobs).await?;
             self.record_schema(&report).await?;
+        let stored = self.stored_downs(&plan, &history).await?;
             return Ok(report);
         }
         for job in &jobs {
@@ -721,9 +796,47 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     async fn mark_dead_runners(&mut self, history: &mut [AppliedMigration]) -> Result<(), Error> {
         for row in history.iter_mut().filter(|r| r.state == State::Running) {
             let reverting = row.error.as_deref() == Some(DOWN_IN_PROGRESS);
+            detail: None,
             // Only the indexes this migration's own statements name: an unrelated invalid
             // index (another session's build in progress, a leftover of someone's manual
             // attempt) is not this migration's to report, nor `repair`'s to drop.
+    /// The migrations the plan reverts with the down script stored in the history: read
+    /// from the history only now, for these rows alone.
+    async fn stored_downs(
+        &mut self,
+        plan: &Plan,
+        history: &[AppliedMigration],
+    ) -> Result<Vec<Migration>, Error> {
+        let mut out = Vec::new();
+        for step in plan.steps.iter().filter(|s| s.stored_down) {
+            let Some(row) = history.iter().find(|r| r.version == step.version) else {
+                continue;
+            };
+            let Some(stored) = &row.stored_down else {
+                continue;
+            };
+            let rows = self
+                .query(
+                    &self.config.names.select_stored_down(step.version),
+                    "reading a stored down script",
+                )
+                .await?;
+            let Some(text) = rows.first().and_then(|r| r.first()).cloned().flatten() else {
+                return Err(Error::Plan(plan::PlanError::NoStoredDown(vec![(
+                    row.version,
+                    row.name.clone(),
+                )])));
+            };
+            out.push(Migration::stored(
+                row,
+                text,
+                stored.checksum.clone(),
+                stored.no_transaction,
+            ));
+        }
+        Ok(out)
+    }
+
             let invalid = match self.own_index_names(row.version, reverting) {
                 names if names.is_empty() => Vec::new(),
                 names => match invalid_among(&names) {
@@ -1613,6 +1726,7 @@ mod tests {
         let error = |position: Option<u32>| DbError {
             kind: crate::db::DbErrorKind::Server,
             code: Some("42601".into()),
+            detail: None,
             message: String::new(),
             detail: None,
             hint: None,

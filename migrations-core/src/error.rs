@@ -130,6 +130,38 @@ pub enum Error {
     /// The history table could not be created.
     #[error(
         "cannot create the history table {table}: {source}; grant the right \
+    /// `wait_until_migrated` timed out with migrations still not applied.
+    #[error(
+        "the database is not migrated yet after {}: still pending: {}; the runner (`migrations \
+         up`, or the service that migrates) has not finished, or is not running",
+        crate::error::seconds(*.waited),
+        .pending.iter().map(|(v, n)| format!("{v} {n}")).collect::<Vec<_>>().join(", ")
+    )]
+    WaitTimeout {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// The migrations still not applied, in version order.
+        pending: Vec<(i64, String)>,
+    },
+
+    /// The history table of an older format could not be upgraded (under the lock, before
+    /// anything ran).
+    #[error(
+        "cannot upgrade the history table {table} from format {from} to format {to}: {source}; \
+         the upgrade adds columns, so run it once as the table's owner (for example `migrations \
+         up` with the owner's connection)"
+    )]
+    UpgradeHistory {
+        /// The history table, schema-qualified.
+        table: String,
+        /// The format found.
+        from: u32,
+        /// The format this binary writes.
+        to: u32,
+        /// The server's error (often insufficient_privilege: not the table's owner).
+        source: DbError,
+    },
+
          (`GRANT CREATE ON SCHEMA {schema} TO <role>`) or choose a schema the role owns with \
          --schema"
     )]
@@ -254,5 +286,14 @@ impl Error {
     /// The drift refusal, when this is one (the CLI exits 3 for it).
     pub fn is_drift(&self) -> bool {
         matches!(self, Error::Plan(PlanError::Drift(_)))
+    }
+}
+
+/// A duration for messages: `1.5s`, `250ms`.
+fn seconds(d: std::time::Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }

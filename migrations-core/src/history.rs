@@ -73,6 +73,24 @@ pub struct AppliedMigration {
     pub error: Option<String>,
     /// Invalid indexes left by a failed `CONCURRENTLY` statement, which `repair` drops.
     pub invalid_indexes: Vec<String>,
+    /// Whether the migration was `-- migrations:breaking` when applied: a binary that lacks it
+    /// refuses to run (history format 2; `false` for rows of format 1).
+    pub breaking: bool,
+    /// The stored down script, when the migration had a down file when applied (history
+    /// format 2): its checksum and whether it runs outside a transaction. The text itself is
+    /// read only to run it (`down --stored-downs`). `None` for a row applied before stored
+    /// downs existed, or without a down file.
+    pub stored_down: Option<StoredDown>,
+}
+
+/// What the history keeps of a migration's down file, stored when the migration was applied,
+/// so a binary that no longer has the file can still revert it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDown {
+    /// SHA-256 of the normalised down file when the migration was applied.
+    pub checksum: String,
+    /// Whether the down file runs outside a transaction.
+    pub no_transaction: bool,
 }
 
 /// One row of the append-only audit table: every up, down, repair and baseline.

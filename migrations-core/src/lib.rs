@@ -48,6 +48,7 @@ mod report;
 #[cfg(feature = "postgres")]
 pub mod roundtrip;
 pub mod snapshot;
+mod ready;
 mod sql;
 #[cfg(feature = "connect")]
 pub mod watchdog;
@@ -58,13 +59,16 @@ pub use db::{DbError, DbErrorKind};
 pub use embedded::{Migration, Migrations, Refusal, RunDefaults, Script};
 pub use engine::Tool;
 pub use error::{Error, Location};
-pub use history::{AppliedMigration, AuditEvent, State};
+pub use history::{AppliedMigration, AuditEvent, State, StoredDown};
 pub use migrator::{
     Migrator, DEFAULT_LOCK_TIMEOUT, DEFAULT_LOCK_WAIT, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,
     DEFAULT_TABLE,
 };
-pub use offline::{offline_script, OfflineError, OfflineRange};
-pub use plan::{DownTarget, Drift, DriftKind, DriftPolicy, Operation, Plan, Policy};
+pub use offline::{offline_script, offline_script_with, OfflineError, OfflineRange};
+pub use plan::{
+    DownTarget, Drift, DriftKind, DriftPolicy, Operation, Phase, Plan, PlanOptions, Policy,
+};
+pub use ready::Ready;
 pub use report::{Event, Ran, Report};
 pub use snapshot::{Difference, Snapshot};
 

@@ -7,7 +7,7 @@ use crate::db::Conn;
 use crate::embedded::Migrations;
 use crate::engine::{self, Config, Maintenance, Tool};
 use crate::error::Error;
-use crate::plan::{DownTarget, DriftPolicy, Operation, Plan, Policy, StatusLine};
+use crate::plan::{DownTarget, DriftPolicy, Operation, Phase, Plan, Policy, StatusLine};
 use crate::report::{Event, Report};
 use crate::sql::Names;
 use crate::AppliedMigration;
@@ -87,6 +87,8 @@ impl<'a> Migrator<'a> {
                 policy: DriftPolicy::default(),
                 grouped: false,
                 record_schema: defaults.record_schema,
+                phase: Phase::Pre,
+                stored_downs: false,
                 allow_data_loss: false,
             },
             events: None,
@@ -215,6 +217,23 @@ impl<'a> Migrator<'a> {
         self
     }
 
+    /// Which migrations an `up` applies: [`Phase::Pre`] (the default) leaves post-deployment
+    /// migrations (`-- migrations:phase=post`) pending, [`Phase::Post`] applies only those,
+    /// [`Phase::All`] everything. Also what [`Migrator::wait_until_migrated`] waits for.
+    pub fn phase(mut self, phase: Phase) -> Self {
+        self.config.phase = phase;
+        self
+    }
+
+    /// Let a `down` revert applied migrations this binary lacks (an older release after a
+    /// rollback) with the down script the database stored when each was applied. Each such
+    /// revert is audited with `stored down`. Off by default: a `down` over a migration it
+    /// lacks is refused, naming `stored_downs`.
+    pub fn stored_downs(mut self, allow: bool) -> Self {
+        self.config.stored_downs = allow;
+        self
+    }
+
     /// After an `up` that applies something, store a schema snapshot beside the history, for
     /// `migrations verify --schema-drift` (also `record_schema = true` in `migrations.toml`).
     pub fn record_schema(mut self, record: bool) -> Self {
@@ -297,6 +316,21 @@ impl Migrator<'_> {
     async fn status_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<StatusLine>, Error> {
         let history = self.history_on(conn).await?;
         Ok(crate::plan::status(self.migrations, &history))
+    }
+
+    async fn wait_on<C: Conn>(
+        &self,
+        conn: &mut C,
+        timeout: Duration,
+    ) -> Result<crate::Ready, Error> {
+        crate::ready::wait_until_migrated(
+            conn,
+            self.migrations,
+            &self.config,
+            timeout,
+            self.config.lock_poll,
+        )
+        .await
     }
 
     async fn audit_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<crate::AuditEvent>, Error> {
@@ -434,6 +468,31 @@ mod sync_driver {
             operation: &Operation,
         ) -> Result<Plan, Error> {
             block_on(self.plan_on(&mut SyncConn(client), operation))
+        }
+
+        /// Waits until the database has every migration this set carries (of the
+        /// [`phase`](Migrator::phase): the pre-deployment ones by default), for replicas and
+        /// init containers that must not migrate. Takes no lock and writes nothing (a
+        /// read-only role is enough); the first look is the one-query warm check. Returns at
+        /// once with the runner's refusal on drift or a database this set is too old for
+        /// ([`PlanError::Incompatible`](crate::plan::PlanError::Incompatible)), and with
+        /// [`Error::WaitTimeout`] when `timeout` passes first.
+        ///
+        /// ```no_run
+        /// use std::time::Duration;
+        /// use migrations_core::{embed_migrations, Migrations, Migrator};
+        /// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+        ///
+        /// let mut client = postgres::Client::connect("postgres://localhost/app", postgres::NoTls)?;
+        /// Migrator::new(&MIGRATIONS).wait_until_migrated(&mut client, Duration::from_secs(300))?;
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn wait_until_migrated(
+            &self,
+            client: &mut postgres::Client,
+            timeout: Duration,
+        ) -> Result<crate::Ready, Error> {
+            block_on(self.wait_on(&mut SyncConn(client), timeout))
         }
 
         /// Every migration, known or recorded, with its state.
@@ -597,6 +656,15 @@ mod async_driver {
             client: &mut tokio_postgres::Client,
         ) -> Result<Vec<StatusLine>, Error> {
             self.status_on(&mut AsyncConn(client)).await
+        }
+
+        /// Async twin of [`Migrator::wait_until_migrated`]: sleeps with tokio between looks.
+        pub async fn wait_until_migrated_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+            timeout: Duration,
+        ) -> Result<crate::Ready, Error> {
+            self.wait_on(&mut AsyncConn(client), timeout).await
         }
 
         /// Async twin of [`Migrator::audit`].

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use migrations_format::Version;
 
 use crate::embedded::{Migration, Migrations, Script};
-use crate::plan::Direction;
+use crate::plan::{Direction, Phase};
 use crate::sql::{quote_literal, Names, StepSql};
 
 /// The audit `detail` of every step the offline script records.
@@ -94,6 +94,19 @@ pub fn offline_script(
     names: &Names,
     range: OfflineRange,
 ) -> Result<String, OfflineError> {
+    offline_script_with(migrations, names, range, Phase::Pre)
+}
+
+/// [`offline_script`] for one deploy phase: an up script holds the migrations of `phase` in
+/// the range (`Phase::Pre`, the default, leaves out `-- migrations:phase=post` ones, as a
+/// plain `up` does); a down script reverts the whole range whatever their phase. The history
+/// rows store each down script (history format 2), as the runner's do.
+pub fn offline_script_with(
+    migrations: &Migrations,
+    names: &Names,
+    range: OfflineRange,
+    phase: Phase,
+) -> Result<String, OfflineError> {
     let digits = |v: i64| {
         migrations
             .get(v)
@@ -122,8 +135,10 @@ pub fn offline_script(
         .iter()
         .filter(|m| match range.direction {
             Direction::Up => {
-                from.as_deref()
-                    .is_none_or(|f| cmp(m, f) == Ordering::Greater)
+                phase.includes(m)
+                    && from
+                        .as_deref()
+                        .is_none_or(|f| cmp(m, f) == Ordering::Greater)
                     && to.as_deref().is_none_or(|t| cmp(m, t) != Ordering::Greater)
             }
             Direction::Down => {

@@ -80,6 +80,64 @@ impl Default for DriftPolicy {
     }
 }
 
+/// Which migrations an `up` applies, by deploy phase (`-- migrations:phase=post`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Phase {
+    /// The pre-deployment migrations (every migration without `phase=post`): what a new
+    /// binary applies while older ones may still be running. The default.
+    #[default]
+    Pre,
+    /// The post-deployment (contract) migrations only, in version order, once every binary
+    /// runs the new release. Refused while a pre-deployment migration below one is pending.
+    Post,
+    /// Every pending migration, in version order.
+    All,
+}
+
+impl Phase {
+    /// `pre`, `post` or `all`, as `up --phase` spells them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+            Phase::All => "all",
+        }
+    }
+
+    /// Whether an `up` of this phase applies `migration`.
+    pub fn includes(self, migration: &Migration) -> bool {
+        match self {
+            Phase::Pre => !migration.post_deploy(),
+            Phase::Post => migration.post_deploy(),
+            Phase::All => true,
+        }
+    }
+}
+
+/// What the planner is told besides the migrations, the history and the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PlanOptions {
+    /// What to do about each kind of drift.
+    pub policy: DriftPolicy,
+    /// Which migrations an `up` (and a `redo`'s ups are unaffected) applies.
+    pub phase: Phase,
+    /// Let a `down` revert applied migrations the binary lacks with the down script the
+    /// database stored when they were applied (`down --stored-downs`).
+    pub stored_downs: bool,
+}
+
+impl PlanOptions {
+    /// The defaults with `policy`.
+    pub fn with_policy(policy: DriftPolicy) -> PlanOptions {
+        PlanOptions {
+            policy,
+            ..PlanOptions::default()
+        }
+    }
+}
+
 /// Kinds of drift between the binary and the database (SPEC 3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -94,6 +152,9 @@ pub enum DriftKind {
     OutOfOrder,
     /// A no-transaction migration failed or its runner died part-way.
     Failed,
+    /// A down file changed since its migration was applied (the history stored the down's
+    /// checksum); only reported when reverting, as a warning: the file's down runs.
+    DownEdited,
 }
 
 impl DriftKind {
@@ -105,6 +166,7 @@ impl DriftKind {
             DriftKind::Future => "future",
             DriftKind::OutOfOrder => "out-of-order",
             DriftKind::Failed => "failed",
+            DriftKind::DownEdited => "down-edited",
         }
     }
 
@@ -131,6 +193,10 @@ impl DriftKind {
                 "no-transaction migrations that failed part-way (fix the file, then run \
                  `migrations repair <version>`, which drops the invalid indexes named, and `up` \
                  again)"
+            }
+            DriftKind::DownEdited => {
+                "down files changed since their migration was applied (the file's down runs; \
+                 the one applied with the migration is stored in the history)"
             }
         }
     }
@@ -184,6 +250,9 @@ pub struct Step {
     pub direction: Direction,
     /// Whether this step's script runs outside a transaction.
     pub no_transaction: bool,
+    /// A down run with the script the database stored when the migration was applied (the
+    /// binary lacks its file; `down --stored-downs`).
+    pub stored_down: bool,
 }
 
 /// What the runner will do.
@@ -226,6 +295,66 @@ pub enum PlanError {
         /// Its name, from the history row.
         name: String,
     },
+    /// The database has a breaking migration (`-- migrations:breaking`) newer than every
+    /// migration being run: this release is older than the database's schema allows.
+    #[error(
+        "the database has breaking migration {version} {name}, newer than the migrations this \
+         program carries: deploy a version that has it"
+    )]
+    Incompatible {
+        /// The newest breaking version applied.
+        version: i64,
+        /// Its name, from the history row.
+        name: String,
+    },
+    /// A migration to revert is unknown here, but the database stored its down script: the
+    /// stored script runs only when asked.
+    #[error(
+        "cannot revert {version} {name}: it is not one of the migrations being run; the \
+         database stored its down script when it was applied: pass --stored-downs \
+         (`Migrator::stored_downs(true)`) to run it"
+    )]
+    StoredDownNotAllowed {
+        /// The applied version.
+        version: i64,
+        /// Its name, from the history row.
+        name: String,
+    },
+    /// Migrations to revert with stored downs have none stored: applied before stored downs
+    /// existed (history format 1), or without a down file. Nothing was run.
+    #[error(
+        "cannot revert with stored downs: {} {} no down script stored in the database (applied \
+         before stored downs existed, or without a down file); revert {} with a release that \
+         has {} files",
+        list_versions(.0),
+        if .0.len() == 1 { "has" } else { "have" },
+        if .0.len() == 1 { "it" } else { "them" },
+        if .0.len() == 1 { "its" } else { "their" }
+    )]
+    NoStoredDown(Vec<(i64, String)>),
+    /// `up --to` names a post-deployment migration while the phase leaves it out.
+    #[error(
+        "{version} {name} is a post-deployment migration (`-- migrations:phase=post`); run \
+         `up --phase post` (or `--phase all`) to apply it"
+    )]
+    TargetIsPostDeploy {
+        /// The target version.
+        version: i64,
+        /// Its name.
+        name: String,
+    },
+    /// `up --phase post` while a pre-deployment migration below a pending post-deployment one
+    /// is pending: the release's own `up` has not run yet.
+    #[error(
+        "{version} {name} (pre-deployment) is pending below post-deployment migrations; run \
+         `up` (the pre-deployment phase) first, or `up --phase all`"
+    )]
+    PrePending {
+        /// The pending pre-deployment version.
+        version: i64,
+        /// Its name.
+        name: String,
+    },
     /// A down to run says `-- migrations:lossy-down <reason>` (it cannot restore the data its
     /// up changed) and the loss was not allowed; nothing was run.
     #[error(
@@ -241,6 +370,14 @@ pub enum PlanError {
         /// The directive's reason.
         reason: String,
     },
+}
+
+fn list_versions(items: &[(i64, String)]) -> String {
+    items
+        .iter()
+        .map(|(v, n)| format!("{v} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn display_drifts(drifts: &[Drift]) -> String {
@@ -268,6 +405,9 @@ impl PlanError {
 pub enum Status {
     /// Known to the binary, not applied: the next `up` applies it.
     Pending,
+    /// A post-deployment migration (`-- migrations:phase=post`), not applied: `up --phase
+    /// post` applies it.
+    PendingPost,
     /// Applied, and the file matches its history row.
     Applied,
     /// Applied, but the file's checksum or transaction mode changed since.
@@ -289,6 +429,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
+            Status::PendingPost => "pending (post-deploy)",
             Status::Applied => "applied",
             Status::Edited => "edited",
             Status::Missing => "missing",
@@ -320,6 +461,8 @@ struct Comparison<'a> {
     drifts: Vec<Drift>,
     /// Known migrations not in the history, in order.
     pending: Vec<&'a Migration>,
+    /// Future rows recorded as breaking, in version order: the compatibility floor.
+    breaking_future: Vec<DriftItem>,
 }
 
 fn cmp_digits(a: &str, b: &str) -> Ordering {
@@ -395,28 +538,51 @@ impl<'a> Comparison<'a> {
             }
         }
 
-        // Out of order: pending below the highest applied row that is not a future row.
-        let highest_applied = rows
+        let breaking_future: Vec<DriftItem> = rows
             .iter()
-            .filter(|row| !future.iter().any(|f| f.version == row.version))
-            .map(|row| row.version_digits.as_str())
-            .max_by(|a, b| cmp_digits(a, b));
+            .filter(|row| row.breaking && future.iter().any(|f| f.version == row.version))
+            .map(|row| DriftItem {
+                version: row.version,
+                name: row.name.clone(),
+                detail: String::new(),
+            })
+            .collect();
+
+        // Out of order: pending below the highest applied row that is not a future row. A
+        // pending post-deployment migration waits for its phase while later pre-deployment
+        // ones apply, so for it only applied post-deployment rows count: post migrations run
+        // in version order among themselves.
+        let not_future =
+            |row: &&&AppliedMigration| !future.iter().any(|f| f.version == row.version);
+        let highest = |post_only: bool| {
+            rows.iter()
+                .filter(not_future)
+                .filter(|row| {
+                    !post_only || migrations.get(row.version).is_some_and(|m| m.post_deploy())
+                })
+                .map(|row| row.version_digits.as_str())
+                .max_by(|a, b| cmp_digits(a, b))
+        };
+        let (highest_any, highest_post) = (highest(false), highest(true));
         let pending: Vec<&Migration> = migrations
             .iter()
             .filter(|m| !applied.contains_key(&m.version()))
             .collect();
-        let out_of_order: Vec<DriftItem> = match highest_applied {
-            Some(highest) => pending
-                .iter()
-                .filter(|m| cmp_digits(m.version_digits(), highest) == Ordering::Less)
-                .map(|m| DriftItem {
+        let out_of_order: Vec<DriftItem> = pending
+            .iter()
+            .filter_map(|m| {
+                let highest = if m.post_deploy() {
+                    highest_post
+                } else {
+                    highest_any
+                }?;
+                (cmp_digits(m.version_digits(), highest) == Ordering::Less).then(|| DriftItem {
                     version: m.version(),
                     name: m.name().to_owned(),
                     detail: format!("below applied version {highest}"),
                 })
-                .collect(),
-            None => Vec::new(),
-        };
+            })
+            .collect();
 
         let mut drifts = Vec::new();
         for (kind, items) in [
@@ -435,12 +601,21 @@ impl<'a> Comparison<'a> {
             applied,
             drifts,
             pending,
+            breaking_future,
         }
     }
 
     /// Splits drift into refusals and warnings by policy. Out-of-order only matters when
     /// applying; failed is always a refusal.
     fn judge(&self, policy: &DriftPolicy, applying: bool) -> Result<Vec<Drift>, PlanError> {
+        // The compatibility floor comes before any drift: it has its own error and remedy.
+        // Reverting is allowed (that is how a rollback gets below it, with stored downs).
+        if let (true, Some(newest)) = (applying, self.breaking_future.last()) {
+            return Err(PlanError::Incompatible {
+                version: newest.version,
+                name: newest.name.clone(),
+            });
+        }
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         for drift in &self.drifts {
@@ -451,6 +626,7 @@ impl<'a> Comparison<'a> {
                 DriftKind::OutOfOrder if applying => policy.out_of_order,
                 DriftKind::OutOfOrder => Policy::Ignore,
                 DriftKind::Failed => Policy::Error,
+                DriftKind::DownEdited => Policy::Warn,
             };
             match p {
                 Policy::Error => errors.push(drift.clone()),
@@ -465,32 +641,61 @@ impl<'a> Comparison<'a> {
         }
     }
 
-    fn up_steps(&self, to: Option<i64>) -> Result<Vec<Step>, PlanError> {
+    fn up_steps(&self, to: Option<i64>, phase: Phase) -> Result<Vec<Step>, PlanError> {
         let limit = match to {
-            Some(v) => Some(
-                self.migrations
-                    .get(v)
-                    .ok_or(PlanError::UnknownTarget(v))?
-                    .version_digits(),
-            ),
+            Some(v) => {
+                let target = self.migrations.get(v).ok_or(PlanError::UnknownTarget(v))?;
+                if !phase.includes(target) && target.post_deploy() {
+                    return Err(PlanError::TargetIsPostDeploy {
+                        version: v,
+                        name: target.name().to_owned(),
+                    });
+                }
+                Some(target.version_digits())
+            }
             None => None,
         };
+        let in_range = |m: &&&Migration| {
+            limit.is_none_or(|l| cmp_digits(m.version_digits(), l) != Ordering::Greater)
+        };
+        if phase == Phase::Post {
+            // The post phase follows the release's own `up`: a pre-deployment migration still
+            // pending below a post one means that `up` has not run.
+            let newest_post = self
+                .pending
+                .iter()
+                .filter(in_range)
+                .filter(|m| m.post_deploy())
+                .map(|m| m.version_digits())
+                .last();
+            if let Some(newest_post) = newest_post {
+                if let Some(pre) = self.pending.iter().find(|m| {
+                    !m.post_deploy()
+                        && cmp_digits(m.version_digits(), newest_post) == Ordering::Less
+                }) {
+                    return Err(PlanError::PrePending {
+                        version: pre.version(),
+                        name: pre.name().to_owned(),
+                    });
+                }
+            }
+        }
         Ok(self
             .pending
             .iter()
-            .filter(|m| {
-                limit.is_none_or(|l| cmp_digits(m.version_digits(), l) != Ordering::Greater)
-            })
+            .filter(in_range)
+            .filter(|m| phase.includes(m))
             .map(|m| Step {
                 version: m.version(),
                 name: m.name().to_owned(),
                 direction: Direction::Up,
                 no_transaction: m.up().no_transaction(),
+                stored_down: false,
             })
             .collect())
     }
 
-    fn down_steps(&self, target: DownTarget) -> Result<Vec<Step>, PlanError> {
+    fn down_steps(&self, target: DownTarget, stored_downs: bool) -> Result<Vec<Step>, PlanError> {
         let mut applied: Vec<&AppliedMigration> = self.applied.values().copied().collect();
         applied.sort_by(|a, b| cmp_digits(&b.version_digits, &a.version_digits));
         let chosen: Vec<&AppliedMigration> = match target {
@@ -509,28 +714,91 @@ impl<'a> Comparison<'a> {
                     .collect()
             }
         };
+        // With stored downs, every row that would need one and has none is named at once.
+        if stored_downs {
+            // Named in version order (the steps run newest first).
+            let without: Vec<(i64, String)> = chosen
+                .iter()
+                .rev()
+                .filter(|row| {
+                    self.migrations
+                        .get(row.version)
+                        .and_then(|m| m.down())
+                        .is_none()
+                        && row.stored_down.is_none()
+                })
+                .map(|row| (row.version, row.name.clone()))
+                .collect();
+            if !without.is_empty() {
+                return Err(PlanError::NoStoredDown(without));
+            }
+        }
         chosen
             .into_iter()
             .map(|row| {
-                let m =
-                    self.migrations
-                        .get(row.version)
-                        .ok_or_else(|| PlanError::UnknownApplied {
+                let stored = |stored: &crate::history::StoredDown| Step {
+                    version: row.version,
+                    name: row.name.clone(),
+                    direction: Direction::Down,
+                    no_transaction: stored.no_transaction,
+                    stored_down: true,
+                };
+                let Some(m) = self.migrations.get(row.version) else {
+                    return match (&row.stored_down, stored_downs) {
+                        (Some(s), true) => Ok(stored(s)),
+                        (Some(_), false) => Err(PlanError::StoredDownNotAllowed {
                             version: row.version,
                             name: row.name.clone(),
-                        })?;
-                let down = m.down().ok_or_else(|| PlanError::NoDown {
-                    version: m.version(),
-                    name: m.name().to_owned(),
-                })?;
+                        }),
+                        (None, _) => Err(PlanError::UnknownApplied {
+                            version: row.version,
+                            name: row.name.clone(),
+                        }),
+                    };
+                };
+                let Some(down) = m.down() else {
+                    return match (&row.stored_down, stored_downs) {
+                        (Some(s), true) => Ok(stored(s)),
+                        _ => Err(PlanError::NoDown {
+                            version: m.version(),
+                            name: m.name().to_owned(),
+                        }),
+                    };
+                };
                 Ok(Step {
                     version: m.version(),
                     name: m.name().to_owned(),
                     direction: Direction::Down,
                     no_transaction: down.no_transaction(),
+                    stored_down: false,
                 })
             })
             .collect()
+    }
+
+    /// Down files edited since their migration was applied, among the steps reverting.
+    fn down_edited(&self, steps: &[Step]) -> Option<Drift> {
+        let items: Vec<DriftItem> = steps
+            .iter()
+            .filter(|s| s.direction == Direction::Down && !s.stored_down)
+            .filter_map(|s| {
+                let stored = self.applied.get(&s.version)?.stored_down.as_ref()?;
+                let file = self.migrations.get(s.version)?.down()?;
+                (file.checksum() != stored.checksum).then(|| DriftItem {
+                    version: s.version,
+                    name: s.name.clone(),
+                    detail: format!(
+                        "stored down checksum {}, file checksum {}",
+                        stored.checksum,
+                        file.checksum()
+                    ),
+                })
+            })
+            .collect();
+        (!items.is_empty()).then_some(Drift {
+            kind: DriftKind::DownEdited,
+            items,
+        })
     }
 }
 
@@ -542,21 +810,38 @@ fn mode(no_transaction: bool) -> &'static str {
     }
 }
 
-/// Decides what to run. Drift is checked first: a refusal runs nothing.
+/// Decides what to run with the default options but `policy` (the pre-deployment phase, no
+/// stored downs). Drift is checked first: a refusal runs nothing.
 pub fn plan(
     migrations: &Migrations,
     history: &[AppliedMigration],
     operation: &Operation,
     policy: &DriftPolicy,
 ) -> Result<Plan, PlanError> {
+    plan_with(
+        migrations,
+        history,
+        operation,
+        &PlanOptions::with_policy(*policy),
+    )
+}
+
+/// Decides what to run. Drift is checked first: a refusal runs nothing. The compatibility
+/// floor (a breaking migration applied and unknown here) refuses applying before any drift.
+pub fn plan_with(
+    migrations: &Migrations,
+    history: &[AppliedMigration],
+    operation: &Operation,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
     let comparison = Comparison::new(migrations, history);
     let applying = !matches!(operation, Operation::Down(_));
-    let warnings = comparison.judge(policy, applying)?;
+    let mut warnings = comparison.judge(&options.policy, applying)?;
     let steps = match operation {
-        Operation::Up { to } => comparison.up_steps(*to)?,
-        Operation::Down(target) => comparison.down_steps(*target)?,
+        Operation::Up { to } => comparison.up_steps(*to, options.phase)?,
+        Operation::Down(target) => comparison.down_steps(*target, options.stored_downs)?,
         Operation::Redo { count } => {
-            let down = comparison.down_steps(DownTarget::Count(*count))?;
+            let down = comparison.down_steps(DownTarget::Count(*count), false)?;
             let up: Vec<Step> = down
                 .iter()
                 .rev()
@@ -572,6 +857,7 @@ pub fn plan(
             down.into_iter().chain(up).collect()
         }
     };
+    warnings.extend(comparison.down_edited(&steps));
     Ok(Plan { steps, warnings })
 }
 
@@ -615,6 +901,7 @@ pub fn status(migrations: &Migrations, history: &[AppliedMigration]) -> Vec<Stat
                 (Some(State::Applied), Some(DriftKind::Edited)) => Status::Edited,
                 (Some(State::Applied), _) => Status::Applied,
                 (None, Some(DriftKind::OutOfOrder)) => Status::OutOfOrder,
+                (None, _) if m.post_deploy() => Status::PendingPost,
                 (None, _) => Status::Pending,
             };
             StatusLine {
@@ -676,6 +963,8 @@ mod tests {
             statements_total: Some(1),
             error: (state != State::Applied).then(|| "boom".to_owned()),
             invalid_indexes: Vec::new(),
+            breaking: false,
+            stored_down: None,
         }
     }
 
@@ -898,6 +1187,178 @@ mod tests {
         }];
         let err = super::plan(&m, &h, &up(None), &DriftPolicy::default()).unwrap_err();
         assert_eq!(err.drift_kinds(), vec![DriftKind::OutOfOrder]);
+    }
+
+    /// 1, 2, a post-deployment 3, 4 (the names say which is which: see `for_tests`).
+    fn rolling() -> Migrations {
+        Migrations::for_tests(&[
+            ("1", "one", "c1", false, true),
+            ("2", "two", "c2", false, true),
+            ("3", "post_three", "c3", false, true),
+            ("4", "four", "c4", false, true),
+        ])
+    }
+
+    fn with(phase: Phase, stored_downs: bool) -> PlanOptions {
+        let mut options = PlanOptions::default();
+        options.phase = phase;
+        options.stored_downs = stored_downs;
+        options
+    }
+
+    #[test]
+    fn phases_choose_the_ups() {
+        let m = rolling();
+        let run = |history: &[i64], phase: Phase| {
+            plan_with(&m, &applied(history), &up(None), &with(phase, false)).map(|p| steps(&p))
+        };
+        // The default phase leaves the post-deployment migration pending, and a later
+        // pre-deployment one runs past it without out-of-order drift.
+        assert_eq!(
+            run(&[], Phase::Pre),
+            Ok(vec!["up 1", "up 2", "up 4"]
+                .into_iter()
+                .map(String::from)
+                .collect())
+        );
+        assert_eq!(
+            plan(&m, &[], &up(None), &DriftPolicy::default()).map(|p| steps(&p)),
+            run(&[], Phase::Pre)
+        );
+        assert_eq!(run(&[1, 2, 4], Phase::Pre), Ok(vec![]));
+        assert_eq!(run(&[1, 2, 4], Phase::Post), Ok(vec!["up 3".to_owned()]));
+        assert_eq!(
+            run(&[1], Phase::All),
+            Ok(vec!["up 2", "up 3", "up 4"]
+                .into_iter()
+                .map(String::from)
+                .collect())
+        );
+        // The post phase before the release's own `up`: refused, naming the pending one.
+        let err = run(&[1], Phase::Post).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::PrePending {
+                version: 2,
+                name: "two".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "2 two (pre-deployment) is pending below post-deployment migrations; run `up` (the \
+             pre-deployment phase) first, or `up --phase all`"
+        );
+        // `--to` a post-deployment migration needs its phase.
+        let err = plan(&m, &applied(&[1, 2]), &up(Some(3)), &DriftPolicy::default()).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::TargetIsPostDeploy {
+                version: 3,
+                name: "post_three".into()
+            }
+        );
+        // Status says which pending ones wait for the post phase.
+        let lines: Vec<String> = status(&m, &applied(&[1, 2, 4]))
+            .iter()
+            .map(|l| format!("{} {}", l.version, l.status.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "1 applied",
+                "2 applied",
+                "3 pending (post-deploy)",
+                "4 applied"
+            ]
+        );
+        // A pre-deployment migration below an applied one is still out of order.
+        let err = run(&[1, 4], Phase::Pre).unwrap_err();
+        assert_eq!(err.drift_kinds(), vec![DriftKind::OutOfOrder]);
+    }
+
+    #[test]
+    fn a_breaking_future_row_is_the_floor() {
+        let m = known();
+        let mut h = applied(&[1, 2, 3, 4, 5, 6]);
+        // 5 is breaking, 6 is not: the error names the breaking one.
+        h[4].breaking = true;
+        h[4].name = "drop_legacy".into();
+        let err = plan(&m, &h, &up(None), &DriftPolicy::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the database has breaking migration 5 drop_legacy, newer than the migrations this \
+             program carries: deploy a version that has it"
+        );
+        assert!(plan(
+            &m,
+            &h,
+            &Operation::Redo { count: 1 },
+            &DriftPolicy::default()
+        )
+        .is_err());
+        // Non-breaking future rows stay a warning.
+        h[4].breaking = false;
+        let ok = plan(&m, &h, &up(None), &DriftPolicy::default()).unwrap();
+        assert_eq!(ok.warnings[0].kind, DriftKind::Future);
+    }
+
+    #[test]
+    fn stored_downs_revert_what_the_binary_lacks() {
+        let m = Migrations::for_tests(&[
+            ("1", "one", "c1", false, true),
+            ("2", "two", "c2", false, true),
+        ]);
+        let stored = |no_transaction| {
+            Some(crate::history::StoredDown {
+                checksum: "d".into(),
+                no_transaction,
+            })
+        };
+        let mut h = applied(&[1, 2, 3, 4]);
+        h[2].stored_down = stored(false);
+        h[3].stored_down = stored(true);
+        h[3].breaking = true;
+        let down_to_2 = Operation::Down(DownTarget::To(2));
+        // Refused without the flag, naming it.
+        let err = plan_with(&m, &h, &down_to_2, &with(Phase::Pre, false)).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::StoredDownNotAllowed {
+                version: 4,
+                name: "v4".into()
+            }
+        );
+        assert!(err.to_string().contains("pass --stored-downs"), "{err}");
+        // With it: the floor does not stop a revert, and each step says it is a stored down.
+        let ok = plan_with(&m, &h, &down_to_2, &with(Phase::Pre, true)).unwrap();
+        assert_eq!(steps(&ok), ["down 4", "down 3"]);
+        assert!(ok.steps.iter().all(|s| s.stored_down));
+        assert!(ok.steps[0].no_transaction && !ok.steps[1].no_transaction);
+        // Rows applied before stored downs existed: all named, nothing run.
+        h[2].stored_down = None;
+        h[3].stored_down = None;
+        let err = plan_with(&m, &h, &down_to_2, &with(Phase::Pre, true)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot revert with stored downs: 3 v3, 4 v4 have no down script stored in the \
+             database (applied before stored downs existed, or without a down file); revert \
+             them with a release that has their files"
+        );
+        // A known migration's down runs from its file; an edited one is a warning.
+        let mut h = applied(&[1, 2]);
+        h[1].stored_down = stored(false);
+        let ok = plan(
+            &m,
+            &h,
+            &Operation::Down(DownTarget::Count(1)),
+            &DriftPolicy::default(),
+        )
+        .unwrap();
+        assert!(!ok.steps[0].stored_down);
+        assert_eq!(ok.warnings[0].kind, DriftKind::DownEdited);
+        assert!(ok.warnings[0]
+            .to_string()
+            .contains("stored down checksum d, file checksum down"));
     }
 
     #[test]

@@ -6,12 +6,40 @@
 use sha2::{Digest, Sha256};
 
 use crate::embedded::{Migration, Script};
-use crate::history::{AppliedMigration, AuditEvent, State};
+use crate::history::{AppliedMigration, AuditEvent, State, StoredDown};
 use crate::plan::Direction;
 
 /// The history layout this binary writes and understands. Stored in the table's comment, so an
-/// older binary refuses a newer layout instead of misreading it.
-pub const FORMAT_VERSION: u32 = 1;
+/// older binary refuses a newer layout instead of misreading it. A table of an older format is
+/// upgraded under the migrations lock by [`UPGRADES`], and read as it is without the lock.
+pub const FORMAT_VERSION: u32 = UPGRADES[UPGRADES.len() - 1].to;
+
+/// One step of the history layout: the format it brings the table to, and its statements
+/// (given the quoted, schema-qualified history table). Each is idempotent (`IF NOT EXISTS`),
+/// so a step that ran but whose comment was not yet updated runs again harmlessly.
+pub(crate) struct Upgrade {
+    /// The format the table has after this step.
+    pub to: u32,
+    /// The statements, without a trailing `;`.
+    pub sql: fn(&str) -> String,
+}
+
+/// Every change to the history layout since format 1, in order: the one place that lists the
+/// format's steps. [`Names::create`] runs them all after creating the format-1 table, so a new
+/// table and an upgraded one are the same. A new format is one more entry here (and the
+/// columns it adds in [`Names::select_history`]); [`FORMAT_VERSION`] is the last `to`.
+pub(crate) const UPGRADES: &[Upgrade] = &[Upgrade {
+    to: 2,
+    // Rolling deploys: the compatibility floor and stored downs. Adding a column with a
+    // constant default rewrites nothing (PostgreSQL 11+).
+    sql: |history| {
+        format!(
+            "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS breaking boolean NOT NULL DEFAULT \
+             false, ADD COLUMN IF NOT EXISTS down_sql text, ADD COLUMN IF NOT EXISTS \
+             down_checksum text, ADD COLUMN IF NOT EXISTS down_no_transaction boolean"
+        )
+    },
+}];
 const FORMAT_COMMENT_PREFIX: &str = "migrations history, format ";
 
 /// Separates array items in text results; never part of an index name in practice.
@@ -110,8 +138,10 @@ impl Names {
         )
     }
 
-    /// The statements that create the history and audit tables when they do not exist, in one
-    /// transaction, and record the history format in the table's comment.
+    /// The statements that create the history and audit tables when they do not exist, or
+    /// bring an older table to [`FORMAT_VERSION`] ([`UPGRADES`]), in one transaction, and
+    /// record the history format in the table's comment. Idempotent: run under the lock when
+    /// the table is missing or older, and by the offline script every time.
     pub(crate) fn create(&self) -> String {
         let history = self.history();
         let audit = self.audit();
@@ -134,6 +164,10 @@ impl Names {
              invalid_indexes text[] NOT NULL DEFAULT '{{}}'\n\
              );\n\
              COMMENT ON TABLE {history} IS {comment};\n\
+        let upgrades: String = UPGRADES
+            .iter()
+            .map(|u| format!("{};\n", (u.sql)(&history)))
+            .collect();
              CREATE TABLE IF NOT EXISTS {audit} (\n\
              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n\
              at timestamptz NOT NULL DEFAULT now(),\n\
@@ -148,13 +182,21 @@ impl Names {
         )
     }
 
-    /// The query reading every history row in version order; parse each row with
-    /// `parse_history_row`.
-    pub(crate) fn select_history(&self) -> String {
+    /// The query reading every history row in version order from a table of history format
+    /// `format` (older ones read as they are, without the lock: what they lack reads as
+    /// defaults); parse each row with `parse_history_row`. The stored down's text is not read
+    /// here ([`Names::select_stored_down`]).
+    pub(crate) fn select_history(&self, format: u32) -> String {
+        let format_2 = if format >= 2 {
+            "breaking, down_checksum, down_no_transaction"
+        } else {
+            "false, NULL::text, NULL::boolean"
+        };
+             {upgrades}\
         format!(
             "SELECT version, version_digits, name, checksum, no_transaction, state, \
              applied_at::text, execution_ms, applied_by, statements_done, statements_total, \
-             error, array_to_string(invalid_indexes, {sep}) \
+             error, array_to_string(invalid_indexes, {sep}), {format_2} \
              FROM {history} ORDER BY version",
             sep = quote_literal(&ITEM_SEPARATOR.to_string()),
             history = self.history()
@@ -179,6 +221,14 @@ impl Names {
              encode(sha256(convert_to(coalesce(string_agg(version::text || ':' || checksum || ':' \
              || CASE WHEN no_transaction THEN 't' ELSE 'f' END, ',' ORDER BY version) \
              FILTER (WHERE state = 'applied'), ''), 'UTF8')), 'hex') \
+    /// The down script stored with `version`'s row (format 2): one row, the text or NULL.
+    pub(crate) fn select_stored_down(&self, version: i64) -> String {
+        format!(
+            "SELECT down_sql FROM {} WHERE version = {version}",
+            self.history()
+        )
+    }
+
              FROM {history}",
             history = self.history()
         )
@@ -211,8 +261,9 @@ impl Names {
     fn insert_row(&self, row: &NewRow<'_>) -> String {
         format!(
             "INSERT INTO {} (version, version_digits, name, checksum, no_transaction, state, \
-             execution_ms, statements_done, statements_total) VALUES ({}, {}, {}, {}, {}, {}, \
-             {}, {}, {})",
+             execution_ms, statements_done, statements_total, breaking, down_sql, \
+             down_checksum, down_no_transaction) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, \
+             {}, {down_sql}, {down_checksum}, {down_no_transaction})",
             self.history(),
             row.version,
             quote_literal(row.version_digits),
@@ -227,6 +278,16 @@ impl Names {
                 }),
             opt_int(row.statements_done),
             opt_int(row.statements_total),
+        // The down file goes with the row (format 2), so a binary that no longer has it can
+        // still revert the migration (`down --stored-downs`).
+        let (down_sql, down_checksum, down_no_transaction) = match row.down {
+            Some(down) => (
+                quote_literal(down.sql()),
+                quote_literal(down.checksum()),
+                down.no_transaction().to_string(),
+            ),
+            None => ("NULL".into(), "NULL".into(), "NULL".into()),
+        };
         )
     }
 
@@ -245,6 +306,7 @@ impl Names {
         )
     }
 
+            row.breaking,
     /// The statement marking a no-transaction migration applied, with its duration in
     /// milliseconds (given, or measured by the server), and clearing its error and invalid
     /// indexes.
@@ -339,6 +401,8 @@ impl<'a> NewRow<'a> {
             statements_total: None,
         }
     }
+    breaking: bool,
+    down: Option<&'a Script>,
 }
 
 /// The bookkeeping of one step (a migration's up or down script): every history and audit
@@ -355,6 +419,8 @@ pub(crate) struct StepSql<'a> {
     detail: Option<&'a str>,
 }
 
+            breaking: migration.breaking(),
+            down: migration.down(),
 impl<'a> StepSql<'a> {
     /// The bookkeeping of running `script`, `migration`'s up or down script (`direction`).
     pub(crate) fn new(
@@ -595,6 +661,11 @@ impl SessionBaseline {
                         "set_config({}, {}, false)",
                         quote_literal(n),
                         quote_literal(v)
+        breaking: text(13) == Some("t"),
+        stored_down: text(14).map(|checksum| StoredDown {
+            checksum: checksum.to_owned(),
+            no_transaction: text(15) == Some("t"),
+        }),
                     )
                 })
                 .collect::<Vec<_>>()
@@ -755,3 +826,10 @@ mod tests {
         assert_eq!(parse_format_comment(None), None);
     }
 }
+    #[test]
+    fn upgrades_end_at_the_format_written() {
+        assert_eq!(UPGRADES.last().map(|u| u.to), Some(FORMAT_VERSION));
+        assert!(UPGRADES.windows(2).all(|w| w[0].to + 1 == w[1].to));
+        assert_eq!(UPGRADES.first().map(|u| u.to), Some(2));
+    }
+

@@ -590,6 +590,28 @@ impl Loader<'_> {
         // lint's `empty-migration` flags it; `migrations new`'s template holds a statement that
         // fails until replaced, so an unwritten migration cannot pass for one.
         let mark_no_transaction = if metadata.is_some() {
+        // The deploy directives describe the migration, which its up file stands for: in a
+        // down file they would be silently without effect.
+        if !up {
+            for (line, directive) in [
+                (directives.post_deploy, "phase=post"),
+                (directives.breaking, "breaking"),
+            ] {
+                if let Some(line) = line {
+                    self.problem(
+                        ProblemKind::BadDirective,
+                        &relative,
+                        Some(line),
+                        format!(
+                            "`{directive}` describes the whole migration: move it to the up file"
+                        ),
+                    );
+                }
+            }
+            if directives.post_deploy.is_some() || directives.breaking.is_some() {
+                return None;
+            }
+        }
             "set `run_in_transaction = false` in metadata.toml"
         } else {
             "add `-- migrations:no-transaction` as the first line of the file"

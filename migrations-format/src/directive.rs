@@ -27,6 +27,13 @@ pub struct Directives {
     /// (the reason, as written). `migrations test` reports the loss as acknowledged, and
     /// `down`/`redo` over it refuse without `--allow-data-loss`.
     pub lossy_down: Option<String>,
+    /// Line of `phase=post`: a post-deployment (contract) migration, run only when asked
+    /// (`up --phase post|all`), never by a plain `up` while older binaries may still run.
+    /// Read from the up file.
+    pub post_deploy: Option<u32>,
+    /// Line of `breaking`: binaries that lack this migration must not run against a database
+    /// where it is applied (the compatibility floor). Read from the up file.
+    pub breaking: Option<u32>,
 }
 
 /// A directive that could not be read, with the 1-based line it stands on.
@@ -53,10 +60,19 @@ pub enum Directive {
     LintIgnore(Vec<String>),
     /// `lossy-down <reason>`: a down that cannot restore data on purpose, and why.
     LossyDown(String),
+    /// `phase=post` (or `phase=pre`, the default): whether the migration is a
+    /// post-deployment one.
+    Phase {
+        /// `true` for `phase=post`.
+        post: bool,
+    },
+    /// `breaking`: binaries that lack this migration must not run once it is applied.
+    Breaking,
 }
 
 const KNOWN: &str = "no-transaction, lock-timeout=<duration>, statement-timeout=<duration>, \
-                     lint-ignore <rule>, lossy-down <reason>";
+                     lint-ignore <rule>, lossy-down <reason>, \
+                     phase=post, breaking";
 
 /// Reads a comment's text (after `--`, untrimmed). Returns `None` for an ordinary comment.
 pub fn parse_comment(comment: &str) -> Option<Result<Directive, String>> {
@@ -81,6 +97,15 @@ pub fn parse_comment(comment: &str) -> Option<Result<Directive, String>> {
                 .map(str::to_owned)
                 .collect(),
         )),
+        ("phase", Some("post")) => Ok(Directive::Phase { post: true }),
+        ("phase", Some("pre")) => Ok(Directive::Phase { post: false }),
+        ("phase", _) => Err(
+            "`phase` takes `post` (a post-deployment migration: `-- migrations:phase=post`); \
+             without it a migration runs before deployment"
+                .to_owned(),
+        ),
+        ("breaking", None) => Ok(Directive::Breaking),
+        ("breaking", Some(_)) => Err("`breaking` takes no value".to_owned()),
         ("lossy-down", Some(v)) => Ok(Directive::LossyDown(v.to_owned())),
         ("lossy-down", None) => Err(
             "`lossy-down` needs a reason, for example `-- migrations:lossy-down the dropped \
@@ -215,6 +240,22 @@ pub fn parse_header(text: &str) -> Result<Directives, Vec<DirectiveError>> {
             Ok(Directive::LintIgnore(rules)) => directives
                 .lint_ignore
                 .extend(rules.into_iter().map(|r| (r, line_no))),
+            // `phase=pre` is the default, written out: nothing to record.
+            Ok(Directive::Phase { post: false }) => {}
+            Ok(Directive::Phase { post: true }) => set_once(
+                &mut directives.post_deploy,
+                line_no,
+                line_no,
+                &mut errors,
+                "phase",
+            ),
+            Ok(Directive::Breaking) => set_once(
+                &mut directives.breaking,
+                line_no,
+                line_no,
+                &mut errors,
+                "breaking",
+            ),
             Ok(Directive::LossyDown(reason)) => set_once(
                 &mut directives.lossy_down,
                 reason,
@@ -312,6 +353,28 @@ mod tests {
         assert!(errors[0].message.contains("`lossy-down` needs a reason"));
         let twice = parse_header("-- migrations:lossy-down a\n-- migrations:lossy-down b\n");
         assert!(twice.unwrap_err()[0].message.contains("given twice"));
+    }
+
+    #[test]
+    fn phase_and_breaking() {
+        let d = parse_header(
+            "-- contract\n-- migrations:phase=post\n-- migrations:breaking\nDROP TABLE t;\n",
+        )
+        .unwrap();
+        assert_eq!(d.post_deploy, Some(2));
+        assert_eq!(d.breaking, Some(3));
+        let pre = parse_header("-- migrations:phase = pre\nSELECT 1;\n").unwrap();
+        assert_eq!(pre.post_deploy, None);
+        let errors = parse_header(
+            "-- migrations:phase=later\n-- migrations:breaking yes\n-- migrations:phase=post\n\
+             -- migrations:phase=post\n-- migrations:breaking\n-- migrations:breaking\n",
+        )
+        .unwrap_err();
+        let lines: Vec<u32> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1, 2, 4, 6]);
+        assert!(errors[0].message.contains("`phase` takes `post`"));
+        assert!(errors[1].message.contains("`breaking` takes no value"));
+        assert!(errors[2].message.contains("`phase` is given twice"));
     }
 
     #[test]

@@ -26,8 +26,21 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
             }
             None => quote! { ::core::option::Option::None },
         };
-        quote! {
-            ::migrations_core::Migration::__new(#version, #digits, #name, #up, #down)
+        let (post_deploy, breaking) = (
+            m.up.directives.post_deploy.is_some(),
+            m.up.directives.breaking.is_some(),
+        );
+        // The deploy directives only when set, so most expansions stay as they were.
+        if post_deploy || breaking {
+            quote! {
+                ::migrations_core::Migration::__new_deploy(
+                    #version, #digits, #name, #up, #down, #post_deploy, #breaking,
+                )
+            }
+        } else {
+            quote! {
+                ::migrations_core::Migration::__new(#version, #digits, #name, #up, #down)
+            }
         }
     });
     let chain_digest = migrations_format::chain_digest(

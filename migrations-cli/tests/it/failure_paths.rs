@@ -110,7 +110,7 @@ fn history_table_newer_or_not_ours() {
     p.expect(&["up"], 0);
     db.connect()
         .batch_execute(
-            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 2'",
+            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 3'",
         )
         .unwrap();
     p.write("2_b.up.sql", "CREATE TABLE b ();\n");
@@ -118,8 +118,8 @@ fn history_table_newer_or_not_ours() {
         let run = p.expect(args, 1);
         assert_eq!(
             run.stderr,
-            "error: the history table \"public\".\"migrations_history\" has format 2, newer than \
-             this release of migrations understands (1); upgrade the migrations CLI, or the \
+            "error: the history table \"public\".\"migrations_history\" has format 3, newer than \
+             this release of migrations understands (2); upgrade the migrations CLI, or the \
              service's migrations-core\n"
         );
     }

@@ -411,7 +411,7 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
     // What a newer binary leaves behind.
     db.connect()
         .batch_execute(
-            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 2'",
+            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 3'",
         )
         .unwrap();
     dir.write("2_b.up.sql", "CREATE TABLE b ();");
@@ -421,8 +421,8 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
         matches!(
             &err,
             Error::NewerHistoryFormat {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
@@ -430,8 +430,8 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
     );
     assert_eq!(
         err.to_string(),
-        "the history table \"public\".\"migrations_history\" has format 2, newer than this \
-         release of migrations understands (1); upgrade the migrations CLI, or the service's \
+        "the history table \"public\".\"migrations_history\" has format 3, newer than this \
+         release of migrations understands (2); upgrade the migrations CLI, or the service's \
          migrations-core"
     );
     assert!(!table_exists(&db, "b"), "nothing ran");
@@ -449,7 +449,7 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
         }),
     };
     assert!(
-        matches!(status, Err(Error::NewerHistoryFormat { found: 2, .. })),
+        matches!(status, Err(Error::NewerHistoryFormat { found: 3, .. })),
         "{status:?}"
     );
 });

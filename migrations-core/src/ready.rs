@@ -1,0 +1,92 @@
+//! Waiting for the database to be migrated, for replicas and init containers that must not
+//! migrate themselves: no lock, nothing written, a read-only role is enough.
+
+use std::time::{Duration, Instant};
+
+use crate::db::Conn;
+use crate::embedded::Migrations;
+use crate::engine::{self, Config};
+use crate::error::Error;
+use crate::history::State;
+use crate::plan::{self, Operation};
+
+/// What [`Migrator::wait_until_migrated`](crate::Migrator::wait_until_migrated) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ready {
+    /// How long it waited.
+    pub waited: Duration,
+    /// How many times it looked at the database.
+    pub checks: u32,
+    /// Whether the first look was the one-query warm check (everything applied already).
+    pub up_to_date_fast: bool,
+}
+
+/// Polls until every migration of `config.phase` is applied, or `timeout` passes. Drift and an
+/// incompatible database end it at once: waiting cannot cure them.
+pub(crate) async fn wait_until_migrated<C: Conn>(
+    conn: &mut C,
+    migrations: &Migrations,
+    config: &Config,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<Ready, Error> {
+    let started = Instant::now();
+    let mut checks = 0;
+    loop {
+        checks += 1;
+        // The O(1) warm check first: the chain digest proves every migration applied.
+        if engine::up_to_date(conn, migrations, config).await {
+            return Ok(Ready {
+                waited: started.elapsed(),
+                checks,
+                up_to_date_fast: checks == 1,
+            });
+        }
+        let pending = pending(conn, migrations, config).await?;
+        if pending.is_empty() {
+            return Ok(Ready {
+                waited: started.elapsed(),
+                checks,
+                up_to_date_fast: false,
+            });
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(Error::WaitTimeout { waited, pending });
+        }
+        conn.sleep(poll.min(timeout - waited)).await;
+    }
+}
+
+/// The migrations of the phase not applied yet (a `running` one among them: a runner is at
+/// it), or the refusal a runner would meet (drift, the compatibility floor).
+async fn pending<C: Conn>(
+    conn: &mut C,
+    migrations: &Migrations,
+    config: &Config,
+) -> Result<Vec<(i64, String)>, Error> {
+    let history = engine::read_history_if_any(conn, &config.names).await?;
+    // A `running` row is a runner at work (or one that died, which only the next runner can
+    // tell, under the lock): not yet applied, not a failure to report.
+    let (running, settled): (Vec<_>, Vec<_>) = history
+        .into_iter()
+        .partition(|row| row.state == State::Running);
+    let plan = plan::plan_with(
+        migrations,
+        &settled,
+        &Operation::Up { to: None },
+        &config.plan_options(),
+    )?;
+    let mut pending: Vec<(i64, String)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.version, s.name.clone()))
+        .collect();
+    for row in running {
+        if !pending.iter().any(|(v, _)| *v == row.version) {
+            pending.push((row.version, row.name));
+        }
+    }
+    Ok(pending)
+}

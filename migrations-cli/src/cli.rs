@@ -23,7 +23,7 @@ pub struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// The database: a postgres:// URL or key=value pairs ("host=h port=5432 user=u dbname=d").
     /// Its password never appears in any output.
@@ -39,6 +39,11 @@ pub struct Global {
     /// The migrations directory.
     #[arg(long, global = true, default_value = "migrations", value_name = "DIR")]
     pub dir: PathBuf,
+
+    /// Work on another migration set of this database instead of DIR: the one named under
+    /// [sets.NAME] in DIR/migrations.toml (its directory and its own history table).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub set: Option<String>,
 
     /// Schema of the history tables (default public). Does not change search_path.
     #[arg(long, global = true, value_name = "SCHEMA")]
@@ -308,4 +313,34 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+
+    /// Create, drop or recreate the database the connection string names (as sqlx and
+    /// diesel do), from the server's maintenance database (postgres, else template1).
+    Database {
+        #[command(subcommand)]
+        command: DatabaseCommand,
+    },
+}
+
+/// `migrations database ...`.
+#[derive(Debug, Subcommand)]
+pub enum DatabaseCommand {
+    /// Create the database (nothing to do when it exists). Needs the CREATEDB privilege.
+    Create,
+    /// Drop the database. Asks on a terminal; elsewhere needs --force.
+    Drop {
+        /// Do not ask, and end the sessions still connected to it (DROP DATABASE ... WITH
+        /// (FORCE) on PostgreSQL 13 and later).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop the database, create it again, and apply every migration. Asks on a terminal;
+    /// elsewhere needs --force.
+    Reset {
+        /// Do not ask, and end the sessions still connected to it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create the database if it is missing, then apply every migration.
+    Setup,
 }

@@ -29,6 +29,8 @@ pub enum Error {
     Io(String),
     /// No connection could be made.
     Connect(ConnectError),
+    /// `database create|drop` failed (privilege, sessions still connected, ...).
+    Database(migrations_core::database::DatabaseError),
     /// The runner failed or refused.
     Run(Box<migrations_core::Error>),
     /// The command ran and found something to report (already printed).
@@ -53,7 +55,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Files(_) | Error::Usage(_) => Code::Usage,
-            Error::Io(_) | Error::Connect(_) => Code::Failure,
+            Error::Io(_) | Error::Connect(_) | Error::Database(_) => Code::Failure,
             Error::Findings => Code::Findings,
             Error::Partial(p) => p.error.code(),
             Error::Run(e) => match e.as_ref() {
@@ -74,6 +76,7 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::Io(_) => "io",
             Error::Connect(_) => "connect",
+            Error::Database(_) => "database",
             Error::Findings => "findings",
             Error::Partial(p) => p.error.kind(),
             Error::Run(e) => match e.as_ref() {
@@ -140,6 +143,16 @@ impl From<migrations_core::Error> for Error {
     }
 }
 
+impl From<migrations_core::database::DatabaseError> for Error {
+    fn from(e: migrations_core::database::DatabaseError) -> Self {
+        match e {
+            // A connection failure reads and exits as every other command's.
+            migrations_core::database::DatabaseError::Connect(e) => Error::Connect(e),
+            e => Error::Database(e),
+        }
+    }
+}
+
 impl From<ConnectError> for Error {
     fn from(e: ConnectError) -> Self {
         Error::Connect(e)
@@ -163,6 +176,7 @@ impl fmt::Display for Error {
             }
             Error::Usage(message) | Error::Io(message) => f.write_str(message),
             Error::Connect(e) => write!(f, "{e}"),
+            Error::Database(e) => write!(f, "{e}"),
             Error::Run(e) => write!(f, "{e}"),
             Error::Findings => Ok(()),
             Error::Partial(p) => write!(f, "{}", p.error),

@@ -39,6 +39,11 @@ pub struct Settings {
     /// Lint settings, read by `migrations lint`.
     #[serde(default)]
     pub lint: LintSettings,
+    /// Other migration sets in the same database, by name, for the CLI's `--set <name>`
+    /// (`[sets.<name>]`: `dir`, relative to this file's directory, and the set's own history
+    /// `table` and `schema`). The macro and the loader ignore them.
+    #[serde(default)]
+    pub sets: std::collections::BTreeMap<String, SetSettings>,
     /// `[placeholders]`: default values of `${name}` placeholders (names case-insensitive).
     /// The environment (`MIGRATIONS_PLACEHOLDER_<NAME>`) and `--placeholder name=value`
     /// override them in the CLI, `Migrator::placeholder` in a service (which embeds these).
@@ -99,6 +104,20 @@ pub struct RunDurations {
     pub lock_wait: Option<std::time::Duration>,
     /// `[run] connect_timeout`; `None` when the key is absent (the CLI's default applies).
     pub connect_timeout: Option<std::time::Duration>,
+}
+
+/// One `[sets.<name>]` table of `migrations.toml`: another migration set (a library crate's
+/// `embed_migrations!` directory, say) with its own history table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSettings {
+    /// The set's migrations directory, relative to the directory of the `migrations.toml` that
+    /// names it.
+    pub dir: String,
+    /// The set's history table (else its own `[run] table`).
+    pub table: Option<String>,
+    /// The schema of the set's history tables (else its own `[run] schema`).
+    pub schema: Option<String>,
 }
 
 /// The `[lint]` table of `migrations.toml`.
@@ -194,6 +213,22 @@ mod tests {
         assert!(err.contains("requre_down"), "{err}");
         let err = Settings::parse("ignore = [\"[\"]\n").unwrap_err();
         assert!(err.contains("not a valid glob"), "{err}");
+    }
+
+    #[test]
+    fn sets_parse_and_refuse_typos() {
+        let s = Settings::parse(
+            "[sets.auth]\ndir = \"../auth/migrations\"\ntable = \"auth_migrations\"\n",
+        )
+        .unwrap();
+        let auth = &s.sets["auth"];
+        assert_eq!(auth.dir, "../auth/migrations");
+        assert_eq!(auth.table.as_deref(), Some("auth_migrations"));
+        assert_eq!(auth.schema, None);
+        let err = Settings::parse("[sets.auth]\ndir = \"a\"\ntabel = \"t\"\n").unwrap_err();
+        assert!(err.contains("tabel"), "{err}");
+        let err = Settings::parse("[sets.auth]\ntable = \"t\"\n").unwrap_err();
+        assert!(err.contains("dir"), "{err}");
     }
 
     #[test]

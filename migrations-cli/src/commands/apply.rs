@@ -544,3 +544,22 @@ fn ran_json(r: &Ran) -> Value {
         "duration_ms": millis(r.duration),
     })
 }
+
+/// `up` with the defaults, for `database setup` and `database reset`: the same live lines and
+/// failure report as `up`, and `up`'s JSON document returned for the caller's own document.
+pub(crate) fn up_default(ctx: &Context<'_>, migrations: &Migrations) -> Result<Value, Error> {
+    let operation = Operation::Up { to: None };
+    let mut client = ctx.connect()?;
+    let report = run_live(ctx, "up", migrations, &operation, |m| m, &mut client)?;
+    if report.ran.is_empty() {
+        ctx.out.line(&nothing_to_do(&operation));
+    } else {
+        ctx.out.line(&format!(
+            "{} migration{} in {} ms",
+            report.ran.len(),
+            if report.ran.len() == 1 { "" } else { "s" },
+            millis(report.duration)
+        ));
+    }
+    Ok(report_json("up", &report))
+}

@@ -4,6 +4,7 @@
 mod apply;
 mod baseline;
 mod completions;
+mod database;
 mod init;
 mod inspect;
 mod lint;
@@ -12,12 +13,14 @@ mod new;
 mod sql;
 mod test;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DatabaseCommand};
 use crate::context::Context;
 use crate::exit::Error;
 
 pub fn run(cli: &Cli) -> Result<(), Error> {
-    let ctx = Context::new(&cli.global);
+    // `--set NAME` becomes the set's --dir and history table for every command.
+    let global = crate::sets::resolve(&cli.global)?;
+    let ctx = Context::new(&global);
     match &cli.command {
         Command::Init => init::run(&ctx),
         Command::New {
@@ -81,5 +84,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             schema_drift,
         } => lock::verify(&ctx, *online, *schema_drift),
         Command::Completions { shell } => completions::run(*shell),
+        Command::Database { command } => match command {
+            DatabaseCommand::Create => database::create(&ctx),
+            DatabaseCommand::Drop { force } => database::drop(&ctx, *force),
+            DatabaseCommand::Reset { force } => database::reset(&ctx, *force),
+            DatabaseCommand::Setup => database::setup(&ctx),
+        },
     }
 }

@@ -262,6 +262,21 @@ impl Catalog {
         Ok(Catalog { tables })
     }
 
+    /// `TRUNCATE` of every table (empty when there is none).
+    pub(crate) fn truncate_sql(&self) -> String {
+        let names: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|t| !t.partition)
+            .map(|t| t.name.as_str())
+            .collect();
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!("TRUNCATE {} CASCADE", names.join(", "))
+        }
+    }
+
     /// Tables whose rows are read: every table but a partitioned parent (its partitions hold
     /// the rows).
     fn stored(&self) -> impl Iterator<Item = &Table> {

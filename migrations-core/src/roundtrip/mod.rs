@@ -407,13 +407,18 @@ pub struct MigrationCheck {
     /// Values of columns that kept their name and type, changed by the up (a truncation, a
     /// rounding cast, deleted rows): warnings, so a lossy up is a decision.
     pub lossy_up: Vec<DataChange>,
-    /// Tables that could not be given rows before this migration, with why.
+    /// Tables that could not be given rows before this migration, with why (each table once
+    /// per check: where it is first found).
     pub unfilled: Vec<Unfilled>,
     /// The strongest lock the up took on each table that existed before it (transactional
     /// ups; empty for a no-transaction up and with [`Options::schema_only`]).
     pub locks: Vec<ObservedLock>,
     /// The locks stronger than [`Options::max_lock`] (these fail the migration).
     pub locks_over: Vec<ObservedLock>,
+    /// The up failed on the generated rows (the server's error) and passed once the tables
+    /// were emptied: a warning (it fails on a database with rows too), and this migration's
+    /// data was not checked.
+    pub fails_with_rows: Option<String>,
 }
 
 impl MigrationCheck {
@@ -508,6 +513,13 @@ impl fmt::Display for MigrationCheck {
         }
         for u in &self.unfilled {
             write!(f, "\n  warning: {u}")?;
+        }
+        if let Some(error) = &self.fails_with_rows {
+            write!(
+                f,
+                "\n  warning: the up fails on tables with rows ({error}); its data was not \
+                 checked (it passed on empty tables)"
+            )?;
         }
         Ok(())
     }
@@ -821,6 +833,8 @@ where
     // The schema after one migration is the next one's "before" (filling tables changes no
     // schema): one snapshot fewer per migration.
     let mut previous: Option<Snapshot> = None;
+    // A table that cannot be filled is reported once, where it is first found.
+    let mut unfillable: std::collections::BTreeSet<String> = Default::default();
     while index < last {
         let migration = list[index];
         let checked = check_one(
@@ -833,7 +847,10 @@ where
         )?;
         let restart = checked.restart;
         previous = if restart { None } else { checked.after };
-        let result = checked.check;
+        let mut result = checked.check;
+        result
+            .unfilled
+            .retain(|u| unfillable.insert(u.table.clone()));
         if let Some(callback) = options.on_result.as_mut() {
             callback(&result);
         }
@@ -925,6 +942,7 @@ where
         unfilled: Vec::new(),
         locks: Vec::new(),
         locks_over: Vec::new(),
+        fails_with_rows: None,
     };
     let done = |mut check: MigrationCheck, outcome: Outcome, restart: bool, after| {
         check.outcome = outcome;
@@ -973,9 +991,20 @@ where
         Some(s) => s,
         None => scratch.snapshot(names)?,
     };
+    let mut before = before;
     if let Err(e) = migrator.execute(scratch.client()?, &up) {
         let error = scratch.finding(migration, e)?;
-        return Ok(done(check, Outcome::UpFailed { error }, false, None));
+        // Our rows may be what the up cannot take (a NOT NULL column added without a
+        // default): a transactional up was rolled back, so empty the tables and try again.
+        if before.is_none() || migration.up().no_transaction() {
+            return Ok(done(check, Outcome::UpFailed { error }, false, None));
+        }
+        scratch.empty_tables(names)?;
+        if migrator.execute(scratch.client()?, &up).is_err() {
+            return Ok(done(check, Outcome::UpFailed { error }, false, None));
+        }
+        check.fails_with_rows = Some(error);
+        before = None;
     }
     if let Some(before) = &before {
         let after_up = scratch.read_data(names)?;
@@ -1142,6 +1171,17 @@ where
     fn data(&mut self, catalog: &data::Catalog) -> Result<data::Data, Error> {
         let result = self.with_conn(|c| block_on(data::Data::read(c, catalog)))?;
         result.map_err(|e| self.data_error(e))
+    }
+
+    /// Deletes every row of every table (`TRUNCATE ... CASCADE`).
+    fn empty_tables(&mut self, names: &Names) -> Result<(), Error> {
+        let catalog = self.catalog(names)?;
+        let sql = catalog.truncate_sql();
+        if sql.is_empty() {
+            return Ok(());
+        }
+        let result = self.with_conn(|c| block_on(crate::db::Conn::simple(c, &sql)))?;
+        result.map(drop).map_err(|e| self.data_error(e))
     }
 
     /// The rows of every table there is now.

@@ -67,6 +67,8 @@ const NOT_IN_A_SERVICE: &[&str] = &[
     "serde_json",
     "pg_query",
     "migrations-lint",
+    // The sqlx adapter is opt-in (feature `sqlx`).
+    "sqlx",
 ];
 
 #[test]
@@ -95,6 +97,8 @@ fn the_check_sees_what_it_forbids() {
         !matching(&with_connect, &["rustls"]).is_empty(),
         "{with_connect:?}"
     );
+    let with_sqlx = runtime_packages("migrations-core", &["sqlx"], true);
+    assert!(!matching(&with_sqlx, &["sqlx"]).is_empty(), "{with_sqlx:?}");
     let with_load = runtime_packages("migrations-core", &["load"], true);
     assert!(!matching(&with_load, &["toml"]).is_empty(), "{with_load:?}");
     let cli = runtime_packages("migrations-cli", &[], true);

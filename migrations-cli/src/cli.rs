@@ -18,22 +18,20 @@ pub struct Cli {
     #[command(flatten)]
     pub global: Global,
 
+    /// The connection flags given before the command (see [`ConnectArgs`]).
+    #[command(flatten)]
+    pub connect_before: ConnectArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes. The connection fields are not flags here: they are
+/// [`ConnectArgs`], given to the commands that connect, and copied here by [`parse`].
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The database: a postgres:// URL or key=value pairs ("host=h port=5432 user=u dbname=d").
-    /// Its password never appears in any output.
-    #[arg(
-        long,
-        global = true,
-        env = "DATABASE_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    /// See [`ConnectArgs::database_url`].
+    #[arg(skip)]
     pub database_url: Option<String>,
 
     /// The migrations directory.
@@ -45,36 +43,36 @@ pub struct Global {
     #[arg(long, global = true, value_name = "NAME")]
     pub set: Option<String>,
 
-    /// Schema of the history tables (default public). Does not change search_path.
-    #[arg(long, global = true, value_name = "SCHEMA")]
+    /// See [`ConnectArgs::schema`].
+    #[arg(skip)]
     pub schema: Option<String>,
 
-    /// Name of the history table (default migrations_history).
-    #[arg(long, global = true, value_name = "TABLE")]
+    /// See [`ConnectArgs::table`].
+    #[arg(skip)]
     pub table: Option<String>,
 
-    /// search_path for the migrations' own SQL.
-    #[arg(long, global = true, value_name = "PATH")]
+    /// See [`ConnectArgs::search_path`].
+    #[arg(skip)]
     pub search_path: Option<String>,
 
     /// Output format: text for people, json for scripts (one document on stdout).
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// lock_timeout for each migration, e.g. 5s (a file's directive wins).
-    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    /// See [`ConnectArgs::lock_timeout`].
+    #[arg(skip)]
     pub lock_timeout: Option<Duration>,
 
-    /// statement_timeout for each migration, e.g. 1h; 0 means none (the default).
-    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    /// See [`ConnectArgs::statement_timeout`].
+    #[arg(skip)]
     pub statement_timeout: Option<Duration>,
 
-    /// How long to wait for another runner's migrations lock (default 10min).
-    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    /// See [`ConnectArgs::lock_wait`].
+    #[arg(skip)]
     pub lock_wait: Option<Duration>,
 
-    /// How long to keep trying while the server is starting (default 10s).
-    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    /// See [`ConnectArgs::connect_timeout`].
+    #[arg(skip)]
     pub connect_timeout: Option<Duration>,
 
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always or never.
@@ -94,6 +92,120 @@ pub struct Global {
     /// MIGRATIONS_PLACEHOLDER_<NAME> and [placeholders] in migrations.toml.
     #[arg(long = "placeholder", global = true, value_parser = parse_placeholder, value_name = "NAME=VALUE")]
     pub placeholders: Vec<(String, String)>,
+}
+
+// The flags of the commands that connect (or, for `sql`, name the history table). Given after
+// the command (`migrations up --database-url ...`), or before it as every version took them
+// (`migrations --database-url ... up`); after the command wins. `init`, `new`, `lint` and
+// `completions` take none, so their help lists none. (Not a doc comment: clap would make it
+// the about text of every command it is added to.)
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectArgs {
+    /// The database: a postgres:// URL or key=value pairs ("host=h port=5432 user=u dbname=d").
+    /// Its password never appears in any output.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Schema of the history tables (default public). Does not change search_path.
+    #[arg(long, value_name = "SCHEMA")]
+    pub schema: Option<String>,
+
+    /// Name of the history table (default migrations_history).
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+
+    /// search_path for the migrations' own SQL.
+    #[arg(long, value_name = "PATH")]
+    pub search_path: Option<String>,
+
+    /// lock_timeout for each migration, e.g. 5s (a file's directive wins).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Option<Duration>,
+
+    /// statement_timeout for each migration, e.g. 1h; 0 means none (the default).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub statement_timeout: Option<Duration>,
+
+    /// How long to wait for another runner's migrations lock (default 10min).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_wait: Option<Duration>,
+
+    /// How long to keep trying while the server is starting (default 10s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Option<Duration>,
+}
+
+/// Commands that neither connect nor name the history table: no connection flags.
+const LOCAL_COMMANDS: &[&str] = &["init", "new", "lint", "completions"];
+
+/// The command line as parsed and shown (help, completions): the derived definition with
+/// [`ConnectArgs`] added to every command but [`LOCAL_COMMANDS`] (to the leaves of a command
+/// that has subcommands, such as `database create`). Added here rather than written into each
+/// command, so a new command connects by default.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    fn with_connect_args(command: clap::Command) -> clap::Command {
+        let children: Vec<String> = command
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        if children.is_empty() {
+            return ConnectArgs::augment_args(command);
+        }
+        children
+            .into_iter()
+            .fold(command, |c, name| c.mut_subcommand(name, with_connect_args))
+    }
+    let mut command = Cli::command();
+    let connecting: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .filter(|name| !LOCAL_COMMANDS.contains(&name.as_str()))
+        .collect();
+    for name in connecting {
+        command = command.mut_subcommand(name, with_connect_args);
+    }
+    command
+}
+
+/// Parses the command line with [`command`]; the connection flags given after the command win
+/// over those given before it, and land in [`Global`].
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let mut connect = cli.connect_before.clone();
+    if !matches
+        .subcommand_name()
+        .is_some_and(|name| LOCAL_COMMANDS.contains(&name))
+    {
+        let mut leaf = &matches;
+        while let Some((_, sub)) = leaf.subcommand() {
+            leaf = sub;
+        }
+        let after = ConnectArgs::from_arg_matches(leaf)?;
+        connect = ConnectArgs {
+            database_url: after.database_url.or(connect.database_url),
+            schema: after.schema.or(connect.schema),
+            table: after.table.or(connect.table),
+            search_path: after.search_path.or(connect.search_path),
+            lock_timeout: after.lock_timeout.or(connect.lock_timeout),
+            statement_timeout: after.statement_timeout.or(connect.statement_timeout),
+            lock_wait: after.lock_wait.or(connect.lock_wait),
+            connect_timeout: after.connect_timeout.or(connect.connect_timeout),
+        };
+    }
+    let g = &mut cli.global;
+    g.database_url = connect.database_url;
+    g.schema = connect.schema;
+    g.table = connect.table;
+    g.search_path = connect.search_path;
+    g.lock_timeout = connect.lock_timeout;
+    g.statement_timeout = connect.statement_timeout;
+    g.lock_wait = connect.lock_wait;
+    g.connect_timeout = connect.connect_timeout;
+    Ok(cli)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

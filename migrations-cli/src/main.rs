@@ -12,8 +12,6 @@ mod sets;
 
 use std::io::Write;
 
-use clap::Parser;
-
 fn main() {
     let cli = parse_args();
     logger::init(cli.global.debug, cli.global.quiet);
@@ -30,7 +28,7 @@ fn main() {
 /// The command line, or exit as clap does. clap quotes arguments it rejects, so a URL given
 /// without `--database-url` goes through the redaction before it is printed.
 fn parse_args() -> cli::Cli {
-    cli::Cli::try_parse().unwrap_or_else(|mut e| {
+    cli::parse().unwrap_or_else(|mut e| {
         suggest_other_tools_words(&mut e);
         let plain = e.render().to_string();
         let redacted = crate::redact::redact_text(&plain);

@@ -14,6 +14,9 @@ pub struct Output {
     pub quiet: bool,
     color: bool,
     live: bool,
+    /// Fields learnt while a command ran (`lock_holder`), added to its JSON document. A
+    /// mutex, not a cell: the engine's event callback, which adds them, must be `Send`.
+    extra: std::sync::Mutex<serde_json::Map<String, Value>>,
 }
 
 /// Styles for text output.
@@ -39,6 +42,7 @@ impl Output {
             quiet: global.quiet,
             color,
             live: global.format == Format::Text && !global.quiet && std::io::stderr().is_terminal(),
+            extra: Default::default(),
         }
     }
 
@@ -67,8 +71,24 @@ impl Output {
         }
     }
 
-    /// The JSON document of a command (JSON mode only).
-    pub fn document(&self, value: Value) {
+    /// A field for the command's JSON document, learnt while it ran (see [`Output::document`]).
+    pub fn add_field(&self, key: &str, value: Value) {
+        let mut extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
+        extra.insert(key.to_owned(), value);
+    }
+
+    /// The fields given to [`Output::add_field`] so far.
+    pub fn extra_fields(&self) -> serde_json::Map<String, Value> {
+        self.extra.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The JSON document of a command (JSON mode only), with the fields learnt while it ran.
+    pub fn document(&self, mut value: Value) {
+        if let Some(object) = value.as_object_mut() {
+            for (key, field) in self.extra_fields() {
+                object.entry(key).or_insert(field);
+            }
+        }
         if self.format == Format::Json {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
@@ -100,6 +120,16 @@ impl Output {
         bar.enable_steady_tick(Duration::from_millis(120));
         Some(bar)
     }
+}
+
+/// The session holding the migrations lock, for JSON: `{ "pid", "application_name", "since" }`
+/// (`since` RFC 3339, or `null` when the server hides it).
+pub fn holder_json(holder: &migrations_core::LockHolder) -> Value {
+    serde_json::json!({
+        "pid": holder.pid,
+        "application_name": holder.application_name,
+        "since": holder.since_rfc3339(),
+    })
 }
 
 /// Milliseconds, for JSON.

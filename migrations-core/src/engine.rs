@@ -552,17 +552,26 @@ async fn acquire_lock<C: Conn>(
             return Err(Error::LockWait {
                 key,
                 waited: config.lock_wait,
+                holder: lock_holder(conn, &config.names).await,
             });
         }
         if !announced {
-            log::info!("waiting for the migrations lock (advisory lock {key})");
-            events(&Event::WaitingForLock { key });
+            let holder = lock_holder(conn, &config.names).await;
+            log::info!("waiting for the migrations lock (advisory lock {key}, {holder:?})");
+            events(&Event::WaitingForLock { key, holder });
             announced = true;
         }
         conn.sleep(config.lock_poll).await;
     }
 }
 
+
+/// Who holds the migrations lock, for the messages of a runner that waits for it. Only a
+/// message depends on it: a failed read is `None`, never an error of the run.
+async fn lock_holder<C: Conn>(conn: &mut C, names: &Names) -> Option<crate::LockHolder> {
+    let rows = conn.simple(&names.lock_holder()).await.ok()?;
+    crate::sql::parse_lock_holder(rows.first()?)
+}
 
 /// The history table's format, `None` when there is no table yet; an error for a table of a
 /// newer format or none.

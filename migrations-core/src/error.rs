@@ -77,8 +77,9 @@ pub enum Error {
 
     /// Another runner held the migrations lock for longer than `lock_wait`.
     #[error(
-        "another migration runner has held the migrations lock (advisory lock {key}) for over \
-         {waited:?}; wait for it to finish, or raise --lock-wait"
+        "another migration runner{} has held the migrations lock (advisory lock {key}) for \
+         over {waited:?}; wait for it to finish, or raise --lock-wait",
+        .holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
     )]
     LockWait {
         /// The advisory lock key (see [`Names::lock_key`](crate::Names::lock_key)), to find
@@ -86,6 +87,8 @@ pub enum Error {
         key: i64,
         /// How long this runner waited before giving up.
         waited: Duration,
+        /// Who held the lock when the wait ended (`None` if it was let go meanwhile).
+        holder: Option<crate::report::LockHolder>,
     },
 
     /// The backend changed during the run: a transaction-pooling proxy is in between.

@@ -69,7 +69,7 @@ pub use plan::{
     DownTarget, Drift, DriftKind, DriftPolicy, Operation, Phase, Plan, PlanOptions, Policy,
 };
 pub use ready::Ready;
-pub use report::{Event, Ran, Report};
+pub use report::{Event, LockHolder, Ran, Report};
 pub use snapshot::{Difference, Snapshot};
 
 /// Embeds a migrations directory at compile time.

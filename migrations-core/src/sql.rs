@@ -123,6 +123,24 @@ impl Names {
         )
     }
 
+    /// Who holds the migrations lock: one row (pid, application_name, when its session
+    /// started in whole microseconds since the epoch: exact, unlike a float) or none. A
+    /// bigint advisory lock is stored as its high half in `classid`, its low half in `objid`,
+    /// with `objsubid` 1; advisory locks are per database, so another database's runner on
+    /// the same key is not ours.
+    pub(crate) fn lock_holder(&self) -> String {
+        format!(
+            "SELECT l.pid, a.application_name, \
+             (extract(epoch FROM a.backend_start) * 1000000)::bigint \
+             FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = {} \
+             ORDER BY l.pid LIMIT 1",
+            self.lock_key()
+        )
+    }
+
     /// Releases the migrations lock (a session-level advisory lock; the run and the offline
     /// script end with it).
     pub(crate) fn unlock(&self) -> String {
@@ -593,6 +611,19 @@ pub fn parse_format_comment(comment: Option<&str>) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Parses the row of [`Names::lock_holder`] (`None` for no row: the lock was let go).
+pub fn parse_lock_holder(row: &[Option<String>]) -> Option<crate::report::LockHolder> {
+    let text = |i: usize| row.get(i).and_then(|v| v.as_deref());
+    let since = text(2)
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|micros| std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros));
+    Some(crate::report::LockHolder {
+        pid: text(0)?.parse().ok()?,
+        application_name: text(1).unwrap_or_default().to_owned(),
+        since,
+    })
 }
 
 /// Parses a row of [`Names::select_audit`].

@@ -12,7 +12,7 @@ use migrations_core::{DownTarget, Drift, Event, Migrations, Migrator, Operation,
 
 use crate::context::Context;
 use crate::exit::{Error, Partial};
-use crate::output::{millis, Output, Style};
+use crate::output::{holder_json, millis, Output, Style};
 
 pub fn up(
     ctx: &Context<'_>,
@@ -164,9 +164,19 @@ fn run_live(
     let events = &mut progress;
     let spinner = &mut live;
     let mut migrator = configure(ctx.migrator(migrations)).on_event(move |event| match event {
-        Event::WaitingForLock { key } => out.warn(&format!(
-            "another runner holds the migrations lock (advisory lock {key}); waiting"
-        )),
+        Event::WaitingForLock { key, holder } => {
+            // Who to wait for (or to end): the JSON document's `lock_holder` too.
+            let who = match holder {
+                Some(holder) => {
+                    out.add_field("lock_holder", holder_json(holder));
+                    format!("; held by {holder}")
+                }
+                None => String::new(),
+            };
+            out.warn(&format!(
+                "another runner holds the migrations lock (advisory lock {key}{who}); waiting"
+            ))
+        }
         Event::Warning(drift) => {
             events.warnings.push(drift_json(drift));
             out.warn(&drift.to_string())
@@ -375,6 +385,7 @@ fn partial(
         progress.ran.iter().map(ran_json).collect::<Vec<_>>().into(),
     );
     document.insert("warnings".into(), progress.warnings.clone().into());
+    document.extend(ctx.out.extra_fields());
     let mut notes = Vec::new();
     notes.extend(done_before_the_error(&progress.ran));
     if let Operation::Redo { .. } = operation {

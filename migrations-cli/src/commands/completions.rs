@@ -2,9 +2,7 @@
 
 use std::io::Write;
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
+use crate::cli;
 use crate::exit::Error;
 
 pub fn run(shell: clap_complete::Shell) -> Result<(), Error> {
@@ -12,7 +10,7 @@ pub fn run(shell: clap_complete::Shell) -> Result<(), Error> {
     // that stops early (`completions bash | head`) closes the pipe. A closed pipe is the reader's
     // choice, not an error: the rest is dropped quietly, as for every other command's output.
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "migrations", &mut script);
+    clap_complete::generate(shell, &mut cli::command(), "migrations", &mut script);
     let _ = std::io::stdout().lock().write_all(&script);
     Ok(())
 }

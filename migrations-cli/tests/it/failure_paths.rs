@@ -35,19 +35,33 @@ fn lock_wait_expires_while_another_runner_holds_the_lock() {
     let db = test_db();
     let p = project(db.url(), &[("1_t.up.sql", "CREATE TABLE t ();\n")]);
     let key = Names::default().lock_key();
+    // Another deploy, named as deploys name themselves: the waiting runner says who it is.
     let mut holder = db.connect();
+    holder
+        .batch_execute("SET application_name = 'deploy-42'")
+        .unwrap();
     holder
         .execute("SELECT pg_advisory_lock($1)", &[&key])
         .unwrap();
     assert_eq!(db.advisory_lock_holders(key), 1);
+    let row = holder
+        .query_one(
+            "SELECT pg_backend_pid(), to_char(backend_start AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    let (pid, since): (i32, String) = (row.get(0), row.get(1));
 
     let run = p.expect(&["up", "--lock-wait", "300ms"], 1);
     assert_eq!(
         run.stderr,
         format!(
-            "warning: another runner holds the migrations lock (advisory lock {key}); waiting\n\
-             error: another migration runner has held the migrations lock (advisory lock {key}) \
-             for over 300ms; wait for it to finish, or raise --lock-wait\n"
+            "warning: another runner holds the migrations lock (advisory lock {key}; held by pid \
+             {pid}, application_name \"deploy-42\", session started {since}); waiting\n\
+             error: another migration runner (pid {pid}, application_name \"deploy-42\", session \
+             started {since}) has held the migrations lock (advisory lock {key}) for over 300ms; \
+             wait for it to finish, or raise --lock-wait\n"
         )
     );
     assert_eq!(run.stdout, "");
@@ -55,6 +69,11 @@ fn lock_wait_expires_while_another_runner_holds_the_lock() {
     let doc: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(doc["error"]["kind"], "lock_wait", "{doc}");
     assert_eq!(doc["error"]["exit_code"], 1, "{doc}");
+    assert_eq!(
+        doc["lock_holder"],
+        serde_json::json!({ "pid": pid, "application_name": "deploy-42", "since": since }),
+        "{doc}"
+    );
     assert!(!table_exists(&db, "t"));
 
     holder

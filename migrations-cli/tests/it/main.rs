@@ -14,6 +14,7 @@ mod cli;
 mod database;
 mod failure_paths;
 mod lint;
+mod manners;
 mod partial;
 mod roundtrip;
 mod security;

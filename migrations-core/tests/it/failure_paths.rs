@@ -48,36 +48,71 @@ behaviour!(
         // Another runner: a real session holding the real key, as a runner does for its whole run.
         let key = Names::default().lock_key();
         assert_eq!(key, Migrator::new(&m).lock_key());
+        // Named as a deploy names itself, so the waiter's message can say who it waits for.
         let mut holder = db.connect();
+        holder
+            .batch_execute("SET application_name = 'deploy-42'")
+            .unwrap();
         holder
             .execute("SELECT pg_advisory_lock($1)", &[&key])
             .unwrap();
         assert_eq!(db.advisory_lock_holders(key), 1);
+        let row = holder
+            .query_one(
+                "SELECT pg_backend_pid(), extract(epoch FROM backend_start)::float8 \
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap();
+        let (holder_pid, holder_start): (i32, f64) = (row.get(0), row.get(1));
 
         let waiting = Arc::new(AtomicU32::new(0));
         let seen = waiting.clone();
+        let named = Arc::new(Mutex::new(None));
+        let seen_holder = named.clone();
         let started = Instant::now();
         let err = driver
             .execute(&db, &m, &UP, move |mig| {
                 mig.lock_wait(Duration::from_millis(300))
                     .on_event(move |e| {
-                        if let Event::WaitingForLock { key: k } = e {
+                        if let Event::WaitingForLock { key: k, holder } = e {
                             assert_eq!(*k, key);
                             seen.fetch_add(1, Ordering::SeqCst);
+                            *seen_holder.lock().unwrap() = holder.clone();
                         }
                     })
             })
             .unwrap_err();
         let elapsed = started.elapsed();
+        let named = named.lock().unwrap().clone().expect("the holder is named");
+        assert_eq!(named.pid, holder_pid);
+        assert_eq!(named.application_name, "deploy-42");
+        let since = named
+            .since
+            .expect("same role: the start is visible")
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         assert!(
-            matches!(err, Error::LockWait { key: k, waited } if k == key && waited == Duration::from_millis(300)),
+            (since - holder_start).abs() < 0.001,
+            "{since} {holder_start}"
+        );
+        let since = named.since_rfc3339().unwrap();
+        assert_eq!(
+            (since.len(), &since[10..11], &since[23..]),
+            (24, "T", "Z"),
+            "{since}"
+        );
+        assert!(
+            matches!(&err, Error::LockWait { key: k, waited, holder: Some(h) } if *k == key && *waited == Duration::from_millis(300) && *h == named),
             "{err:?}"
         );
         assert_eq!(
             err.to_string(),
             format!(
-                "another migration runner has held the migrations lock (advisory lock {key}) for \
-             over 300ms; wait for it to finish, or raise --lock-wait"
+                "another migration runner (pid {holder_pid}, application_name \"deploy-42\", \
+                 session started {since}) has held the migrations lock (advisory lock {key}) \
+                 for over 300ms; wait for it to finish, or raise --lock-wait"
             )
         );
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");

@@ -27,6 +27,8 @@ pub struct Migrations {
     placeholders: PlaceholderState,
     /// `[placeholders]` of `migrations.toml`, embedded by the macro.
     fixed_placeholders: &'static [(&'static str, &'static str)],
+    /// The repeatable migrations (`R__<name>.sql`), in name order.
+    repeatables: Cow<'static, [crate::repeatable::Repeatable]>,
 }
 
 /// The `[run]` table of the directory's `migrations.toml`, carried with the migrations so a
@@ -109,6 +111,7 @@ impl Migrations {
         lock_wait_ms: Option<u64>,
         record_schema: bool,
         placeholders: &'static [(&'static str, &'static str)],
+        repeatables: &'static [crate::repeatable::Repeatable],
     ) -> Migrations {
         const fn borrowed(text: Option<&'static str>) -> Option<Cow<'static, str>> {
             match text {
@@ -121,6 +124,7 @@ impl Migrations {
             chain_digest: Cow::Borrowed(chain_digest),
             placeholders: PlaceholderState::EMPTY,
             fixed_placeholders: placeholders,
+            repeatables: Cow::Borrowed(repeatables),
             defaults: RunDefaults {
                 schema: borrowed(schema),
                 table: borrowed(table),
@@ -131,6 +135,12 @@ impl Migrations {
                 record_schema,
             },
         }
+    }
+
+    /// The repeatable migrations (`R__<name>.sql`), in name order: applied after the
+    /// versioned ones by an `up` without a target, whenever new or changed.
+    pub fn repeatables(&self) -> &[crate::repeatable::Repeatable] {
+        &self.repeatables
     }
 
     /// The directory's `[run]` settings (`migrations.toml`), the defaults of a `Migrator`.
@@ -214,6 +224,11 @@ impl Migrations {
             chain_digest: Cow::Owned(chain_digest),
             placeholders: PlaceholderState::loaded(&directory.settings),
             fixed_placeholders: &[],
+            repeatables: directory
+                .repeatables
+                .iter()
+                .map(crate::repeatable::Repeatable::from_source)
+                .collect(),
             defaults: RunDefaults {
                 schema: run.schema.clone().map(Cow::Owned),
                 table: run.table.clone().map(Cow::Owned),
@@ -415,7 +430,7 @@ impl Script {
     }
 
     #[cfg(feature = "load")]
-    fn from_file(file: &migrations_format::SqlFile) -> Script {
+    pub(crate) fn from_file(file: &migrations_format::SqlFile) -> Script {
         Script {
             path: Cow::Owned(shown_path(&file.path)),
             statements: Cow::Owned(migrations_format::statement_ranges(&file.text)),
@@ -581,6 +596,7 @@ impl Migrations {
             chain_digest: Cow::Borrowed(""),
             placeholders: PlaceholderState::EMPTY,
             fixed_placeholders: &[],
+            repeatables: Cow::Borrowed(&[]),
             defaults: RunDefaults::default(),
         }
     }

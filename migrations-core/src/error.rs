@@ -229,6 +229,23 @@ pub enum Error {
     #[error("{0}")]
     Placeholder(migrations_format::LoadError),
 
+    /// A repeatable migration's SQL failed; its transaction was rolled back (the versioned
+    /// migrations and the repeatables before it stay applied).
+    #[error(
+        "repeatable {name} failed ({file}{}): {source}; fix the file and run up again",
+        .line.map(|l| format!(":{l}")).unwrap_or_default()
+    )]
+    Repeatable {
+        /// The repeatable's name.
+        name: String,
+        /// Its file, as the user knows it.
+        file: String,
+        /// The line the server's error points at, when it gave a position.
+        line: Option<u32>,
+        /// The server's error.
+        source: DbError,
+    },
+
     /// A bookkeeping query failed.
     #[error("{context}: {source}")]
     Db {

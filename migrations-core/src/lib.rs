@@ -43,6 +43,7 @@ mod error;
 mod history;
 mod migrator;
 mod offline;
+mod repeatable;
 pub mod plan;
 mod report;
 #[cfg(feature = "postgres")]
@@ -69,6 +70,7 @@ pub use plan::{
     DownTarget, Drift, DriftKind, DriftPolicy, Operation, Phase, Plan, PlanOptions, Policy,
 };
 pub use ready::Ready;
+pub use repeatable::{RanRepeatable, Repeatable, RepeatableState, RepeatableStatus};
 pub use report::{Event, LockHolder, Ran, Report};
 pub use snapshot::{Difference, Snapshot};
 

@@ -287,7 +287,19 @@ impl Migrator<'_> {
         };
         let resolved = self.resolved()?;
         let (_, config, mut events) = self.parts();
-        engine::run(conn, &resolved, config, operation, &mut *events).await
+        let mut report = engine::run(conn, &resolved, config, operation, &mut *events).await?;
+        // Repeatables follow a complete `up` (not `up --to`, `down` or `redo`).
+        if *operation == (Operation::Up { to: None }) {
+            report.repeatables = crate::repeatable::apply(conn, &resolved, config).await?;
+        }
+        Ok(report)
+    }
+
+    async fn repeatable_status_on<C: Conn>(
+        &self,
+        conn: &mut C,
+    ) -> Result<Vec<crate::RepeatableStatus>, Error> {
+        crate::repeatable::status(conn, self.migrations, &self.config.names).await
     }
 
     async fn maintain_on<C: Conn>(
@@ -500,6 +512,15 @@ mod sync_driver {
             block_on(self.status_on(&mut SyncConn(client)))
         }
 
+        /// Every repeatable migration, known or recorded, with its state (applied, changed,
+        /// pending, missing), in name order.
+        pub fn repeatable_status(
+            &self,
+            client: &mut postgres::Client,
+        ) -> Result<Vec<crate::RepeatableStatus>, Error> {
+            block_on(self.repeatable_status_on(&mut SyncConn(client)))
+        }
+
         /// The audit events, oldest first (none when there is no history table yet).
         pub fn audit(
             &self,
@@ -665,6 +686,14 @@ mod async_driver {
             timeout: Duration,
         ) -> Result<crate::Ready, Error> {
             self.wait_on(&mut AsyncConn(client), timeout).await
+        }
+
+        /// Async twin of [`Migrator::repeatable_status`].
+        pub async fn repeatable_status_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Vec<crate::RepeatableStatus>, Error> {
+            self.repeatable_status_on(&mut AsyncConn(client)).await
         }
 
         /// Async twin of [`Migrator::audit`].

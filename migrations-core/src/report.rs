@@ -129,11 +129,13 @@ pub struct Report {
     pub up_to_date_fast: bool,
     /// Wall time of the whole run, connecting excluded.
     pub duration: Duration,
+    /// The repeatable migrations applied after the versioned ones, in order.
+    pub repeatables: Vec<crate::repeatable::RanRepeatable>,
 }
 
 impl Report {
     /// Nothing was run.
     pub fn is_empty(&self) -> bool {
-        self.ran.is_empty()
+        self.ran.is_empty() && self.repeatables.is_empty()
     }
 }

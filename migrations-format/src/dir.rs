@@ -10,7 +10,9 @@ use globset::GlobSet;
 use crate::checksum::{normalize, Checksum};
 use crate::directive::{parse_header, Directives};
 use crate::facts::{sql_facts, NonTransactionalStatement};
-use crate::name::{parse_flat_file_name, parse_folder_name, Direction, FOLDER_PATTERN};
+use crate::name::{
+    parse_flat_file_name, parse_folder_name, parse_repeatable_file_name, Direction, FOLDER_PATTERN,
+};
 use crate::problem::{LoadError, Problem, ProblemKind};
 use crate::settings::{Metadata, Settings, METADATA_FILE, SETTINGS_FILE};
 use crate::version::Version;
@@ -70,6 +72,16 @@ pub struct MigrationSource {
     pub down: Option<SqlFile>,
 }
 
+/// A repeatable migration: `R__<name>.sql`, applied after the versioned migrations of a run
+/// whenever it is new or its checksum changed.
+#[derive(Debug, Clone)]
+pub struct RepeatableSource {
+    /// The part of the file name between `R__` and `.sql`; repeatables run in this order.
+    pub name: String,
+    /// The file (always transactional).
+    pub file: SqlFile,
+}
+
 /// A loaded migrations directory.
 #[derive(Debug, Clone)]
 pub struct Directory {
@@ -79,6 +91,8 @@ pub struct Directory {
     pub settings: Settings,
     /// In version order.
     pub migrations: Vec<MigrationSource>,
+    /// The repeatable migrations (`R__<name>.sql`), in name order.
+    pub repeatables: Vec<RepeatableSource>,
     /// Every file read (migrations, metadata, settings), on the real path: the macro tracks them
     /// so an edit rebuilds the crate.
     pub inputs: Vec<PathBuf>,
@@ -124,6 +138,7 @@ pub fn load_dir_with(root: &Path, options: &LoadOptions) -> Result<Directory, Lo
         shown_as: options.shown_as.as_deref().unwrap_or(root),
         problems: Vec::new(),
         inputs: Vec::new(),
+        repeatables: Vec::new(),
     };
     let directory = loader.load(options);
     if loader.problems.is_empty() {
@@ -140,6 +155,8 @@ struct Loader<'a> {
     shown_as: &'a Path,
     problems: Vec<Problem>,
     inputs: Vec<PathBuf>,
+    /// `R__<name>.sql` files found by the scan: name and path.
+    repeatables: Vec<(String, PathBuf)>,
 }
 
 /// A migration's files found by the scan, before they are read.
@@ -183,10 +200,12 @@ impl Loader<'_> {
             .filter_map(|f| self.read_migration(f, require_down))
             .collect();
         migrations.sort_by(|a, b| a.version.cmp(&b.version));
+        let repeatables = self.read_repeatables();
         Directory {
             root: self.shown_as.to_path_buf(),
             settings,
             migrations,
+            repeatables,
             inputs: std::mem::take(&mut self.inputs),
         }
     }
@@ -291,6 +310,17 @@ impl Loader<'_> {
                         .to_owned(),
                 );
                 continue;
+            }
+            match parse_repeatable_file_name(&name) {
+                Some(Ok(repeatable)) => {
+                    self.repeatables.push((repeatable, path));
+                    continue;
+                }
+                Some(Err(why)) => {
+                    self.problem(ProblemKind::BadName, &name, None, why);
+                    continue;
+                }
+                None => {}
             }
             match parse_flat_file_name(&name) {
                 Err(why) => self.problem(ProblemKind::BadName, &name, None, why),
@@ -478,6 +508,33 @@ impl Loader<'_> {
             up: up?,
             down,
         })
+    }
+
+    /// Reads the repeatable migrations found by the scan (sorted by name, as the scan lists
+    /// entries). Each runs in a transaction with its history row: `no-transaction` is refused.
+    fn read_repeatables(&mut self) -> Vec<RepeatableSource> {
+        let found = std::mem::take(&mut self.repeatables);
+        let mut repeatables = Vec::new();
+        for (name, path) in found {
+            let Some(file) = self.read_sql(&path, true, None) else {
+                continue;
+            };
+            if let Some(line) = file.directives.no_transaction {
+                let relative = self.relative(&path);
+                self.problem(
+                    ProblemKind::BadDirective,
+                    &relative,
+                    Some(line),
+                    "a repeatable migration runs in a transaction with its history row; remove \
+                     `no-transaction` (a statement that needs it belongs in a versioned \
+                     migration)"
+                        .to_owned(),
+                );
+                continue;
+            }
+            repeatables.push(RepeatableSource { name, file });
+        }
+        repeatables
     }
 
     fn read_text(&mut self, path: &Path, relative: &str) -> Option<String> {

@@ -24,7 +24,10 @@ pub mod version;
 
 pub use checksum::{normalize, Checksum};
 #[cfg(feature = "dir")]
-pub use dir::{load_dir, load_dir_with, Directory, Layout, LoadOptions, MigrationSource, SqlFile};
+pub use dir::{
+    load_dir, load_dir_with, Directory, Layout, LoadOptions, MigrationSource, RepeatableSource,
+    SqlFile,
+};
 pub use directive::Directives;
 pub use facts::{statement_ranges, NonTransactionalStatement};
 #[cfg(feature = "dir")]

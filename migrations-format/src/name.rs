@@ -127,6 +127,45 @@ pub fn parse_flat_file_name(file_name: &str) -> Result<(Version, String, Directi
     Ok((version, name, direction))
 }
 
+/// The pattern of a repeatable migration's file name (Flyway's), quoted in its errors.
+pub const REPEATABLE_PATTERN: &str = "R__<name>.sql";
+
+/// For a file name starting with `R__`, the repeatable migration's name, or why the name is
+/// not one; `None` for any other name.
+pub fn parse_repeatable_file_name(file_name: &str) -> Option<Result<String, String>> {
+    let rest = file_name.strip_prefix("R__")?;
+    let Some(name) = rest.strip_suffix(".sql") else {
+        return Some(Err(format!(
+            "`{file_name}` starts like a repeatable migration but does not end in `.sql`: \
+             expected {REPEATABLE_PATTERN}"
+        )));
+    };
+    if let Some(base) = name
+        .strip_suffix(".up")
+        .or_else(|| name.strip_suffix(".down"))
+    {
+        return Some(Err(format!(
+            "`{file_name}`: a repeatable migration is one file, with no up or down half (it \
+             is applied again whenever it changes); rename it `R__{base}.sql`"
+        )));
+    }
+    // `R__0001_views.sql`, `R__2024.sql`: a version where only a name belongs.
+    let version_like = parse_stem(name).is_ok()
+        || (!name.is_empty() && name.chars().all(|c| c.is_ascii_digit() || c == '-'));
+    if version_like {
+        let (version, rest) = name.split_once('_').unwrap_or((name, name));
+        return Some(Err(format!(
+            "`{file_name}` names a repeatable migration with a version ({version}): a \
+             repeatable has no version, it runs after the versioned ones, in name order; \
+             rename it `R__{rest}.sql`, or, if it is a versioned migration, \
+             `{name}.up.sql`"
+        )));
+    }
+    Some(check_name(name).map(|()| name.to_owned()).map_err(|why| {
+        format!("`{file_name}` is not a repeatable migration name ({why}): expected {REPEATABLE_PATTERN}")
+    }))
+}
+
 /// Parses a migration folder name such as `2019-02-26-002946_add_users`.
 pub fn parse_folder_name(folder: &str) -> Result<(Version, String), String> {
     parse_stem(folder).map_err(|why| {
@@ -198,6 +237,35 @@ mod tests {
         assert!(e.contains("only digits"), "{e}");
         let e = parse_flat_file_name("1_a\u{7}b.up.sql").unwrap_err();
         assert!(e.contains("not allowed"), "{e}");
+    }
+
+    #[test]
+    fn repeatable_names() {
+        assert_eq!(parse_repeatable_file_name("0001_x.up.sql"), None);
+        assert_eq!(
+            parse_repeatable_file_name("R__views and grants.sql"),
+            Some(Ok("views and grants".to_owned()))
+        );
+        let e = parse_repeatable_file_name("R__0001_views.sql")
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("with a version (0001)"), "{e}");
+        assert!(
+            e.contains(
+                "rename it `R__views.sql`, or, if it is a versioned migration, `0001_views.up.sql`"
+            ),
+            "{e}"
+        );
+        let e = parse_repeatable_file_name("R__2024.sql")
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("with a version (2024)"), "{e}");
+        let e = parse_repeatable_file_name("R__v.up.sql")
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("rename it `R__v.sql`"), "{e}");
+        let e = parse_repeatable_file_name("R__.sql").unwrap().unwrap_err();
+        assert!(e.contains("is empty"), "{e}");
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
     let statement_timeout = optional_ms(durations.statement_timeout);
     let lock_wait = optional_ms(durations.lock_wait);
     let record_schema = directory.settings.record_schema;
+    let repeatables = directory.repeatables.iter().map(|r| {
+        let name = &r.name;
+        let script = script(&r.file);
+        quote! { ::migrations_core::Repeatable::__new(#name, #script) }
+    });
     let placeholders = directory
         .settings
         .placeholders
@@ -85,6 +90,10 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
                 MIGRATIONS, #chain_digest, #schema, #table, #search_path,
                 #lock_timeout, #statement_timeout, #lock_wait, #record_schema,
                 &[#(#placeholders),*],
+                {
+                    const REPEATABLES: &[::migrations_core::Repeatable] = &[#(#repeatables),*];
+                    REPEATABLES
+                },
             )
         }
     }

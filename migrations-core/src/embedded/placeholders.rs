@@ -10,6 +10,7 @@ use migrations_format::placeholder::{self, Placeholders};
 use migrations_format::{LoadError, Problem, ProblemKind};
 
 use super::{Migration, Migrations, Script};
+use crate::repeatable::Repeatable;
 
 /// What a set knows of placeholders.
 #[derive(Debug, Clone)]
@@ -57,7 +58,10 @@ impl Migrations {
                 || m.down
                     .as_ref()
                     .is_some_and(|d| placeholder::may_hold_placeholders(&d.sql))
-        })
+        }) || self
+            .repeatables
+            .iter()
+            .any(|r| placeholder::may_hold_placeholders(r.script().sql()))
     }
 
     /// Whether the scripts are already substituted ([`Migrations::with_placeholders`]).
@@ -103,11 +107,17 @@ impl Migrations {
                 ..m.clone()
             })
             .collect();
+        let repeatables: Vec<Repeatable> = self
+            .repeatables
+            .iter()
+            .map(|r| r.with_script(substitute(r.script(), &values, &mut problems)))
+            .collect();
         if !problems.is_empty() {
             return Err(LoadError { problems });
         }
         Ok(Migrations {
             list: Cow::Owned(list),
+            repeatables: Cow::Owned(repeatables),
             placeholders: PlaceholderState {
                 resolved: true,
                 ..self.placeholders.clone()

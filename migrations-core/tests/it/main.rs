@@ -30,6 +30,7 @@ mod owned;
 mod placeholders;
 mod pooler;
 mod processes;
+mod repeatable;
 mod rolling;
 mod roundtrip_data;
 mod service_build;

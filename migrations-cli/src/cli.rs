@@ -214,6 +214,24 @@ pub enum Format {
     Json,
 }
 
+/// `--phase`: which migrations `up` applies (`-- migrations:phase=post`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PhaseArg {
+    Pre,
+    Post,
+    All,
+}
+
+impl PhaseArg {
+    pub fn phase(self) -> migrations_core::Phase {
+        match self {
+            PhaseArg::Pre => migrations_core::Phase::Pre,
+            PhaseArg::Post => migrations_core::Phase::Post,
+            PhaseArg::All => migrations_core::Phase::All,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -272,6 +290,11 @@ pub enum Command {
         /// `record_schema = true` in migrations.toml).
         #[arg(long)]
         record_schema: bool,
+        /// Which migrations to apply: pre (the default: all but `-- migrations:phase=post`
+        /// ones, safe while older releases still run), post (only the post-deployment ones,
+        /// once every instance runs the new release) or all.
+        #[arg(long, value_enum, default_value_t = PhaseArg::Pre)]
+        phase: PhaseArg,
     },
 
     /// Revert applied migrations, newest first.
@@ -291,6 +314,10 @@ pub enum Command {
         /// Run downs marked `-- migrations:lossy-down <reason>` (they lose data on purpose).
         #[arg(long)]
         allow_data_loss: bool,
+        /// Revert migrations the directory no longer has (after a rollback to an older
+        /// release) with the down script the database stored when each was applied.
+        #[arg(long)]
+        stored_downs: bool,
     },
 
     /// Revert the newest N applied migrations (default 1), then apply them again.
@@ -360,6 +387,22 @@ pub enum Command {
         /// Write the down direction.
         #[arg(long)]
         down: bool,
+        /// Which migrations an up script applies: pre (default), post or all (see `up`).
+        #[arg(long, value_enum, default_value_t = PhaseArg::Pre)]
+        phase: PhaseArg,
+    },
+
+    /// Wait until the database has every migration of the directory (the pre-deployment ones,
+    /// or --phase all), for replicas and init containers that must not migrate. Takes no lock
+    /// and writes nothing (a read-only role is enough). Exit 0 when migrated, 1 after
+    /// --timeout, 3 at once on drift or a database newer than the directory allows.
+    Wait {
+        /// How long to wait (default 5min).
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        timeout: Option<Duration>,
+        /// What to wait for: pre (default), post or all.
+        #[arg(long, value_enum, default_value_t = PhaseArg::Pre)]
+        phase: PhaseArg,
     },
 
     /// Prove that every down undoes its up: on a scratch database created on the server (and

@@ -21,13 +21,15 @@ pub fn up(
     allow_out_of_order: bool,
     single_transaction: bool,
     record_schema: bool,
+    phase: migrations_core::Phase,
 ) -> Result<(), Error> {
     let to = to.map(|v| ctx.version(v)).transpose()?;
     let operation = Operation::Up { to };
     execute(ctx, "up", &operation, dry_run, |m| {
         let m = m
             .allow_out_of_order(allow_out_of_order)
-            .single_transaction(single_transaction);
+            .single_transaction(single_transaction)
+            .phase(phase);
         // The flag turns recording on; without it, migrations.toml decides.
         if record_schema {
             m.record_schema(true)
@@ -44,6 +46,7 @@ pub fn down(
     all: bool,
     dry_run: bool,
     allow_data_loss: bool,
+    stored_downs: bool,
 ) -> Result<(), Error> {
     let target = match (to, all) {
         (_, true) => DownTarget::All,
@@ -52,6 +55,7 @@ pub fn down(
     };
     execute(ctx, "down", &Operation::Down(target), dry_run, |m| {
         m.allow_data_loss(allow_data_loss)
+            .stored_downs(stored_downs)
     })
 }
 

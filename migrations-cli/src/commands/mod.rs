@@ -12,6 +12,7 @@ mod lock;
 mod new;
 mod sql;
 mod test;
+mod wait;
 
 use crate::cli::{Cli, Command, DatabaseCommand};
 use crate::context::Context;
@@ -34,6 +35,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             allow_out_of_order,
             single_transaction,
             record_schema,
+            phase,
         } => apply::up(
             &ctx,
             to.as_deref(),
@@ -41,6 +43,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             *allow_out_of_order,
             *single_transaction,
             *record_schema,
+            phase.phase(),
         ),
         Command::Down {
             count,
@@ -48,7 +51,16 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             all,
             dry_run,
             allow_data_loss,
-        } => apply::down(&ctx, *count, to.as_deref(), *all, *dry_run, *allow_data_loss),
+            stored_downs,
+        } => apply::down(
+            &ctx,
+            *count,
+            to.as_deref(),
+            *all,
+            *dry_run,
+            *allow_data_loss,
+            *stored_downs,
+        ),
         Command::Redo {
             count,
             allow_data_loss,
@@ -65,7 +77,13 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             version,
             accept_checksum,
         } => baseline::repair(&ctx, version.as_deref(), *accept_checksum),
-        Command::Sql { from, to, down } => sql::run(&ctx, from.as_deref(), to.as_deref(), *down),
+        Command::Sql {
+            from,
+            to,
+            down,
+            phase,
+        } => sql::run(&ctx, from.as_deref(), to.as_deref(), *down, phase.phase()),
+        Command::Wait { timeout, phase } => wait::run(&ctx, *timeout, phase.phase()),
         Command::Test {
             from,
             to,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use migrations_core::plan::Direction;
-use migrations_core::{offline_script, OfflineError, OfflineRange};
+use migrations_core::{offline_script_with, OfflineError, OfflineRange, Phase};
 
 use crate::context::Context;
 use crate::exit::Error;
@@ -13,6 +13,7 @@ pub fn run(
     from: Option<&str>,
     to: Option<&str>,
     down: bool,
+    phase: Phase,
 ) -> Result<(), Error> {
     let migrations = ctx.migrations()?;
     let range = OfflineRange {
@@ -20,8 +21,8 @@ pub fn run(
         to: to.map(|v| ctx.version(v)).transpose()?,
         direction: if down { Direction::Down } else { Direction::Up },
     };
-    let script =
-        offline_script(&migrations, &ctx.names(&migrations), range).map_err(|e| match e {
+    let script = offline_script_with(&migrations, &ctx.names(&migrations), range, phase).map_err(
+        |e| match e {
             // Said in the flags' words, with the command that was probably meant.
             OfflineError::EmptyRange {
                 direction: Direction::Up,
@@ -41,7 +42,8 @@ pub fn run(
                 to.unwrap_or_default()
             )),
             e => Error::Usage(e.to_string()),
-        })?;
+        },
+    )?;
     if ctx.out.json() {
         ctx.out
             .document(serde_json::json!({ "command": "sql", "script": script }));

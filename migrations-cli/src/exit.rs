@@ -59,7 +59,8 @@ impl Error {
             Error::Findings => Code::Findings,
             Error::Partial(p) => p.error.code(),
             Error::Run(e) => match e.as_ref() {
-                migrations_core::Error::Plan(PlanError::Drift(_)) => Code::Findings,
+                migrations_core::Error::Plan(PlanError::Drift(_))
+                | migrations_core::Error::Plan(PlanError::Incompatible { .. }) => Code::Findings,
                 migrations_core::Error::Plan(_) => Code::Usage,
                 migrations_core::Error::RefusedInTransaction { .. }
                 | migrations_core::Error::GroupedNoTransaction { .. }
@@ -81,7 +82,9 @@ impl Error {
             Error::Partial(p) => p.error.kind(),
             Error::Run(e) => match e.as_ref() {
                 migrations_core::Error::Plan(PlanError::Drift(_)) => "drift",
+                migrations_core::Error::Plan(PlanError::Incompatible { .. }) => "incompatible",
                 migrations_core::Error::Plan(_) => "plan",
+                migrations_core::Error::WaitTimeout { .. } => "wait_timeout",
                 migrations_core::Error::Migration { .. } => "migration",
                 migrations_core::Error::LockTimeout { .. } => "lock_timeout",
                 migrations_core::Error::LockWait { .. } => "lock_wait",

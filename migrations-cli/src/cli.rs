@@ -406,8 +406,9 @@ pub enum Command {
     },
 
     /// Prove that every down undoes its up: on a scratch database created on the server (and
-    /// dropped after), each migration in order goes up, down and up again, and the schema is
-    /// compared after each step. Exit 3 when a migration fails the check.
+    /// dropped after), each migration in order goes up, down and up again; the schema and the
+    /// rows generated in every table are compared after each step, and the locks each up takes
+    /// are read from the server. Exit 3 when a migration fails the check.
     Test {
         /// Check from this version on (the migrations before it are applied unchecked).
         #[arg(long, value_name = "VERSION")]
@@ -418,6 +419,16 @@ pub enum Command {
         /// Do not report columns that came back in another order.
         #[arg(long)]
         ignore_column_order: bool,
+        /// Check the schema only: no generated rows, no data comparison, no observed locks.
+        #[arg(long)]
+        schema_only: bool,
+        /// Fail a migration whose up takes a stronger lock than MODE on a table that existed
+        /// before it (e.g. `SHARE UPDATE EXCLUSIVE`).
+        #[arg(long, value_name = "MODE")]
+        max_lock: Option<String>,
+        /// Rows generated in each empty table before each migration.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        rows: usize,
     },
 
     /// Safety lint: flag statements that lock tables for long (index without CONCURRENTLY,

@@ -88,7 +88,20 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             from,
             to,
             ignore_column_order,
-        } => test::run(&ctx, from.as_deref(), to.as_deref(), *ignore_column_order),
+            schema_only,
+            max_lock,
+            rows,
+        } => test::run(
+            &ctx,
+            from.as_deref(),
+            to.as_deref(),
+            test::Flags {
+                ignore_column_order: *ignore_column_order,
+                schema_only: *schema_only,
+                max_lock: max_lock.clone(),
+                rows: *rows,
+            },
+        ),
         Command::Lint {
             paths,
             select,

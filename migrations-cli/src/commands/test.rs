@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::roundtrip::{
-    self, Interrupt, MigrationCheck, Options, Outcome, RoundTripReport,
+    self, DataChange, Interrupt, MigrationCheck, ObservedLock, Options, Outcome, RoundTripReport,
 };
 use migrations_core::snapshot::{Change, Difference};
 
@@ -15,11 +15,19 @@ use crate::context::Context;
 use crate::exit::Error;
 use crate::output::{millis, Style};
 
+/// The command's own flags.
+pub struct Flags {
+    pub ignore_column_order: bool,
+    pub schema_only: bool,
+    pub max_lock: Option<String>,
+    pub rows: usize,
+}
+
 pub fn run(
     ctx: &Context<'_>,
     from: Option<&str>,
     to: Option<&str>,
-    ignore_column_order: bool,
+    flags: Flags,
 ) -> Result<(), Error> {
     let migrations = ctx.migrations()?;
     let from = from.map(|v| ctx.version(v)).transpose()?;
@@ -34,8 +42,13 @@ pub fn run(
     let mut options = Options::new()
         .schema(names.schema)
         .table(names.table)
-        .ignore_column_order(ignore_column_order)
+        .ignore_column_order(flags.ignore_column_order)
+        .schema_only(flags.schema_only)
+        .rows(flags.rows)
         .interrupt(&interrupt);
+    if let Some(mode) = &flags.max_lock {
+        options = options.max_lock(mode.clone());
+    }
     if let Some(v) = from {
         options = options.from(v);
     }
@@ -76,6 +89,7 @@ pub fn run(
             global.dir.display()
         )),
         roundtrip::Error::Setup(e) => Error::from(*e),
+        e @ roundtrip::Error::LockMode(_) => Error::Usage(format!("--max-lock: {e}")),
         other => Error::Io(other.to_string()),
     })?;
 
@@ -85,6 +99,7 @@ pub fn run(
     } else {
         out.paint(Style::Bad, &summary)
     });
+    out.line(&report.timing());
     out.document(report_json(&report));
     if report.passed() {
         Ok(())
@@ -131,9 +146,9 @@ fn install_interrupt_handler(ctx: &Context<'_>, interrupt: &Interrupt) {
 fn painted(ctx: &Context<'_>, check: &MigrationCheck) -> String {
     let text = check.to_string();
     let style = match check.outcome {
+        _ if check.is_failure() => Style::Bad,
         Outcome::Passed => Style::Good,
-        Outcome::NoDown => Style::Warn,
-        _ => Style::Bad,
+        _ => Style::Warn,
     };
     match text.split_once(' ') {
         Some((word, rest)) => format!("{} {rest}", ctx.out.paint(style, word)),
@@ -158,6 +173,10 @@ fn report_json(report: &RoundTripReport) -> Value {
         "scratch_database": report.database,
         "restarts": report.restarts,
         "duration_ms": millis(report.duration),
+        "timing": report.timing(),
+        "slowest": report.slowest(3).iter()
+            .map(|m| json!({"version": m.version, "name": m.name, "duration_ms": millis(m.duration)}))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -165,11 +184,29 @@ fn check_json(check: &MigrationCheck) -> Value {
     let mut value = json!({
         "version": check.version,
         "name": check.name,
-        "result": check.outcome.kind(),
+        "result": if check.outcome == Outcome::Passed && check.is_failure() {
+            "lock_too_strong"
+        } else {
+            check.outcome.kind()
+        },
+        "failed": check.is_failure(),
         "duration_ms": millis(check.duration),
+        "locks": check.locks.iter().map(lock_json).collect::<Vec<_>>(),
+        "locks_over_max": check.locks_over.iter().map(lock_json).collect::<Vec<_>>(),
+        "lossy_up": check.lossy_up.iter().map(change_json).collect::<Vec<_>>(),
+        "unfilled": check.unfilled.iter()
+            .map(|u| json!({"table": u.table, "why": u.why}))
+            .collect::<Vec<_>>(),
     });
     let extra = match &check.outcome {
         Outcome::UpFailed { error } | Outcome::DownFailed { error } => json!({ "error": error }),
+        Outcome::DataLoss { changes } => json!({
+            "data_loss": changes.iter().map(change_json).collect::<Vec<_>>(),
+        }),
+        Outcome::AcknowledgedLoss { reason, changes } => json!({
+            "reason": reason,
+            "data_loss": changes.iter().map(change_json).collect::<Vec<_>>(),
+        }),
         Outcome::Mismatch {
             after_down,
             after_redo,
@@ -186,6 +223,21 @@ fn check_json(check: &MigrationCheck) -> Value {
         map.extend(extra);
     }
     value
+}
+
+fn lock_json(lock: &ObservedLock) -> Value {
+    json!({ "table": lock.table, "mode": lock.mode_name(), "held_ms": millis(lock.held) })
+}
+
+fn change_json(c: &DataChange) -> Value {
+    json!({
+        "table": c.table,
+        "column": c.column,
+        "rows": c.rows,
+        "of": c.of,
+        "example": c.example,
+        "text": c.to_string(),
+    })
 }
 
 fn difference_json(d: &Difference) -> Value {

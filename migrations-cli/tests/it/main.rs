@@ -17,5 +17,6 @@ mod lint;
 mod manners;
 mod partial;
 mod roundtrip;
+mod roundtrip_data;
 mod security;
 mod sets;

@@ -8,6 +8,7 @@
 
 mod common;
 
+mod adopt_sqlx;
 mod bad_input;
 mod bad_input_db;
 mod cli;

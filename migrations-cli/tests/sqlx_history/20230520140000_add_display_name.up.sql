@@ -1,0 +1,2 @@
+ALTER TABLE users ADD COLUMN display_name text;
+UPDATE users SET display_name = login WHERE display_name IS NULL;

@@ -642,7 +642,7 @@ impl RoundTripReport {
     /// The `n` slowest migrations, slowest first.
     pub fn slowest(&self, n: usize) -> Vec<&MigrationCheck> {
         let mut all: Vec<&MigrationCheck> = self.migrations.iter().collect();
-        all.sort_by(|a, b| b.duration.cmp(&a.duration));
+        all.sort_by_key(|m| std::cmp::Reverse(m.duration));
         all.truncate(n);
         all
     }

@@ -32,6 +32,13 @@ impl<'a> Context<'a> {
             .map_err(Error::Files)
     }
 
+    /// The migrations directory as written, placeholders left in: for the commands that only
+    /// compare checksums (status, history, current, wait) or another tool's (adopting sqlx's
+    /// history), which need no values.
+    pub fn migrations_as_written(&self) -> Result<Migrations, Error> {
+        Migrations::from_dir(&self.global.dir).map_err(Error::Files)
+    }
+
     /// `--placeholder` over `MIGRATIONS_PLACEHOLDER_<NAME>` (over `[placeholders]` in
     /// migrations.toml, which the set carries).
     pub fn placeholders(&self) -> migrations_format::Placeholders {

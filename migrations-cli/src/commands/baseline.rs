@@ -14,7 +14,7 @@ pub fn baseline(
     from_sqlx: bool,
 ) -> Result<(), Error> {
     let version = version.map(|v| ctx.version(v)).transpose()?;
-    let migrations = ctx.migrations()?;
+    let migrations = ctx.migrations_as_written()?;
     let mut client = ctx.connect()?;
     let mut migrator = ctx.migrator(&migrations);
     let done = match (from_diesel, from_sqlx) {
@@ -42,7 +42,7 @@ pub fn repair(
     accept_checksum: bool,
 ) -> Result<(), Error> {
     let version = version.map(|v| ctx.version(v)).transpose()?;
-    let migrations = ctx.migrations()?;
+    let migrations = ctx.migrations_as_written()?;
     let mut client = ctx.connect()?;
     let done = ctx
         .migrator(&migrations)

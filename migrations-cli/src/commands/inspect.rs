@@ -11,7 +11,7 @@ use crate::exit::Error;
 use crate::output::Style;
 
 pub fn current(ctx: &Context<'_>) -> Result<(), Error> {
-    let migrations = ctx.migrations()?;
+    let migrations = ctx.migrations_as_written()?;
     let mut client = ctx.connect()?;
     let history = ctx.migrator(&migrations).history(&mut client)?;
     let newest = history
@@ -31,7 +31,7 @@ pub fn current(ctx: &Context<'_>) -> Result<(), Error> {
 }
 
 pub fn history(ctx: &Context<'_>, verbose: bool) -> Result<(), Error> {
-    let migrations = ctx.migrations()?;
+    let migrations = ctx.migrations_as_written()?;
     let mut client = ctx.connect()?;
     let migrator = ctx.migrator(&migrations);
     let mut rows = migrator.history(&mut client)?;
@@ -118,7 +118,7 @@ pub fn history(ctx: &Context<'_>, verbose: bool) -> Result<(), Error> {
 }
 
 pub fn status(ctx: &Context<'_>, exit_code: bool) -> Result<(), Error> {
-    let migrations = ctx.migrations()?;
+    let migrations = ctx.migrations_as_written()?;
     let mut client = ctx.connect()?;
     let lines = ctx.migrator(&migrations).status(&mut client)?;
     let mut not_applied = 0;

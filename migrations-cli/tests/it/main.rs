@@ -17,6 +17,7 @@ mod failure_paths;
 mod lint;
 mod manners;
 mod partial;
+mod placeholders;
 mod roundtrip;
 mod roundtrip_data;
 mod security;

@@ -28,7 +28,7 @@ use migrations_tests::test_db;
 
 use crate::bin::{clear_error_line, named_statement, Cli};
 use crate::check::{self, compare, migrations_locks, read_state, rerun, State};
-use crate::cluster::{server_user, Cluster};
+use crate::cluster::{self, server_user, Cluster};
 use crate::network::mask_digits;
 use crate::{sets, Summary};
 
@@ -203,7 +203,7 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
             return summary;
         }
     };
-    let cluster = match Cluster::start_in(Some(tmpfs.path()), &[], &[], &[]) {
+    let cluster = match cluster::start_in(tmpfs.path()) {
         Ok(c) => c,
         Err(e) => {
             summary.fail(format!("could not start a cluster on the tmpfs: {e}"));

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::bin::{clear_error_line, named_statement, wait, Cli, Outcome};
 use crate::check::{self, compare, read_state, State};
-use crate::cluster::Cluster;
+use crate::cluster::{self, Cluster};
 use crate::network::{mask_digits, window_statement};
 use crate::rng::Rng;
 use crate::{sets, Summary};
@@ -52,7 +52,7 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
         "server faults: {} rounds each, seed {}",
         options.rounds, options.seed
     );
-    let cluster = match Cluster::start(&[], &[], &[]) {
+    let cluster = match cluster::start() {
         Ok(c) => c,
         Err(e) => {
             summary.fail(format!("could not start a cluster: {e}"));
@@ -151,14 +151,14 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
         }
         let mut cli = cli(bin, &cluster, &db, &dir);
         cli.flags = vec!["--connect-timeout".to_owned(), "30s".to_owned()];
-        if let Err(e) = cluster.stop_immediate() {
+        if let Err(e) = cluster.stop() {
             summary.fail(format!("{label}: {e}"));
             break;
         }
         let t0 = Instant::now();
         let child = cli.spawn(&["up"]);
         std::thread::sleep(Duration::from_millis(1500));
-        if let Err(e) = cluster.start_again() {
+        if let Err(e) = cluster.start() {
             summary.fail(format!("{label}: {e}"));
             break;
         }
@@ -240,7 +240,7 @@ fn fault_while_running(
     let pid = runner_in_window(&cluster.url(db), admin, child, db, version)?;
     std::thread::sleep(extra);
     match fault {
-        Fault::Restart => cluster.restart_immediate()?,
+        Fault::Restart => cluster.restart()?,
         Fault::Terminate => {
             let done: bool = admin
                 .query_one("SELECT pg_terminate_backend($1)", &[&pid])

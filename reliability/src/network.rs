@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::bin::{clear_error_line, named_statement, wait, Cli, Outcome};
 use crate::check::{self, compare, migrations_locks, read_state, rerun, State};
-use crate::cluster::Cluster;
+use crate::cluster::{self, Cluster};
 use crate::faults::runner_in_window;
 use crate::proxy::Proxy;
 use crate::rng::Rng;
@@ -79,7 +79,7 @@ pub fn run(bin: &Path, options: &Options) -> Summary {
         "network faults: {} trials, seed {}, stall limit {:?}",
         options.trials, options.seed, options.stall_limit
     );
-    let cluster = match Cluster::start(&[], &[], &[]) {
+    let cluster = match cluster::start() {
         Ok(c) => c,
         Err(e) => {
             summary.fail(format!("could not start a cluster: {e}"));

@@ -82,66 +82,23 @@
 //! ```
 
 use std::collections::hash_map::RandomState;
-use std::ffi::{CString, OsStr};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::net::TcpListener;
-use std::os::unix::fs::{chown, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, NoTls};
 
+pub mod cluster;
 mod pgbouncer;
 mod tls;
 
+pub use cluster::{server_bin_dir, Cluster, ClusterBuilder};
 pub use pgbouncer::PgBouncer;
 pub use tls::TestTls;
-
-/// How long to wait for a started server to accept connections.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How many times to retry a server start that lost its port to another process.
-const PORT_ATTEMPTS: usize = 5;
-/// Bump when the way the template is made changes, so old templates are not reused.
-const TEMPLATE_FORMAT: &str = "v1";
-/// Settings passed to `postgres` on its command line (besides port, address and socket dir).
-const SERVER_SETTINGS: &[&str] = &[
-    "fsync=off",
-    "synchronous_commit=off",
-    "full_page_writes=off",
-    "wal_level=minimal",
-    "max_wal_senders=0",
-    "max_connections=200",
-    "shared_buffers=32MB",
-    "autovacuum=off",
-    "jit=off",
-    "logging_collector=off",
-];
-
-/// Shell script run as the watchdog. Arguments: postgres binary, data dir, cluster dir,
-/// log file, then the server's own arguments.
-const WATCHDOG_SCRIPT: &str = r#"
-postgres_bin=$1; data=$2; dir=$3; log=$4
-shift 4
-"$postgres_bin" -D "$data" "$@" </dev/null >>"$log" 2>&1 &
-pid=$!
-trap '' INT TERM HUP PIPE
-echo "$pid"
-exec >/dev/null 2>&1
-while read -r _line; do :; done
-kill -QUIT "$pid"
-wait "$pid"
-case "$dir" in
-  /*migrations-tests-pg-*) rm -rf -- "$dir" ;;
-esac
-"#;
 
 // ---------------------------------------------------------------------------------------
 // Public API
@@ -293,68 +250,9 @@ impl Drop for TestDb {
     }
 }
 
-/// The throwaway cluster started by this process (see the crate documentation).
-pub struct LocalServer {
-    dir: PathBuf,
-    data_dir: PathBuf,
-    log_file: PathBuf,
-    bin_dir: PathBuf,
-    version: String,
-    port: u16,
-    pid: u32,
-    admin_url: String,
-    /// Held open for the life of the process; its closing tells the watchdog to clean up.
-    _watchdog_stdin: ChildStdin,
-    /// TLS, once switched on ([`LocalServer::tls`]).
-    tls: OnceLock<tls::TestTls>,
-}
-
-impl LocalServer {
-    /// The cluster directory (holds `data/` and `postgres.log`; removed at process exit).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-    /// The server log.
-    pub fn log_file(&self) -> &Path {
-        &self.log_file
-    }
-    /// Directory of the PostgreSQL binaries in use (also holds `pg_dump`, `psql` when
-    /// the distribution installs them there).
-    pub fn bin_dir(&self) -> &Path {
-        &self.bin_dir
-    }
-    /// Server version, e.g. `15.18`.
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-    /// TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-    /// Process id of the postmaster.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-    /// URL of the `postgres` database as superuser `postgres`.
-    pub fn admin_url(&self) -> &str {
-        &self.admin_url
-    }
-}
-
-impl fmt::Debug for LocalServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalServer")
-            .field("dir", &self.dir)
-            .field("version", &self.version)
-            .field("port", &self.port)
-            .field("pid", &self.pid)
-            .finish()
-    }
-}
+/// The throwaway cluster started by this process (see the crate documentation): a
+/// [`Cluster`] made with [`ClusterBuilder`]'s defaults.
+pub type LocalServer = Cluster;
 
 /// The local throwaway cluster of this process, started if needed; `None` when
 /// `DATABASE_URL` is set. Panics (with the reason) if the cluster could not be started.
@@ -385,11 +283,11 @@ pub fn libtest_name(module_path: &str, test: &str) -> String {
 /// such tests run in every setup instead of passing without doing anything. Panics (with what
 /// to install) when no server binaries are found.
 pub fn own_server() -> &'static LocalServer {
-    static OWN: OnceLock<Result<LocalServer, String>> = OnceLock::new();
+    static OWN: OnceLock<Result<Cluster, String>> = OnceLock::new();
     if let Some(server) = local_server() {
         return server;
     }
-    match OWN.get_or_init(|| off_runtime(start_local_server)) {
+    match OWN.get_or_init(|| off_runtime(|| ClusterBuilder::new().start())) {
         Ok(server) => server,
         Err(e) => panic!(
             "{e}\n(this test needs a PostgreSQL cluster of its own even though DATABASE_URL is \
@@ -478,7 +376,7 @@ enum Backend {
     /// `DATABASE_URL` mode: the admin URL, or why `DATABASE_URL` is unusable.
     External(Result<String, String>),
     /// Throwaway cluster mode: the server, or why it could not be started.
-    Local(Result<Box<LocalServer>, String>),
+    Local(Result<Box<Cluster>, String>),
 }
 
 static BACKEND: OnceLock<Backend> = OnceLock::new();
@@ -486,7 +384,7 @@ static BACKEND: OnceLock<Backend> = OnceLock::new();
 fn backend() -> &'static Backend {
     BACKEND.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Backend::External(external_admin_url(url.trim())),
-        _ => Backend::Local(off_runtime(start_local_server).map(Box::new)),
+        _ => Backend::Local(off_runtime(|| ClusterBuilder::new().start()).map(Box::new)),
     })
 }
 
@@ -513,7 +411,7 @@ fn external_admin_url(url: &str) -> Result<String, String> {
 fn backend_admin_url() -> String {
     match backend() {
         Backend::External(Ok(admin_url)) => admin_url.clone(),
-        Backend::Local(Ok(server)) => server.admin_url.clone(),
+        Backend::Local(Ok(server)) => server.admin_url().to_owned(),
         Backend::External(Err(e)) | Backend::Local(Err(e)) => panic!("{e}"),
     }
 }
@@ -765,735 +663,6 @@ fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-// ---------------------------------------------------------------------------------------
-// The local cluster
-// ---------------------------------------------------------------------------------------
-
-/// The user the server runs as when this process is root.
-#[derive(Clone, Copy)]
-struct RunAs {
-    uid: u32,
-    gid: u32,
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn postgres_user() -> Result<RunAs, String> {
-    let name = CString::new("postgres").expect("no NUL");
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the given sizes; `result` tells whether `pwd`
-    // was filled in.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return Err(
-            "migrations-tests: this test process runs as root, and PostgreSQL refuses to run \
-             as root, so the harness runs it as the `postgres` user, but there is no such \
-             user. Install the PostgreSQL server package (it creates the user, e.g. \
-             `apt-get install postgresql-15`), create it (`useradd --system postgres`), run \
-             the tests as another user, or set DATABASE_URL."
-                .to_string(),
-        );
-    }
-    Ok(RunAs {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-    })
-}
-
-fn command_as(program: impl AsRef<OsStr>, run_as: Option<RunAs>) -> Command {
-    let mut cmd = Command::new(program);
-    // The `postgres` user may not be able to enter the caller's directory.
-    cmd.current_dir("/");
-    if let Some(user) = run_as {
-        cmd.uid(user.uid).gid(user.gid);
-    }
-    cmd
-}
-
-fn chown_to(path: &Path, run_as: Option<RunAs>) -> Result<(), String> {
-    if let Some(user) = run_as {
-        chown(path, Some(user.uid), Some(user.gid))
-            .map_err(|e| format!("migrations-tests: chown {}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-const INSTALL_HINT: &str = "install the PostgreSQL server binaries (Debian/Ubuntu: \
-    `apt-get install postgresql-15` or `apt-get install postgresql`; Fedora: \
-    `dnf install postgresql-server`; macOS: `brew install postgresql`) and put their \
-    directory on PATH or in MIGRATIONS_TEST_PG_BINDIR, or set DATABASE_URL to a server \
-    where the role may create databases";
-
-fn has_server_binaries(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("postgres").is_file()
-}
-
-/// The directory of the PostgreSQL server binaries a throwaway cluster is started from (the
-/// lookup of the crate documentation), or why there is none and what to install: for programs
-/// (the quickstart) that tell their user before [`test_db`] would panic.
-pub fn server_bin_dir() -> Result<PathBuf, String> {
-    find_bin_dir()
-}
-
-/// Finds the directory holding `initdb` and `postgres`.
-fn find_bin_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("MIGRATIONS_TEST_PG_BINDIR").filter(|d| !d.is_empty()) {
-        let dir = PathBuf::from(dir);
-        if has_server_binaries(&dir) {
-            return Ok(dir);
-        }
-        return Err(format!(
-            "migrations-tests: MIGRATIONS_TEST_PG_BINDIR={} does not contain both `initdb` \
-             and `postgres`; point it at the PostgreSQL server's bin directory (e.g. \
-             /usr/lib/postgresql/15/bin) or unset it",
-            dir.display()
-        ));
-    }
-    // `initdb` on PATH; follow symlinks (Debian links some into /usr/bin or /usr/local/bin).
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let initdb = dir.join("initdb");
-            if !initdb.is_file() {
-                continue;
-            }
-            if let Some(real_dir) = fs::canonicalize(&initdb)
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-            {
-                if has_server_binaries(&real_dir) {
-                    return Ok(real_dir);
-                }
-            }
-            if has_server_binaries(&dir) {
-                return Ok(dir);
-            }
-        }
-    }
-    if let Ok(out) = Command::new("pg_config")
-        .arg("--bindir")
-        .stderr(Stdio::null())
-        .output()
-    {
-        if out.status.success() {
-            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if has_server_binaries(&dir) {
-                return Ok(dir);
-            }
-        }
-    }
-    let mut candidates: Vec<(Vec<u64>, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version: Vec<u64> = entry
-                .file_name()
-                .to_str()?
-                .split('.')
-                .map(|p| p.parse().ok())
-                .collect::<Option<_>>()?;
-            let bin = entry.path().join("bin");
-            has_server_binaries(&bin).then_some((version, bin))
-        })
-        .collect();
-    candidates.sort();
-    if let Some((_, dir)) = candidates.pop() {
-        return Ok(dir);
-    }
-    Err(format!(
-        "migrations-tests: no PostgreSQL server binaries found (looked for `initdb` and \
-         `postgres` in MIGRATIONS_TEST_PG_BINDIR, on PATH, via `pg_config --bindir` and under \
-         /usr/lib/postgresql/*/bin). To run the database tests, {INSTALL_HINT}."
-    ))
-}
-
-/// `15.18` from `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
-fn server_version(bin_dir: &Path) -> Result<String, String> {
-    let postgres = bin_dir.join("postgres");
-    let out = Command::new(&postgres)
-        .arg("--version")
-        .current_dir("/")
-        .output()
-        .map_err(|e| {
-            format!(
-                "migrations-tests: could not run {}: {e}",
-                postgres.display()
-            )
-        })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text
-        .split_whitespace()
-        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-                .collect::<String>()
-        })
-        .filter(|v| !v.is_empty());
-    version.ok_or_else(|| {
-        format!(
-            "migrations-tests: `{} --version` printed no version (got: {:?})",
-            postgres.display(),
-            text.trim()
-        )
-    })
-}
-
-/// Where the template and the clusters live: `MIGRATIONS_TEST_TMPDIR`; else `/dev/shm` when
-/// it is a writable directory with at least 2 GiB free (a RAM file system: creating the
-/// ~1000 files of a cluster and of each database is many times faster there than on a disk,
-/// and Docker's default 64 MiB `/dev/shm` is too small and skipped); else `$TMPDIR`.
-fn work_base_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MIGRATIONS_TEST_TMPDIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() && free_bytes(shm).is_some_and(|free| free >= 2 << 30) {
-        let c_path = CString::new("/dev/shm").expect("no NUL");
-        // SAFETY: a valid NUL-terminated path.
-        if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
-            return shm.to_path_buf();
-        }
-    }
-    std::env::temp_dir()
-}
-
-fn free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid path and out-pointer.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    #[allow(clippy::unnecessary_cast)]
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}-{:08x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        random_u64() as u32
-    )
-}
-
-fn template_is_complete(dir: &Path) -> bool {
-    let data = dir.join("data");
-    data.join("PG_VERSION").is_file() && data.join("global").join("pg_control").is_file()
-}
-
-/// Exclusive advisory lock, released when the file is closed.
-fn lock_file(path: &Path) -> Result<File, String> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("migrations-tests: could not open {}: {e}", path.display()))?;
-    loop {
-        // SAFETY: the descriptor is valid for the life of `file`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc == 0 {
-            return Ok(file);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!(
-                "migrations-tests: could not lock {}: {err}",
-                path.display()
-            ));
-        }
-    }
-}
-
-/// Returns the cached template cluster, making it with `initdb` if needed.
-fn template_dir(
-    base: &Path,
-    bin_dir: &Path,
-    version: &str,
-    run_as: Option<RunAs>,
-) -> Result<PathBuf, String> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    let name = format!("migrations-tests-template-{TEMPLATE_FORMAT}-{version}-{uid}");
-    let final_dir = base.join(&name);
-    if template_is_complete(&final_dir) {
-        return Ok(final_dir);
-    }
-    let _lock = lock_file(&base.join(format!("{name}.lock")))?;
-    if template_is_complete(&final_dir) {
-        return Ok(final_dir);
-    }
-    if final_dir.exists() {
-        // Incomplete (e.g. partly removed by a temp cleaner): move it aside and rebuild.
-        let stale = base.join(format!("{name}.stale-{}", unique_suffix()));
-        if fs::rename(&final_dir, &stale).is_ok() {
-            let _ = fs::remove_dir_all(&stale);
-        }
-    }
-    let started = Instant::now();
-    let tmp = base.join(format!("{name}.tmp-{}", unique_suffix()));
-    fs::create_dir(&tmp)
-        .map_err(|e| format!("migrations-tests: could not create {}: {e}", tmp.display()))?;
-    let result = (|| {
-        chown_to(&tmp, run_as)?;
-        let initdb = bin_dir.join("initdb");
-        let out = command_as(&initdb, run_as)
-            .arg("-D")
-            .arg(tmp.join("data"))
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("migrations-tests: could not run {}: {e}", initdb.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "migrations-tests: {} failed ({}) in {}:\n{}{}{}",
-                initdb.display(),
-                out.status,
-                tmp.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                if run_as.is_some() {
-                    "\n(running as root: the `postgres` user must be able to write there; \
-                     set MIGRATIONS_TEST_TMPDIR to a directory it can reach, e.g. /tmp)"
-                } else {
-                    ""
-                }
-            ));
-        }
-        match fs::rename(&tmp, &final_dir) {
-            Ok(()) => Ok(()),
-            // Someone else won the race (possible where the lock is not honoured).
-            Err(_) if template_is_complete(&final_dir) => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok(())
-            }
-            Err(e) => Err(format!(
-                "migrations-tests: could not rename {} to {}: {e}",
-                tmp.display(),
-                final_dir.display()
-            )),
-        }
-    })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
-    }
-    result?;
-    debug(&format!(
-        "initdb template {} made in {:?}",
-        final_dir.display(),
-        started.elapsed()
-    ));
-    Ok(final_dir)
-}
-
-fn start_local_server() -> Result<LocalServer, String> {
-    let started = Instant::now();
-    let bin_dir = find_bin_dir()?;
-    let version = server_version(&bin_dir)?;
-    let run_as = if is_root() {
-        Some(postgres_user()?)
-    } else {
-        None
-    };
-    let base = work_base_dir();
-    let base = fs::create_dir_all(&base)
-        .and_then(|()| fs::canonicalize(&base))
-        .map_err(|e| {
-            format!(
-                "migrations-tests: cannot use {} for the throwaway cluster: {e} (set \
-                 MIGRATIONS_TEST_TMPDIR to a writable directory)",
-                base.display()
-            )
-        })?;
-    debug(&format!("working under {}", base.display()));
-    let template = template_dir(&base, &bin_dir, &version, run_as)?;
-    let mut last_error = String::new();
-    for attempt in 1..=PORT_ATTEMPTS {
-        match try_start(&base, &bin_dir, &version, &template, run_as) {
-            Ok(server) => {
-                debug(&format!(
-                    "cluster {} (PostgreSQL {}) on port {} ready in {:?} (attempt {attempt})",
-                    server.dir.display(),
-                    server.version,
-                    server.port,
-                    started.elapsed()
-                ));
-                return Ok(server);
-            }
-            Err(StartError::PortTaken(e)) => {
-                debug(&format!("port taken, retrying: {e}"));
-                last_error = e;
-            }
-            Err(StartError::Fatal(e)) => return Err(e),
-        }
-    }
-    Err(format!(
-        "migrations-tests: the PostgreSQL server could not bind a free port in {PORT_ATTEMPTS} \
-         attempts; last failure:\n{last_error}"
-    ))
-}
-
-enum StartError {
-    PortTaken(String),
-    Fatal(String),
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("migrations-tests: could not find a free port on 127.0.0.1: {e}"))
-}
-
-fn try_start(
-    base: &Path,
-    bin_dir: &Path,
-    version: &str,
-    template: &Path,
-    run_as: Option<RunAs>,
-) -> Result<LocalServer, StartError> {
-    let fatal = StartError::Fatal;
-    let dir = base.join(format!("migrations-tests-pg-{}", unique_suffix()));
-    fs::create_dir(&dir).map_err(|e| {
-        fatal(format!(
-            "migrations-tests: could not create {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let dir = fs::canonicalize(&dir).unwrap_or(dir);
-    let data_dir = dir.join("data");
-    let log_file = dir.join("postgres.log");
-
-    let copy_started = Instant::now();
-    let prepared = (|| {
-        chown_to(&dir, run_as)?;
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(template.join("data"))
-            .arg(&data_dir)
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("migrations-tests: could not run `cp`: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "migrations-tests: copying the template cluster {} failed: {}",
-                template.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        free_port()
-    })();
-    debug(&format!(
-        "copied the template into {} in {:?}",
-        dir.display(),
-        copy_started.elapsed()
-    ));
-    let port = match prepared {
-        Ok(port) => port,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&dir);
-            return Err(fatal(e));
-        }
-    };
-
-    // The Unix socket goes into the cluster dir unless its path would be too long.
-    let socket_dir = if dir.as_os_str().len() + 20 < 100 {
-        dir.to_string_lossy().into_owned()
-    } else {
-        String::new()
-    };
-    let mut cmd = command_as("/bin/sh", run_as);
-    cmd.arg("-c")
-        .arg(WATCHDOG_SCRIPT)
-        .arg("migrations-tests-watchdog")
-        .arg(bin_dir.join("postgres"))
-        .arg(&data_dir)
-        .arg(&dir)
-        .arg(&log_file)
-        .arg("-p")
-        .arg(port.to_string())
-        .arg("-c")
-        .arg("listen_addresses=127.0.0.1")
-        .arg("-c")
-        .arg(format!("unix_socket_directories={socket_dir}"));
-    for setting in SERVER_SETTINGS {
-        cmd.arg("-c").arg(setting);
-    }
-    cmd.env("LC_ALL", "C")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        // Own process group: a terminal's Ctrl-C must not stop the cleanup.
-        .process_group(0);
-    // Do not let the watchdog and the server hold other descriptors this process inherited
-    // without close-on-exec (a caller's output pipe, say) after the process is gone.
-    let fd_limit = open_fd_limit();
-    // SAFETY: the closure only makes async-signal-safe system calls.
-    unsafe {
-        cmd.pre_exec(move || {
-            set_cloexec_from(3, fd_limit);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| {
-        let _ = fs::remove_dir_all(&dir);
-        fatal(format!("migrations-tests: could not start /bin/sh: {e}"))
-    })?;
-    let stdin = child.stdin.take().expect("stdin is piped");
-    let mut pid_line = String::new();
-    let read = child
-        .stdout
-        .take()
-        .map(|out| BufReader::new(out).read_line(&mut pid_line));
-    let pid = match (read, pid_line.trim().parse::<u32>()) {
-        (Some(Ok(_)), Ok(pid)) => pid,
-        _ => {
-            stop_watchdog(stdin, child);
-            let _ = fs::remove_dir_all(&dir);
-            return Err(fatal(format!(
-                "migrations-tests: the server watchdog (/bin/sh) did not report the server's \
-                 process id (got {:?})",
-                pid_line.trim()
-            )));
-        }
-    };
-    let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-
-    let major: u32 = version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    match wait_ready(&admin_url, pid, &data_dir, major >= 10) {
-        Ok(()) => {
-            // The child handle is not needed; dropping it neither kills nor waits.
-            drop(child);
-            Ok(LocalServer {
-                dir,
-                data_dir,
-                log_file,
-                bin_dir: bin_dir.to_path_buf(),
-                version: version.to_string(),
-                port,
-                pid,
-                admin_url,
-                _watchdog_stdin: stdin,
-                tls: OnceLock::new(),
-            })
-        }
-        Err(failure) => {
-            let log = log_tail(&log_file, 30);
-            stop_watchdog(stdin, child);
-            let port_taken = [
-                "could not bind",
-                "Address already in use",
-                "could not create any TCP/IP sockets",
-            ]
-            .iter()
-            .any(|s| log.contains(s));
-            let message = format!(
-                "migrations-tests: the throwaway PostgreSQL server ({} -D {}, port {port}) \
-                 {failure}. Server log ({}):\n{log}{}",
-                bin_dir.join("postgres").display(),
-                data_dir.display(),
-                log_file.display(),
-                if run_as.is_some() && !port_taken {
-                    "\n(running as root: the server runs as the `postgres` user, which must be \
-                     able to reach the directory; set MIGRATIONS_TEST_TMPDIR to a directory it can reach)"
-                } else {
-                    ""
-                }
-            );
-            Err(if port_taken {
-                StartError::PortTaken(message)
-            } else {
-                StartError::Fatal(message)
-            })
-        }
-    }
-}
-
-fn open_fd_limit() -> libc::c_int {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out-pointer.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    if ok {
-        libc::c_int::try_from(limit.rlim_cur.min(65_536)).unwrap_or(65_536)
-    } else {
-        4096
-    }
-}
-
-/// Marks every descriptor from `first` on close-on-exec (runs between fork and exec).
-fn set_cloexec_from(first: libc::c_int, limit: libc::c_int) {
-    #[cfg(target_os = "linux")]
-    {
-        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                first as libc::c_uint,
-                libc::c_uint::MAX,
-                CLOSE_RANGE_CLOEXEC,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
-    }
-    for fd in first..limit {
-        // SAFETY: fcntl on a possibly closed descriptor just fails with EBADF.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
-        }
-    }
-}
-
-/// Closes the watchdog's stdin (so it stops the server and removes the directory) and
-/// waits for it.
-fn stop_watchdog(stdin: ChildStdin, mut child: Child) {
-    drop(stdin);
-    let _ = child.wait();
-}
-
-/// Waits until the postmaster reports itself ready in `postmaster.pid` (as `pg_ctl -w`
-/// does), then checks over TCP that the port is served by this very data directory.
-///
-/// Connecting before the server is ready could reach whatever else took the port meanwhile
-/// (which may accept and never answer); once our postmaster is ready, it holds the port
-/// (a failed bind is fatal for it), so the connection reaches it.
-fn wait_ready(
-    admin_url: &str,
-    pid: u32,
-    data_dir: &Path,
-    has_status_line: bool,
-) -> Result<(), String> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let pid_file = data_dir.join("postmaster.pid");
-    let mut last_error = String::from("no connection attempt yet");
-    loop {
-        if !process_alive(pid) {
-            return Err("exited during startup".to_string());
-        }
-        let contents = fs::read_to_string(&pid_file).unwrap_or_default();
-        let lines: Vec<&str> = contents.lines().collect();
-        let ours = lines.first().and_then(|l| l.trim().parse::<u32>().ok()) == Some(pid);
-        // Line 8 is the status (PostgreSQL 10 and later); older servers: try connecting.
-        let ready = ours
-            && if has_status_line {
-                lines.get(7).is_some_and(|status| status.trim() == "ready")
-            } else {
-                lines.len() >= 6
-            };
-        if ready {
-            match Client::connect(admin_url, NoTls) {
-                Ok(mut client) => {
-                    let theirs = client
-                        .query_one("SHOW data_directory", &[])
-                        .map(|row| row.get::<_, String>(0));
-                    match theirs {
-                        Ok(d) if same_path(Path::new(&d), data_dir) => return Ok(()),
-                        Ok(d) => last_error = format!("port answered by another server (data {d})"),
-                        Err(e) => last_error = e.to_string(),
-                    }
-                }
-                Err(e) => last_error = e.to_string(),
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "did not accept connections within {} s (postmaster.pid status: {:?}; last \
-                 connection error: {last_error})",
-                READY_TIMEOUT.as_secs(),
-                lines.get(7).map(|l| l.trim()).unwrap_or("none")
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn same_path(a: &Path, b: &Path) -> bool {
-    a == b
-        || match (fs::canonicalize(a), fs::canonicalize(b)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        }
-}
-
-/// Whether `pid` is a live (not zombie) process.
-fn process_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X"))
-        }
-        Err(_) if Path::new("/proc/self/stat").exists() => false,
-        Err(_) => {
-            // No procfs: fall back to kill(pid, 0), which cannot tell zombies apart.
-            // SAFETY: signal 0 only checks for existence.
-            let pid = libc::pid_t::try_from(pid).unwrap_or(libc::pid_t::MAX);
-            unsafe { libc::kill(pid, 0) == 0 }
-        }
-    }
-}
-
-/// Last `lines` lines of a (possibly large) log file.
-fn log_tail(path: &Path, lines: usize) -> String {
-    let Ok(mut file) = File::open(path) else {
-        return format!("(no log at {})", path.display());
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    let tail = all[all.len().saturating_sub(lines)..].join("\n");
-    if tail.trim().is_empty() {
-        "(empty)".to_string()
-    } else {
-        tail
-    }
-}
-
 /// The crates.io corpus (`corpus/crates.io/migrations`, vendored test data), or the directory in
 /// `MIGRATIONS_CORPUS_DIR`. Panics, naming the path, when it is missing: a corpus test must
 /// never pass by finding nothing.
@@ -1512,21 +681,27 @@ pub fn corpus_dir() -> PathBuf {
     dir
 }
 
+/// Copies the directory tree `from` into `to` (made if missing): files and folders, no links.
+/// Panics naming the path that failed (a test helper: a half-made copy proves nothing).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
+    let entries = fs::read_dir(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if source.is_dir() {
+            copy_dir(&source, &target);
+        } else {
+            fs::copy(&source, &target).unwrap_or_else(|e| {
+                panic!("copying {} to {}: {e}", source.display(), target.display())
+            });
+        }
+    }
+}
+
 /// A temporary copy of the corpus with a `migrations.toml` that ignores its stray
 /// `data_oauth_github.sql`, ready to load.
 pub fn corpus_copy() -> tempfile::TempDir {
-    fn copy_dir(from: &Path, to: &Path) {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
     let copy = tempfile::tempdir().unwrap();
     copy_dir(&corpus_dir(), copy.path());
     fs::write(

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 
-use crate::{chown_to, command_as, is_root, own_server, postgres_user, TestDb};
+use crate::cluster::{chown_to, command_as, is_root, postgres_user};
+use crate::{own_server, TestDb};
 
 /// How long PgBouncer may take to listen.
 const START_LIMIT: Duration = Duration::from_secs(20);

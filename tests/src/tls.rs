@@ -12,7 +12,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::LocalServer;
+use crate::Cluster;
 
 /// The files a TLS client test needs; the server side is configured already.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ fn make_ca(name: &str) -> Result<(rcgen::Certificate, KeyPair), rcgen::Error> {
     Ok((params.self_signed(&key)?, key))
 }
 
-impl LocalServer {
+impl Cluster {
     /// Switches TLS on in this cluster (once per process; later calls return the same files).
     /// Plain connections keep working. Panics, with the server log's path, if TLS does not
     /// come up.
@@ -70,7 +70,7 @@ impl LocalServer {
     }
 }
 
-fn enable_tls(server: &LocalServer) -> Result<TestTls, String> {
+fn enable_tls(server: &Cluster) -> Result<TestTls, String> {
     let (ca, ca_key) = make_ca("migrations test CA").map_err(|e| e.to_string())?;
     let (wrong_ca, _) = make_ca("some other CA").map_err(|e| e.to_string())?;
     let key = KeyPair::generate().map_err(|e| e.to_string())?;

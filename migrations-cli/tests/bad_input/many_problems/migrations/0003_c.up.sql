@@ -1,1 +1,2 @@
 -- nothing
+SELECT 'no end;

@@ -20,7 +20,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -32,7 +31,7 @@ use migrations_core::connect::{
     ConnectOptions, Host, SslMode, Target,
 };
 use migrations_core::roundtrip;
-use migrations_tests::{own_server, LocalServer, TestDb, TestTls};
+use migrations_tests::{own_server, Cluster, ClusterBuilder, LocalServer, TestDb, TestTls};
 
 const CHILD_ENV: &str = "CONNECT_TEST_CHILD";
 const PW_ROLE: &str = "mt_connect_pw";
@@ -1369,134 +1368,27 @@ fn require_translated_locale() {
 
 /// A cluster of this test's own whose server has `lc_messages=de_DE.UTF-8` (the harness's
 /// cluster is shared by this process's tests, which read English messages). It starts as a
-/// standby with `hot_standby=off`, so it answers every connection with SQLSTATE 57P03 until
-/// [`TranslatedServer::promote`]. A watchdog shell holds the server, as the harness does: when
-/// this value is dropped, or the test process dies, the server gets an immediate shutdown and
-/// its directory is removed.
+/// standby with `hot_standby=off` ([`ClusterBuilder::standby`]), so it answers every connection
+/// with SQLSTATE 57P03 until promoted. Dropped (or when the test process dies), the server gets
+/// an immediate shutdown and its directory is removed.
 struct TranslatedServer {
+    cluster: Cluster,
     port: u16,
-    bin: PathBuf,
-    data: PathBuf,
-    log: PathBuf,
-    /// The user the server runs as (`None`: this process's own).
-    owner: Option<(u32, u32)>,
-    watchdog_stdin: Option<std::process::ChildStdin>,
-    watchdog: std::process::Child,
-    _dir: tempfile::TempDir,
 }
-
-const TRANSLATED_WATCHDOG: &str = r#"
-bin=$1; data=$2; dir=$3; log=$4
-shift 4
-"$bin/postgres" -D "$data" "$@" </dev/null >>"$log" 2>&1 &
-pid=$!
-trap '' INT TERM HUP PIPE
-echo "$pid"
-exec >/dev/null 2>&1
-while read -r _line; do :; done
-kill -QUIT "$pid"
-wait "$pid"
-rm -rf -- "$dir"
-"#;
 
 impl TranslatedServer {
     fn start() -> TranslatedServer {
-        use std::os::unix::fs::{chown, MetadataExt};
         require_translated_locale();
-        // The harness's binaries, user and base directory (a second cluster of the harness's
-        // kind when DATABASE_URL is set).
-        let harness = migrations_tests::own_server();
-        // SAFETY: geteuid has no preconditions.
-        let owner = (unsafe { libc::geteuid() } == 0).then(|| {
-            let meta = std::fs::metadata(harness.data_dir()).unwrap();
-            (meta.uid(), meta.gid())
-        });
-        let base = harness.dir().parent().unwrap();
-        let dir = tempfile::Builder::new()
-            .prefix("migrations-tests-translated-")
-            .tempdir_in(base)
-            .unwrap();
-        let give = |path: &Path| {
-            if let Some((uid, gid)) = owner {
-                chown(path, Some(uid), Some(gid)).unwrap();
-            }
-        };
-        give(dir.path());
-        let mut server = TranslatedServer {
-            port: free_port(),
-            bin: harness.bin_dir().to_path_buf(),
-            data: dir.path().join("data"),
-            log: dir.path().join("postgres.log"),
-            owner,
-            watchdog_stdin: None,
-            watchdog: Command::new("true").spawn().unwrap(),
-            _dir: dir,
-        };
-        let out = server
-            .command(&server.bin.join("initdb"))
-            .arg("-D")
-            .arg(&server.data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
-            .arg("--no-sync")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "initdb: {out:?}");
-        let hba = server.data.join("pg_hba.conf");
-        std::fs::write(
-            &hba,
-            format!(
-                "host all {DE_ROLE} 127.0.0.1/32 scram-sha-256\n\
-                 host all all 127.0.0.1/32 trust\n"
-            ),
-        )
-        .unwrap();
-        give(&hba);
-        let signal = server.data.join("standby.signal");
-        std::fs::write(&signal, "").unwrap();
-        give(&signal);
-        let _ = server.watchdog.wait();
-        let mut watchdog = server
-            .command(Path::new("/bin/sh"))
-            .arg("-c")
-            .arg(TRANSLATED_WATCHDOG)
-            .arg("translated-server-watchdog")
-            .arg(&server.bin)
-            .arg(&server.data)
-            .arg(server.data.parent().unwrap())
-            .arg(&server.log)
-            .arg("-p")
-            .arg(server.port.to_string())
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "unix_socket_directories="])
-            .args(["-c", &format!("lc_messages={TRANSLATED_LOCALE}")])
-            .args(["-c", "hot_standby=off", "-c", "fsync=off"])
-            .args(["-c", "shared_buffers=16MB", "-c", "max_connections=20"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        server.watchdog_stdin = watchdog.stdin.take();
-        let mut pid = String::new();
-        io::BufRead::read_line(
-            &mut io::BufReader::new(watchdog.stdout.take().unwrap()),
-            &mut pid,
-        )
-        .unwrap();
-        server.watchdog = watchdog;
-        server
-    }
-
-    /// `program`, run as the server's user, in the C locale (only the server's
-    /// `lc_messages` is German).
-    fn command(&self, program: &Path) -> Command {
-        use std::os::unix::process::CommandExt;
-        let mut command = Command::new(program);
-        command.env("LC_ALL", "C").current_dir("/");
-        if let Some((uid, gid)) = self.owner {
-            command.uid(uid).gid(gid);
+        let cluster = ClusterBuilder::new()
+            .setting("lc_messages", TRANSLATED_LOCALE)
+            .hba_line(&format!("host all {DE_ROLE} 127.0.0.1/32 scram-sha-256"))
+            .standby()
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
+        TranslatedServer {
+            port: cluster.port(),
+            cluster,
         }
-        command
     }
 
     fn url(&self, user: &str, password: Option<&str>, database: &str) -> String {
@@ -1546,8 +1438,8 @@ impl TranslatedServer {
             assert!(
                 Instant::now() < deadline,
                 "the translated server did not answer within 60 s; its log ({}):\n{}",
-                self.log.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
+                self.cluster.log_file().display(),
+                std::fs::read_to_string(self.cluster.log_file()).unwrap_or_default()
             );
             thread::sleep(Duration::from_millis(50));
         }
@@ -1555,21 +1447,7 @@ impl TranslatedServer {
 
     /// Ends the standby's recovery: from then on it accepts connections.
     fn promote(&self) {
-        let out = self
-            .command(&self.bin.join("pg_ctl"))
-            .args(["promote", "-W", "-D"])
-            .arg(&self.data)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pg_ctl promote: {out:?}");
-    }
-}
-
-impl Drop for TranslatedServer {
-    fn drop(&mut self) {
-        // Closing the pipe tells the watchdog to stop the server and remove the directory.
-        drop(self.watchdog_stdin.take());
-        let _ = self.watchdog.wait();
+        self.cluster.promote().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

@@ -30,7 +30,7 @@ pub enum Error {
     /// No connection could be made.
     Connect(ConnectError),
     /// `database create|drop` failed (privilege, sessions still connected, ...).
-    Database(migrations_core::database::DatabaseError),
+    Database(Box<migrations_core::database::DatabaseError>),
     /// The runner failed or refused.
     Run(Box<migrations_core::Error>),
     /// The command ran and found something to report (already printed).
@@ -151,7 +151,7 @@ impl From<migrations_core::database::DatabaseError> for Error {
         match e {
             // A connection failure reads and exits as every other command's.
             migrations_core::database::DatabaseError::Connect(e) => Error::Connect(e),
-            e => Error::Database(e),
+            e => Error::Database(Box::new(e)),
         }
     }
 }

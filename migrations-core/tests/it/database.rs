@@ -26,7 +26,7 @@ fn short(db: &TestDb) -> String {
 
 /// A database name that does not exist yet, unique to this test (derived from its own).
 fn fresh(db: &TestDb, suffix: &str) -> (String, ConnectOptions) {
-    let name = format!("{}_{suffix}", short(&db));
+    let name = format!("{}_{suffix}", short(db));
     (name.clone(), options(db.url_for_database(&name)))
 }
 

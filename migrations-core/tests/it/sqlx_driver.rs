@@ -166,7 +166,7 @@ fn run_sqlx_pool_migrates_on_a_connection_of_its_own() {
             .unwrap();
         assert_eq!(n, 0);
         let status = Migrator::new(&m)
-            .status_sqlx(&mut *pool.acquire().await.unwrap())
+            .status_sqlx(&mut pool.acquire().await.unwrap())
             .await
             .unwrap();
         assert_eq!(status.len(), 3);

@@ -27,6 +27,8 @@ impl<'a> Context<'a> {
     /// values, and a placeholder without one is a file problem before anything connects.
     pub fn migrations(&self) -> Result<Migrations, Error> {
         let migrations = Migrations::from_dir(&self.global.dir).map_err(Error::Files)?;
+        // Every message after this spells a version as its file does.
+        crate::spelling::remember(&migrations);
         migrations
             .with_placeholders(&self.placeholders())
             .map_err(Error::Files)

@@ -8,6 +8,7 @@ mod exit;
 mod logger;
 mod output;
 mod redact;
+mod spelling;
 mod sets;
 
 use std::io::Write;

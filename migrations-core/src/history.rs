@@ -57,7 +57,7 @@ pub struct AppliedMigration {
     pub no_transaction: bool,
     /// Applied, or (no-transaction migrations only) running or failed.
     pub state: State,
-    /// When it was applied, as the server prints a `timestamptz`.
+    /// When it was applied, in RFC 3339, UTC, to the millisecond (`2025-08-01T00:00:15.123Z`).
     pub applied_at: String,
     /// How long the up script took, in milliseconds (0 for a baselined or adopted row and
     /// while a no-transaction migration runs); `None` when the column is NULL.
@@ -98,7 +98,7 @@ pub struct StoredDown {
 pub struct AuditEvent {
     /// Increasing identity: the order the events happened in.
     pub id: i64,
-    /// When, as the server prints a `timestamptz`.
+    /// When, in RFC 3339, UTC, to the millisecond (`2025-08-01T00:00:15.123Z`).
     pub at: String,
     /// `current_user` of the session that did it.
     pub by: String,

@@ -791,7 +791,7 @@ pub struct Recorded {
     pub snapshot: Snapshot,
     /// The newest applied version when it was recorded (none on an empty history).
     pub version: Option<i64>,
-    /// When, as the server wrote it (`timestamptz` as text).
+    /// When, in RFC 3339, UTC, to the millisecond (`2025-08-01T00:00:15.123Z`).
     pub recorded_at: String,
     /// `current_user` of the session that recorded it.
     pub recorded_by: String,
@@ -881,8 +881,9 @@ pub(crate) async fn recorded_with<C: Conn>(
     }
     let rows = conn
         .simple(&format!(
-            "SELECT snapshot, version, recorded_at::text, recorded_by FROM {} \
+            "SELECT snapshot, version, {}, recorded_by FROM {} \
              ORDER BY id DESC LIMIT 1",
+            crate::sql::rfc3339("recorded_at"),
             recorded_table(names)
         ))
         .await

@@ -213,9 +213,10 @@ impl Names {
              {upgrades}\
         format!(
             "SELECT version, version_digits, name, checksum, no_transaction, state, \
-             applied_at::text, execution_ms, applied_by, statements_done, statements_total, \
+             {applied_at}, execution_ms, applied_by, statements_done, statements_total, \
              error, array_to_string(invalid_indexes, {sep}), {format_2} \
              FROM {history} ORDER BY version",
+            applied_at = rfc3339("applied_at"),
             sep = quote_literal(&ITEM_SEPARATOR.to_string()),
             history = self.history()
         )
@@ -224,8 +225,9 @@ impl Names {
     /// The query reading every audit row in the order they were written.
     pub(crate) fn select_audit(&self) -> String {
         format!(
-            "SELECT id, at::text, by_user, event, version, name, checksum, detail FROM {} \
+            "SELECT id, {}, by_user, event, version, name, checksum, detail FROM {} \
              ORDER BY id",
+            rfc3339("at"),
             self.audit()
         )
     }
@@ -602,6 +604,13 @@ impl Names {
         );
         format!("{update};\n{audit};\n")
     }
+}
+
+/// A `timestamptz` column as RFC 3339 text in UTC, to the millisecond
+/// (`2025-08-01T00:00:15.123Z`): the one spelling of a time in the API and the CLI, whatever
+/// the session's `TimeZone` and `DateStyle`.
+pub(crate) fn rfc3339(column: &str) -> String {
+    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
 /// Reads the format number out of the history table's comment.

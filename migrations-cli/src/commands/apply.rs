@@ -13,6 +13,7 @@ use migrations_core::{DownTarget, Drift, Event, Migrations, Migrator, Operation,
 use crate::context::Context;
 use crate::exit::{Error, Partial};
 use crate::output::{holder_json, millis, Output, Style};
+use crate::spelling;
 
 pub fn up(
     ctx: &Context<'_>,
@@ -87,7 +88,7 @@ fn execute(
             ctx.out.line(&format!(
                 "would run {} {} {} ({})",
                 step.direction.as_str(),
-                step.version,
+                spelling::version(step.version),
                 step.name,
                 mode(step.no_transaction)
             ));
@@ -122,9 +123,10 @@ fn nothing_to_do(operation: &Operation) -> String {
         Operation::Down(DownTarget::Count(0)) | Operation::Redo { count: 0 } => {
             "nothing to do".to_owned()
         }
-        Operation::Down(DownTarget::To(version)) => {
-            format!("nothing to revert: no migration above {version} is applied")
-        }
+        Operation::Down(DownTarget::To(version)) => format!(
+            "nothing to revert: no migration above {} is applied",
+            spelling::version(*version)
+        ),
         Operation::Down(_) => "nothing to revert: no migration is applied".to_owned(),
         Operation::Redo { .. } => "nothing to redo: no migration is applied".to_owned(),
         _ => "nothing to do: the database is up to date".to_owned(),
@@ -199,7 +201,11 @@ fn run_live(
                 duration: Default::default(),
             });
             lock(&watched).running = events.running.clone();
-            *spinner = out.live(format!("{} {version} {name}", direction.as_str()))
+            *spinner = out.live(format!(
+                "{} {} {name}",
+                direction.as_str(),
+                spelling::version(*version)
+            ))
         }
         Event::Retrying {
             version,
@@ -207,7 +213,8 @@ fn run_live(
             attempt,
             after,
         } => out.warn(&format!(
-            "{version} {name}: lock_timeout expired (attempt {attempt}); retrying in {} ms",
+            "{} {name}: lock_timeout expired (attempt {attempt}); retrying in {} ms",
+            spelling::version(*version),
             millis(*after)
         )),
         Event::Finished {
@@ -227,8 +234,9 @@ fn run_live(
                 watched.ran.push(ran);
             }
             out.line(&format!(
-                "{} {version} {name} {}",
+                "{} {} {name} {}",
                 out.paint(Style::Good, direction.as_str()),
+                spelling::version(*version),
                 out.paint(Style::Dim, &format!("({} ms)", millis(*duration)))
             ));
         }
@@ -291,7 +299,12 @@ fn stall_handler(
 /// The stall's one line: what happened, the state the database is in, what to do.
 fn stall_message(stall: &Stall, progress: &Progress, options: &str) -> String {
     let what = match &progress.running {
-        Some(r) => format!("{} {} {} stopped", r.direction.as_str(), r.version, r.name),
+        Some(r) => format!(
+            "{} {} {} stopped",
+            r.direction.as_str(),
+            spelling::version(r.version),
+            r.name
+        ),
         None => "the run stopped".to_owned(),
     };
     let heard = match stall.finished_ago {
@@ -325,32 +338,24 @@ fn stall_message(stall: &Stall, progress: &Progress, options: &str) -> String {
         (Some(_), Err(e)) => format!("the history could not be read ({e})"),
         (Some(r), Ok(history)) => {
             let row = history.iter().find(|h| h.version == r.version);
+            let v = spelling::version(r.version);
             match (r.no_transaction, r.direction, row.map(|h| h.state)) {
                 (false, Direction::Up, Some(State::Applied)) => {
-                    format!(
-                        "migration {} was committed and is recorded as applied",
-                        r.version
-                    )
+                    format!("migration {v} was committed and is recorded as applied")
                 }
                 (false, Direction::Up, _) => {
-                    format!("migration {} was rolled back and is not applied", r.version)
+                    format!("migration {v} was rolled back and is not applied")
                 }
                 (false, Direction::Down, None) => {
-                    format!(
-                        "the down of {} was committed: it is no longer applied",
-                        r.version
-                    )
+                    format!("the down of {v} was committed: it is no longer applied")
                 }
                 (false, Direction::Down, Some(_)) => {
-                    format!(
-                        "the down of {} was rolled back: it is still applied",
-                        r.version
-                    )
+                    format!("the down of {v} was rolled back: it is still applied")
                 }
                 (true, _, Some(state)) => format!(
                     "migration {} ran outside a transaction and is recorded as `{}`{}; \
                      `migrations{options} repair` clears it before a rerun",
-                    r.version,
+                    v,
                     state.as_str(),
                     row.and_then(|h| h.statements_done.zip(h.statements_total))
                         .map(|(d, t)| format!(" ({d} of its {t} statements done)"))
@@ -358,7 +363,7 @@ fn stall_message(stall: &Stall, progress: &Progress, options: &str) -> String {
                 ),
                 (true, _, None) => format!(
                     "migration {} ran outside a transaction and is not recorded as applied",
-                    r.version
+                    v
                 ),
             }
         }
@@ -399,7 +404,7 @@ fn partial(
                 "now unapplied: {}; to apply {} again: {restore}",
                 unapplied
                     .iter()
-                    .map(|m| format!("{} {}", m.version(), m.name()))
+                    .map(|m| format!("{} {}", spelling::version(m.version()), m.name()))
                     .collect::<Vec<_>>()
                     .join(", "),
                 if unapplied.len() == 1 { "it" } else { "them" }
@@ -453,7 +458,10 @@ fn restore<'m>(
     let up = if migrations.iter().last().map(|m| m.version()) == Some(newest_unapplied.version()) {
         format!("migrations{options} up")
     } else {
-        format!("migrations{options} up --to {}", newest_unapplied.version())
+        format!(
+            "migrations{options} up --to {}",
+            spelling::version(newest_unapplied.version())
+        )
     };
     // A no-transaction script that failed part-way left a `failed` row that `up` refuses
     // until `repair` clears it.
@@ -471,7 +479,14 @@ fn done_before_the_error(ran: &[Ran]) -> Option<String> {
     (!ran.is_empty()).then(|| {
         let steps: Vec<String> = ran
             .iter()
-            .map(|r| format!("{} {} {}", r.direction.as_str(), r.version, r.name))
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    r.direction.as_str(),
+                    spelling::version(r.version),
+                    r.name
+                )
+            })
             .collect();
         format!("done before the error: {}", steps.join(", "))
     })

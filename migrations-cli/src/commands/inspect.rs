@@ -9,6 +9,7 @@ use migrations_format::Version;
 use crate::context::Context;
 use crate::exit::Error;
 use crate::output::Style;
+use crate::spelling::Spellings;
 
 pub fn current(ctx: &Context<'_>) -> Result<(), Error> {
     let migrations = ctx.migrations_as_written()?;
@@ -18,8 +19,13 @@ pub fn current(ctx: &Context<'_>) -> Result<(), Error> {
         .iter()
         .filter(|r| r.state == State::Applied)
         .max_by(|a, b| Version::compare_digits(&a.version_digits, &b.version_digits));
+    let spell = Spellings::of(&migrations);
     match newest {
-        Some(row) => ctx.out.line(&format!("{} {}", row.version, row.name)),
+        Some(row) => ctx.out.line(&format!(
+            "{} {}",
+            spell.or_digits(row.version, &row.version_digits),
+            row.name
+        )),
         None => ctx.out.line("none"),
     }
     ctx.out.document(json!({
@@ -39,8 +45,14 @@ pub fn history(ctx: &Context<'_>, verbose: bool) -> Result<(), Error> {
     if rows.is_empty() {
         ctx.out.line("no migration applied");
     }
+    let spell = Spellings::of(&migrations);
     for row in &rows {
-        let mut line = format!("{} {} {}", row.version, row.name, row.state);
+        let mut line = format!(
+            "{} {} {}",
+            spell.or_digits(row.version, &row.version_digits),
+            row.name,
+            row.state
+        );
         if verbose {
             line.push_str(&format!(
                 "  at {} by {} in {} ms, {}, sha256 {}",
@@ -73,7 +85,7 @@ pub fn history(ctx: &Context<'_>, verbose: bool) -> Result<(), Error> {
                 e.at,
                 e.by,
                 e.event,
-                e.version.map(|v| v.to_string()).unwrap_or_default(),
+                e.version.map(|v| spell.get(v)).unwrap_or_default(),
                 e.detail
                     .as_deref()
                     .map(|d| format!(" ({d})"))
@@ -121,6 +133,7 @@ pub fn status(ctx: &Context<'_>, exit_code: bool) -> Result<(), Error> {
     let migrations = ctx.migrations_as_written()?;
     let mut client = ctx.connect()?;
     let lines = ctx.migrator(&migrations).status(&mut client)?;
+    let spell = Spellings::of(&migrations);
     let mut not_applied = 0;
     for line in &lines {
         let style = match line.status {
@@ -134,7 +147,7 @@ pub fn status(ctx: &Context<'_>, exit_code: bool) -> Result<(), Error> {
         ctx.out.line(&format!(
             "{:<12} {} {}",
             ctx.out.paint(style, line.status.as_str()),
-            line.version,
+            spell.or_digits(line.version, &line.version_digits),
             line.name
         ));
     }

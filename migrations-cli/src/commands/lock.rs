@@ -152,6 +152,7 @@ pub fn verify(ctx: &Context<'_>, online: bool, schema_drift: bool) -> Result<(),
     let mut online_json = Vec::new();
     if online {
         let migrations = Migrations::from_directory(&directory);
+        crate::spelling::remember(&migrations);
         let mut client = ctx.connect()?;
         for line in ctx.migrator(&migrations).status(&mut client)? {
             let bad = !matches!(
@@ -163,7 +164,7 @@ pub fn verify(ctx: &Context<'_>, online: bool, schema_drift: bool) -> Result<(),
             }
             let text = format!(
                 "database: {} {}: {}",
-                line.version,
+                crate::spelling::version(line.version),
                 line.name,
                 line.status.as_str()
             );
@@ -186,6 +187,7 @@ pub fn verify(ctx: &Context<'_>, online: bool, schema_drift: bool) -> Result<(),
     let mut drift_json = Vec::new();
     if schema_drift {
         let migrations = Migrations::from_directory(&directory);
+        crate::spelling::remember(&migrations);
         let names = ctx.names(&migrations);
         let mut client = ctx.connect()?;
         let drift = snapshot::schema_drift(&mut client, &names)
@@ -211,7 +213,7 @@ pub fn verify(ctx: &Context<'_>, online: bool, schema_drift: bool) -> Result<(),
                 "schema: unchanged since the snapshot recorded after version {} at {}",
                 recorded
                     .version
-                    .map(|v| v.to_string())
+                    .map(crate::spelling::version)
                     .unwrap_or_else(|| "?".into()),
                 recorded.recorded_at
             ));

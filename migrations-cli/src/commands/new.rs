@@ -74,8 +74,12 @@ pub fn run(
     for path in &created {
         ctx.out.line(path);
     }
+    // A number, as every other command's `version` (the spelling is in the file names).
+    let number = migrations_format::Version::parse(&version)
+        .map(|v| v.value())
+        .ok();
     ctx.out
-        .document(serde_json::json!({ "command": "new", "version": version, "files": created }));
+        .document(serde_json::json!({ "command": "new", "version": number, "files": created }));
     Ok(())
 }
 

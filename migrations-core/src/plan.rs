@@ -665,9 +665,8 @@ impl<'a> Comparison<'a> {
                 .pending
                 .iter()
                 .filter(in_range)
-                .filter(|m| m.post_deploy())
-                .map(|m| m.version_digits())
-                .last();
+                .rfind(|m| m.post_deploy())
+                .map(|m| m.version_digits());
             if let Some(newest_post) = newest_post {
                 if let Some(pre) = self.pending.iter().find(|m| {
                     !m.post_deploy()
@@ -1200,10 +1199,11 @@ mod tests {
     }
 
     fn with(phase: Phase, stored_downs: bool) -> PlanOptions {
-        let mut options = PlanOptions::default();
-        options.phase = phase;
-        options.stored_downs = stored_downs;
-        options
+        PlanOptions {
+            phase,
+            stored_downs,
+            ..PlanOptions::default()
+        }
     }
 
     #[test]

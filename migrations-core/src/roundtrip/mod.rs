@@ -255,7 +255,10 @@ impl<'a> Options<'a> {
             migrator = migrator.statement_timeout(t);
         }
         // The check runs every down, lossy ones included: it reports them as acknowledged.
-        migrator.allow_data_loss(true)
+        // And every up, post-deployment ones included (`-- migrations:phase=post`).
+        migrator
+            .allow_data_loss(true)
+            .phase(crate::plan::Phase::All)
     }
 
     /// What the lock probe's transaction sets first, as the engine's step would.

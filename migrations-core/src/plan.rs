@@ -1111,7 +1111,8 @@ mod tests {
         let m = Migrations::for_tests(&[
             ("1", "one", "c1", false, true),
             ("2", "lossy_two", "c2", false, true),
-            ("3", "three", "c3", false, true),
+            // `row` records version 3 as applied outside a transaction.
+            ("3", "three", "c3", true, true),
         ]);
         let h = applied(&[1, 2, 3]);
         let policy = DriftPolicy::default();

@@ -347,7 +347,7 @@ async fn maintain_locked<C: Conn>(
                 }
                 if let Some(theirs) = &row.sha384 {
                     let ours = sha384_hex(m.up().sql());
-                    if *theirs != ours {
+                    if !sqlx_checksum_matches(theirs, m.up().sql()) {
                         problems.push(format!(
                             "{} {}: sqlx checksum {theirs} differs from the file's {ours} \
                              (edited since it ran?)",
@@ -421,6 +421,13 @@ async fn read_foreign<C: Conn>(conn: &mut C, tool: Tool) -> Result<Vec<ForeignRo
             })
         })
         .collect())
+}
+
+/// Whether sqlx's checksum is that of the file. sqlx hashes the bytes as read, ours the
+/// normalised text (line endings LF): a file saved with CRLF is compared in that form too.
+fn sqlx_checksum_matches(theirs: &str, normalized: &str) -> bool {
+    *theirs == sha384_hex(normalized)
+        || (normalized.contains('\n') && *theirs == sha384_hex(&normalized.replace('\n', "\r\n")))
 }
 
 fn sha384_hex(text: &str) -> String {

@@ -290,3 +290,27 @@ fn a_diesel_history_is_adopted_whole() {
     );
     p.expect(&["status", "--exit-code"], 0);
 }
+
+/// A history written on Windows: sqlx hashes the file's bytes as read, CRLF line endings
+/// included, while our checksum is of the normalised text; adoption still matches them.
+#[test]
+fn a_history_with_crlf_line_endings_is_adopted() {
+    let db = test_db();
+    let p = Project::new(&[
+        (
+            "20240101000000_create_t.up.sql",
+            "-- made on Windows\r\nCREATE TABLE t (x int);\r\n",
+        ),
+        ("20240101000000_create_t.down.sql", "DROP TABLE t;\r\n"),
+        (
+            "20240102000000_noop.up.sql",
+            "-- no up-migration, we only have a down-migration as validation\r\n",
+        ),
+        ("20240102000000_noop.down.sql", "SELECT 1 FROM t;\r\n"),
+    ])
+    .url_in_env(db.url());
+    run_sqlx(&db, p.path(), &["migrate", "run", "--source", "migrations"]);
+    let adopted = p.expect(&["baseline", "--from-sqlx"], 0);
+    assert_eq!(adopted.stdout.lines().count(), 2, "{}", adopted.stdout);
+    p.expect(&["status", "--exit-code"], 0);
+}

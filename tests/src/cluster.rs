@@ -16,7 +16,7 @@
 //! removes the cluster directory. So a cluster never outlives its test process, even one that
 //! is never dropped (a `static`).
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -863,7 +863,23 @@ pub fn server_bin_dir() -> Result<PathBuf, String> {
 
 /// Finds the directory holding `initdb` and `postgres`.
 fn find_bin_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("MIGRATIONS_TEST_PG_BINDIR").filter(|d| !d.is_empty()) {
+    find_bin_dir_in(
+        std::env::var_os("MIGRATIONS_TEST_PG_BINDIR"),
+        std::env::var_os("PATH"),
+        Path::new(DISTRIBUTION_ROOT),
+    )
+}
+
+/// Where Debian and Ubuntu install each server version: `<root>/<version>/bin`.
+const DISTRIBUTION_ROOT: &str = "/usr/lib/postgresql";
+
+/// [`find_bin_dir`] over the given variables and distribution root (a test's own).
+fn find_bin_dir_in(
+    bin_dir_var: Option<OsString>,
+    path: Option<OsString>,
+    root: &Path,
+) -> Result<PathBuf, String> {
+    if let Some(dir) = bin_dir_var.filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         if has_server_binaries(&dir) {
             return Ok(dir);
@@ -876,8 +892,8 @@ fn find_bin_dir() -> Result<PathBuf, String> {
         ));
     }
     // `initdb` on PATH; follow symlinks (Debian links some into /usr/bin or /usr/local/bin).
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
+    if let Some(path) = &path {
+        for dir in std::env::split_paths(path) {
             let initdb = dir.join("initdb");
             if !initdb.is_file() {
                 continue;
@@ -895,11 +911,12 @@ fn find_bin_dir() -> Result<PathBuf, String> {
             }
         }
     }
-    if let Ok(out) = Command::new("pg_config")
-        .arg("--bindir")
-        .stderr(Stdio::null())
-        .output()
-    {
+    let mut pg_config = Command::new("pg_config");
+    if let Some(path) = &path {
+        // Also where `pg_config` itself is looked up.
+        pg_config.env("PATH", path);
+    }
+    if let Ok(out) = pg_config.arg("--bindir").stderr(Stdio::null()).output() {
         if out.status.success() {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if has_server_binaries(&dir) {
@@ -907,7 +924,21 @@ fn find_bin_dir() -> Result<PathBuf, String> {
             }
         }
     }
-    let mut candidates: Vec<(Vec<u64>, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    if let Some(dir) = newest_bin_dir(root) {
+        return Ok(dir);
+    }
+    Err(format!(
+        "migrations-tests: no PostgreSQL server binaries found (looked for `initdb` and \
+         `postgres` in MIGRATIONS_TEST_PG_BINDIR, on PATH, via `pg_config --bindir` and under \
+         {}/*/bin). To run the database tests, {INSTALL_HINT}.",
+        root.display()
+    ))
+}
+
+/// The `bin` directory of the newest version under `root` (`<root>/<version>/bin`), versions
+/// compared as numbers: 15 is newer than 9.6.
+fn newest_bin_dir(root: &Path) -> Option<PathBuf> {
+    let mut candidates: Vec<(Vec<u64>, PathBuf)> = fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
@@ -923,14 +954,7 @@ fn find_bin_dir() -> Result<PathBuf, String> {
         })
         .collect();
     candidates.sort();
-    if let Some((_, dir)) = candidates.pop() {
-        return Ok(dir);
-    }
-    Err(format!(
-        "migrations-tests: no PostgreSQL server binaries found (looked for `initdb` and \
-         `postgres` in MIGRATIONS_TEST_PG_BINDIR, on PATH, via `pg_config --bindir` and under \
-         /usr/lib/postgresql/*/bin). To run the database tests, {INSTALL_HINT}."
-    ))
+    candidates.pop().map(|(_, dir)| dir)
 }
 
 /// `15.18` from `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
@@ -1246,5 +1270,59 @@ fn log_tail(path: &Path, lines: usize) -> String {
         "(empty)".to_string()
     } else {
         tail
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    fn fake_server_binaries(dir: &Path) {
+        fs::create_dir_all(dir).unwrap();
+        for binary in ["initdb", "postgres"] {
+            fs::write(dir.join(binary), "").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_newest_version_is_compared_as_numbers() {
+        let root = tempfile::tempdir().unwrap();
+        for version in ["9.6", "15", "10", "14"] {
+            fake_server_binaries(&root.path().join(version).join("bin"));
+        }
+        // Not a version, and a version without the binaries: both passed over.
+        fake_server_binaries(&root.path().join("common").join("bin"));
+        fs::create_dir_all(root.path().join("16").join("bin")).unwrap();
+        let found = find_bin_dir_in(None, Some(OsString::new()), root.path()).unwrap();
+        assert_eq!(found, root.path().join("15").join("bin"));
+    }
+
+    #[test]
+    fn no_server_binaries_says_what_to_install() {
+        let root = tempfile::tempdir().unwrap();
+        let e = find_bin_dir_in(None, Some(OsString::new()), root.path()).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "migrations-tests: no PostgreSQL server binaries found (looked for `initdb` and \
+                 `postgres` in MIGRATIONS_TEST_PG_BINDIR, on PATH, via `pg_config --bindir` and \
+                 under {}/*/bin). To run the database tests, install the PostgreSQL server \
+                 binaries (Debian/Ubuntu: `apt-get install postgresql-15` or `apt-get install \
+                 postgresql`; Fedora: `dnf install postgresql-server`; macOS: `brew install \
+                 postgresql`) and put their directory on PATH or in MIGRATIONS_TEST_PG_BINDIR, or \
+                 set DATABASE_URL to a server where the role may create databases.",
+                root.path().display()
+            )
+        );
+        let e = find_bin_dir_in(Some(root.path().into()), None, root.path()).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "migrations-tests: MIGRATIONS_TEST_PG_BINDIR={} does not contain both `initdb` \
+                 and `postgres`; point it at the PostgreSQL server's bin directory (e.g. \
+                 /usr/lib/postgresql/15/bin) or unset it",
+                root.path().display()
+            )
+        );
     }
 }

@@ -211,19 +211,25 @@ pub fn offline_script_with(
 /// the `DO` block's transaction and is released at the end of the script, or when psql exits.
 fn lock_guard(names: &Names) -> String {
     let key = names.lock_key();
-    let message = quote_literal(&format!(
-        "another migration runner holds the migrations lock (advisory lock {key}, for {}); \
-         this script changed nothing",
-        names.history()
-    ));
+    // Named as the runner names it (`LockHolder`'s text), when the server shows who it is.
+    let holder = names.lock_holder_text();
+    let message = format!(
+        "{} || coalesce(' (' || holder || ')', '') || {}",
+        quote_literal("another migration runner"),
+        quote_literal(&format!(
+            " holds the migrations lock (advisory lock {key}, for {}); this script changed \
+             nothing",
+            names.history()
+        ))
+    );
     let hint = quote_literal(&format!(
         "rerun the script when the other runner is done; find it with: SELECT pid FROM pg_locks \
          WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = {key}"
     ));
     let body = format!(
-        "BEGIN\n    IF NOT pg_try_advisory_lock({key}) THEN\n        RAISE EXCEPTION USING \
-         ERRCODE = '55P03',\n            MESSAGE = {message},\n            HINT = {hint};\n    \
-         END IF;\nEND\n"
+        "DECLARE\n    holder text;\nBEGIN\n    IF NOT pg_try_advisory_lock({key}) THEN\n        \
+         {holder} INTO holder;\n        RAISE EXCEPTION USING ERRCODE = '55P03',\n            \
+         MESSAGE = {message},\n            HINT = {hint};\n    END IF;\nEND\n"
     );
     // A dollar-quote tag that the body (which holds the table's name) cannot end early.
     let mut tag = String::from("$migrations_lock$");

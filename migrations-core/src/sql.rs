@@ -131,8 +131,35 @@ impl Names {
     pub(crate) fn lock_holder(&self) -> String {
         format!(
             "SELECT l.pid, a.application_name, \
-             (extract(epoch FROM a.backend_start) * 1000000)::bigint \
-             FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+             (extract(epoch FROM a.backend_start) * 1000000)::bigint {}",
+            self.lock_holder_rows()
+        )
+    }
+
+    /// The holder as [`LockHolder`](crate::LockHolder)'s `Display` writes it, computed by the
+    /// server (for the offline script, which has no Rust to format it): one text row, `pid 42,
+    /// application_name "deploy", session started 2025-08-01T00:00:15.123Z`, or none.
+    pub(crate) fn lock_holder_text(&self) -> String {
+        // Rust's `{:?}` of the name: backslashes and double quotes escaped.
+        let name = format!(
+            "replace(replace(coalesce(a.application_name, ''), {bs}, {bs2}), '\"', {q})",
+            bs = quote_literal("\\"),
+            bs2 = quote_literal("\\\\"),
+            q = quote_literal("\\\""),
+        );
+        format!(
+            "SELECT 'pid ' || l.pid || ', application_name \"' || {name} || '\"' || \
+             coalesce(', session started ' || {}, '') {}",
+            rfc3339("a.backend_start"),
+            self.lock_holder_rows()
+        )
+    }
+
+    /// The `FROM ... LIMIT 1` of the queries for the migrations lock's holder: `l` its lock,
+    /// `a` its session.
+    fn lock_holder_rows(&self) -> String {
+        format!(
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              AND ((l.classid::bigint << 32) | l.objid::bigint) = {} \

@@ -479,13 +479,26 @@ fn sql_script_stops_in_psql_when_another_runner_holds_the_lock() {
         .get(0);
     assert!(got);
     assert_eq!(db.advisory_lock_holders(key), 1);
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     let out = psql();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // The holder named as the runner names it (the harness's session sets no
+    // application_name).
     assert!(
         stderr.contains(&format!(
-            "ERROR:  another migration runner holds the migrations lock (advisory lock {key}, \
-             for \"public\".\"migrations_history\"); this script changed nothing\nHINT:  rerun \
+            "ERROR:  another migration runner (pid {pid}, application_name \"\", session started \
+             20"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Z) holds the migrations lock (advisory lock {key}, for \
+             \"public\".\"migrations_history\"); this script changed nothing\nHINT:  rerun \
              the script when the other runner is done"
         )),
         "{stderr}"

@@ -70,28 +70,43 @@ fn held_locks(db: &TestDb) -> i64 {
     db.advisory_lock_holders(Names::default().lock_key())
 }
 
-/// Another runner: a separate session holding the migrations lock until dropped.
-fn hold_lock(db: &TestDb) -> postgres::Client {
+/// Another runner: a separate session holding the migrations lock until dropped, named as a
+/// deploy names itself; with how the script's refusal names it.
+fn hold_lock(db: &TestDb) -> (postgres::Client, String) {
     let mut holder = db.connect();
+    holder
+        .batch_execute("SET application_name = 'deploy-42'")
+        .unwrap();
     let key = Names::default().lock_key();
     let got: bool = holder
         .query_one(&format!("SELECT pg_try_advisory_lock({key})"), &[])
         .unwrap()
         .get(0);
     assert!(got);
-    holder
+    let row = holder
+        .query_one(
+            "SELECT pg_backend_pid(), to_char(backend_start AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    let (pid, since): (i32, String) = (row.get(0), row.get(1));
+    let named = format!("pid {pid}, application_name \"deploy-42\", session started {since}");
+    (holder, named)
 }
 
-/// What psql prints when the guard stops it (the file's line number is the `DO` block's).
-fn refusal(file: &Path) -> String {
+/// What psql prints when the guard stops it (the file's line number is the `DO` block's), the
+/// other runner named as `hold_lock` gives it.
+fn refusal(file: &Path, holder: &str) -> String {
     let key = Names::default().lock_key();
     format!(
-        "psql:{}:15: ERROR:  another migration runner holds the migrations lock (advisory lock \
-         {key}, for \"public\".\"migrations_history\"); this script changed nothing\n\
+        "psql:{}:18: ERROR:  another migration runner ({holder}) holds the migrations lock \
+         (advisory lock {key}, for \"public\".\"migrations_history\"); this script changed \
+         nothing\n\
          HINT:  rerun the script when the other runner is done; find it with: SELECT pid FROM \
          pg_locks WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = \
          {key}\n\
-         CONTEXT:  PL/pgSQL function inline_code_block line 4 at RAISE\n",
+         CONTEXT:  PL/pgSQL function inline_code_block line 7 at RAISE\n",
         file.display()
     )
 }
@@ -104,13 +119,13 @@ fn up_script_stops_before_creating_anything_when_the_lock_is_held() {
     let file = dir.path().join("up.sql.out");
     std::fs::write(&file, script(&m, None, None, Direction::Up)).unwrap();
 
-    let holder = hold_lock(&db);
+    let (holder, named) = hold_lock(&db);
     // The check below can fail: the query sees the other session's lock.
     assert_eq!(held_locks(&db), 1);
     let run = psql(&db, &file, &[]);
     // psql's exit code for an error in a script under ON_ERROR_STOP, which the script set.
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(run.stderr, refusal(&file));
+    assert_eq!(run.stderr, refusal(&file, &named));
     let verbose = psql(&db, &file, &["-v", "VERBOSITY=verbose"]);
     assert_eq!(verbose.code, 3);
     assert!(
@@ -155,11 +170,11 @@ fn down_script_stops_before_reverting_anything_when_the_lock_is_held() {
 
     let down = dir.path().join("down.sql.out");
     std::fs::write(&down, script(&m, None, Some(1), Direction::Down)).unwrap();
-    let holder = hold_lock(&db);
+    let (holder, named) = hold_lock(&db);
     assert_eq!(held_locks(&db), 1);
     let run = psql(&db, &down, &[]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(run.stderr, refusal(&down));
+    assert_eq!(run.stderr, refusal(&down, &named));
     // Nothing reverted, nothing recorded.
     assert!(table_exists(&db, "posts_user"));
     assert!(table_exists(&db, "posts"));

@@ -71,7 +71,8 @@ impl<'a> Context<'a> {
         let files = directory
             .migrations
             .iter_mut()
-            .flat_map(|m| std::iter::once(&mut m.up).chain(m.down.as_mut()));
+            .flat_map(|m| std::iter::once(&mut m.up).chain(m.down.as_mut()))
+            .chain(directory.repeatables.iter_mut().map(|r| &mut r.file));
         for file in files {
             if file.placeholders.is_empty() {
                 continue;

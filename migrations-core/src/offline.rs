@@ -200,6 +200,9 @@ pub fn offline_script_with(
             out.push_str("COMMIT;\n\n");
         }
     }
+    if range.direction == Direction::Up && range.to.is_none() {
+        out.push_str(&crate::repeatable::offline(migrations, names));
+    }
     out.push_str(&format!("{};\n", names.unlock()));
     Ok(out)
 }

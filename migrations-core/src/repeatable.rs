@@ -244,6 +244,59 @@ pub(crate) async fn apply<C: Conn>(
     result
 }
 
+/// The statements that record a repeatable as applied, in its transaction: its row (inserted
+/// or updated) and an `apply-repeatable` audit event with `detail`.
+fn record(names: &Names, repeatable: &Repeatable, detail: &str) -> String {
+    format!(
+        "INSERT INTO {table} (name, checksum, execution_ms) VALUES ({name}, {checksum}, \
+         (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint)\n  ON CONFLICT (name) \
+         DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), applied_by = \
+         current_user, execution_ms = EXCLUDED.execution_ms;\nINSERT INTO {audit} (event, name, \
+         checksum, detail) VALUES ('apply-repeatable', {name}, {checksum}, {detail});\n",
+        table = table(names),
+        audit = names.audit(),
+        name = quote_literal(repeatable.name()),
+        checksum = quote_literal(repeatable.checksum()),
+        detail = quote_literal(detail),
+    )
+}
+
+fn create_table(names: &Names) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n  name text PRIMARY KEY,\n  checksum text NOT NULL,\n  \
+         applied_at timestamptz NOT NULL DEFAULT now(),\n  applied_by text NOT NULL DEFAULT \
+         current_user,\n  execution_ms bigint NOT NULL\n)",
+        table(names)
+    )
+}
+
+/// The repeatables for the offline script (`migrations sql`), after its versioned steps and
+/// under its lock: the script cannot know which are due, so psql decides, each in a `\if` on
+/// whether the table holds its name with its checksum.
+pub(crate) fn offline(migrations: &Migrations, names: &Names) -> String {
+    if migrations.repeatables().is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "-- Repeatable migrations: each runs when new or changed.\n{};\n\n",
+        create_table(names)
+    );
+    for r in migrations.repeatables() {
+        out.push_str(&format!(
+            "-- repeatable {name}\nSELECT NOT EXISTS (SELECT 1 FROM {table} WHERE name = {lit} \
+             AND checksum = {checksum}) AS migrations_repeatable_due \\gset\n\\if \
+             :migrations_repeatable_due\nBEGIN;\n{sql}\n;\n{record}COMMIT;\n\\endif\n\n",
+            name = r.name(),
+            table = table(names),
+            lit = quote_literal(r.name()),
+            checksum = quote_literal(r.checksum()),
+            sql = r.script().sql(),
+            record = record(names, r, "offline script"),
+        ));
+    }
+    out
+}
+
 /// The repeatables that are new (`false`) or changed (`true`) against the recorded rows.
 fn due<'m>(
     migrations: &'m Migrations,
@@ -268,14 +321,9 @@ async fn apply_locked<C: Conn>(
     config: &Config,
 ) -> Result<Vec<RanRepeatable>, Error> {
     let names = &config.names;
-    conn.simple(&format!(
-        "CREATE TABLE IF NOT EXISTS {} (\n  name text PRIMARY KEY,\n  checksum text NOT NULL,\n  \
-         applied_at timestamptz NOT NULL DEFAULT now(),\n  applied_by text NOT NULL DEFAULT \
-         current_user,\n  execution_ms bigint NOT NULL\n)",
-        table(names)
-    ))
-    .await
-    .map_err(|source| db("creating the repeatable migrations' table", source))?;
+    conn.simple(&create_table(names))
+        .await
+        .map_err(|source| db("creating the repeatable migrations' table", source))?;
     // Read again under the lock: another runner may have applied them meanwhile.
     let rows = recorded(conn, names).await?;
     let mut ran = Vec::new();
@@ -298,17 +346,8 @@ async fn apply_locked<C: Conn>(
             ));
         }
         let record = format!(
-            ";\nINSERT INTO {table} (name, checksum, execution_ms) VALUES ({name}, {checksum}, \
-             (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::bigint)\n  \
-             ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), \
-             applied_by = current_user, execution_ms = EXCLUDED.execution_ms;\nINSERT INTO \
-             {audit} (event, name, checksum, detail) VALUES ('apply-repeatable', {name}, \
-             {checksum}, {detail});\nCOMMIT",
-            table = table(names),
-            audit = names.audit(),
-            name = quote_literal(repeatable.name()),
-            checksum = quote_literal(repeatable.checksum()),
-            detail = quote_literal(if changed { "changed" } else { "new" }),
+            ";\n{}COMMIT",
+            record(names, repeatable, if changed { "changed" } else { "new" })
         );
         let started = Instant::now();
         let batch = format!("{prefix}{}{record}", script.sql());

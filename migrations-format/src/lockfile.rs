@@ -49,6 +49,55 @@ const RESTORE: &str = "restore the file from version control (`git checkout -- m
 pub struct LockFile {
     /// One entry per locked migration, in ascending version order (empty for a new lock).
     pub entries: Vec<LockEntry>,
+    /// The repeatable migrations (`R__<name>.sql`) as last locked, in name order. Written as
+    /// `# repeatable <sha256> <name>` lines after the entries: outside the chain, and a
+    /// comment to readers that predate them. A repeatable is meant to change, so a change is
+    /// no finding: `migrations lock` records the new checksum, and the diff shows it.
+    pub repeatables: Vec<LockedRepeatable>,
+}
+
+/// A repeatable migration's line in the lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedRepeatable {
+    /// The name between `R__` and `.sql`.
+    pub name: String,
+    /// SHA-256 of the file as written.
+    pub checksum: Checksum,
+}
+
+/// What starts a repeatable's line.
+const REPEATABLE_PREFIX: &str = "# repeatable ";
+
+/// The repeatables of `dir` as the lock records them.
+fn repeatables_of(dir: &Directory) -> Vec<LockedRepeatable> {
+    dir.repeatables
+        .iter()
+        .map(|r| LockedRepeatable {
+            name: r.name.clone(),
+            checksum: r.file.checksum,
+        })
+        .collect()
+}
+
+/// How the repeatables of `dir` differ from those `lock` records, one line each (`repeatable
+/// views: changed`), for the messages of `migrations lock`.
+pub fn repeatable_changes(lock: &LockFile, dir: &Directory) -> Vec<String> {
+    let mut changes = Vec::new();
+    for r in &dir.repeatables {
+        match lock.repeatables.iter().find(|l| l.name == r.name) {
+            None => changes.push(format!("repeatable {}: new", r.name)),
+            Some(l) if l.checksum != r.file.checksum => {
+                changes.push(format!("repeatable {}: changed", r.name))
+            }
+            Some(_) => {}
+        }
+    }
+    for l in &lock.repeatables {
+        if !dir.repeatables.iter().any(|r| r.name == l.name) {
+            changes.push(format!("repeatable {}: removed", l.name));
+        }
+    }
+    changes
 }
 
 /// One locked migration: one line of the lock file.
@@ -224,7 +273,28 @@ pub fn parse(text: &str) -> Result<LockFile, LockError> {
 
     let mut problems = Vec::new();
     let mut entries: Vec<LockEntry> = Vec::new();
+    let mut repeatables = Vec::new();
     for (number, line) in lines {
+        if let Some(rest) = line.strip_prefix(REPEATABLE_PREFIX) {
+            let parsed = rest
+                .split_once(' ')
+                .and_then(|(sum, name)| Some((Checksum::from_hex(sum)?, name)));
+            match parsed {
+                Some((checksum, name)) if !name.is_empty() => {
+                    repeatables.push(LockedRepeatable {
+                        name: name.to_owned(),
+                        checksum,
+                    });
+                }
+                _ => problems.push(LockProblem {
+                    line: number,
+                    message: format!(
+                        "expected `{REPEATABLE_PREFIX}<sha256> <name>`; {RESTORE}"
+                    ),
+                }),
+            }
+            continue;
+        }
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
@@ -264,7 +334,10 @@ pub fn parse(text: &str) -> Result<LockFile, LockError> {
         entries.push(entry);
     }
     if problems.is_empty() {
-        Ok(LockFile { entries })
+        Ok(LockFile {
+            entries,
+            repeatables,
+        })
     } else {
         Err(LockError { problems })
     }
@@ -376,6 +449,13 @@ pub fn render(lock: &LockFile) -> String {
         out.push_str(&entry.chain.to_hex());
         out.push('\n');
     }
+    for r in &lock.repeatables {
+        out.push_str(REPEATABLE_PREFIX);
+        out.push_str(&r.checksum.to_hex());
+        out.push(' ');
+        out.push_str(&r.name);
+        out.push('\n');
+    }
     out
 }
 
@@ -403,6 +483,7 @@ pub fn append(lock: &LockFile, dir: &Directory) -> LockFile {
                 .push(LockEntry::of_migration(migration, previous.as_ref()));
         }
     }
+    out.repeatables = repeatables_of(dir);
     renumber(&mut out);
     out
 }
@@ -464,6 +545,7 @@ pub fn rewrite(
         let previous = i.checked_sub(1).map(|p| out.entries[p].chain);
         out.entries[i].chain = out.entries[i].expected_chain(previous.as_ref());
     }
+    out.repeatables = repeatables_of(dir);
     renumber(&mut out);
     Ok(out)
 }

@@ -711,6 +711,19 @@ pub fn lint_directory(dir: &Directory, options: &Options) -> Result<Report, Lint
         }
         report.migrations += usize::from(linted);
     }
+    // Repeatables (`R__<name>.sql`) run after every versioned migration, each in its own
+    // transaction: linted on the schema the migrations leave, whatever `since` says (they run
+    // again whenever they change).
+    for r in dir.repeatables.iter().filter(|r| wanted(&r.file)) {
+        report.files += 1;
+        report.migrations += 1;
+        let mut after = columns.clone();
+        report.add(lint_file_in(
+            &FileInput::new(&r.file, Direction::Up),
+            &options.rules,
+            &mut after,
+        ));
+    }
     Ok(report)
 }
 
@@ -762,6 +775,7 @@ fn selected_files(
         .migrations
         .iter()
         .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+        .chain(dir.repeatables.iter().map(|r| &r.file))
         .filter_map(|f| f.path.canonicalize().ok().map(|c| (c, f.path.clone())))
         .collect();
     let mut selected = BTreeSet::new();

@@ -109,7 +109,8 @@ fn check_fixed_placeholders(input: &Input, directory: &Directory) -> syn::Result
     let files = directory
         .migrations
         .iter()
-        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()));
+        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+        .chain(directory.repeatables.iter().map(|r| &r.file));
     let mut errors = Vec::new();
     for file in files {
         if let Err(problems) = migrations_format::placeholder::substitute(&file.text, &values) {

@@ -102,6 +102,7 @@ fn execute(
         return Ok(());
     }
     let report = run_live(ctx, command, &migrations, operation, configure, &mut client)?;
+    repeatable_lines(ctx, &report);
     if report.ran.is_empty() {
         ctx.out.line(&nothing_to_do(operation));
     } else {
@@ -561,7 +562,24 @@ fn report_json(command: &str, report: &Report) -> Value {
         "warnings": report.warnings.iter().map(drift_json).collect::<Vec<_>>(),
         "up_to_date": report.ran.is_empty(),
         "duration_ms": millis(report.duration),
+        "repeatables": report.repeatables.iter().map(|r| json!({
+            "name": r.name,
+            "changed": r.changed,
+            "duration_ms": millis(r.duration),
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// One line per repeatable migration the run applied (after the versioned ones).
+fn repeatable_lines(ctx: &Context<'_>, report: &Report) {
+    for r in &report.repeatables {
+        ctx.out.line(&format!(
+            "applied repeatable {} ({}) in {} ms",
+            r.name,
+            if r.changed { "changed" } else { "new" },
+            millis(r.duration)
+        ));
+    }
 }
 
 /// One step that ran, as in `ran` of the success document and of a failed run's document.
@@ -581,6 +599,7 @@ pub(crate) fn up_default(ctx: &Context<'_>, migrations: &Migrations) -> Result<V
     let operation = Operation::Up { to: None };
     let mut client = ctx.connect()?;
     let report = run_live(ctx, "up", migrations, &operation, |m| m, &mut client)?;
+    repeatable_lines(ctx, &report);
     if report.ran.is_empty() {
         ctx.out.line(&nothing_to_do(&operation));
     } else {

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use migrations_core::plan::Status;
+use migrations_core::RepeatableState;
 use migrations_core::State;
 use migrations_format::Version;
 
@@ -154,12 +155,35 @@ pub fn status(ctx: &Context<'_>, exit_code: bool) -> Result<(), Error> {
     if lines.is_empty() {
         ctx.out.line("no migrations");
     }
+    // Repeatables (R__<name>.sql): `changed` and `pending` are work the next `up` does.
+    let repeatables = ctx.migrator(&migrations).repeatable_status(&mut client)?;
+    for r in &repeatables {
+        let style = match r.state {
+            RepeatableState::Applied => Style::Good,
+            RepeatableState::Changed | RepeatableState::Pending => Style::Warn,
+            _ => Style::Bad,
+        };
+        if matches!(r.state, RepeatableState::Changed | RepeatableState::Pending) {
+            not_applied += 1;
+        }
+        ctx.out.line(&format!(
+            "{:<12} R__{}.sql (repeatable)",
+            ctx.out.paint(style, r.state.as_str()),
+            r.name
+        ));
+    }
     ctx.out.document(json!({
         "command": "status",
         "migrations": lines.iter().map(|l| json!({
             "version": l.version,
             "name": l.name,
             "status": l.status.as_str(),
+        })).collect::<Vec<Value>>(),
+        "repeatables": repeatables.iter().map(|r| json!({
+            "name": r.name,
+            "status": r.state.as_str(),
+            "checksum": r.checksum,
+            "applied_at": r.applied_at,
         })).collect::<Vec<Value>>(),
         "pending_or_drifted": not_applied,
     }));

@@ -122,6 +122,8 @@ pub fn lock(ctx: &Context<'_>, rewrite: Option<&str>) -> Result<(), Error> {
             let added: Vec<String> = lock.entries[existing.entries.len()..]
                 .iter()
                 .map(|e| format!("locked {} {}", e.version, e.name))
+                // A repeatable's change is recorded, never refused: it is meant to change.
+                .chain(lockfile::repeatable_changes(&existing, &directory))
                 .collect();
             (lock, added)
         }

@@ -18,6 +18,7 @@ mod lint;
 mod manners;
 mod partial;
 mod placeholders;
+mod repeatable;
 mod rolling;
 mod roundtrip;
 mod roundtrip_data;

@@ -820,3 +820,37 @@ fn findings_render_as_github_annotations() {
         .starts_with("::warning file="));
     assert_eq!(FindingKind::EditedDown.id(), "edited-down");
 }
+
+/// Repeatables are recorded after the chain, as `# repeatable` lines (comments to older
+/// readers); a changed one is no finding, and `append` records its new checksum.
+#[test]
+fn repeatables_are_recorded_outside_the_chain() {
+    let s = three();
+    s.write("R__views.sql", "CREATE OR REPLACE VIEW v AS SELECT 1;\n");
+    let lock = s.lock();
+    let text = lockfile::render(&lock);
+    let last = text.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "# repeatable {} views",
+            sha("CREATE OR REPLACE VIEW v AS SELECT 1;\n")
+        )
+    );
+    assert_eq!(lockfile::parse(&text).unwrap(), lock);
+    // The chain of the versioned entries is what it is without the repeatable.
+    s.remove("R__views.sql");
+    assert_eq!(s.lock().entries, lock.entries);
+    s.write("R__views.sql", "CREATE OR REPLACE VIEW v AS SELECT 2;\n");
+    let dir = s.load();
+    assert!(lockfile::verify(&lock, &dir).is_empty());
+    assert_eq!(
+        lockfile::repeatable_changes(&lock, &dir),
+        ["repeatable views: changed"]
+    );
+    let relocked = lockfile::append(&lock, &dir);
+    assert_eq!(relocked.entries, lock.entries);
+    assert!(lockfile::repeatable_changes(&relocked, &dir).is_empty());
+    let e = lockfile::parse(&format!("{HEADER}\n# repeatable nothex views\n")).unwrap_err();
+    assert_eq!(e.problems[0].line, 2);
+}

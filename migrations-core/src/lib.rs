@@ -34,6 +34,8 @@ extern crate self as migrations_core;
 pub mod build;
 #[cfg(feature = "connect")]
 pub mod database;
+#[cfg(feature = "connect")]
+pub mod fleet;
 mod db;
 #[cfg(feature = "sqlx")]
 mod db_sqlx;

@@ -156,24 +156,13 @@ fn render_expected(e: &Expected) -> String {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != EXPECTED {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Runs one case; returns what it printed, as an `Expected`.
 fn run_case(case: &Path, expected: &Expected) -> Expected {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("case");
-    copy_dir(case, &root);
+    migrations_tests::copy_dir(case, &root);
+    // The case's expectation is the test's, not a file of the project under test.
+    fs::remove_file(root.join(EXPECTED)).unwrap();
     // The clean environment of every test here, with `HOME` the temporary directory around
     // the case (so a case's own files are not taken for the home directory's).
     let mut command = migrations(&root);

@@ -132,6 +132,7 @@ mod wait;
 pub use redact::{redact, redact_text};
 pub use resolve::{Endpoint, Host, Target};
 pub use wait::{connect, connect_async};
+pub(crate) use wait::connect_async_owned;
 
 /// Default of [`ConnectOptions::connect_timeout`]: how long to wait for a server that is still
 /// starting.

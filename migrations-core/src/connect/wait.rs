@@ -622,6 +622,15 @@ pub fn connect(opts: &ConnectOptions) -> Result<postgres::Client, ConnectError> 
 /// spawned on the current Tokio runtime (outside one, this returns a
 /// [`ConnectErrorKind::Runtime`] error); when it ends with an error, that is logged.
 pub async fn connect_async(opts: &ConnectOptions) -> Result<tokio_postgres::Client, ConnectError> {
+    connect_async_owned(opts).await.map(|(client, _)| client)
+}
+
+/// [`connect_async`], also returning the spawned connection task: after dropping the client,
+/// awaiting it waits until the session's socket is closed (the fleet run does, so that the
+/// connections it holds never exceed its bound, not even for a moment).
+pub(crate) async fn connect_async_owned(
+    opts: &ConnectOptions,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), ConnectError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ConnectError::new(
             ConnectErrorKind::Runtime,
@@ -654,12 +663,12 @@ pub async fn connect_async(opts: &ConnectOptions) -> Result<tokio_postgres::Clie
                 match tokio::time::timeout(attempt.timeout, connecting).await {
                     Ok(Ok((client, connection))) => {
                         let address = target.endpoints[driver.endpoint].address();
-                        tokio::spawn(async move {
+                        let task = tokio::spawn(async move {
                             if let Err(e) = connection.await {
                                 log::warn!("connection to {address} ended: {e}");
                             }
                         });
-                        break Ok(client);
+                        break Ok((client, task));
                     }
                     Ok(Err(e)) => event = Event::Failed(driver.classify(&e)),
                     Err(_) => {

@@ -701,32 +701,14 @@ fn corpus() -> PathBuf {
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn corpus_refuses_the_stray_file_until_ignored() {
     let e = load_dir(&corpus()).unwrap_err();
     assert_eq!(e.kinds(), vec![ProblemKind::BadName], "{e}");
     assert!(e.to_string().contains("data_oauth_github.sql"), "{e}");
 
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&corpus(), copy.path());
-    fs::write(
-        copy.path().join("migrations.toml"),
-        "ignore = [\"data_oauth_github.sql\"]\n",
-    )
-    .unwrap();
+    // The corpus with a migrations.toml that ignores the stray file.
+    let copy = migrations_tests::corpus_copy();
     let d = load_dir(copy.path()).unwrap();
     assert_eq!(d.migrations.len(), 285);
     assert_eq!(

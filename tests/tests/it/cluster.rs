@@ -209,3 +209,52 @@ fn an_unreachable_base_directory_is_explained() {
     );
     assert!(!Path::new(&base).exists());
 }
+
+/// The repository's Rust files, less build output and hidden folders.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name.starts_with('.') || name == "target" {
+            continue;
+        }
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// ARCHITECTURE.md's invariant: every throwaway cluster (the harness's, the reliability runs',
+/// the benchmarks', a test's own) is made by `tests/src/cluster.rs`; no other Rust file runs
+/// the server's tools or looks up the server's user (the last three copies did it each its own
+/// way: versions sorted as text, a non-reentrant user lookup).
+#[test]
+fn only_the_harness_starts_clusters() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let own = root.join("tests").join("src").join("cluster.rs");
+    // Spelt in pieces, so that this file does not match itself.
+    let forbidden = [
+        ["\"init", "db\""].concat(),
+        ["\"pg_", "ctl\""].concat(),
+        ["getpw", "nam"].concat(),
+    ];
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    assert!(files.contains(&own), "{} not found", own.display());
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| **f != own)
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            let found: Vec<&String> = forbidden.iter().filter(|p| text.contains(*p)).collect();
+            (!found.is_empty()).then(|| format!("{}: {found:?}", f.display()))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "make these clusters with migrations_tests::ClusterBuilder:\n{}",
+        offenders.join("\n")
+    );
+}

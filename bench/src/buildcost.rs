@@ -90,19 +90,6 @@ impl Kind {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// The file a developer would edit: the newest migration's up script.
 fn newest_up_file(kind: Kind, dir: &Path) -> PathBuf {
     let mut names: Vec<PathBuf> = fs::read_dir(dir)
@@ -179,7 +166,7 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
             )
             .unwrap();
             fs::write(dir.join("src/main.rs"), kind.main_rs()).unwrap();
-            copy_dir(kind.layout(&layouts), &dir.join("migrations"));
+            migrations_tests::copy_dir(kind.layout(&layouts), &dir.join("migrations"));
             members.push(name);
         }
     }

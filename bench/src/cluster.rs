@@ -1,128 +1,43 @@
-//! A throwaway PostgreSQL cluster of the benchmark's own, so the durability settings
-//! (fsync on or off) are ours to choose and both runs use the same server binaries. It lives on
-//! the disk (not /dev/shm), so fsync=on means what it says.
+//! The benchmark's cluster: the test harness's throwaway cluster
+//! ([`migrations_tests::ClusterBuilder`], the one implementation), of our own so the durability
+//! settings (fsync on or off) are ours to choose and both runs use the same server binaries. It
+//! lives on the disk (the temporary directory, not /dev/shm), so fsync=on means what it says.
 
-use std::fs;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use migrations_tests::ClusterBuilder;
 use postgres::{Client, NoTls};
 
 pub struct Cluster {
-    dir: PathBuf,
-    bin: PathBuf,
+    server: migrations_tests::Cluster,
     pub port: u16,
     pub version: String,
-    as_postgres: bool,
     counter: u32,
-}
-
-fn bin_dir() -> PathBuf {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("postgres").exists() {
-            return dir;
-        }
-    }
-    let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-        .pop()
-        .filter(|d| d.join("postgres").exists())
-        .expect("no PostgreSQL server binaries (pg_config --bindir, /usr/lib/postgresql/*/bin)")
 }
 
 impl Cluster {
     pub fn start(fsync: bool, stat_statements: bool) -> Cluster {
-        let bin = bin_dir();
-        let as_postgres = unsafe_is_root();
-        let base = std::env::temp_dir().join(format!(
-            "migrations-bench-{}-{}",
-            std::process::id(),
-            if fsync { "fsync-on" } else { "fsync-off" }
-        ));
-        let _ = fs::remove_dir_all(&base);
-        fs::create_dir_all(&base).unwrap();
-        let data = base.join("data");
-        if as_postgres {
-            let ok = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(&base)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown postgres {}", base.display());
+        let durability = if fsync { "on" } else { "off" };
+        let mut builder = ClusterBuilder::new()
+            .base_dir(&std::env::temp_dir())
+            .setting("fsync", durability)
+            .setting("synchronous_commit", durability)
+            .setting("full_page_writes", durability)
+            .setting("shared_buffers", "128MB")
+            .setting("max_wal_size", "8GB")
+            .setting("checkpoint_timeout", "1h")
+            .setting("max_connections", "50");
+        if stat_statements {
+            builder = builder
+                .setting("shared_preload_libraries", "pg_stat_statements")
+                .setting("pg_stat_statements.track", "all");
         }
-        let mut initdb = Vec::new();
-        initdb.push(bin.join("initdb").to_string_lossy().into_owned());
-        initdb.extend(
-            [
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ]
-            .map(String::from),
-        );
-        run(as_postgres, &initdb, "initdb");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let durability = if fsync {
-            "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
-        } else {
-            // The test harness's settings.
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        };
-        let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} {durability} \
-             -c wal_level=minimal -c max_wal_senders=0 -c shared_buffers=128MB \
-             -c max_wal_size=8GB -c checkpoint_timeout=1h -c autovacuum=off -c jit=off \
-             -c max_connections=50{}",
-            base.display(),
-            if stat_statements {
-                " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
-            } else {
-                ""
-            }
-        );
-        let pg_ctl = vec![
-            bin.join("pg_ctl").to_string_lossy().into_owned(),
-            "-D".into(),
-            data.to_string_lossy().into_owned(),
-            "-l".into(),
-            base.join("postgres.log").to_string_lossy().into_owned(),
-            "-o".into(),
-            options,
-            "-w".into(),
-            "-t".into(),
-            "60".into(),
-            "start".into(),
-        ];
-        run(as_postgres, &pg_ctl, "pg_ctl start");
+        let server = builder.start().unwrap_or_else(|e| panic!("{e}"));
         let mut cluster = Cluster {
-            dir: base,
-            bin,
-            port,
-
+            port: server.port(),
             version: String::new(),
-            as_postgres,
+            server,
             counter: 0,
         };
         let mut admin = cluster.admin();
@@ -136,7 +51,7 @@ impl Cluster {
     }
 
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        self.server.url(db)
     }
 
     pub fn url_via(&self, port: u16, db: &str) -> String {
@@ -148,8 +63,7 @@ impl Cluster {
         loop {
             match Client::connect(&self.url("postgres"), NoTls) {
                 Ok(c) => return c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100))
                 }
                 Err(e) => panic!("connecting to the bench cluster: {e}"),
@@ -198,55 +112,6 @@ impl Cluster {
     }
 
     pub fn data_dir(&self) -> &Path {
-        &self.dir
+        self.server.dir()
     }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let pg_ctl = vec![
-            self.bin.join("pg_ctl").to_string_lossy().into_owned(),
-            "-D".into(),
-            self.dir.join("data").to_string_lossy().into_owned(),
-            "-m".into(),
-            "immediate".into(),
-            "-w".into(),
-            "stop".into(),
-        ];
-        run(self.as_postgres, &pg_ctl, "pg_ctl stop");
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(as_postgres: bool, argv: &[String], what: &str) {
-    let mut cmd = if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]);
-        c.args(argv);
-        c
-    } else {
-        let mut c = Command::new(&argv[0]);
-        c.args(&argv[1..]);
-        c
-    };
-    let out = cmd
-        .env("LC_ALL", "C")
-        .current_dir("/")
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{what} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

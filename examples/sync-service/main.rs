@@ -13,7 +13,7 @@
 //! the lock, then find nothing to do.
 
 use migrations_core::connect::{connect, ConnectOptions};
-use migrations_core::{embed_migrations, Migrations, Migrator};
+use migrations_core::{embed_migrations, Event, Migrations, Migrator};
 
 // The same directory as the quickstart, embedded at build time.
 static MIGRATIONS: Migrations = embed_migrations!("quickstart/migrations");
@@ -32,7 +32,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         ..ConnectOptions::default()
     })?;
 
-    let report = Migrator::new(&MIGRATIONS).run(&mut client)?;
+    let report = Migrator::new(&MIGRATIONS)
+        // A replica that starts while another migrates says whom it waits for.
+        .on_event(|event| {
+            if let Event::WaitingForLock {
+                holder: Some(holder),
+                ..
+            } = event
+            {
+                eprintln!("waiting for the migrations lock, held by {holder}");
+            }
+        })
+        .run(&mut client)?;
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
     }

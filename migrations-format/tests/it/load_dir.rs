@@ -687,23 +687,9 @@ fn psql_input_does_not_hide_other_problems() {
 
 // ---- the real crates.io history ----
 
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("MIGRATIONS_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/crates.io/migrations")
-        });
-    assert!(
-        dir.is_dir(),
-        "the crates.io corpus is missing at {} (set MIGRATIONS_CORPUS_DIR)",
-        dir.display()
-    );
-    dir
-}
-
 #[test]
 fn corpus_refuses_the_stray_file_until_ignored() {
-    let e = load_dir(&corpus()).unwrap_err();
+    let e = load_dir(&migrations_tests::corpus_dir()).unwrap_err();
     assert_eq!(e.kinds(), vec![ProblemKind::BadName], "{e}");
     assert!(e.to_string().contains("data_oauth_github.sql"), "{e}");
 

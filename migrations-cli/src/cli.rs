@@ -136,6 +136,40 @@ pub struct ConnectArgs {
     pub connect_timeout: Option<Duration>,
 }
 
+/// The fleet flags of `up`, `status`, `verify --online` and `wait` (docs/fleet.md).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Fleet")]
+pub struct FleetArgs {
+    /// Run on every database of this file ([[database]] entries: url or service, name,
+    /// labels), each as a single run with its own lock and drift checks.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// Run on every tenant schema this query lists (one schema name per row) in the database
+    /// (or in each database of --fleet): the history in that schema, ${tenant} its name.
+    #[arg(long, value_name = "SQL")]
+    pub tenants_query: Option<String>,
+    /// How many targets run at once (default 4): also the most connections held.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run the first K targets first, alone; if one fails, start no other.
+    #[arg(long, value_name = "K")]
+    pub canary: Option<usize>,
+    /// After the canary, run the targets in waves of N, one wave after another.
+    #[arg(long, value_name = "N")]
+    pub wave_size: Option<usize>,
+    /// Start no other target after the first one fails (default: report it, go on).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Take slice I of N of the targets (by a stable hash of each name), so that N workers
+    /// (a Kubernetes Indexed Job, a CI matrix) cover the fleet exactly once.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<migrations_core::fleet::Shard>,
+}
+
+fn parse_shard(text: &str) -> Result<migrations_core::fleet::Shard, String> {
+    text.parse()
+}
+
 /// Commands that neither connect nor name the history table: no connection flags.
 const LOCAL_COMMANDS: &[&str] = &["init", "new", "lint", "completions"];
 
@@ -295,6 +329,8 @@ pub enum Command {
         /// once every instance runs the new release) or all.
         #[arg(long, value_enum, default_value_t = PhaseArg::Pre)]
         phase: PhaseArg,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
 
     /// Revert applied migrations, newest first.
@@ -347,6 +383,8 @@ pub enum Command {
         /// Exit 3 when anything is pending or drifted.
         #[arg(long)]
         exit_code: bool,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
 
     /// Record every migration up to VERSION as applied without running it (for a database
@@ -403,6 +441,8 @@ pub enum Command {
         /// What to wait for: pre (default), post or all.
         #[arg(long, value_enum, default_value_t = PhaseArg::Pre)]
         phase: PhaseArg,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
 
     /// Prove that every down undoes its up: on a scratch database created on the server (and
@@ -472,6 +512,8 @@ pub enum Command {
         /// by object, what changed outside migrations (needs record_schema).
         #[arg(long)]
         schema_drift: bool,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
 
     /// Print shell completions.

@@ -18,6 +18,25 @@ pub enum Code {
     Findings = 3,
 }
 
+impl Code {
+    /// The worse of two targets' codes, for a fleet's exit code: a failure (1) over bad usage
+    /// or files (2) over findings (3) over success (0): what broke matters more than what was
+    /// refused, and a refusal more than nothing.
+    pub fn worst(self, other: Code) -> Code {
+        let rank = |c: Code| match c {
+            Code::Ok => 0,
+            Code::Findings => 1,
+            Code::Usage => 2,
+            Code::Failure => 3,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// A command's failure: what to print, and which exit code it means.
 #[derive(Debug)]
 pub enum Error {
@@ -35,6 +54,9 @@ pub enum Error {
     Run(Box<migrations_core::Error>),
     /// The command ran and found something to report (already printed).
     Findings,
+    /// A fleet run that printed its own report (every target's error in it): exit with the
+    /// worst target's code ([`Code::worst`]).
+    Reported(Code),
     /// A run (`up`, `down`, `redo`) that stopped on an error: the error, with what the run had
     /// done before it, so the output never hides work done.
     Partial(Box<Partial>),
@@ -57,6 +79,7 @@ impl Error {
             Error::Files(_) | Error::Usage(_) => Code::Usage,
             Error::Io(_) | Error::Connect(_) | Error::Database(_) => Code::Failure,
             Error::Findings => Code::Findings,
+            Error::Reported(code) => *code,
             Error::Partial(p) => p.error.code(),
             Error::Run(e) => match e.as_ref() {
                 migrations_core::Error::Plan(PlanError::Drift(_))
@@ -79,6 +102,7 @@ impl Error {
             Error::Connect(_) => "connect",
             Error::Database(_) => "database",
             Error::Findings => "findings",
+            Error::Reported(_) => "fleet",
             Error::Partial(p) => p.error.kind(),
             Error::Run(e) => match e.as_ref() {
                 migrations_core::Error::Plan(PlanError::Drift(_)) => "drift",
@@ -181,7 +205,7 @@ impl fmt::Display for Error {
             Error::Connect(e) => write!(f, "{e}"),
             Error::Database(e) => write!(f, "{e}"),
             Error::Run(e) => write!(f, "{e}"),
-            Error::Findings => Ok(()),
+            Error::Findings | Error::Reported(_) => Ok(()),
             Error::Partial(p) => write!(f, "{}", p.error),
         }
     }

@@ -71,7 +71,7 @@ fn suggest_other_tools_words(e: &mut clap::Error) {
 /// One clear message on stderr (and, in JSON mode, an error document on stdout). Findings
 /// were printed by the command itself.
 fn report(cli: &cli::Cli, error: &exit::Error) {
-    if matches!(error, exit::Error::Findings) {
+    if matches!(error, exit::Error::Findings | exit::Error::Reported(_)) {
         return;
     }
     // A run that stopped part-way: the error itself, plus what was done before it.

@@ -20,7 +20,7 @@ fn lock_path(ctx: &Context<'_>) -> PathBuf {
 }
 
 /// Reads the lock file; `None` when there is none.
-fn read_lock(ctx: &Context<'_>) -> Result<Option<LockFile>, Error> {
+pub(super) fn read_lock(ctx: &Context<'_>) -> Result<Option<LockFile>, Error> {
     let path = lock_path(ctx);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -42,7 +42,7 @@ fn in_github_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
 }
 
-fn finding_json(f: &Finding) -> Value {
+pub(super) fn finding_json(f: &Finding) -> Value {
     json!({
         "kind": f.kind.id(),
         "error": f.is_error(),
@@ -58,7 +58,7 @@ fn finding_json(f: &Finding) -> Value {
 }
 
 /// Prints findings (text and, in GitHub Actions, annotations); returns how many are errors.
-fn print_findings(ctx: &Context<'_>, findings: &[Finding]) -> usize {
+pub(super) fn print_findings(ctx: &Context<'_>, findings: &[Finding]) -> usize {
     let github = in_github_actions();
     for f in findings {
         let style = if f.is_error() { Style::Bad } else { Style::Dim };

@@ -5,6 +5,7 @@ mod apply;
 mod baseline;
 mod completions;
 mod database;
+mod fleet;
 mod init;
 mod inspect;
 mod lint;
@@ -36,6 +37,25 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             single_transaction,
             record_schema,
             phase,
+            fleet,
+        } if fleet::active(fleet) => fleet::up(
+            &ctx,
+            fleet,
+            to.as_deref(),
+            *dry_run,
+            *allow_out_of_order,
+            *single_transaction,
+            *record_schema,
+            phase.phase(),
+        ),
+        Command::Up {
+            to,
+            dry_run,
+            allow_out_of_order,
+            single_transaction,
+            record_schema,
+            phase,
+            fleet: _,
         } => apply::up(
             &ctx,
             to.as_deref(),
@@ -67,7 +87,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         } => apply::redo(&ctx, count.unwrap_or(1), *allow_data_loss),
         Command::Current => inspect::current(&ctx),
         Command::History { verbose } => inspect::history(&ctx, *verbose),
-        Command::Status { exit_code } => inspect::status(&ctx, *exit_code),
+        Command::Status { exit_code, fleet } if fleet::active(fleet) => {
+            fleet::status(&ctx, fleet, *exit_code)
+        }
+        Command::Status { exit_code, .. } => inspect::status(&ctx, *exit_code),
         Command::Baseline {
             version,
             from_diesel,
@@ -83,7 +106,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             down,
             phase,
         } => sql::run(&ctx, from.as_deref(), to.as_deref(), *down, phase.phase()),
-        Command::Wait { timeout, phase } => wait::run(&ctx, *timeout, phase.phase()),
+        Command::Wait {
+            timeout,
+            phase,
+            fleet,
+        } if fleet::active(fleet) => fleet::wait(&ctx, fleet, *timeout, phase.phase()),
+        Command::Wait { timeout, phase, .. } => wait::run(&ctx, *timeout, phase.phase()),
         Command::Test {
             from,
             to,
@@ -113,6 +141,12 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Verify {
             online,
             schema_drift,
+            fleet,
+        } if fleet::active(fleet) => fleet::verify(&ctx, fleet, *online, *schema_drift),
+        Command::Verify {
+            online,
+            schema_drift,
+            ..
         } => lock::verify(&ctx, *online, *schema_drift),
         Command::Completions { shell } => completions::run(*shell),
         Command::Database { command } => match command {

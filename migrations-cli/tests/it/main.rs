@@ -14,6 +14,7 @@ mod bad_input_db;
 mod cli;
 mod database;
 mod failure_paths;
+mod fleet;
 mod lint;
 mod manners;
 mod partial;

@@ -53,6 +53,8 @@ mod targets;
 
 pub use run::{Action, Fleet, FleetReport, Progress, TargetReport, TargetState};
 pub use shard::{slice_of, Shard};
-pub use targets::{list_tenants, service_connection_string, FleetError, Target};
+pub use targets::{
+    list_tenants, list_tenants_blocking, service_connection_string, FleetError, Target,
+};
 #[cfg(feature = "load")]
 pub use targets::{parse_fleet_file, read_fleet_file};

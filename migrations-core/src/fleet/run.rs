@@ -258,17 +258,7 @@ impl<'m> Fleet<'m> {
     /// Refused inside a runtime (it would block that runtime's thread): call
     /// [`Fleet::run_async`] there.
     pub fn run(self, action: &Action) -> Result<FleetReport, FleetError> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(FleetError::Runtime(
-                "Fleet::run() blocks, and was called inside a Tokio runtime: use run_async()"
-                    .to_owned(),
-            ));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| FleetError::Runtime(format!("cannot start a Tokio runtime: {e}")))?;
-        Ok(runtime.block_on(self.run_async(action)))
+        Ok(super::targets::runtime()?.block_on(self.run_async(action)))
     }
 
     /// Runs `action` on every target and reports each one. A target's failure never stops

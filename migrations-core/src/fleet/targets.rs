@@ -357,6 +357,25 @@ pub async fn list_tenants(registry: &Target, query: &str) -> Result<Vec<String>,
     Ok(tenants)
 }
 
+/// The blocking twin of [`list_tenants`], on a Tokio runtime of its own (refused inside one).
+pub fn list_tenants_blocking(registry: &Target, query: &str) -> Result<Vec<String>, FleetError> {
+    runtime()?.block_on(list_tenants(registry, query))
+}
+
+/// A runtime for the blocking API; refused inside a runtime, whose thread it would block.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, FleetError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(FleetError::Runtime(
+            "the blocking fleet API was called inside a Tokio runtime: use the async one"
+                .to_owned(),
+        ));
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| FleetError::Runtime(format!("cannot start a Tokio runtime: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -507,9 +507,10 @@ pub(crate) async fn read_history_if_any<C: Conn>(
     }
 }
 
-/// One round trip: does the server's digest of the applied chain equal this binary's, with no
-/// failed or running row? Any error (no table yet, no permission) just means "take the slow
-/// path", which reports errors properly.
+/// One round trip reading one row: does the chain digest stored in the history (history
+/// format 3, kept by a trigger) say that every migration this run's phase applies is applied,
+/// with no failed or running row? Any error (no table yet, an older format, no permission)
+/// just means "take the slow path", which reports errors properly.
 pub(crate) async fn up_to_date<C: Conn>(
     conn: &mut C,
     migrations: &Migrations,
@@ -518,15 +519,43 @@ pub(crate) async fn up_to_date<C: Conn>(
     let Ok(rows) = conn.simple(&config.names.warm_check()).await else {
         return false;
     };
-    let Some(row) = rows.first() else {
-        return false;
-    };
     // The table's format is not read here (obj_description costs ~1.3 ms on a new
     // connection): a matching digest already proves every migration of this binary applied
     // with its checksum; any mismatch takes the slow path, which checks the format.
-    let none_pending = row.first().and_then(|c| c.as_deref()) == Some("0");
-    let digest = row.get(1).and_then(|c| c.as_deref());
-    none_pending && digest == Some(migrations.chain_digest())
+    let stored = rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|c| c.as_deref())
+        .and_then(sql::parse_digest_bits);
+    stored.is_some_and(|stored| digest_is_current(&stored, migrations, config.phase))
+}
+
+/// Whether `stored`, the history's chain digest, is one this binary's `up` of `phase` has
+/// nothing to add to. A running or failed row never matches (its digest carries its state).
+fn digest_is_current(stored: &[u8; 32], migrations: &Migrations, phase: Phase) -> bool {
+    let Some(all) = migrations_format::Checksum::from_hex(migrations.chain_digest()) else {
+        return false;
+    };
+    if stored == all.as_bytes() {
+        return true;
+    }
+    if phase != Phase::Pre {
+        return false;
+    }
+    // A plain `up` leaves post-deployment migrations pending, and they run in version order
+    // among themselves, so after it the pending ones are the newest post-deployment ones:
+    // each such suffix taken out of the whole chain is a state with nothing to do. Only
+    // these few items are hashed at run time, and only when the constant did not match.
+    let mut expected = *all.as_bytes();
+    for m in migrations.iter().rev().filter(|m| m.post_deploy()) {
+        let item =
+            migrations_format::checksum::chain_item(m.version(), m.checksum(), m.no_transaction());
+        migrations_format::checksum::xor_into(&mut expected, &item);
+        if &expected == stored {
+            return true;
+        }
+    }
+    false
 }
 
 /// Polls `pg_try_advisory_lock` outside any transaction until it is ours or `lock_wait`
@@ -572,7 +601,6 @@ async fn acquire_lock<C: Conn>(
     }
 }
 
-
 /// Who holds the migrations lock, for the messages of a runner that waits for it. Only a
 /// message depends on it: a failed read is `None`, never an error of the run.
 async fn lock_holder<C: Conn>(conn: &mut C, names: &Names) -> Option<crate::LockHolder> {
@@ -612,6 +640,7 @@ pub(crate) async fn history_format<C: Conn>(
 async fn read_history<C: Conn>(
     conn: &mut C,
     names: &Names,
+    format: u32,
 ) -> Result<Vec<AppliedMigration>, Error> {
     let rows = conn
         .simple(&names.select_history(format))
@@ -620,7 +649,6 @@ async fn read_history<C: Conn>(
     rows.iter()
         .map(|row| {
             parse_history_row(row).ok_or_else(|| Error::NotAHistoryTable {
-    format: u32,
                 table: names.history(),
             })
         })
@@ -643,7 +671,13 @@ struct Job<'m> {
     migration: &'m Migration,
     script: &'m Script,
     direction: Direction,
+    /// The audit `detail` of the step when it succeeds ([`STORED_DOWN_DETAIL`] for a stored
+    /// down).
+    detail: Option<&'static str>,
 }
+
+/// The audit `detail` of a down run with the script stored in the history.
+const STORED_DOWN_DETAIL: &str = "stored down";
 
 impl Job<'_> {
     /// Refuses a script that holds a statement the transaction it runs in cannot take (found
@@ -651,14 +685,8 @@ impl Job<'_> {
     fn check_transactional(&self) -> Result<(), Error> {
         match self.script.refused_in_transaction() {
             Some(refusal) => Err(Error::RefusedInTransaction {
-    /// The audit `detail` of the step when it succeeds ([`STORED_DOWN_DETAIL`] for a stored
-    /// down).
-    detail: Option<&'static str>,
                 version: self.migration.version(),
                 name: self.migration.name().to_owned(),
-/// The audit `detail` of a down run with the script stored in the history.
-const STORED_DOWN_DETAIL: &str = "stored down";
-
                 direction: self.direction,
                 line: refusal.line(),
                 what: refusal.what().to_owned(),
@@ -719,6 +747,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             warnings: plan.warnings.clone(),
             ..Report::default()
         };
+        let stored = self.stored_downs(&plan, &history).await?;
         let jobs: Vec<Job<'_>> = plan
             .steps
             .iter()
@@ -738,7 +767,6 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         if self.config.grouped && !jobs.is_empty() {
             report.ran = self.apply_grouped(&jobs).await?;
             self.record_schema(&report).await?;
-        let stored = self.stored_downs(&plan, &history).await?;
             return Ok(report);
         }
         for job in &jobs {
@@ -804,18 +832,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             migration,
             script,
             direction: step.direction,
+            detail: None,
         })
     }
 
-    /// Rows left `running` belong to a runner that died: this one holds the lock, so no other
-    /// runner is alive. They become `failed`, naming the invalid indexes that exist now.
-    async fn mark_dead_runners(&mut self, history: &mut [AppliedMigration]) -> Result<(), Error> {
-        for row in history.iter_mut().filter(|r| r.state == State::Running) {
-            let reverting = row.error.as_deref() == Some(DOWN_IN_PROGRESS);
-            detail: None,
-            // Only the indexes this migration's own statements name: an unrelated invalid
-            // index (another session's build in progress, a leftover of someone's manual
-            // attempt) is not this migration's to report, nor `repair`'s to drop.
     /// The migrations the plan reverts with the down script stored in the history: read
     /// from the history only now, for these rows alone.
     async fn stored_downs(
@@ -853,6 +873,14 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         Ok(out)
     }
 
+    /// Rows left `running` belong to a runner that died: this one holds the lock, so no other
+    /// runner is alive. They become `failed`, naming the invalid indexes that exist now.
+    async fn mark_dead_runners(&mut self, history: &mut [AppliedMigration]) -> Result<(), Error> {
+        for row in history.iter_mut().filter(|r| r.state == State::Running) {
+            let reverting = row.error.as_deref() == Some(DOWN_IN_PROGRESS);
+            // Only the indexes this migration's own statements name: an unrelated invalid
+            // index (another session's build in progress, a leftover of someone's manual
+            // attempt) is not this migration's to report, nor `repair`'s to drop.
             let invalid = match self.own_index_names(row.version, reverting) {
                 names if names.is_empty() => Vec::new(),
                 names => match invalid_among(&names) {
@@ -1734,6 +1762,7 @@ mod tests {
             migration: &Migration::__new(1, "1", "a", script.clone(), None),
             script: &script,
             direction: Direction::Up,
+            detail: None,
         };
         let mut batch = Batch::new(Markers { key: -7 });
         batch.push("BEGIN;\n");
@@ -1742,7 +1771,6 @@ mod tests {
         let error = |position: Option<u32>| DbError {
             kind: crate::db::DbErrorKind::Server,
             code: Some("42601".into()),
-            detail: None,
             message: String::new(),
             detail: None,
             hint: None,

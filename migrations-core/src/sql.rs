@@ -15,31 +15,39 @@ use crate::plan::Direction;
 pub const FORMAT_VERSION: u32 = UPGRADES[UPGRADES.len() - 1].to;
 
 /// One step of the history layout: the format it brings the table to, and its statements
-/// (given the quoted, schema-qualified history table). Each is idempotent (`IF NOT EXISTS`),
-/// so a step that ran but whose comment was not yet updated runs again harmlessly.
+/// (given the history's names). Each is idempotent (`IF NOT EXISTS`, `OR REPLACE`), so a step
+/// that ran but whose comment was not yet updated runs again harmlessly.
 pub(crate) struct Upgrade {
     /// The format the table has after this step.
     pub to: u32,
     /// The statements, without a trailing `;`.
-    pub sql: fn(&str) -> String,
+    pub sql: fn(&Names) -> String,
 }
 
 /// Every change to the history layout since format 1, in order: the one place that lists the
 /// format's steps. [`Names::create`] runs them all after creating the format-1 table, so a new
 /// table and an upgraded one are the same. A new format is one more entry here (and the
 /// columns it adds in [`Names::select_history`]); [`FORMAT_VERSION`] is the last `to`.
-pub(crate) const UPGRADES: &[Upgrade] = &[Upgrade {
-    to: 2,
-    // Rolling deploys: the compatibility floor and stored downs. Adding a column with a
-    // constant default rewrites nothing (PostgreSQL 11+).
-    sql: |history| {
-        format!(
-            "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS breaking boolean NOT NULL DEFAULT \
-             false, ADD COLUMN IF NOT EXISTS down_sql text, ADD COLUMN IF NOT EXISTS \
-             down_checksum text, ADD COLUMN IF NOT EXISTS down_no_transaction boolean"
-        )
+pub(crate) const UPGRADES: &[Upgrade] = &[
+    Upgrade {
+        to: 2,
+        // Rolling deploys: the compatibility floor and stored downs. Adding a column with a
+        // constant default rewrites nothing (PostgreSQL 11+).
+        sql: |names| {
+            format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS breaking boolean NOT NULL DEFAULT \
+                 false, ADD COLUMN IF NOT EXISTS down_sql text, ADD COLUMN IF NOT EXISTS \
+                 down_checksum text, ADD COLUMN IF NOT EXISTS down_no_transaction boolean",
+                names.history()
+            )
+        },
     },
-}];
+    Upgrade {
+        to: 3,
+        // The stored chain digest, so the warm-start check reads one row.
+        sql: Names::chain_digest_upgrade,
+    },
+];
 const FORMAT_COMMENT_PREFIX: &str = "migrations history, format ";
 
 /// Separates array items in text results; never part of an index name in practice.
@@ -191,6 +199,10 @@ impl Names {
         let history = self.history();
         let audit = self.audit();
         let comment = quote_literal(&format!("{FORMAT_COMMENT_PREFIX}{FORMAT_VERSION}"));
+        let upgrades: String = UPGRADES
+            .iter()
+            .map(|u| format!("{};\n", (u.sql)(self)))
+            .collect();
         format!(
             "BEGIN;\n\
              CREATE TABLE IF NOT EXISTS {history} (\n\
@@ -208,11 +220,8 @@ impl Names {
              error text,\n\
              invalid_indexes text[] NOT NULL DEFAULT '{{}}'\n\
              );\n\
+             {upgrades}\
              COMMENT ON TABLE {history} IS {comment};\n\
-        let upgrades: String = UPGRADES
-            .iter()
-            .map(|u| format!("{};\n", (u.sql)(&history)))
-            .collect();
              CREATE TABLE IF NOT EXISTS {audit} (\n\
              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n\
              at timestamptz NOT NULL DEFAULT now(),\n\
@@ -237,7 +246,6 @@ impl Names {
         } else {
             "false, NULL::text, NULL::boolean"
         };
-             {upgrades}\
         format!(
             "SELECT version, version_digits, name, checksum, no_transaction, state, \
              {applied_at}, execution_ms, applied_by, statements_done, statements_total, \
@@ -246,6 +254,14 @@ impl Names {
             applied_at = rfc3339("applied_at"),
             sep = quote_literal(&ITEM_SEPARATOR.to_string()),
             history = self.history()
+        )
+    }
+
+    /// The down script stored with `version`'s row (format 2): one row, the text or NULL.
+    pub(crate) fn select_stored_down(&self, version: i64) -> String {
+        format!(
+            "SELECT down_sql FROM {} WHERE version = {version}",
+            self.history()
         )
     }
 
@@ -259,26 +275,91 @@ impl Names {
         )
     }
 
-    /// The warm-start check, one round trip: rows not applied, and the digest of the applied
-    /// chain computed by the server (see `migrations_format::chain_digest`). Fails with
-    /// undefined_table when there is no history yet.
-    pub(crate) fn warm_check(&self) -> String {
+    /// The one-row table holding the stored chain digest (history format 3), quoted and
+    /// schema-qualified: `"schema"."table_meta"`.
+    pub fn meta(&self) -> String {
         format!(
-            "SELECT count(*) FILTER (WHERE state <> 'applied'), \
-             encode(sha256(convert_to(coalesce(string_agg(version::text || ':' || checksum || ':' \
-             || CASE WHEN no_transaction THEN 't' ELSE 'f' END, ',' ORDER BY version) \
-             FILTER (WHERE state = 'applied'), ''), 'UTF8')), 'hex') \
-    /// The down script stored with `version`'s row (format 2): one row, the text or NULL.
-    pub(crate) fn select_stored_down(&self, version: i64) -> String {
-        format!(
-            "SELECT down_sql FROM {} WHERE version = {version}",
-            self.history()
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&format!("{}_meta", self.table))
         )
     }
 
-             FROM {history}",
-            history = self.history()
+    /// The trigger function keeping the stored digest: `"schema"."table_chain_digest"`.
+    fn digest_function(&self) -> String {
+        format!(
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&format!("{}_chain_digest", self.table))
         )
+    }
+
+    /// History format 3: the chain digest stored in `<table>_meta` (one row) and kept by a
+    /// trigger on the history table, in the transaction of every change to a row, whoever
+    /// makes it (the runner's steps of every kind, repair, baseline, adoption, the offline
+    /// script, a hand edit in psql). It is the XOR of each row's digest (`row_digest`), so one
+    /// row's change is one XOR out and one XOR in, whatever the history's length. The
+    /// triggers fire `ALWAYS`, even under `session_replication_role = replica`, so a stale
+    /// digest cannot let the warm check skip a needed run. The last statement recomputes the
+    /// digest from the rows (an upgraded table's, or a repair of a damaged one: the offline
+    /// script runs this every time).
+    fn chain_digest_upgrade(&self) -> String {
+        let history = self.history();
+        let meta = self.meta();
+        let function = self.digest_function();
+        let body = format!(
+            "BEGIN\n\
+             IF TG_OP = 'TRUNCATE' THEN\n\
+             UPDATE {meta} SET chain_digest = {ZERO_DIGEST};\n\
+             ELSIF TG_OP = 'INSERT' THEN\n\
+             UPDATE {meta} SET chain_digest = chain_digest # {new};\n\
+             ELSIF TG_OP = 'DELETE' THEN\n\
+             UPDATE {meta} SET chain_digest = chain_digest # {old};\n\
+             ELSE\n\
+             UPDATE {meta} SET chain_digest = chain_digest # {old} # {new};\n\
+             END IF;\n\
+             RETURN NULL;\n\
+             END",
+            new = row_digest("NEW"),
+            old = row_digest("OLD"),
+        );
+        let recompute = format!(
+            "DECLARE d bit(256) := {ZERO_DIGEST}; r record;\n\
+             BEGIN\n\
+             FOR r IN SELECT version, checksum, no_transaction, state FROM {history} LOOP\n\
+             d := d # {row};\n\
+             END LOOP;\n\
+             UPDATE {meta} SET chain_digest = d;\n\
+             END",
+            row = row_digest("r"),
+        );
+        format!(
+            "CREATE TABLE IF NOT EXISTS {meta} (\n\
+             one boolean PRIMARY KEY DEFAULT true CHECK (one),\n\
+             chain_digest bit(256) NOT NULL\n\
+             );\n\
+             INSERT INTO {meta} (chain_digest) VALUES ({ZERO_DIGEST}) ON CONFLICT (one) DO NOTHING;\n\
+             CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {body};\n\
+             DROP TRIGGER IF EXISTS chain_digest ON {history};\n\
+             CREATE TRIGGER chain_digest AFTER INSERT OR DELETE OR UPDATE OF version, checksum, \
+             no_transaction, state ON {history} FOR EACH ROW EXECUTE FUNCTION {function}();\n\
+             DROP TRIGGER IF EXISTS chain_digest_truncate ON {history};\n\
+             CREATE TRIGGER chain_digest_truncate AFTER TRUNCATE ON {history} \
+             FOR EACH STATEMENT EXECUTE FUNCTION {function}();\n\
+             ALTER TABLE {history} ENABLE ALWAYS TRIGGER chain_digest, \
+             ENABLE ALWAYS TRIGGER chain_digest_truncate;\n\
+             DO {recompute}",
+            body = quote_literal(&body),
+            recompute = quote_literal(&recompute),
+        )
+    }
+
+    /// The warm-start check, one round trip reading one row: the stored chain digest (history
+    /// format 3; see `migrations_format::chain_digest`), as 256 `0`/`1` digits
+    /// ([`parse_digest_bits`]). Fails with undefined_table when there is no history yet or it
+    /// is older than format 3.
+    pub(crate) fn warm_check(&self) -> String {
+        format!("SELECT chain_digest FROM {}", self.meta())
     }
 
     /// The statement appending one event to the audit table; `None` values are stored as NULL.
@@ -306,6 +387,16 @@ impl Names {
     /// Records a migration as applied. `execution_ms` is measured by the server from the start
     /// of the transaction (`now()`), or given by the caller.
     fn insert_row(&self, row: &NewRow<'_>) -> String {
+        // The down file goes with the row (format 2), so a binary that no longer has it can
+        // still revert the migration (`down --stored-downs`).
+        let (down_sql, down_checksum, down_no_transaction) = match row.down {
+            Some(down) => (
+                quote_literal(down.sql()),
+                quote_literal(down.checksum()),
+                down.no_transaction().to_string(),
+            ),
+            None => ("NULL".into(), "NULL".into(), "NULL".into()),
+        };
         format!(
             "INSERT INTO {} (version, version_digits, name, checksum, no_transaction, state, \
              execution_ms, statements_done, statements_total, breaking, down_sql, \
@@ -325,16 +416,7 @@ impl Names {
                 }),
             opt_int(row.statements_done),
             opt_int(row.statements_total),
-        // The down file goes with the row (format 2), so a binary that no longer has it can
-        // still revert the migration (`down --stored-downs`).
-        let (down_sql, down_checksum, down_no_transaction) = match row.down {
-            Some(down) => (
-                quote_literal(down.sql()),
-                quote_literal(down.checksum()),
-                down.no_transaction().to_string(),
-            ),
-            None => ("NULL".into(), "NULL".into(), "NULL".into()),
-        };
+            row.breaking,
         )
     }
 
@@ -353,7 +435,6 @@ impl Names {
         )
     }
 
-            row.breaking,
     /// The statement marking a no-transaction migration applied, with its duration in
     /// milliseconds (given, or measured by the server), and clearing its error and invalid
     /// indexes.
@@ -430,6 +511,8 @@ struct NewRow<'a> {
     execution_ms: Option<u128>,
     statements_done: Option<usize>,
     statements_total: Option<usize>,
+    breaking: bool,
+    down: Option<&'a Script>,
 }
 
 impl<'a> NewRow<'a> {
@@ -446,10 +529,10 @@ impl<'a> NewRow<'a> {
             execution_ms: None,
             statements_done: None,
             statements_total: None,
+            breaking: migration.breaking(),
+            down: migration.down(),
         }
     }
-    breaking: bool,
-    down: Option<&'a Script>,
 }
 
 /// The bookkeeping of one step (a migration's up or down script): every history and audit
@@ -466,8 +549,6 @@ pub(crate) struct StepSql<'a> {
     detail: Option<&'a str>,
 }
 
-            breaking: migration.breaking(),
-            down: migration.down(),
 impl<'a> StepSql<'a> {
     /// The bookkeeping of running `script`, `migration`'s up or down script (`direction`).
     pub(crate) fn new(
@@ -640,6 +721,42 @@ pub(crate) fn rfc3339(column: &str) -> String {
     format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
+/// 256 zero bits: the digest of an empty history.
+const ZERO_DIGEST: &str = "B'0'::bit(256)";
+
+/// The digest of the history row `r` as SQL (`bit(256)`): SHA-256 of `version:checksum:mode`
+/// for an applied row (`migrations_format::checksum::chain_item`, which the binary's digest is
+/// made of), with `:state` appended for a running or failed one, so such a row never matches
+/// a binary's digest, which counts every migration applied.
+fn row_digest(r: &str) -> String {
+    format!(
+        "('x' || encode(sha256(convert_to({r}.version::text || ':' || {r}.checksum || ':' || \
+         CASE WHEN {r}.no_transaction THEN 't' ELSE 'f' END || CASE WHEN {r}.state = 'applied' \
+         THEN '' ELSE ':' || {r}.state END, 'UTF8')), 'hex'))::bit(256)"
+    )
+}
+
+/// The stored digest as [`Names::warm_check`] reads it (256 `0`/`1` digits) in 64 hex digits,
+/// the form of `migrations_format::chain_digest`; `None` for anything else.
+pub fn parse_digest_bits(bits: &str) -> Option<[u8; 32]> {
+    let bits = bits.as_bytes();
+    if bits.len() != 256 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in bits.chunks(8).enumerate() {
+        for &b in chunk {
+            out[i] = (out[i] << 1)
+                | match b {
+                    b'0' => 0,
+                    b'1' => 1,
+                    _ => return None,
+                };
+        }
+    }
+    Some(out)
+}
+
 /// Reads the format number out of the history table's comment.
 pub fn parse_format_comment(comment: Option<&str>) -> Option<u32> {
     comment?
@@ -697,6 +814,11 @@ pub fn parse_history_row(row: &[Option<String>]) -> Option<AppliedMigration> {
             .filter(|s| !s.is_empty())
             .map(|s| s.split(ITEM_SEPARATOR).map(str::to_owned).collect())
             .unwrap_or_default(),
+        breaking: text(13) == Some("t"),
+        stored_down: text(14).map(|checksum| StoredDown {
+            checksum: checksum.to_owned(),
+            no_transaction: text(15) == Some("t"),
+        }),
     })
 }
 
@@ -728,11 +850,6 @@ impl SessionBaseline {
                         "set_config({}, {}, false)",
                         quote_literal(n),
                         quote_literal(v)
-        breaking: text(13) == Some("t"),
-        stored_down: text(14).map(|checksum| StoredDown {
-            checksum: checksum.to_owned(),
-            no_transaction: text(15) == Some("t"),
-        }),
                     )
                 })
                 .collect::<Vec<_>>()
@@ -884,6 +1001,13 @@ mod tests {
     }
 
     #[test]
+    fn upgrades_end_at_the_format_written() {
+        assert_eq!(UPGRADES.last().map(|u| u.to), Some(FORMAT_VERSION));
+        assert!(UPGRADES.windows(2).all(|w| w[0].to + 1 == w[1].to));
+        assert_eq!(UPGRADES.first().map(|u| u.to), Some(2));
+    }
+
+    #[test]
     fn format_comment() {
         assert_eq!(
             parse_format_comment(Some("migrations history, format 1")),
@@ -893,10 +1017,3 @@ mod tests {
         assert_eq!(parse_format_comment(None), None);
     }
 }
-    #[test]
-    fn upgrades_end_at_the_format_written() {
-        assert_eq!(UPGRADES.last().map(|u| u.to), Some(FORMAT_VERSION));
-        assert!(UPGRADES.windows(2).all(|w| w[0].to + 1 == w[1].to));
-        assert_eq!(UPGRADES.first().map(|u| u.to), Some(2));
-    }
-

@@ -81,6 +81,23 @@ impl Checksum {
     }
 }
 
+/// The digest of one applied migration in the chain digest (see [`crate::chain_digest`]):
+/// SHA-256 of `version:checksum:mode` (`mode` `t` for no-transaction, `f` otherwise).
+///
+/// The history's trigger computes the same bytes on the server for each applied row
+/// (`migrations-core`'s `sql.rs`, `row_digest`), so the two must change together.
+pub fn chain_item(version: i64, checksum: &str, no_transaction: bool) -> [u8; 32] {
+    let mode = if no_transaction { 't' } else { 'f' };
+    Sha256::digest(format!("{version}:{checksum}:{mode}").as_bytes()).into()
+}
+
+/// XORs `item` into `acc`: adding an item to a chain digest, or taking it out again.
+pub fn xor_into(acc: &mut [u8; 32], item: &[u8; 32]) {
+    for (a, b) in acc.iter_mut().zip(item) {
+        *a ^= b;
+    }
+}
+
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in self.0 {

@@ -35,28 +35,25 @@ pub use lockfile::{
     Finding, FindingKind, LockEntry, LockError, LockFile, LockProblem, RewriteError, LOCK_FILE,
 };
 pub use name::Direction;
-pub use problem::{LoadError, Problem, ProblemKind};
 pub use placeholder::Placeholders;
+pub use problem::{LoadError, Problem, ProblemKind};
 #[cfg(feature = "dir")]
 pub use settings::{Settings, SETTINGS_FILE};
 pub use version::Version;
 
-/// Digest of a chain of applied migrations: SHA-256 over `version:checksum:mode` items
-/// (`mode` is `t` for no-transaction, `f` otherwise) joined by `,`, in ascending order of
-/// version value, as 64 hex digits.
+/// Digest of a chain of applied migrations, as 64 hex digits: the XOR of
+/// [`checksum::chain_item`] (SHA-256 of `version:checksum:mode`, `mode` `t` for no-transaction,
+/// `f` otherwise) over the migrations. Versions are unique, so no two items cancel; the empty
+/// chain is 64 zeros.
 ///
-/// The runner keeps no copy of it: the warm-start query computes the same digest on the server
-/// from the history table (`string_agg` ordered by version, then `sha256`), and compares it
-/// with the one the binary carries, in one round trip whatever the number of migrations.
+/// A set digest, not a hash of the joined list, because the history keeps its own copy up to
+/// date one row at a time: a trigger on the history table XORs each changed row out and in
+/// (history format 3), so the warm-start check reads one stored value instead of hashing every
+/// row, and compares it with the one the binary carries.
 pub fn chain_digest<'a>(items: impl IntoIterator<Item = (i64, &'a str, bool)>) -> String {
-    let mut items: Vec<(i64, &str, bool)> = items.into_iter().collect();
-    items.sort_by_key(|(version, _, _)| *version);
-    let joined = items
-        .iter()
-        .map(|(version, checksum, no_tx)| {
-            format!("{version}:{checksum}:{}", if *no_tx { 't' } else { 'f' })
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    Checksum::of_normalized(&joined).to_hex()
+    let mut acc = [0u8; 32];
+    for (version, checksum, no_tx) in items {
+        checksum::xor_into(&mut acc, &checksum::chain_item(version, checksum, no_tx));
+    }
+    acc.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -17,6 +17,7 @@
 // `#[macro_use]`: `behaviour!` (one test per driver) is used by the modules below.
 #[macro_use]
 mod common;
+mod chain_digest;
 mod connect;
 mod corpus;
 mod database;

@@ -735,6 +735,27 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_odd_input() {
+        let pieces = [
+            "${", "$${", "}", "$$", "$a$", "'", "E'", "\\", "\"", "--", "\n", "/*", "*/", "é", "x",
+            ":raw", ":ident", ":literal", " ", "$",
+        ];
+        let values = values(&[("x", "v"), ("a", "'\"$")]);
+        // Every sequence of three pieces, and a few long mixes.
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let text = format!("{a}{b}{c}{a}x}}");
+                    let _ = scan(&text);
+                    let _ = substitute(&text, &values);
+                }
+            }
+        }
+        let long: String = (0..500).map(|i| pieces[(i * 7) % pieces.len()]).collect();
+        let _ = substitute(&long, &values);
+    }
+
+    #[test]
     fn names_and_env() {
         assert_eq!(names("${B} ${a} ${b:raw} $${c}"), ["a", "b"]);
         let p = Placeholders::from_env_vars([

@@ -81,9 +81,6 @@ fn execute(
         for warning in &plan.warnings {
             ctx.out.warn(&warning.to_string());
         }
-        if plan.steps.is_empty() {
-            ctx.out.line("nothing to do");
-        }
         for step in &plan.steps {
             ctx.out.line(&format!(
                 "would run {} {} {} ({})",
@@ -93,10 +90,40 @@ fn execute(
                 mode(step.no_transaction)
             ));
         }
+        // A complete `up` then applies the repeatables that are new or changed.
+        let repeatables: Vec<_> = if *operation == (Operation::Up { to: None }) {
+            migrator
+                .repeatable_status(&mut client)?
+                .into_iter()
+                .filter(|r| {
+                    matches!(
+                        r.state,
+                        migrations_core::RepeatableState::Changed
+                            | migrations_core::RepeatableState::Pending
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for r in &repeatables {
+            ctx.out.line(&format!(
+                "would run repeatable {} ({})",
+                r.name,
+                r.state.as_str()
+            ));
+        }
+        if plan.steps.is_empty() && repeatables.is_empty() {
+            ctx.out.line("nothing to do");
+        }
         ctx.out.document(json!({
             "command": command,
             "dry_run": true,
             "plan": plan.steps.iter().map(step_json).collect::<Vec<_>>(),
+            "repeatables": repeatables.iter().map(|r| json!({
+                "name": r.name,
+                "status": r.state.as_str(),
+            })).collect::<Vec<_>>(),
             "warnings": plan.warnings.iter().map(drift_json).collect::<Vec<_>>(),
         }));
         return Ok(());

@@ -62,8 +62,11 @@ fn a_view_is_reapplied_exactly_when_changed() {
     );
     p.expect(&["status", "--exit-code"], 0);
 
-    // Changed: status says so, up applies it again, and only it.
+    // Changed: status and the dry run say so, up applies it again, and only it.
     p.write("R__views.sql", VIEW_V2);
+    let dry = p.run(&["up", "--dry-run"]);
+    dry.ok();
+    assert_eq!(dry.stdout, "would run repeatable views (changed)\n");
     let status = p.run(&["--format", "json", "status", "--exit-code"]);
     status.expect(3);
     let doc = status.json();
@@ -210,6 +213,27 @@ fn a_version_like_repeatable_name_is_refused() {
              with a version (0001): a repeatable has no version, it runs after the versioned \
              ones, in name order; rename it `R__views.sql`, or, if it is a versioned migration, \
              `0001_views.up.sql`"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn test_applies_repeatables_on_the_final_schema() {
+    let db = test_db();
+    let p = project().url_in_env(db.url());
+    p.run(&["test"]).ok();
+    // A view that no longer fits the schema the migrations leave fails the round trip.
+    p.write(
+        "R__views.sql",
+        "CREATE OR REPLACE VIEW big_items AS SELECT weight FROM items;\n",
+    );
+    let run = p.run(&["test"]);
+    run.expect(1);
+    assert!(
+        run.stderr.contains(
+            "repeatable views failed (migrations/R__views.sql:1): column \"weight\" does not exist"
         ),
         "{}",
         run.stderr

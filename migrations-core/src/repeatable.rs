@@ -102,7 +102,8 @@ pub struct RepeatableStatus {
     pub state: RepeatableState,
     /// The file's checksum (the recorded one for [`RepeatableState::Missing`]).
     pub checksum: String,
-    /// When it was last applied, as the server printed it; `None` when pending.
+    /// When it was last applied, in RFC 3339, UTC, to the millisecond
+    /// (`2025-08-01T00:00:15.123Z`); `None` when pending.
     pub applied_at: Option<String>,
 }
 
@@ -141,7 +142,8 @@ async fn recorded<C: Conn>(
     }
     let rows = conn
         .simple(&format!(
-            "SELECT name, checksum, applied_at::text FROM {} ORDER BY name",
+            "SELECT name, checksum, {} FROM {} ORDER BY name",
+            crate::sql::rfc3339("applied_at"),
             table(names)
         ))
         .await

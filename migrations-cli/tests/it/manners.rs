@@ -294,6 +294,19 @@ fn times_are_rfc3339_utc() {
         .unwrap()
         .get(0);
     assert_eq!(&applied_at[11..16], utc_hour_minute, "{applied_at}");
+    // A repeatable migration's time too (`status`'s JSON).
+    p.write(
+        "R__views.sql",
+        "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;\n",
+    );
+    p.run(&["up"]).expect(0);
+    let status = p.run(&["--format", "json", "status"]);
+    status.expect(0);
+    let doc = status.json();
+    let repeatable_at = doc["repeatables"][0]["applied_at"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(is_rfc3339_utc(repeatable_at), "{doc}");
     let text = p.run(&["history", "--verbose"]);
     text.expect(0);
     assert!(

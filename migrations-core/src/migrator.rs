@@ -275,7 +275,8 @@ impl<'a> Migrator<'a> {
 // below only wrap their client in its adapter (`db::SyncConn`, `db::AsyncConn`) and call one of
 // these.
 impl Migrator<'_> {
-    async fn execute_on<C: Conn>(
+    /// Also the round trip's (`roundtrip/run.rs`), which drives one connection of either kind.
+    pub(crate) async fn execute_on<C: Conn>(
         &mut self,
         conn: &mut C,
         operation: &Operation,

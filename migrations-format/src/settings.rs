@@ -49,6 +49,24 @@ pub struct Settings {
     /// override them in the CLI, `Migrator::placeholder` in a service (which embeds these).
     #[serde(default)]
     pub placeholders: std::collections::BTreeMap<String, String>,
+    /// `[test]`: settings of `migrations test` (`max_lock`, `jobs`).
+    #[serde(default)]
+    pub test: TestSettings,
+}
+
+/// The `[test]` table of `migrations.toml`, read by `migrations test`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSettings {
+    /// The strongest table lock an up may take on a table that existed before it (any spelling
+    /// of PostgreSQL's eight modes, `share update exclusive`, `AccessExclusiveLock`...), as
+    /// `--max-lock`, which overrides it.
+    #[serde(default)]
+    pub max_lock: Option<String>,
+    /// How many scratch databases (and server sessions) the history is split across (default:
+    /// the machine's cores, at most 4; 1 checks it on one database).
+    #[serde(default)]
+    pub jobs: Option<usize>,
 }
 
 /// The `[run]` table of `migrations.toml`. Durations take a unit (`5s`, `500ms`, `10min`).

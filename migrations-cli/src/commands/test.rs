@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
-use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::roundtrip::{
     self, DataChange, Interrupt, MigrationCheck, ObservedLock, Options, Outcome, RoundTripReport,
 };
@@ -32,12 +31,15 @@ pub fn run(
     let migrations = ctx.migrations()?;
     let from = from.map(|v| ctx.version(v)).transpose()?;
     let to = to.map(|v| ctx.version(v)).transpose()?;
-    let mut admin = ctx.connect()?;
+    // Connecting first gives the command's own connection errors (and exit codes); the
+    // check's parts connect with the same options.
+    drop(ctx.connect()?);
 
     let interrupt = Interrupt::new();
     install_interrupt_handler(ctx, &interrupt);
 
     let global = ctx.global;
+    let flags_max_lock = flags.max_lock.is_some();
     let names = ctx.names(&migrations);
     let mut options = Options::new()
         .schema(names.schema)
@@ -46,7 +48,13 @@ pub fn run(
         .schema_only(flags.schema_only)
         .rows(flags.rows)
         .interrupt(&interrupt);
-    if let Some(mode) = &flags.max_lock {
+    // --max-lock, else `max_lock` in `[test]` of migrations.toml.
+    let settings = ctx.directory()?.settings.test;
+    let max_lock = flags.max_lock.or(settings.max_lock);
+    if let Some(jobs) = settings.jobs {
+        options = options.jobs(jobs);
+    }
+    if let Some(mode) = &max_lock {
         options = options.max_lock(mode.clone());
     }
     if let Some(v) = from {
@@ -74,12 +82,7 @@ pub fn run(
         }
     });
 
-    let result = roundtrip::check_with(
-        &mut admin,
-        |database| connect(&scratch_options(ctx, database)),
-        &migrations,
-        options,
-    );
+    let result = roundtrip::check_on(&ctx.connect_options(), &migrations, options);
     if let Some(bar) = &live {
         bar.finish_and_clear();
     }
@@ -89,10 +92,20 @@ pub fn run(
             global.dir.display()
         )),
         roundtrip::Error::Setup(e) => Error::from(*e),
-        e @ roundtrip::Error::LockMode(_) => Error::Usage(format!("--max-lock: {e}")),
+        e @ roundtrip::Error::Placeholder(_) => Error::Usage(e.to_string()),
+        e @ roundtrip::Error::LockMode(_) => Error::Usage(if flags_max_lock {
+            format!("--max-lock: {e}")
+        } else {
+            format!("max_lock in [test] of migrations.toml: {e}")
+        }),
         other => Error::Io(other.to_string()),
     })?;
 
+    for name in &report.stale_dropped {
+        out.line(&format!(
+            "dropped the stale scratch database {name}: its check was killed before it could drop it"
+        ));
+    }
     let summary = report.summary();
     out.line(&if report.passed() {
         out.paint(Style::Good, &summary)
@@ -105,15 +118,6 @@ pub fn run(
         Ok(())
     } else {
         Err(Error::Findings)
-    }
-}
-
-/// The connection options of the scratch database: those of the run (the same resolver, so
-/// the same URLs, `key=value` strings, `sslmode`s and credentials), another database.
-fn scratch_options(ctx: &Context<'_>, database: &str) -> ConnectOptions {
-    ConnectOptions {
-        database: Some(database.to_owned()),
-        ..ctx.connect_options()
     }
 }
 
@@ -171,6 +175,7 @@ fn report_json(report: &RoundTripReport) -> Value {
                 .collect::<Vec<_>>(),
         })),
         "scratch_database": report.database,
+        "stale_dropped": report.stale_dropped,
         "restarts": report.restarts,
         "duration_ms": millis(report.duration),
         "timing": report.timing(),
@@ -193,6 +198,8 @@ fn check_json(check: &MigrationCheck) -> Value {
         "duration_ms": millis(check.duration),
         "locks": check.locks.iter().map(lock_json).collect::<Vec<_>>(),
         "locks_over_max": check.locks_over.iter().map(lock_json).collect::<Vec<_>>(),
+        "down_locks": check.down_locks.iter().map(lock_json).collect::<Vec<_>>(),
+        "non_deterministic": check.non_deterministic.iter().map(difference_json).collect::<Vec<_>>(),
         "lossy_up": check.lossy_up.iter().map(change_json).collect::<Vec<_>>(),
         "unfilled": check.unfilled.iter()
             .map(|u| json!({"table": u.table, "why": u.why}))
@@ -213,8 +220,10 @@ fn check_json(check: &MigrationCheck) -> Value {
             redo_error,
         } => json!({
             "after_down": after_down.iter().map(difference_json).collect::<Vec<_>>(),
+            "after_down_lines": roundtrip::difference_lines(after_down, "after down"),
             "redo_error": redo_error,
             "after_redo": after_redo.iter().map(difference_json).collect::<Vec<_>>(),
+            "after_redo_lines": roundtrip::difference_lines(after_redo, "after up again"),
         }),
         // A kind added later: its `kind` and `text` say it all.
         _ => json!({}),

@@ -25,7 +25,10 @@
 //! Ctrl-C, pass an [`Interrupt`] and trigger it from a signal handler: the query running on the
 //! scratch database is cancelled, the check stops at once and drops the database before
 //! returning [`Error::Interrupted`] (the `migrations test` command does this). A process killed
-//! outright (`SIGKILL`) leaves its scratch database behind; it is recognisable by its name.
+//! outright (`SIGKILL`) leaves its scratch database behind: the next check on that server drops
+//! it, once no session is connected to it and its process is gone (its comment names the pid
+//! and host; one of another host, after an hour), and lists it in
+//! [`RoundTripReport::stale_dropped`].
 //!
 //! # When something fails
 //!
@@ -46,23 +49,43 @@
 //! `#[tokio::test]`, call it through `tokio::task::spawn_blocking`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 mod data;
+mod render;
+mod run;
+mod stale;
 
 pub use data::{DataChange, ObservedLock, Unfilled};
 
-use crate::db::{block_on, DbError, SyncConn};
-use crate::embedded::{Migration, Migrations};
+use crate::db::{block_on, DbError};
+use crate::embedded::Migrations;
 use crate::migrator::Migrator;
-use crate::plan::{DownTarget, Operation};
-use crate::snapshot::{Change, Difference, Snapshot};
-use crate::sql::{quote_ident, Names};
+use crate::snapshot::{Difference, Snapshot};
+use crate::sql::Names;
+
+/// The name a file gives in a header `-- migrations:lint-ignore max-lock` to take a lock over
+/// [`Options::max_lock`] on purpose: the lock is still reported, and does not fail the check.
+pub const MAX_LOCK_RULE: &str = "max-lock";
+
+/// The default [`Options::jobs`] is the machine's cores, at most this many.
+const MAX_JOBS: usize = 4;
+
+/// Each part of a split check holds at least this many migrations (a part's setup applies every
+/// migration before it, which is cheap but not free).
+const MIN_PER_JOB: usize = 20;
 
 /// How the round trip runs. Built with [`Options::new`] and its methods.
 pub struct Options<'a> {
+    settings: Settings,
+    on_result: Option<ResultCallback<'a>>,
+}
+
+/// Everything of [`Options`] but the callback: what each parallel worker gets a copy of.
+#[derive(Clone)]
+struct Settings {
     from: Option<i64>,
     to: Option<i64>,
     schema: Option<String>,
@@ -75,8 +98,9 @@ pub struct Options<'a> {
     schema_only: bool,
     rows: usize,
     max_lock: Option<String>,
+    placeholders: Result<migrations_format::Placeholders, String>,
     interrupt: Option<Interrupt>,
-    on_result: Option<ResultCallback<'a>>,
+    jobs: usize,
 }
 
 type ResultCallback<'a> = Box<dyn FnMut(&MigrationCheck) + 'a>;
@@ -90,12 +114,12 @@ impl Default for Options<'_> {
 impl fmt::Debug for Options<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("from", &self.from)
-            .field("to", &self.to)
-            .field("schema", &self.schema)
-            .field("table", &self.table)
-            .field("search_path", &self.search_path)
-            .field("template", &self.template)
+            .field("from", &self.settings.from)
+            .field("to", &self.settings.to)
+            .field("schema", &self.settings.schema)
+            .field("table", &self.settings.table)
+            .field("search_path", &self.settings.search_path)
+            .field("template", &self.settings.template)
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +128,7 @@ impl<'a> Options<'a> {
     /// Every migration; the history tables where the migrations' `[run]` settings put them
     /// (default `public.migrations_history`).
     pub fn new() -> Options<'a> {
-        Options {
+        let settings = Settings {
             from: None,
             to: None,
             schema: None,
@@ -117,59 +141,76 @@ impl<'a> Options<'a> {
             schema_only: false,
             rows: 3,
             max_lock: None,
+            placeholders: Ok(migrations_format::Placeholders::new()),
             interrupt: None,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_JOBS)),
+        };
+        Options {
+            settings,
             on_result: None,
         }
+    }
+
+    /// How many scratch databases the history is split across, each checked by its own
+    /// thread and server session (default: the machine's cores, at most 4). A part after the
+    /// first starts from a fresh database where every migration before it is applied
+    /// unchecked, and its tables are filled there, so each part is checked on the schema the
+    /// real chain gives it. Used by [`check`] when the range holds at least
+    /// `2 * MIN_PER_JOB` (40) migrations; [`check_with`] (one connection of yours) and
+    /// [`check_async`] run one part. 1 checks the whole range on one database.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.settings.jobs = jobs.max(1);
+        self
     }
 
     /// Check from this version on (it is checked); the migrations before it are applied
     /// without a check. It must be one of the set's versions.
     pub fn from(mut self, version: i64) -> Self {
-        self.from = Some(version);
+        self.settings.from = Some(version);
         self
     }
 
     /// Check up to this version (it is checked); the migrations after it are not applied.
     pub fn to(mut self, version: i64) -> Self {
-        self.to = Some(version);
+        self.settings.to = Some(version);
         self
     }
 
     /// Schema of the history tables (left out of the snapshots).
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = Some(schema.into());
+        self.settings.schema = Some(schema.into());
         self
     }
 
     /// Name of the history table (it and `<table>_audit` are left out of the snapshots).
     pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = Some(table.into());
+        self.settings.table = Some(table.into());
         self
     }
 
     /// `search_path` for the migrations' SQL (as [`Migrator::search_path`]).
     pub fn search_path(mut self, path: impl Into<String>) -> Self {
-        self.search_path = Some(path.into());
+        self.settings.search_path = Some(path.into());
         self
     }
 
     /// `lock_timeout` for each migration (as [`Migrator::lock_timeout`]; default: the
     /// migrations' `[run]` settings, else 5s).
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = Some(timeout);
+        self.settings.lock_timeout = Some(timeout);
         self
     }
 
     /// `statement_timeout` for each migration (as [`Migrator::statement_timeout`]; zero means
     /// none, the default unless the `[run]` settings say otherwise).
     pub fn statement_timeout(mut self, timeout: Duration) -> Self {
-        self.statement_timeout = Some(timeout);
+        self.settings.statement_timeout = Some(timeout);
         self
     }
 
     /// The template of the scratch database (default: the server's, `template1`).
     pub fn template(mut self, template: impl Into<String>) -> Self {
-        self.template = Some(template.into());
+        self.settings.template = Some(template.into());
         self
     }
 
@@ -177,20 +218,20 @@ impl<'a> Options<'a> {
     /// column again puts it last; PostgreSQL cannot put it back in place without rebuilding
     /// the table). Off by default: `SELECT *` and `INSERT` without a column list see the order.
     pub fn ignore_column_order(mut self, ignore: bool) -> Self {
-        self.ignore_column_order = ignore;
+        self.settings.ignore_column_order = ignore;
         self
     }
 
     /// Check the schema only: no generated rows, no data comparison, no lock observation (the
     /// CLI's `--schema-only`). Off by default.
     pub fn schema_only(mut self, schema_only: bool) -> Self {
-        self.schema_only = schema_only;
+        self.settings.schema_only = schema_only;
         self
     }
 
     /// How many rows each empty table is given before a migration (default 3).
     pub fn rows(mut self, rows: usize) -> Self {
-        self.rows = rows;
+        self.settings.rows = rows;
         self
     }
 
@@ -199,21 +240,43 @@ impl<'a> Options<'a> {
     /// spelling of PostgreSQL's eight table lock modes; the CLI's `--max-lock`). A mode that is
     /// none of them makes the check return [`Error::LockMode`].
     pub fn max_lock(mut self, mode: impl Into<String>) -> Self {
-        self.max_lock = Some(mode.into());
+        self.settings.max_lock = Some(mode.into());
         self
     }
 
-    fn compare(&self, expected: &Snapshot, actual: &Snapshot) -> Vec<Difference> {
-        let mut differences = expected.diff(actual);
-        if self.ignore_column_order {
-            differences.retain(|d| !matches!(d.change, Change::ColumnOrder { .. }));
+    /// The value of the `${name}` placeholder, over the set's `[placeholders]` (as
+    /// [`Migrator::placeholder`]): the round trip and its lock probe run the substituted SQL.
+    /// A set already resolved ([`Migrations::with_placeholders`]) is run as it is.
+    pub fn placeholder(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Self {
+        if let Ok(values) = &mut self.settings.placeholders {
+            if let Err(why) = values.insert(name, value) {
+                self.settings.placeholders = Err(why);
+            }
         }
+        self
+    }
+
+    /// What differs from `expected` to `actual` that fails the check, and apart, the
+    /// differences that are the clock's, not the migration's (see [`render::frozen_clock`]).
+    fn compare(
+        &self,
+        expected: &Snapshot,
+        actual: &Snapshot,
+    ) -> (Vec<Difference>, Vec<Difference>) {
+        let differences = expected.diff(actual);
+        let differences = if self.settings.ignore_column_order {
+            render::without_column_order(differences)
+        } else {
+            differences
+        };
         differences
+            .into_iter()
+            .partition(|d| !render::frozen_clock(d))
     }
 
     /// Stops the check (dropping the scratch database) when triggered, e.g. on Ctrl-C.
     pub fn interrupt(mut self, interrupt: &Interrupt) -> Self {
-        self.interrupt = Some(interrupt.clone());
+        self.settings.interrupt = Some(interrupt.clone());
         self
     }
 
@@ -228,10 +291,15 @@ impl<'a> Options<'a> {
     fn names(&self, migrations: &Migrations) -> Names {
         let defaults = migrations.run_defaults();
         let mut names = Names::default();
-        if let Some(schema) = self.schema.as_deref().or(defaults.schema.as_deref()) {
+        if let Some(schema) = self
+            .settings
+            .schema
+            .as_deref()
+            .or(defaults.schema.as_deref())
+        {
             names.schema = schema.to_owned();
         }
-        if let Some(table) = self.table.as_deref().or(defaults.table.as_deref()) {
+        if let Some(table) = self.settings.table.as_deref().or(defaults.table.as_deref()) {
             names.table = table.to_owned();
         }
         names
@@ -239,19 +307,19 @@ impl<'a> Options<'a> {
 
     fn migrator<'m>(&self, migrations: &'m Migrations) -> Migrator<'m> {
         let mut migrator = Migrator::new(migrations);
-        if let Some(schema) = &self.schema {
+        if let Some(schema) = &self.settings.schema {
             migrator = migrator.schema(schema.clone());
         }
-        if let Some(table) = &self.table {
+        if let Some(table) = &self.settings.table {
             migrator = migrator.table(table.clone());
         }
-        if let Some(path) = &self.search_path {
+        if let Some(path) = &self.settings.search_path {
             migrator = migrator.search_path(path.clone());
         }
-        if let Some(t) = self.lock_timeout {
+        if let Some(t) = self.settings.lock_timeout {
             migrator = migrator.lock_timeout(t);
         }
-        if let Some(t) = self.statement_timeout {
+        if let Some(t) = self.settings.statement_timeout {
             migrator = migrator.statement_timeout(t);
         }
         // The check runs every down, lossy ones included: it reports them as acknowledged.
@@ -264,10 +332,10 @@ impl<'a> Options<'a> {
     /// What the lock probe's transaction sets first, as the engine's step would.
     fn session_sql(&self) -> String {
         let mut sql = String::new();
-        if let Some(path) = &self.search_path {
+        if let Some(path) = &self.settings.search_path {
             sql.push_str(&format!("SET LOCAL search_path TO {path};\n"));
         }
-        let timeout = self.lock_timeout.unwrap_or(Duration::from_secs(5));
+        let timeout = self.settings.lock_timeout.unwrap_or(Duration::from_secs(5));
         sql.push_str(&format!(
             "SET LOCAL lock_timeout = '{}ms';\n",
             timeout.as_millis().max(1)
@@ -285,7 +353,8 @@ pub struct Interrupt(Arc<InterruptState>);
 #[derive(Default)]
 struct InterruptState {
     triggered: AtomicBool,
-    cancel: Mutex<Option<postgres::CancelToken>>,
+    /// The running query of each scratch database (one per parallel part), by its name.
+    cancel: Mutex<Vec<(String, postgres::CancelToken)>>,
 }
 
 impl fmt::Debug for Interrupt {
@@ -307,10 +376,10 @@ impl Interrupt {
     /// cancel request goes without TLS, as libpq's does when it cannot).
     pub fn trigger(&self) {
         self.0.triggered.store(true, Ordering::SeqCst);
-        let token = self.0.cancel.lock().ok().and_then(|t| t.clone());
-        if let Some(token) = token {
+        let tokens = self.0.cancel.lock().map(|t| t.clone()).unwrap_or_default();
+        for (name, token) in tokens {
             if let Err(e) = token.cancel_query(postgres::NoTls) {
-                log::warn!("could not cancel the scratch database's query: {e}");
+                log::warn!("could not cancel the query of the scratch database {name}: {e}");
             }
         }
     }
@@ -320,9 +389,12 @@ impl Interrupt {
         self.0.triggered.load(Ordering::SeqCst)
     }
 
-    fn set_token(&self, token: Option<postgres::CancelToken>) {
-        if let Ok(mut slot) = self.0.cancel.lock() {
-            *slot = token;
+    fn set_token(&self, database: &str, token: Option<postgres::CancelToken>) {
+        if let Ok(mut tokens) = self.0.cancel.lock() {
+            tokens.retain(|(name, _)| name != database);
+            if let Some(token) = token {
+                tokens.push((database.to_owned(), token));
+            }
         }
     }
 }
@@ -380,6 +452,10 @@ pub enum Error {
     /// The [`Interrupt`] was triggered; the scratch database (named) was dropped.
     #[error("interrupted; the scratch database {0} was dropped")]
     Interrupted(String),
+    /// A placeholder value given to [`Options::placeholder`] is refused, or a `${name}` of the
+    /// migrations has no value (the problems, with file and line).
+    #[error("the migrations' placeholders cannot be substituted: {0}")]
+    Placeholder(String),
     /// [`Options::max_lock`] names no table lock mode (the text given).
     #[error(
         "`{0}` is not a table lock mode; give one of ACCESS SHARE, ROW SHARE, ROW EXCLUSIVE, \
@@ -416,12 +492,21 @@ pub struct MigrationCheck {
     /// The strongest lock the up took on each table that existed before it (transactional
     /// ups; empty for a no-transaction up and with [`Options::schema_only`]).
     pub locks: Vec<ObservedLock>,
-    /// The locks stronger than [`Options::max_lock`] (these fail the migration).
+    /// The locks stronger than [`Options::max_lock`] (these fail the migration, unless the up
+    /// file's header says `-- migrations:lint-ignore max-lock`).
     pub locks_over: Vec<ObservedLock>,
+    /// The strongest lock the down took on each table that existed before the up
+    /// (transactional downs; observed in a rolled-back transaction before the real down). Not
+    /// held against [`Options::max_lock`]: a rollback is rare and chosen.
+    pub down_locks: Vec<ObservedLock>,
     /// The up failed on the generated rows (the server's error) and passed once the tables
     /// were emptied: a warning (it fails on a database with rows too), and this migration's
     /// data was not checked.
     pub fails_with_rows: Option<String>,
+    /// Differences that come from the clock, not from the migration: a view or a default
+    /// that froze `now()` / `'now'` into a timestamp when it was created reads another time on
+    /// each run. Reported as non-deterministic; they do not fail the check.
+    pub non_deterministic: Vec<Difference>,
 }
 
 impl MigrationCheck {
@@ -524,6 +609,13 @@ impl fmt::Display for MigrationCheck {
                  checked (it passed on empty tables)"
             )?;
         }
+        for d in &self.non_deterministic {
+            write!(
+                f,
+                "\n  note: non-deterministic, not a failure: {d} (a timestamp frozen from \
+                 now() when it was created)"
+            )?;
+        }
         Ok(())
     }
 }
@@ -575,8 +667,8 @@ impl MigrationCheck {
                 };
                 if !after_down.is_empty() {
                     part(f, "down left differences:")?;
-                    for d in after_down {
-                        write!(f, "\n    {d}")?;
+                    for line in render::lines(after_down, "after down") {
+                        write!(f, "\n    {line}")?;
                     }
                 }
                 if let Some(error) = redo_error {
@@ -584,8 +676,8 @@ impl MigrationCheck {
                 }
                 if !after_redo.is_empty() {
                     part(f, "up again left differences:")?;
-                    for d in after_redo {
-                        write!(f, "\n    {d}")?;
+                    for line in render::lines(after_redo, "after up again") {
+                        write!(f, "\n    {line}")?;
                     }
                 }
                 Ok(())
@@ -629,6 +721,9 @@ pub struct RoundTripReport {
     pub restarts: usize,
     /// Wall time of the whole check, scratch database creation included.
     pub duration: Duration,
+    /// Scratch databases of earlier checks that were killed (`SIGKILL`) before they could
+    /// drop them, dropped by this one (see [the module documentation](self)).
+    pub stale_dropped: Vec<String>,
 }
 
 impl RoundTripReport {
@@ -755,26 +850,24 @@ pub fn check(
     migrations: &Migrations,
     options: Options<'_>,
 ) -> Result<RoundTripReport, Error> {
-    use crate::connect::{connect, ConnectOptions};
-    let server = ConnectOptions {
+    let server = crate::connect::ConnectOptions {
         url: Some(url.to_owned()),
-        ..ConnectOptions::default()
+        ..crate::connect::ConnectOptions::default()
     };
-    let mut admin = connect(&server).map_err(|e| Error::Connect {
-        what: "the server".to_owned(),
-        message: e.to_string(),
-    })?;
-    check_with(
-        &mut admin,
-        |database| {
-            connect(&ConnectOptions {
-                database: Some(database.to_owned()),
-                ..server.clone()
-            })
-        },
-        migrations,
-        options,
-    )
+    check_on(&server, migrations, options)
+}
+
+/// [`check`] with the server given as [`ConnectOptions`](crate::connect::ConnectOptions) (the
+/// CLI's way: its flags, `sslmode`, timeouts); the scratch databases are reached with the same
+/// options, another `database`. The history is split across [`Options::jobs`] scratch
+/// databases.
+#[cfg(feature = "connect")]
+pub fn check_on(
+    server: &crate::connect::ConnectOptions,
+    migrations: &Migrations,
+    options: Options<'_>,
+) -> Result<RoundTripReport, Error> {
+    run::run_parallel(server, migrations, options)
 }
 
 /// Runs the round trip with a connection of your own to the server (`admin`, used to create
@@ -784,496 +877,62 @@ pub fn check_with<F, E>(
     admin: &mut postgres::Client,
     connect: F,
     migrations: &Migrations,
-    mut options: Options<'_>,
+    options: Options<'_>,
 ) -> Result<RoundTripReport, Error>
 where
     F: FnMut(&str) -> Result<postgres::Client, E>,
     E: fmt::Display,
 {
-    let started = Instant::now();
-    let list: Vec<&Migration> = migrations.iter().collect();
-    let position = |v: i64| {
-        list.iter()
-            .position(|m| m.version() == v)
-            .ok_or(Error::UnknownVersion(v))
-    };
-    let max_lock = match &options.max_lock {
-        Some(mode) => {
-            Some(data::parse_lock_mode(mode).ok_or_else(|| Error::LockMode(mode.clone()))?)
-        }
-        None => None,
-    };
-    let first = options.from.map(position).transpose()?.unwrap_or(0);
-    let last = match options.to {
-        Some(v) => position(v)? + 1,
-        None => list.len(),
-    };
-    let mut scratch = Scratch {
-        admin,
-        connect,
-        name: scratch_name(),
-        client: None,
-        interrupt: options.interrupt.clone(),
-        template: options.template.clone(),
-    };
-    scratch.create()?;
-    let mut report = RoundTripReport {
-        migrations: Vec::new(),
-        stopped: None,
-        database: scratch.name.clone(),
-        restarts: 0,
-        duration: Duration::ZERO,
-    };
-    if first > 0 && first < last {
-        let below = list[first - 1].version();
-        let mut migrator = options.migrator(migrations);
-        let client = scratch.client()?;
-        migrator
-            .execute(client, &Operation::Up { to: Some(below) })
-            .map_err(|e| scratch.interrupted_or(Error::Setup(Box::new(e))))?;
-    }
-    let mut index = first;
-    // The schema after one migration is the next one's "before" (filling tables changes no
-    // schema): one snapshot fewer per migration.
-    let mut previous: Option<Snapshot> = None;
-    // A table that cannot be filled is reported once, where it is first found.
-    let mut unfillable: std::collections::BTreeSet<String> = Default::default();
-    while index < last {
-        let migration = list[index];
-        let checked = check_one(
-            &mut scratch,
-            migrations,
-            migration,
-            &options,
-            max_lock,
-            previous.take(),
-        )?;
-        let restart = checked.restart;
-        previous = if restart { None } else { checked.after };
-        let mut result = checked.check;
-        result
-            .unfilled
-            .retain(|u| unfillable.insert(u.table.clone()));
-        if let Some(callback) = options.on_result.as_mut() {
-            callback(&result);
-        }
-        let up_failed = matches!(result.outcome, Outcome::UpFailed { .. });
-        report.migrations.push(result);
-        if up_failed {
-            report.stopped = Some(Stopped {
-                version: migration.version(),
-                name: migration.name().to_owned(),
-                reason: "its up failed".to_owned(),
-                not_checked: not_checked(&list[index + 1..last]),
-            });
-            break;
-        }
-        if restart {
-            // Start over: a fresh database with every migration up to this one applied.
-            report.restarts += 1;
-            scratch.recreate()?;
-            let mut migrator = options.migrator(migrations);
-            let client = scratch.client()?;
-            let applied = migrator.execute(
-                client,
-                &Operation::Up {
-                    to: Some(migration.version()),
-                },
-            );
-            if let Err(e) = applied {
-                let e = scratch.interrupted_or(Error::Setup(Box::new(e)));
-                if matches!(e, Error::Interrupted(_)) {
-                    return Err(e);
-                }
-                report.stopped = Some(Stopped {
-                    version: migration.version(),
-                    name: migration.name().to_owned(),
-                    reason: format!("starting over on a fresh database failed: {e}"),
-                    not_checked: not_checked(&list[index + 1..last]),
-                });
-                break;
-            }
-        }
-        index += 1;
-    }
-    scratch.check_interrupt()?;
-    drop(scratch);
-    report.duration = started.elapsed();
-    Ok(report)
-}
-
-fn not_checked(rest: &[&Migration]) -> Vec<NotChecked> {
-    rest.iter()
-        .map(|m| NotChecked {
-            version: m.version(),
-            name: m.name().to_owned(),
-        })
-        .collect()
-}
-
-struct Checked {
-    check: MigrationCheck,
-    /// The database is not in the state the chain needs (this migration applied, S1).
-    restart: bool,
-    /// The schema the database is left in, when known.
-    after: Option<Snapshot>,
-}
-
-fn check_one<F, E>(
-    scratch: &mut Scratch<'_, F>,
-    migrations: &Migrations,
-    migration: &Migration,
-    options: &Options<'_>,
-    max_lock: Option<usize>,
-    previous: Option<Snapshot>,
-) -> Result<Checked, Error>
-where
-    F: FnMut(&str) -> Result<postgres::Client, E>,
-    E: fmt::Display,
-{
-    let started = Instant::now();
-    let version = migration.version();
-    let mut migrator = options.migrator(migrations);
-    let names = &options.names(migrations);
-    let up = Operation::Up { to: Some(version) };
-    let mut check = MigrationCheck {
-        version,
-        name: migration.name().to_owned(),
-        outcome: Outcome::Passed,
-        duration: Duration::ZERO,
-        lossy_up: Vec::new(),
-        unfilled: Vec::new(),
-        locks: Vec::new(),
-        locks_over: Vec::new(),
-        fails_with_rows: None,
-    };
-    let done = |mut check: MigrationCheck, outcome: Outcome, restart: bool, after| {
-        check.outcome = outcome;
-        check.duration = started.elapsed();
-        Checked {
-            check,
-            restart,
-            after,
-        }
-    };
-
-    // Rows in every table, read back; the locks the up takes on the tables they are in.
-    let before = if options.schema_only {
-        None
-    } else {
-        let catalog = scratch.catalog(names)?;
-        let data = scratch.data(&catalog)?;
-        let (unfilled, inserted) = scratch.fill(&catalog, &data, options.rows)?;
-        check.unfilled = unfilled;
-        let data = if inserted {
-            scratch.data(&catalog)?
-        } else {
-            data
-        };
-        if !migration.up().no_transaction() {
-            let session = options.session_sql();
-            let oids = data.oids();
-            let sql = migration.up().sql();
-            let observed = scratch
-                .with_conn(|conn| block_on(data::observe_locks(conn, sql, &oids, &session)))?;
-            // An up that fails here fails for real just below, where it is reported.
-            check.locks = observed.unwrap_or_default();
-            if let Some(max) = max_lock {
-                check.locks_over = check
-                    .locks
-                    .iter()
-                    .filter(|l| data::LOCK_MODES.iter().position(|m| *m == l.mode) > Some(max))
-                    .cloned()
-                    .collect();
-            }
-        }
-        Some(data)
-    };
-
-    let s0 = match previous {
-        Some(s) => s,
-        None => scratch.snapshot(names)?,
-    };
-    let mut before = before;
-    if let Err(e) = migrator.execute(scratch.client()?, &up) {
-        let error = scratch.finding(migration, e)?;
-        // Our rows may be what the up cannot take (a NOT NULL column added without a
-        // default): a transactional up was rolled back, so empty the tables and try again.
-        if before.is_none() || migration.up().no_transaction() {
-            return Ok(done(check, Outcome::UpFailed { error }, false, None));
-        }
-        scratch.empty_tables(names)?;
-        if migrator.execute(scratch.client()?, &up).is_err() {
-            return Ok(done(check, Outcome::UpFailed { error }, false, None));
-        }
-        check.fails_with_rows = Some(error);
-        before = None;
-    }
-    if let Some(before) = &before {
-        let after_up = scratch.read_data(names)?;
-        check.lossy_up = data::compare(before, &after_up, true);
-    }
-    let s1 = scratch.snapshot(names)?;
-    let Some(down_script) = migration.down() else {
-        return Ok(done(check, Outcome::NoDown, false, Some(s1)));
-    };
-    let down = Operation::Down(DownTarget::Count(1));
-    if let Err(e) = migrator.execute(scratch.client()?, &down) {
-        let error = scratch.finding(migration, e)?;
-        // A transactional down was rolled back: the database is still at S1.
-        let partial = down_script.no_transaction();
-        return Ok(done(
-            check,
-            Outcome::DownFailed { error },
-            partial,
-            Some(s1),
-        ));
-    }
-    let s2 = scratch.snapshot(names)?;
-    let after_down = options.compare(&s0, &s2);
-    let lost = match &before {
-        Some(before) if after_down.is_empty() => {
-            let after = scratch.read_data(names)?;
-            data::compare(before, &after, false)
-        }
-        _ => Vec::new(),
-    };
-    if let Err(e) = migrator.execute(scratch.client()?, &up) {
-        let error = scratch.finding(migration, e)?;
-        let outcome = Outcome::Mismatch {
-            after_down,
-            after_redo: Vec::new(),
-            redo_error: Some(error),
-        };
-        return Ok(done(check, outcome, true, None));
-    }
-    let s3 = scratch.snapshot(names)?;
-    let after_redo = options.compare(&s1, &s3);
-    if after_down.is_empty() && after_redo.is_empty() {
-        let outcome = match (lost.is_empty(), down_script.lossy_down()) {
-            (true, _) => Outcome::Passed,
-            (false, Some(reason)) => Outcome::AcknowledgedLoss {
-                reason: reason.to_owned(),
-                changes: lost,
-            },
-            (false, None) => Outcome::DataLoss { changes: lost },
-        };
-        return Ok(done(check, outcome, false, Some(s3)));
-    }
-    let restart = !after_redo.is_empty();
-    Ok(done(
-        check,
-        Outcome::Mismatch {
-            after_down,
-            after_redo,
-            redo_error: None,
-        },
-        restart,
-        (!restart).then_some(s3),
+    block_on(run::run(
+        run::SyncServer { admin, connect },
+        migrations,
+        options,
     ))
 }
 
-/// A unique scratch database name: `migrations_test_<pid>_<unix time>_<n>`.
-fn scratch_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "migrations_test_{}_{secs}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+/// Schema differences as the round trip words them, one line each: a table missing or extra as a
+/// whole is one line with its column count (`table public.x (31 columns): missing after down`),
+/// `missing`/`extra` followed by `when` (`after down`, `after up again`), other differences
+/// as [`Difference`] displays them.
+pub fn difference_lines(differences: &[Difference], when: &str) -> Vec<String> {
+    render::lines(differences, when)
 }
 
-/// The scratch database: created on construction, dropped by `Drop` (also when a panic
-/// unwinds).
-struct Scratch<'c, F> {
-    admin: &'c mut postgres::Client,
-    connect: F,
-    name: String,
-    client: Option<postgres::Client>,
-    interrupt: Option<Interrupt>,
-    template: Option<String>,
-}
-
-impl<F, E> Scratch<'_, F>
-where
-    F: FnMut(&str) -> Result<postgres::Client, E>,
-    E: fmt::Display,
-{
-    fn create(&mut self) -> Result<(), Error> {
-        self.check_interrupt()?;
-        let mut sql = format!("CREATE DATABASE {}", quote_ident(&self.name));
-        if let Some(template) = &self.template {
-            sql.push_str(&format!(" TEMPLATE {}", quote_ident(template)));
-        }
-        self.admin
-            .batch_execute(&sql)
-            .map_err(|e| Error::CreateDatabase {
-                name: self.name.clone(),
-                source: crate::db::from_pg(&e),
-            })?;
-        log::debug!("created the scratch database {}", self.name);
-        let client = (self.connect)(&self.name).map_err(|e| Error::Connect {
-            what: format!("the scratch database {}", self.name),
-            message: e.to_string(),
-        })?;
-        if let Some(interrupt) = &self.interrupt {
-            interrupt.set_token(Some(client.cancel_token()));
-        }
-        self.client = Some(client);
-        // A trigger that came while connecting found no query to cancel.
-        self.check_interrupt()
-    }
-
-    fn recreate(&mut self) -> Result<(), Error> {
-        self.drop_database();
-        self.create()
-    }
-
-    fn client(&mut self) -> Result<&mut postgres::Client, Error> {
-        self.check_interrupt()?;
-        self.client.as_mut().ok_or_else(|| Error::Connect {
-            what: format!("the scratch database {}", self.name),
-            message: "no connection".to_owned(),
-        })
-    }
-
-    fn check_interrupt(&self) -> Result<(), Error> {
-        match &self.interrupt {
-            Some(i) if i.is_triggered() => Err(Error::Interrupted(self.name.clone())),
-            _ => Ok(()),
-        }
-    }
-
-    /// `Interrupted` when the interrupt was triggered (the error is its consequence).
-    fn interrupted_or(&self, error: Error) -> Error {
-        self.check_interrupt().err().unwrap_or(error)
-    }
-
-    /// Runs `f` on the scratch database's connection, as the engine's sync adapter.
-    fn with_conn<T>(&mut self, f: impl FnOnce(&mut SyncConn<'_>) -> T) -> Result<T, Error> {
-        let client = self.client()?;
-        Ok(f(&mut SyncConn(client)))
-    }
-
-    fn data_error(&self, source: DbError) -> Error {
-        self.interrupted_or(Error::Data {
-            database: self.name.clone(),
-            source,
-        })
-    }
-
-    fn catalog(&mut self, names: &Names) -> Result<data::Catalog, Error> {
-        let result = self.with_conn(|c| block_on(data::Catalog::read(c, names)))?;
-        result.map_err(|e| self.data_error(e))
-    }
-
-    fn data(&mut self, catalog: &data::Catalog) -> Result<data::Data, Error> {
-        let result = self.with_conn(|c| block_on(data::Data::read(c, catalog)))?;
-        result.map_err(|e| self.data_error(e))
-    }
-
-    /// Deletes every row of every table (`TRUNCATE ... CASCADE`).
-    fn empty_tables(&mut self, names: &Names) -> Result<(), Error> {
-        let catalog = self.catalog(names)?;
-        let sql = catalog.truncate_sql();
-        if sql.is_empty() {
-            return Ok(());
-        }
-        let result = self.with_conn(|c| block_on(crate::db::Conn::simple(c, &sql)))?;
-        result.map(drop).map_err(|e| self.data_error(e))
-    }
-
-    /// The rows of every table there is now.
-    fn read_data(&mut self, names: &Names) -> Result<data::Data, Error> {
-        let catalog = self.catalog(names)?;
-        self.data(&catalog)
-    }
-
-    fn fill(
-        &mut self,
-        catalog: &data::Catalog,
-        data: &data::Data,
-        rows: usize,
-    ) -> Result<(Vec<Unfilled>, bool), Error> {
-        let result = self.with_conn(|c| block_on(data::fill(c, catalog, data, rows)))?;
-        result.map_err(|e| self.data_error(e))
-    }
-
-    fn snapshot(&mut self, names: &Names) -> Result<Snapshot, Error> {
-        let name = self.name.clone();
-        let result = Snapshot::read(self.client()?, names);
-        result.map_err(|source| {
-            self.interrupted_or(Error::Snapshot {
-                database: name,
-                source,
-            })
-        })
-    }
-
-    /// A migration's failure as a finding (its text), or the operational error that stops the
-    /// whole check (the connection broke, the interrupt was triggered, bookkeeping failed).
-    fn finding(&self, migration: &Migration, error: crate::Error) -> Result<String, Error> {
-        self.check_interrupt()?;
-        match error {
-            crate::Error::Migration {
-                statement, source, ..
-            } if !source.is_connection_error() => Ok(match statement {
-                Some(crate::Location {
-                    number,
-                    total,
-                    line,
-                }) => format!("{source} (statement {number} of {total}, line {line})"),
-                None => source.to_string(),
-            }),
-            crate::Error::RefusedInTransaction { line, what, .. } => Ok(format!(
-                "line {line}: {}",
-                crate::error::refusal_text(&what)
-            )),
-            e @ (crate::Error::LockTimeout { .. } | crate::Error::Plan(_)) => Ok(e.to_string()),
-            e => Err(Error::Run {
-                version: migration.version(),
-                name: migration.name().to_owned(),
-                source: Box::new(e),
-            }),
-        }
-    }
-}
-
-impl<F> Scratch<'_, F> {
-    fn drop_database(&mut self) {
-        if let Some(interrupt) = &self.interrupt {
-            interrupt.set_token(None);
-        }
-        // Close our own session first, so the drop does not have to end it.
-        drop(self.client.take());
-        let name = quote_ident(&self.name);
-        let forced = self
-            .admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        let result = match forced {
-            // Before PostgreSQL 13 there is no FORCE (syntax error); PostgreSQL waits a few
-            // seconds for the closed sessions itself.
-            Err(e) if e.code() == Some(&postgres::error::SqlState::SYNTAX_ERROR) => self
-                .admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name}")),
-            other => other,
-        };
-        match result {
-            Ok(()) => log::debug!("dropped the scratch database {}", self.name),
-            Err(e) => log::error!(
-                "could not drop the scratch database {}: {e}; drop it by hand",
-                self.name
-            ),
-        }
-    }
-}
-
-impl<F> Drop for Scratch<'_, F> {
-    fn drop(&mut self) {
-        self.drop_database();
-    }
+/// Async twin of [`check`]: the same check (one implementation, over `tokio_postgres`), for a
+/// `#[tokio::test]` or a service that runs on Tokio. Its scratch database is dropped on every
+/// exit path; if the future is dropped half-way, the drop is handed to the runtime (and a
+/// database left behind anyway is dropped by the next check, as a killed run's is).
+/// [`Options::interrupt`] is checked between steps (dropping the future stops it at once).
+///
+/// ```no_run
+/// use migrations_core::{embed_migrations, roundtrip, Migrations};
+/// static MIGRATIONS: Migrations = embed_migrations!("tests/fixtures/doc");
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let url = std::env::var("DATABASE_URL")?;
+/// let report = roundtrip::check_async(&url, &MIGRATIONS, roundtrip::Options::new()).await?;
+/// report.assert_passed();
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "connect")]
+pub async fn check_async(
+    url: &str,
+    migrations: &Migrations,
+    options: Options<'_>,
+) -> Result<RoundTripReport, Error> {
+    use crate::connect::{connect_async, ConnectOptions};
+    let server = ConnectOptions {
+        url: Some(url.to_owned()),
+        ..ConnectOptions::default()
+    };
+    let admin = connect_async(&server).await.map_err(|e| Error::Connect {
+        what: "the server".to_owned(),
+        message: e.to_string(),
+    })?;
+    let server = run::AsyncServer {
+        admin: Arc::new(admin),
+        options: server,
+    };
+    run::run(server, migrations, options).await
 }

@@ -93,6 +93,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             ran.version, ran.name, ran.duration
         );
     }
+    // Repeatable migrations (`R__<name>.sql`) follow, when new or changed.
+    for r in &report.repeatables {
+        println!("applied  repeatable {} in {:?}", r.name, r.duration);
+    }
     println!("{} applied in {:?}", report.ran.len(), report.duration);
 
     // Every later start: nothing to do, proven in one round trip without taking the lock.

@@ -856,7 +856,7 @@ fn has_server_binaries(dir: &Path) -> bool {
 
 /// The directory of the PostgreSQL server binaries a throwaway cluster is started from (the
 /// lookup of the crate documentation), or why there is none and what to install: for programs
-/// (the quickstart) that tell their user before [`test_db`] would panic.
+/// (the quickstart) that tell their user before [`crate::test_db`] would panic.
 pub fn server_bin_dir() -> Result<PathBuf, String> {
     find_bin_dir()
 }

@@ -204,7 +204,18 @@ impl fmt::Display for Error {
             Error::Usage(message) | Error::Io(message) => f.write_str(message),
             Error::Connect(e) => write!(f, "{e}"),
             Error::Database(e) => write!(f, "{e}"),
-            Error::Run(e) => write!(f, "{e}"),
+            Error::Run(e) => match e.as_ref() {
+                // The library's first line, then each drift with the files' spellings.
+                migrations_core::Error::Plan(PlanError::Drift(drifts)) => {
+                    let text = e.to_string();
+                    f.write_str(text.lines().next().unwrap_or_default())?;
+                    for drift in drifts {
+                        write!(f, "\n{}", crate::spelling::drift(drift))?;
+                    }
+                    Ok(())
+                }
+                e => write!(f, "{e}"),
+            },
             Error::Findings | Error::Reported(_) => Ok(()),
             Error::Partial(p) => write!(f, "{}", p.error),
         }

@@ -75,3 +75,19 @@ pub fn version(version: i64) -> String {
         None => version.to_string(),
     }
 }
+
+/// A drift as the library writes it (`kind: what to do`, then a line per migration), each
+/// version spelled as its file does (a version whose file is gone keeps its number).
+pub fn drift(drift: &migrations_core::Drift) -> String {
+    let text = drift.to_string();
+    // The library's first line says what kind and what to do; the lines after it are the items
+    // rewritten below.
+    let mut out = text.lines().next().unwrap_or_default().to_owned();
+    for item in &drift.items {
+        out.push_str(&format!("\n  {} {}", version(item.version), item.name));
+        if !item.detail.is_empty() {
+            out.push_str(&format!(": {}", item.detail));
+        }
+    }
+    out
+}

@@ -79,7 +79,7 @@ fn execute(
         let migrator = configure(ctx.migrator(&migrations));
         let plan = migrator.plan(&mut client, operation)?;
         for warning in &plan.warnings {
-            ctx.out.warn(&warning.to_string());
+            ctx.out.warn(&spelling::drift(warning));
         }
         for step in &plan.steps {
             ctx.out.line(&format!(
@@ -213,7 +213,7 @@ fn run_live(
         }
         Event::Warning(drift) => {
             events.warnings.push(drift_json(drift));
-            out.warn(&drift.to_string())
+            out.warn(&spelling::drift(drift))
         }
         Event::Started {
             version,

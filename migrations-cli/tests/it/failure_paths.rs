@@ -301,8 +301,8 @@ fn transaction_mode_flipped_in_metadata_toml() {
     assert_eq!(
         run.stderr,
         format!(
-            "{header}\n  20240102000000 t_x: applied in a transaction, the file now runs outside \
-             a transaction: remove the `run_in_transaction = false` added to its metadata.toml\n"
+            "{header}\n  2024-01-02-000000 t_x: applied in a transaction, the file now runs \
+             outside a transaction: remove the `run_in_transaction = false` added to its metadata.toml\n"
         )
     );
     let verify = p.expect(&["verify"], 3);
@@ -326,8 +326,8 @@ fn transaction_mode_flipped_in_metadata_toml() {
     assert_eq!(
         run.stderr,
         format!(
-            "{header}\n  20240103000000 t_y: applied outside a transaction, the file now runs in \
-             a transaction: put back the `run_in_transaction = false` removed from its \
+            "{header}\n  2024-01-03-000000 t_y: applied outside a transaction, the file now runs \
+             in a transaction: put back the `run_in_transaction = false` removed from its \
              metadata.toml\n"
         )
     );

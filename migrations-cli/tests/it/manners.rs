@@ -191,6 +191,20 @@ fn text_spells_versions_as_the_files_do() {
         "database: 2025-08-02-000000 posts: pending\n\
          ok: 2 locked migrations verified, database agrees\n"
     );
+    // A drift refusal lists the migration as its file writes it too.
+    p.write(
+        "2025-08-01-000015_users/up.sql",
+        "CREATE TABLE users (id bigint);\n",
+    );
+    let refused = p.run(&["up"]);
+    refused.expect(3);
+    assert!(
+        refused.stderr.starts_with(
+            "error: the database has drifted from the migrations; nothing was run\nedited: "
+        ) && refused.stderr.contains("\n  2025-08-01-000015 users: "),
+        "{}",
+        refused.stderr
+    );
     // Sequential versions keep their zero padding.
     let padded = Project::new(&[("0004_a.up.sql", "SELECT 1;\n")]).url_in_env(db.url());
     padded.run(&["--table", "padded_h", "up"]).expect(0);

@@ -260,11 +260,9 @@ impl Job<'_> {
         for (n, step) in wf.steps.iter().enumerate() {
             match step.condition.as_deref() {
                 None => {}
-                Some(c) if c == miss => {
-                    if self.cache.is_some() {
-                        continue;
-                    }
-                }
+                // The cache miss, the one condition the recipe uses: false on a hit.
+                Some(c) if c == miss && self.cache.is_some() => continue,
+                Some(c) if c == miss => {}
                 Some(c) => panic!("step `{}`: this test cannot evaluate `if: {c}`", step.label),
             }
             if let Some(uses) = &step.uses {

@@ -21,8 +21,11 @@
 //! The first [`test_db`] call of a process starts one PostgreSQL cluster, shared by all
 //! threads (tests) of that process, from the local server binaries. They are looked up
 //! in this order: the directory in `MIGRATIONS_TEST_PG_BINDIR`; `initdb` on `PATH`;
-//! `pg_config --bindir`; the newest `/usr/lib/postgresql/*/bin`. Only `initdb` and
-//! `postgres` are used (the server is run directly, not through `pg_ctl`).
+//! `pg_config --bindir`; the newest `/usr/lib/postgresql/*/bin` (versions compared as
+//! numbers). Only `initdb` and `postgres` are used (the server is run directly, not through
+//! `pg_ctl`, which only [`Cluster::promote`] runs). The cluster is a [`Cluster`] made by
+//! [`ClusterBuilder`]'s defaults ([`cluster`]); a test, the reliability runs or the benchmarks
+//! make one of their own with other settings, `pg_hba.conf` lines, as a standby, restartable.
 //!
 //! * **Where.** Everything lives under a base directory: `MIGRATIONS_TEST_TMPDIR` if set,
 //!   else `/dev/shm` when it is writable with at least 2 GiB free (a RAM file system: making
@@ -35,7 +38,8 @@
 //!   `<base>/migrations-tests-pg-<pid>-<n>-<random>/data`.
 //! * **Server.** `postgres` listens on `127.0.0.1` on a free port (found by binding port 0;
 //!   if the port is taken before the server binds it, the start is retried on a new port),
-//!   with trust authentication and superuser `postgres`, and settings for fast tests:
+//!   with trust authentication and superuser `postgres`, and settings for fast tests (lines
+//!   added to `postgresql.conf`):
 //!   `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`, `wal_level=minimal`,
 //!   `max_connections=200`, `shared_buffers=32MB`, `autovacuum=off`, `jit=off`. Its log is
 //!   `postgres.log` in the cluster directory. Readiness: the harness waits (at most 60 s)

@@ -31,6 +31,7 @@
 //! compiles squawk.
 
 mod checks;
+mod down_drops;
 mod locks;
 mod rewrites;
 mod rules;
@@ -307,12 +308,18 @@ fn unwritten(statements: &[Statement<'_>], rules: &RuleSet) -> Vec<Raw> {
 
 /// Lints one file with `rules`.
 pub fn lint_file(input: &FileInput<'_>, rules: &RuleSet) -> FileReport {
-    lint_file_in(input, rules, &mut Columns::default())
+    lint_file_in(input, rules, &mut Columns::default(), None)
 }
 
 /// Lints one file; `columns` holds the column types the migrations before it left (and is
 /// brought up to date with this file's), so a type change can be told a rewrite or not.
-fn lint_file_in(input: &FileInput<'_>, rules: &RuleSet, columns: &mut Columns) -> FileReport {
+/// `up` is a down file's up (for `down-drops-existing`).
+fn lint_file_in(
+    input: &FileInput<'_>,
+    rules: &RuleSet,
+    columns: &mut Columns,
+    up: Option<&SqlFile>,
+) -> FileReport {
     let mut report = FileReport::default();
     let split = split_statements(input.text);
     let statements = &split.statements;
@@ -346,6 +353,15 @@ fn lint_file_in(input: &FileInput<'_>, rules: &RuleSet, columns: &mut Columns) -
     }
     if input.direction == Direction::Up {
         raw.extend(unwritten(statements, rules));
+    }
+    if let Some(up) = up.filter(|_| {
+        rules.contains(rules::DOWN_DROPS_EXISTING) && input.directives.lossy_down.is_none()
+    }) {
+        let up_name = up.path.file_name().map_or_else(
+            || up.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        raw.extend(down_drops::check(&up.text, &up_name, statements, &parsed));
     }
     raw.extend(squawk_findings(
         input,
@@ -691,6 +707,7 @@ pub fn lint_directory(dir: &Directory, options: &Options) -> Result<Report, Lint
                 &FileInput::new(&m.up, Direction::Up),
                 &options.rules,
                 &mut columns,
+                None,
             );
             if m.down.is_none() {
                 file_report.findings.extend(missing_down(m, options));
@@ -706,6 +723,7 @@ pub fn lint_directory(dir: &Directory, options: &Options) -> Result<Report, Lint
                 &FileInput::new(down, Direction::Down),
                 &options.rules,
                 &mut on_up,
+                Some(&m.up),
             );
             report.add(file_report);
         }
@@ -722,6 +740,7 @@ pub fn lint_directory(dir: &Directory, options: &Options) -> Result<Report, Lint
             &FileInput::new(&r.file, Direction::Up),
             &options.rules,
             &mut after,
+            None,
         ));
     }
     Ok(report)

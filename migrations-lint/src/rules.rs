@@ -54,6 +54,10 @@ pub const LOCK_TIMEOUT_GUARD: &str = "lock-timeout-guard";
 pub const SESSION_LEVEL_SET: &str = "session-level-set";
 pub const SET_LOCAL_OUTSIDE_TRANSACTION: &str = "set-local-outside-transaction";
 pub const ENUM_VALUE_USED_IN_TRANSACTION: &str = "enum-value-used-in-transaction";
+pub const DOWN_DROPS_EXISTING: &str = "down-drops-existing";
+/// Not a lint finding: `migrations test --max-lock` reads `lint-ignore max-lock` in an up
+/// file's header as "this lock is taken on purpose" (`migrations_core::roundtrip::MAX_LOCK_RULE`).
+pub const MAX_LOCK: &str = "max-lock";
 
 const OURS: &[RuleInfo] = &[
     RuleInfo {
@@ -159,6 +163,25 @@ const OURS: &[RuleInfo] = &[
         fix: "split the file: keep `ALTER TYPE ... ADD VALUE` in this migration and move the \
               statements that use the new value to the next one (or mark this file \
               `-- migrations:no-transaction`, so the ADD VALUE commits before the use)",
+    },
+    RuleInfo {
+        id: DOWN_DROPS_EXISTING,
+        origin: Origin::Migrations,
+        default: true,
+        lock: "ACCESS EXCLUSIVE on the table; the rows (or the column's values) that were there \
+               before the up are deleted by a rollback",
+        fix: "drop only what the up created; if the up removed something the down cannot bring \
+              back with its data, say so in the down file's header with \
+              `-- migrations:lossy-down <reason>` (then `down` asks for --allow-data-loss)",
+    },
+    RuleInfo {
+        id: MAX_LOCK,
+        origin: Origin::Migrations,
+        default: false,
+        lock: "observed, not linted: `migrations test --max-lock <mode>` (or `max_lock` in \
+               `[test]`) fails an up that takes a stronger lock on a table that existed before it",
+        fix: "`-- migrations:lint-ignore max-lock` in the up file's header says the lock is taken \
+              on purpose: `migrations test` still reports it, without failing",
     },
 ];
 

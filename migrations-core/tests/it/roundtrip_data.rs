@@ -343,3 +343,318 @@ fn observed_locks_name_the_strongest_mode_per_existing_table() {
     .unwrap_err();
     assert!(matches!(err, roundtrip::Error::LockMode(_)), "{err}");
 }
+
+/// Scratch databases named like this test process's own (`migrations_test_<pid>_...`).
+fn scratch_databases(db: &migrations_tests::TestDb) -> Vec<String> {
+    db.connect_admin()
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'migrations\\_test\\_%' \
+             ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn the_lock_probe_runs_the_sql_with_its_placeholders_substituted() {
+    let db = test_db();
+    let (_d, migrations) = load(&[
+        ("migrations.toml", "[placeholders]\ntable = \"users\"\n"),
+        USERS,
+        USERS_DOWN,
+        (
+            "2_created.up.sql",
+            "ALTER TABLE ${table} ADD COLUMN created_at timestamptz DEFAULT now();\n",
+        ),
+        (
+            "2_created.down.sql",
+            "ALTER TABLE ${table} DROP COLUMN created_at;\n",
+        ),
+    ]);
+    let report = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
+    assert!(report.passed(), "{report}");
+    let locks: Vec<String> = report.migrations[1]
+        .locks
+        .iter()
+        .map(|l| format!("{} {}", l.mode_name(), l.table))
+        .collect();
+    // Sent as written, `${table}` is a syntax error and nothing would be observed.
+    assert_eq!(locks, ["ACCESS EXCLUSIVE public.users"], "{report}");
+    let down: Vec<String> = report.migrations[1]
+        .down_locks
+        .iter()
+        .map(|l| format!("{} {}", l.mode_name(), l.table))
+        .collect();
+    assert_eq!(down, ["ACCESS EXCLUSIVE public.users"], "{report}");
+
+    // A value given to the check wins over `[placeholders]`.
+    let err = roundtrip::check(
+        db.admin_url(),
+        &migrations,
+        Options::new().placeholder("table", "users; DROP TABLE users"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, roundtrip::Error::Placeholder(_)), "{err}");
+}
+
+#[test]
+fn a_file_that_lint_ignores_max_lock_takes_its_lock_on_purpose() {
+    let db = test_db();
+    let (_d, migrations) = load(&[
+        USERS,
+        USERS_DOWN,
+        (
+            "2_created.up.sql",
+            "-- migrations:lint-ignore max-lock\n\
+             ALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();\n",
+        ),
+        (
+            "2_created.down.sql",
+            "ALTER TABLE users DROP COLUMN created_at;\n",
+        ),
+        ("3_name.up.sql", "ALTER TABLE users ADD COLUMN name text;\n"),
+        ("3_name.down.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+    ]);
+    let report = roundtrip::check(
+        db.admin_url(),
+        &migrations,
+        Options::new().max_lock("SHARE UPDATE EXCLUSIVE"),
+    )
+    .unwrap();
+    // Both take ACCESS EXCLUSIVE; only the file that did not say so fails.
+    assert_eq!(report.migrations[1].locks.len(), 1, "{report}");
+    let failed: Vec<i64> = report.failures().map(|m| m.version).collect();
+    assert_eq!(failed, [3], "{report}");
+}
+
+#[test]
+fn the_async_check_is_the_same_check() {
+    let db = test_db();
+    let (_d, migrations) = load(&[
+        USERS,
+        USERS_DOWN,
+        CONTACT_UP,
+        ("2_contact.down.sql", LOSSY_DOWN),
+    ]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime
+        .block_on(roundtrip::check_async(
+            db.admin_url(),
+            &migrations,
+            Options::new(),
+        ))
+        .unwrap();
+    let sync = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
+    assert_eq!(
+        report.to_string(),
+        "ok 1 users\n\
+         FAIL 2 contact: down loses data:\n    \
+         public.users.email: 3 of 3 rows differ, e.g. id='1': email 'v1' -> ''\n\
+         2 migrations checked: 1 ok, 1 failed"
+    );
+    assert_eq!(report.to_string(), sync.to_string());
+    assert_eq!(report.migrations[1].locks, {
+        let mut l = sync.migrations[1].locks.clone();
+        for (a, b) in l.iter_mut().zip(&report.migrations[1].locks) {
+            a.held = b.held;
+        }
+        l
+    });
+    // Dropped at the end, as the sync check's.
+    assert!(
+        !scratch_databases(&db).contains(&report.database),
+        "{}",
+        report.database
+    );
+}
+
+#[test]
+fn a_scratch_database_left_by_a_killed_check_is_dropped_by_the_next() {
+    let db = test_db();
+    // A process that is gone, as a check killed with SIGKILL is.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let stale = format!("migrations_test_{dead}_1700000000_0");
+    let busy = format!("migrations_test_{dead}_1700000000_1");
+    let mut admin = db.connect_admin();
+    for name in [&stale, &busy] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {name} IS \
+                 'migrations test scratch database of pid {dead} on host {}'",
+                host.trim()
+            ))
+            .unwrap();
+    }
+    // A session on it: someone is using it, whatever its name says.
+    let _session = postgres::Client::connect(&db.url_for_database(&busy), postgres::NoTls).unwrap();
+    let (_d, migrations) = load(&[USERS, USERS_DOWN]);
+    let report = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
+    assert_eq!(report.stale_dropped, [stale.clone()], "{report}");
+    let left = scratch_databases(&db);
+    assert!(!left.contains(&stale), "{left:?}");
+    assert!(left.contains(&busy), "{left:?}");
+    drop(_session);
+    admin
+        .batch_execute(&format!("DROP DATABASE {busy} WITH (FORCE)"))
+        .unwrap();
+}
+
+#[test]
+fn differences_read_as_a_person_needs_them() {
+    let db = test_db();
+    let (_d, migrations) = load(&[
+        USERS,
+        USERS_DOWN,
+        // The down forgets the table: one line for it, not one per column.
+        (
+            "2_audit.up.sql",
+            "CREATE TABLE audit (id serial PRIMARY KEY, at timestamptz, what text);\n",
+        ),
+        ("2_audit.down.sql", "SELECT 1;\n"),
+    ]);
+    let report = roundtrip::check(
+        db.admin_url(),
+        &migrations,
+        Options::new().schema_only(true),
+    )
+    .unwrap();
+    assert_eq!(
+        report.migrations[1].to_string(),
+        "FAIL 2 audit: down left differences:\n    \
+         table public.audit (3 columns): extra after down\n  \
+         up again failed: relation \"audit\" already exists (SQLSTATE 42P07) (statement 1 of \
+         1, line 1)",
+        "{report}"
+    );
+}
+
+#[test]
+fn a_frozen_now_is_non_deterministic_and_a_permuted_select_star_is_a_column_order() {
+    let db = test_db();
+    let (_d, migrations) = load(&[
+        (
+            "1_t.up.sql",
+            "CREATE TABLE t (a int, b int, c int);\nCREATE VIEW v AS SELECT * FROM t;\n\
+             CREATE VIEW born AS SELECT 'now'::timestamptz AS at;\n",
+        ),
+        (
+            "1_t.down.sql",
+            "DROP VIEW born;\nDROP VIEW v;\nDROP TABLE t;\n",
+        ),
+        (
+            "2_drop_b.up.sql",
+            "DROP VIEW v;\nALTER TABLE t DROP COLUMN b;\nCREATE VIEW v AS SELECT * FROM t;\n",
+        ),
+        (
+            "2_drop_b.down.sql",
+            "-- migrations:lossy-down b's values went with the column\n\
+             DROP VIEW v;\nALTER TABLE t ADD COLUMN b int;\nCREATE VIEW v AS SELECT * FROM t;\n",
+        ),
+    ]);
+    let strict = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
+    // `'now'` is frozen into the view when it is made: the second up makes another time.
+    let m1 = &strict.migrations[0];
+    assert_eq!(m1.outcome, Outcome::Passed, "{strict}");
+    assert_eq!(m1.non_deterministic.len(), 1, "{strict}");
+    assert_eq!(m1.non_deterministic[0].object, "view public.born");
+    assert!(
+        m1.to_string().starts_with(
+            "ok 1 t\n  note: non-deterministic, not a failure: view public.born: definition"
+        ),
+        "{m1}"
+    );
+    // `b` comes back last: the table's order and the `SELECT *` view's both differ.
+    let Outcome::Mismatch { after_down, .. } = &strict.migrations[1].outcome else {
+        panic!("{strict}")
+    };
+    let objects: Vec<&str> = after_down.iter().map(|d| d.object.as_str()).collect();
+    assert_eq!(objects, ["table public.t", "view public.v"], "{strict}");
+
+    let lenient = roundtrip::check(
+        db.admin_url(),
+        &migrations,
+        Options::new().ignore_column_order(true),
+    )
+    .unwrap();
+    assert!(lenient.passed(), "{lenient}");
+    assert!(
+        matches!(
+            lenient.migrations[1].outcome,
+            Outcome::AcknowledgedLoss { .. }
+        ),
+        "{lenient}"
+    );
+}
+
+#[test]
+fn a_history_split_across_scratch_databases_reports_as_one_check() {
+    let db = test_db();
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "1_t.up.sql".into(),
+            "CREATE TABLE t (id int PRIMARY KEY);\n".into(),
+        ),
+        ("1_t.down.sql".into(), "DROP TABLE t;\n".into()),
+    ];
+    for i in 2..=44 {
+        files.push((
+            format!("{i}_c{i}.up.sql"),
+            format!("ALTER TABLE t ADD COLUMN c{i} int;\n"),
+        ));
+        // Migration 30's down loses its column's values.
+        let down = if i == 30 {
+            format!("ALTER TABLE t DROP COLUMN c{i};\nALTER TABLE t ADD COLUMN c{i} int;\n")
+        } else {
+            format!("ALTER TABLE t DROP COLUMN c{i};\n")
+        };
+        files.push((format!("{i}_c{i}.down.sql"), down));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (_d, migrations) = load(&refs);
+    let mut seen = Vec::new();
+    let split = roundtrip::check(
+        db.admin_url(),
+        &migrations,
+        Options::new().jobs(2).on_result(|m| seen.push(m.version)),
+    )
+    .unwrap();
+    let whole = roundtrip::check(db.admin_url(), &migrations, Options::new().jobs(1)).unwrap();
+    assert_eq!(seen, (1..=44).collect::<Vec<i64>>());
+    assert_eq!(split.to_string(), whole.to_string());
+    let failed: Vec<i64> = split.failures().map(|m| m.version).collect();
+    assert_eq!(failed, [30], "{split}");
+
+    // An up that fails in the first part: the second part's migrations are not checked.
+    let (_d, broken) = load(
+        &refs
+            .iter()
+            .map(|&(name, sql)| {
+                if name == "5_c5.up.sql" {
+                    (name, "ALTER TABLE nowhere ADD COLUMN c5 int;\n")
+                } else {
+                    (name, sql)
+                }
+            })
+            .collect::<Vec<_>>(),
+    );
+    let split = roundtrip::check(db.admin_url(), &broken, Options::new().jobs(2)).unwrap();
+    assert_eq!(split.migrations.len(), 5, "{split}");
+    let stopped = split.stopped.as_ref().unwrap();
+    assert_eq!(stopped.version, 5);
+    assert_eq!(stopped.not_checked.len(), 39, "{split}");
+}

@@ -36,6 +36,10 @@ const FIRES: &[(&str, &[&str])] = &[
         "enum-value-used-in-transaction",
         &["1_ecstatic.up.sql:3:26"],
     ),
+    (
+        "down-drops-existing",
+        &["2_contact.down.sql:2:1", "3_badges.down.sql:1:1"],
+    ),
     // SPEC 6's minimum, from squawk.
     (
         "require-concurrent-index-creation",

@@ -75,6 +75,7 @@ const MAX_JOBS: usize = 4;
 
 /// Each part of a split check holds at least this many migrations (a part's setup applies every
 /// migration before it, which is cheap but not free).
+#[cfg(feature = "connect")]
 const MIN_PER_JOB: usize = 20;
 
 /// How the round trip runs. Built with [`Options::new`] and its methods.

@@ -220,8 +220,9 @@ fn range(list: &[&Migration], options: &Options<'_>) -> Result<(usize, usize), E
 }
 
 /// What a part of a split check tells the thread that reports.
+#[cfg(feature = "connect")]
 enum Message {
-    Checked(usize, MigrationCheck),
+    Checked(usize, Box<MigrationCheck>),
     Done(usize),
 }
 
@@ -291,7 +292,7 @@ pub(crate) fn run_parallel(
                     let options = Options {
                         settings,
                         on_result: Some(Box::new(move |check: &MigrationCheck| {
-                            let _ = results.send(Message::Checked(j, check.clone()));
+                            let _ = results.send(Message::Checked(j, Box::new(check.clone())));
                         })),
                     };
                     let server = SyncServer {
@@ -311,7 +312,7 @@ pub(crate) fn run_parallel(
         let mut current = 0;
         for message in rx {
             match message {
-                Message::Checked(j, check) => held[j].push(check),
+                Message::Checked(j, check) => held[j].push(*check),
                 Message::Done(j) => done[j] = true,
             }
             while current < jobs {

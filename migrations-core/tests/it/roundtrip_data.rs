@@ -501,7 +501,7 @@ fn a_scratch_database_left_by_a_killed_check_is_dropped_by_the_next() {
     let _session = postgres::Client::connect(&db.url_for_database(&busy), postgres::NoTls).unwrap();
     let (_d, migrations) = load(&[USERS, USERS_DOWN]);
     let report = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
-    assert_eq!(report.stale_dropped, [stale.clone()], "{report}");
+    assert_eq!(report.stale_dropped, std::slice::from_ref(&stale), "{report}");
     let left = scratch_databases(&db);
     assert!(!left.contains(&stale), "{left:?}");
     assert!(left.contains(&busy), "{left:?}");

@@ -722,12 +722,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let baseline = self
             .query(SNAPSHOT_SESSION, "reading session settings")
             .await?;
-        self.baseline = SessionBaseline(
-            baseline
-                .into_iter()
-                .filter_map(|r| Some((r.first()?.clone()?, r.get(1)?.clone()?)))
-                .collect(),
-        );
+        self.baseline = SessionBaseline::from_rows(&baseline);
         let mut history = read_history(self.conn, names, FORMAT_VERSION).await?;
         self.mark_dead_runners(&mut history).await?;
         let plan = plan::plan_with(
@@ -945,12 +940,13 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let mut out = format!(
             "{scope} lock_timeout = '{lock}ms';\n{scope} statement_timeout = '{statement}ms';\n"
         );
-        // PostgreSQL 14+ on Linux, macOS and the BSDs; elsewhere the setting is refused, and
-        // the run goes on without it.
-        out.push_str(&format!(
-            "DO $migrations$ BEGIN PERFORM set_config('client_connection_check_interval', \
-             '1000', {local}); EXCEPTION WHEN OTHERS THEN NULL; END $migrations$;\n"
-        ));
+        // PostgreSQL 14+ on Linux, macOS and the BSDs (probed once per run with the session
+        // baseline); elsewhere the setting is refused, and the run goes on without it.
+        if self.baseline.check_interval {
+            out.push_str(&format!(
+                "{scope} client_connection_check_interval = 1000;\n"
+            ));
+        }
         if let Some(path) = &self.config.search_path {
             out.push_str(&format!(
                 "SELECT set_config('search_path', {}, {local});\n",
@@ -981,8 +977,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let mut batch = Batch::new(Markers::of(&self.config.names));
         batch.push("BEGIN;\n");
         batch.script(0, job.script, true, &self.timeouts(job.script, true));
+        // The bookkeeping runs as the caller, whatever role the script set.
+        batch.push(&self.identity());
         batch.push(&self.bookkeeping(job, None));
-        batch.push(&self.restore());
+        batch.push(&self.restore_settings());
         batch.finish();
         self.send_batch(&batch, std::slice::from_ref(job), None)
             .await
@@ -1099,6 +1097,16 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
 
     fn restore(&self) -> String {
         format!("{};\n", self.baseline.restore())
+    }
+
+    /// The caller's role and session authorization again (before a step's bookkeeping).
+    fn identity(&self) -> String {
+        format!("{};\n", self.baseline.identity())
+    }
+
+    /// The caller's settings again (after a step's bookkeeping).
+    fn restore_settings(&self) -> String {
+        format!("{};\n", self.baseline.settings())
     }
 
     /// Turns a server error into the error a user reads: which migration, which file, which
@@ -1279,8 +1287,9 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             return Err(self.fail(job, failure, source, Vec::new(), 1).await);
         }
         let elapsed = started.elapsed();
-        let mut finish = step.finish(Some(elapsed.as_millis()));
-        finish.push_str(&self.restore());
+        let mut finish = self.identity();
+        finish.push_str(&step.finish(Some(elapsed.as_millis())));
+        finish.push_str(&self.restore_settings());
         finish.push_str("SELECT pg_backend_pid();");
         let rows = self
             .query(&finish, "recording a no-transaction migration")
@@ -1348,10 +1357,11 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             message.push_str(&format!("; {note}"));
         }
         let record = format!(
-            "{}{}",
+            "{}{}{}",
+            self.identity(),
             job.step(&self.config.names)
                 .fail(failure.index, failure.total, &message, &invalid),
-            self.restore()
+            self.restore_settings()
         );
         if let Err(e) = self.conn.simple(&record).await {
             log::error!(

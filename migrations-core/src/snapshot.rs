@@ -574,6 +574,9 @@ fn snapshot_query(names: &Names) -> String {
     let history = quote_literal(&names.history());
     let audit = quote_literal(&names.audit());
     let recorded = quote_literal(&recorded_table(names));
+    // The history's own objects (format 3): the stored digest's table and trigger function.
+    let meta = quote_literal(&names.meta());
+    let digest_fn = quote_literal(&format!("{}()", names.digest_function()));
     let ns = user_schema("n");
     let rel_not_ext = not_in_extension("pg_class", "c.oid");
     let proc_not_ext = not_in_extension("pg_proc", "p.oid");
@@ -583,7 +586,7 @@ fn snapshot_query(names: &Names) -> String {
     format!(
         r#"SELECT pg_catalog.set_config('search_path', 'pg_catalog', true);
 WITH history(oid) AS (
-  SELECT r FROM unnest(ARRAY[to_regclass({history}), to_regclass({audit}), to_regclass({recorded})]) AS r
+  SELECT r FROM unnest(ARRAY[to_regclass({history}), to_regclass({audit}), to_regclass({recorded}), to_regclass({meta})]) AS r
   WHERE r IS NOT NULL
 ), excluded(oid) AS (
   SELECT oid FROM history
@@ -720,6 +723,7 @@ FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
 LATERAL (VALUES ('definition', pg_get_functiondef(p.oid)),
   ('comment', obj_description(p.oid, 'pg_proc'))) a(k, v)
 WHERE {ns} AND {proc_not_ext} AND p.prokind IN ('f', 'p', 'w')
+  AND p.oid IS DISTINCT FROM to_regprocedure({digest_fn})
   -- not the constructors a range type makes for itself
   AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass
     AND x.objid = p.oid AND x.deptype = 'i')

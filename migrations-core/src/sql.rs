@@ -286,7 +286,7 @@ impl Names {
     }
 
     /// The trigger function keeping the stored digest: `"schema"."table_chain_digest"`.
-    fn digest_function(&self) -> String {
+    pub(crate) fn digest_function(&self) -> String {
         format!(
             "{}.{}",
             quote_ident(&self.schema),
@@ -822,28 +822,106 @@ pub fn parse_history_row(row: &[Option<String>]) -> Option<AppliedMigration> {
     })
 }
 
-/// Settings the caller's session holds at the start of a run, to restore after each migration.
+/// The caller's session at the start of a run, restored after each migration: its identity
+/// (`session_authorization`, `role`) and the settings it changed; and whether the server takes
+/// `client_connection_check_interval`.
 #[derive(Debug, Clone, Default)]
-pub struct SessionBaseline(pub Vec<(String, String)>);
+pub struct SessionBaseline {
+    /// `session_authorization`, then `role`.
+    identity: Vec<(String, String)>,
+    /// The settings that differ from their reset values.
+    settings: Vec<(String, String)>,
+    /// The server accepts `client_connection_check_interval` (PostgreSQL 14+ on Linux, macOS
+    /// and the BSDs): each migration sets it with a plain `SET`, not a `DO` block that
+    /// catches the refusal (a PL/pgSQL block with an exception handler, a subtransaction:
+    /// ~25 µs of server time per migration).
+    pub check_interval: bool,
+}
 
-/// Reads the session's user-settable parameters that differ from their reset values.
+/// The name under which [`SNAPSHOT_SESSION`] reports the `client_connection_check_interval`
+/// probe: no setting's name starts with a space.
+const CHECK_INTERVAL_PROBE: &str = " check interval";
+
+/// Reads the session's identity, its user-settable parameters that differ from their reset
+/// values, and whether `client_connection_check_interval` can be set: rows of name and value,
+/// read by [`SessionBaseline::from_rows`]. One implicit transaction, so the probe's
+/// `set_config(..., true)` ends with it. `role` and `session_authorization` are not in
+/// `pg_settings`, and `RESET ALL` does not reset them: they are read and restored apart.
 pub const SNAPSHOT_SESSION: &str = "SELECT name, setting FROM pg_settings \
      WHERE context IN ('user', 'superuser') AND name NOT LIKE 'transaction\\_%' \
-     AND setting IS DISTINCT FROM reset_val";
+     AND setting IS DISTINCT FROM reset_val;\n\
+     SELECT 'session_authorization', current_setting('session_authorization');\n\
+     SELECT 'role', current_setting('role');\n\
+     DO $migrations$ BEGIN PERFORM set_config('client_connection_check_interval', '1000', true); \
+     EXCEPTION WHEN OTHERS THEN NULL; END $migrations$;\n\
+     SELECT ' check interval', current_setting('client_connection_check_interval')";
 
 impl SessionBaseline {
-    /// Statements that put the session back to the baseline: `RESET ALL` (every parameter to
-    /// its reset value), then the caller's own values again. Session-level, so inside a
-    /// transaction they survive the commit, and after a `SET LOCAL` they still win.
+    /// The baseline from the rows of [`SNAPSHOT_SESSION`].
+    pub fn from_rows(rows: &[Vec<Option<String>>]) -> SessionBaseline {
+        let mut baseline = SessionBaseline::default();
+        let mut identity = Vec::new();
+        for row in rows {
+            let (Some(Some(name)), Some(Some(value))) = (row.first(), row.get(1)) else {
+                continue;
+            };
+            match name.as_str() {
+                CHECK_INTERVAL_PROBE => baseline.check_interval = value != "0",
+                "session_authorization" | "role" => identity.push((name.clone(), value.clone())),
+                _ => baseline.settings.push((name.clone(), value.clone())),
+            }
+        }
+        // The session's own authorization before its role: a role is checked against it.
+        identity.sort_by_key(|(name, _)| name != "session_authorization");
+        baseline.identity = identity;
+        baseline
+    }
+
+    /// Statements that put the session back to the baseline: [`SessionBaseline::identity`],
+    /// then [`SessionBaseline::settings`].
+    pub fn restore(&self) -> String {
+        format!("{};\n{}", self.identity(), self.settings())
+    }
+
+    /// The caller's identity again (`session_authorization`, then `role`), as one statement.
+    /// `RESET ALL` leaves both alone, so they are set back by name: a migration whose `SET
+    /// ROLE` outlived it would run every later migration, and the caller's session, as
+    /// another role. Sent before a step's bookkeeping (which then runs as the caller, whatever
+    /// role the script took), the rest of the restore after it (so the bookkeeping keeps the
+    /// step's `lock_timeout` and `client_connection_check_interval`).
+    pub fn identity(&self) -> String {
+        let calls = self
+            .identity
+            .iter()
+            .map(|(n, v)| {
+                format!(
+                    "set_config({}, {}, false)",
+                    quote_literal(n),
+                    quote_literal(v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if calls.is_empty() {
+            // No baseline read yet (nothing ran): nothing to restore, but one statement still.
+            "SELECT".to_owned()
+        } else {
+            format!("SELECT {calls}")
+        }
+    }
+
+    /// `RESET ALL` (every parameter to its reset value), then the caller's own values again.
+    /// Session-level, so inside a transaction they survive the commit, and after a `SET
+    /// LOCAL` they still win.
     ///
     /// `RESET ALL` catches a change from anywhere (a `SET`, `set_config`, dynamic SQL, a
-    /// function) and costs microseconds; reading `pg_settings` instead cost 0.6–0.8 ms per
-    /// migration (BENCHMARKS.md).
-    pub fn restore(&self) -> String {
+    /// function, a trigger) and costs about a microsecond of server time; reading
+    /// `pg_settings` instead cost 0.6–0.8 ms per migration (BENCHMARKS.md).
+    pub fn settings(&self) -> String {
         let mut out = String::from("RESET ALL");
-        if !self.0.is_empty() {
+        if !self.settings.is_empty() {
             let calls = self
-                .0
+                .settings
                 .iter()
                 .map(|(n, v)| {
                     format!(

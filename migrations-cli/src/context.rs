@@ -38,7 +38,9 @@ impl<'a> Context<'a> {
     /// compare checksums (status, history, current, wait) or another tool's (adopting sqlx's
     /// history), which need no values.
     pub fn migrations_as_written(&self) -> Result<Migrations, Error> {
-        Migrations::from_dir(&self.global.dir).map_err(Error::Files)
+        let migrations = Migrations::from_dir(&self.global.dir).map_err(Error::Files)?;
+        crate::spelling::remember(&migrations);
+        Ok(migrations)
     }
 
     /// `--placeholder` over `MIGRATIONS_PLACEHOLDER_<NAME>` (over `[placeholders]` in

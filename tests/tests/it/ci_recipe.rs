@@ -491,7 +491,7 @@ fn the_ci_recipe_runs_as_written_and_fails_on_what_it_guards() {
     let dir = workspace.join(DIR);
     fs::write(
         dir.join("0004_tags.up.sql"),
-        "CREATE TABLE tags (id int);\n",
+        "CREATE TABLE tags (id bigint);\n",
     )
     .unwrap();
     fs::write(dir.join("0004_tags.down.sql"), "SELECT 1;\n").unwrap();

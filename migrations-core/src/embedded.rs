@@ -192,23 +192,29 @@ impl Migrations {
         path: impl AsRef<std::path::Path>,
     ) -> Result<Migrations, migrations_format::LoadError> {
         let directory = migrations_format::load_dir(path.as_ref())?;
-        Ok(Migrations::from_directory(&directory))
+        Ok(Migrations::from_loaded(directory))
     }
 
     /// Builds the set from a directory the format crate has loaded.
     #[cfg(feature = "load")]
     pub fn from_directory(directory: &migrations_format::Directory) -> Migrations {
-        let list = directory
-            .migrations
-            .iter()
+        Migrations::from_loaded(directory.clone())
+    }
+
+    /// [`Migrations::from_directory`], taking the directory's texts instead of copying them
+    /// (a large seed-data migration is held once).
+    #[cfg(feature = "load")]
+    fn from_loaded(mut directory: migrations_format::Directory) -> Migrations {
+        let list = std::mem::take(&mut directory.migrations)
+            .into_iter()
             .map(|m| Migration {
                 version: m.version.value(),
                 digits: Cow::Owned(m.version.digits().to_owned()),
-                name: Cow::Owned(m.name.clone()),
-                up: Script::from_file(&m.up),
-                down: m.down.as_ref().map(Script::from_file),
                 post_deploy: m.up.directives.post_deploy.is_some(),
                 breaking: m.up.directives.breaking.is_some(),
+                name: Cow::Owned(m.name),
+                up: Script::from_owned_file(m.up),
+                down: m.down.map(Script::from_owned_file),
             })
             .collect::<Vec<_>>();
         let chain_digest = migrations_format::chain_digest(
@@ -431,10 +437,17 @@ impl Script {
 
     #[cfg(feature = "load")]
     pub(crate) fn from_file(file: &migrations_format::SqlFile) -> Script {
+        Script::from_owned_file(file.clone())
+    }
+
+    /// [`Script::from_file`], taking the file's text instead of copying it.
+    #[cfg(feature = "load")]
+    pub(crate) fn from_owned_file(file: migrations_format::SqlFile) -> Script {
         Script {
             path: Cow::Owned(shown_path(&file.path)),
-            statements: Cow::Owned(migrations_format::statement_ranges(&file.text)),
-            sql: Cow::Owned(file.text.clone()),
+            // The loader's split: the file is not split again.
+            statements: Cow::Owned(file.statements),
+            sql: Cow::Owned(file.text),
             checksum: Cow::Owned(file.checksum.to_hex()),
             no_transaction: file.no_transaction,
             lock_timeout_ms: file.directives.lock_timeout.map(duration_ms),

@@ -1,7 +1,8 @@
 //! Directory resolution: the only filesystem code of the format. Turns a migrations directory
 //! into sorted [`MigrationSource`]s, or a [`LoadError`] listing every problem.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use globset::GlobSet;
 
 use crate::checksum::{normalize, Checksum};
 use crate::directive::{parse_header, Directives};
-use crate::facts::{sql_facts, NonTransactionalStatement};
+use crate::facts::{sql_facts, NonTransactionalStatement, SqlFacts};
 use crate::name::{
     parse_flat_file_name, parse_folder_name, parse_repeatable_file_name, Direction, FOLDER_PATTERN,
 };
@@ -54,6 +55,9 @@ pub struct SqlFile {
     /// The `${name}` placeholders the file uses (lowercased, sorted, once each); their values
     /// are given when the SQL is sent (see [`crate::placeholder`]).
     pub placeholders: Vec<String>,
+    /// Byte ranges of the statements in [`SqlFile::text`] ([`crate::statement_ranges`]),
+    /// from the loader's one split of the file.
+    pub statements: Vec<(usize, usize)>,
 }
 
 /// One migration: an up file and an optional down file.
@@ -139,6 +143,7 @@ pub fn load_dir_with(root: &Path, options: &LoadOptions) -> Result<Directory, Lo
         problems: Vec::new(),
         inputs: Vec::new(),
         repeatables: Vec::new(),
+        fetched: HashMap::new(),
     };
     let directory = loader.load(options);
     if loader.problems.is_empty() {
@@ -157,6 +162,106 @@ struct Loader<'a> {
     inputs: Vec<PathBuf>,
     /// `R__<name>.sql` files found by the scan: name and path.
     repeatables: Vec<(String, PathBuf)>,
+    /// SQL files read and analysed ahead, in parallel ([`Loader::fetch_all`]); each is taken
+    /// out when the loader comes to it in order.
+    fetched: HashMap<PathBuf, Fetched>,
+}
+
+/// What reading one SQL file found, before the loader judges it: the part of the work that
+/// needs no loader state, done for all files at once on every core.
+enum Fetched {
+    Io(String),
+    NotUtf8 { line: u32, offset: usize },
+    Read(Box<Analysed>),
+}
+
+/// A SQL file's normalised text and what one pass over it learnt.
+struct Analysed {
+    text: String,
+    checksum: Checksum,
+    facts: SqlFacts,
+    placeholders: Result<Vec<crate::placeholder::Use>, Vec<crate::placeholder::PlaceholderProblem>>,
+}
+
+/// Reads, normalises, checksums and splits one file (no problem is reported here: the
+/// loader does it in file order).
+fn fetch(path: &Path) -> Fetched {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return Fetched::Io(e.to_string()),
+    };
+    let raw = match String::from_utf8(bytes) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            return Fetched::NotUtf8 {
+                line: valid.iter().filter(|b| **b == b'\n').count() as u32 + 1,
+                offset: valid.len(),
+            };
+        }
+    };
+    // The file's own buffer when normalising changes nothing (the common case): a large file
+    // is held once, not twice.
+    let normalized = match normalize(&raw) {
+        Cow::Borrowed(b) if b.len() == raw.len() => None,
+        Cow::Borrowed(b) => Some(b.to_owned()),
+        Cow::Owned(o) => Some(o),
+    };
+    let text = normalized.unwrap_or(raw);
+    let checksum = Checksum::of_normalized(&text);
+    let facts = sql_facts(&text);
+    let placeholders = crate::placeholder::scan(&text);
+    Fetched::Read(Box::new(Analysed {
+        text,
+        checksum,
+        facts,
+        placeholders,
+    }))
+}
+
+/// [`fetch`] of every path, spread over the machine's cores (at most 8 threads; one below
+/// 32 files, where starting threads costs more than it saves).
+fn fetch_all(paths: Vec<PathBuf>) -> HashMap<PathBuf, Fetched> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(paths.len().div_ceil(16).max(1));
+    if threads <= 1 || paths.len() < 32 {
+        return paths
+            .into_iter()
+            .map(|p| {
+                let f = fetch(&p);
+                (p, f)
+            })
+            .collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let paths = &paths;
+    let next = &next;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        // Small batches from a shared counter: a few large files do not leave
+                        // one thread with all the work.
+                        let start = next.fetch_add(8, std::sync::atomic::Ordering::Relaxed);
+                        if start >= paths.len() {
+                            return out;
+                        }
+                        for p in &paths[start..(start + 8).min(paths.len())] {
+                            out.push((p.clone(), fetch(p)));
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// A migration's files found by the scan, before they are read.
@@ -194,6 +299,13 @@ impl Loader<'_> {
         let settings = self.read_settings();
         let ignore = settings.ignore_set().unwrap_or_default();
         let found = self.scan(&ignore);
+        let paths = found
+            .values()
+            .flat_map(|f| [f.up.clone(), f.down.clone()])
+            .flatten()
+            .chain(self.repeatables.iter().map(|(_, p)| p.clone()))
+            .collect();
+        self.fetched = fetch_all(paths);
         let require_down = options.require_down || settings.require_down;
         let mut migrations: Vec<MigrationSource> = found
             .into_values()
@@ -573,9 +685,37 @@ impl Loader<'_> {
         metadata: Option<&(Metadata, String)>,
     ) -> Option<SqlFile> {
         let relative = self.relative(path);
-        let raw = self.read_text(path, &relative)?;
-        let text = normalize(&raw).into_owned();
-        let checksum = Checksum::of_normalized(&text);
+        self.inputs.push(path.to_path_buf());
+        let fetched = self.fetched.remove(path).unwrap_or_else(|| fetch(path));
+        let Analysed {
+            text,
+            checksum,
+            mut facts,
+            placeholders,
+        } = match fetched {
+            Fetched::Read(analysed) => *analysed,
+            Fetched::Io(e) => {
+                self.problem(
+                    ProblemKind::Io,
+                    &relative,
+                    None,
+                    format!("cannot read: {e}"),
+                );
+                return None;
+            }
+            Fetched::NotUtf8 { line, offset } => {
+                self.problem(
+                    ProblemKind::NotUtf8,
+                    &relative,
+                    Some(line),
+                    format!(
+                        "the file is not valid UTF-8 (bad byte at offset {offset}); save it as \
+                         UTF-8"
+                    ),
+                );
+                return None;
+            }
+        };
         let directives = match parse_header(&text) {
             Ok(d) => d,
             Err(errors) => {
@@ -590,6 +730,28 @@ impl Loader<'_> {
                 return None;
             }
         };
+        // The deploy directives describe the migration, which its up file stands for: in a
+        // down file they would be silently without effect.
+        if !up {
+            for (line, directive) in [
+                (directives.post_deploy, "phase=post"),
+                (directives.breaking, "breaking"),
+            ] {
+                if let Some(line) = line {
+                    self.problem(
+                        ProblemKind::BadDirective,
+                        &relative,
+                        Some(line),
+                        format!(
+                            "`{directive}` describes the whole migration: move it to the up file"
+                        ),
+                    );
+                }
+            }
+            if directives.post_deploy.is_some() || directives.breaking.is_some() {
+                return None;
+            }
+        }
         let no_transaction = match metadata {
             Some((
                 Metadata {
@@ -618,7 +780,6 @@ impl Loader<'_> {
             )) => true,
             _ => directives.no_transaction.is_some(),
         };
-        let mut facts = sql_facts(&text);
         let mut ok = true;
         if let Some((line, message)) = facts.psql.take() {
             self.problem(ProblemKind::PsqlOnly, &relative, Some(line), message);
@@ -647,28 +808,6 @@ impl Loader<'_> {
         // lint's `empty-migration` flags it; `migrations new`'s template holds a statement that
         // fails until replaced, so an unwritten migration cannot pass for one.
         let mark_no_transaction = if metadata.is_some() {
-        // The deploy directives describe the migration, which its up file stands for: in a
-        // down file they would be silently without effect.
-        if !up {
-            for (line, directive) in [
-                (directives.post_deploy, "phase=post"),
-                (directives.breaking, "breaking"),
-            ] {
-                if let Some(line) = line {
-                    self.problem(
-                        ProblemKind::BadDirective,
-                        &relative,
-                        Some(line),
-                        format!(
-                            "`{directive}` describes the whole migration: move it to the up file"
-                        ),
-                    );
-                }
-            }
-            if directives.post_deploy.is_some() || directives.breaking.is_some() {
-                return None;
-            }
-        }
             "set `run_in_transaction = false` in metadata.toml"
         } else {
             "add `-- migrations:no-transaction` as the first line of the file"
@@ -698,7 +837,7 @@ impl Loader<'_> {
             }
         }
         // Malformed placeholders are the file's problems; values come later (run time).
-        let placeholders = match crate::placeholder::scan(&text) {
+        let placeholders = match placeholders {
             Ok(uses) => {
                 let mut names: Vec<String> = uses.into_iter().filter_map(|u| u.name).collect();
                 names.sort();
@@ -724,6 +863,7 @@ impl Loader<'_> {
         Some(SqlFile {
             path: self.shown(&relative),
             is_empty: facts.statement_count == 0,
+            statements: facts.ranges,
             text,
             checksum,
             directives,

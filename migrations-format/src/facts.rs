@@ -2,10 +2,10 @@
 
 #[cfg(feature = "dir")]
 use crate::directive::{parse_comment, Directive};
-use crate::sql::split_statements;
+use crate::sql::split::split_statement_heads;
 #[cfg(feature = "dir")]
 use crate::sql::{
-    classify_statement, classify_transaction_control, tokenize, PsqlOnly, PsqlOnlyKind,
+    classify_statement, classify_transaction_control, Lexer, PsqlOnly, PsqlOnlyKind,
     TransactionControlKind,
 };
 
@@ -29,6 +29,8 @@ pub struct NonTransactionalStatement {
 #[cfg(feature = "dir")]
 pub(crate) struct SqlFacts {
     pub statement_count: usize,
+    /// Byte ranges of the statements ([`statement_ranges`], from the same split).
+    pub ranges: Vec<(usize, usize)>,
     pub non_transactional: Vec<NonTransactionalStatement>,
     /// Transaction control statements (`BEGIN`, `COMMIT`, ...).
     pub transaction_control: Vec<(TransactionControlKind, NonTransactionalStatement)>,
@@ -43,7 +45,7 @@ pub(crate) struct SqlFacts {
 
 #[cfg(feature = "dir")]
 pub(crate) fn sql_facts(text: &str) -> SqlFacts {
-    let split = split_statements(text);
+    let split = split_statement_heads(text);
     let unterminated = split.unterminated.map(|u| {
         (
             u.line,
@@ -81,6 +83,11 @@ pub(crate) fn sql_facts(text: &str) -> SqlFacts {
         .collect();
     SqlFacts {
         statement_count: split.statements.len(),
+        ranges: split
+            .statements
+            .iter()
+            .map(|s| (s.span.start, s.span.end))
+            .collect(),
         non_transactional,
         transaction_control,
         psql: psql_problem(&split.psql),
@@ -161,8 +168,8 @@ fn misplaced_directives(
         blanked = String::from_utf8_lossy(&bytes).into_owned();
         blanked.as_str()
     };
-    tokenize(text)
-        .into_iter()
+    // Lexed lazily: a file of millions of tokens is never held as a list of them.
+    Lexer::new(text)
         .filter(|t| t.span.start > first_sql)
         .filter_map(|t| {
             let body = t.text.strip_prefix("--")?;
@@ -185,7 +192,7 @@ fn misplaced_directives(
 /// Byte ranges of a file's statements, each to be sent as a query of its own (how a
 /// no-transaction file runs). Computed once, at build time for embedded migrations.
 pub fn statement_ranges(text: &str) -> Vec<(usize, usize)> {
-    split_statements(text)
+    split_statement_heads(text)
         .statements
         .iter()
         .map(|s| (s.span.start, s.span.end))

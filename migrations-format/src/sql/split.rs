@@ -129,12 +129,31 @@ impl fmt::Display for Unterminated {
 
 /// Splits `sql` into statements; see the [module documentation](self).
 pub fn split_statements(sql: &str) -> Split<'_> {
+    split(sql, usize::MAX)
+}
+
+/// How many tokens [`split_statement_heads`] keeps of each statement: far more than the
+/// statement checks read (`ALTER TABLE a.b DETACH PARTITION c.d CONCURRENTLY` is 15 with its
+/// spaces), and a bound on memory: a 200,000-row `INSERT` is millions of tokens.
+pub(crate) const HEAD_TOKENS: usize = 256;
+
+/// [`split_statements`] keeping only the first [`HEAD_TOKENS`] tokens of each statement in
+/// [`Statement::tokens`] (spans, lines and `text` are whole): for the loader's checks and the
+/// statement ranges, which read a statement's leading words only, in memory bounded by the
+/// number of statements rather than of tokens.
+pub(crate) fn split_statement_heads(sql: &str) -> Split<'_> {
+    split(sql, HEAD_TOKENS)
+}
+
+fn split(sql: &str, max_tokens: usize) -> Split<'_> {
     let mut splitter = Splitter {
         src: sql,
         statements: Vec::new(),
         current: Vec::new(),
         leading_comments: Vec::new(),
         state: StatementState::default(),
+        max_tokens: max_tokens.max(1),
+        last_end: 0,
     };
     let mut unterminated = None;
     let mut psql = Vec::new();
@@ -260,6 +279,10 @@ struct Splitter<'a> {
     /// Comments seen since the last statement ended, before the next one started.
     leading_comments: Vec<Token<'a>>,
     state: StatementState,
+    /// Tokens kept in `current` at most (the rest only move `last_end`).
+    max_tokens: usize,
+    /// End of the statement's last significant token so far.
+    last_end: usize,
 }
 
 /// What we track to decide whether a `;` ends the statement.
@@ -367,8 +390,11 @@ impl<'a> Splitter<'a> {
         }
         if !token.is_trivia() {
             self.state.see_significant(&token);
+            self.last_end = token.span.end;
         }
-        self.current.push(token);
+        if self.current.len() < self.max_tokens {
+            self.current.push(token);
+        }
         None
     }
 
@@ -382,10 +408,10 @@ impl<'a> Splitter<'a> {
         while tokens.last().is_some_and(Token::is_trivia) {
             tokens.pop();
         }
-        let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
-            return None;
-        };
-        let span = first.span.start..last.span.end;
+        let first = tokens.first()?;
+        // The last significant token, kept or not (a statement's first token is significant,
+        // so `last_end` is this statement's).
+        let span = first.span.start..self.last_end;
         let copy = state.from_stdin.then_some(PsqlOnly {
             kind: PsqlOnlyKind::CopyFromStdin { data_lines: 0 },
             span: span.end..span.end,
@@ -414,6 +440,28 @@ mod tests {
             .into_iter()
             .map(|s| s.text)
             .collect()
+    }
+
+    #[test]
+    fn heads_keep_spans_and_bound_tokens() {
+        let rows: Vec<String> = (0..2000).map(|i| format!("({i}, 'x')")).collect();
+        let sql = format!(
+            "-- c\nINSERT INTO t VALUES {} /* tail */;\nSELECT 1 -- x\n;",
+            rows.join(", ")
+        );
+        let (full, heads) = (split_statements(&sql), split_statement_heads(&sql));
+        assert_eq!(full.statements.len(), 2);
+        for (f, h) in full.statements.iter().zip(&heads.statements) {
+            assert_eq!(
+                (f.span.clone(), f.text, f.line, f.column),
+                (h.span.clone(), h.text, h.line, h.column)
+            );
+            assert_eq!(f.leading_comments, h.leading_comments);
+            assert!(h.tokens.len() <= HEAD_TOKENS);
+            assert_eq!(h.tokens[..], f.tokens[..h.tokens.len()]);
+        }
+        assert!(full.statements[0].tokens.len() > 10 * HEAD_TOKENS);
+        assert!(full.statements[0].text.ends_with("(1999, 'x')"));
     }
 
     #[test]

@@ -8,4 +8,5 @@
 
 mod load_dir;
 mod lockfile;
+mod parallel_load;
 mod splitter_oracle;

@@ -40,6 +40,89 @@ pub(crate) trait Server {
     /// Drops the database where nothing can be awaited: a panic unwinding through the check, or
     /// the async check's future dropped half-way.
     fn drop_abandoned(&mut self, name: &str);
+
+    /// A blocking connection to the database `name`, for a [`LockWatch`] thread.
+    fn watcher(&mut self, name: &str) -> Option<postgres::Client>;
+}
+
+/// Watches, from a second session on its own thread, the table locks another backend holds
+/// while it runs a no-transaction up (which cannot run inside the probe's transaction): polls
+/// `pg_locks` back to back until [`LockWatch::finish`] (best effort: a lock held for less than
+/// one poll can be missed).
+pub(crate) struct LockWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(u32, usize, Instant, Instant)>>,
+}
+
+impl LockWatch {
+    fn start(mut client: postgres::Client, pid: &str) -> LockWatch {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let sql = format!(
+            "SELECT relation::text, mode FROM pg_catalog.pg_locks \
+             WHERE pid = {pid} AND locktype = 'relation' AND granted \
+             AND database = (SELECT oid FROM pg_catalog.pg_database \
+                             WHERE datname = current_database())"
+        );
+        let thread = std::thread::spawn(move || {
+            // (table oid, mode) -> first and last seen.
+            let mut seen: std::collections::BTreeMap<(u32, usize), (Instant, Instant)> =
+                Default::default();
+            loop {
+                let last = stopped.load(Ordering::SeqCst);
+                let Ok(messages) = client.simple_query(&sql) else {
+                    break;
+                };
+                let now = Instant::now();
+                for message in messages {
+                    if let postgres::SimpleQueryMessage::Row(row) = message {
+                        let oid = row.get(0).and_then(|o| o.parse().ok());
+                        let mode = row
+                            .get(1)
+                            .and_then(|m| data::LOCK_MODES.iter().position(|x| *x == m));
+                        if let (Some(oid), Some(mode)) = (oid, mode) {
+                            seen.entry((oid, mode)).or_insert((now, now)).1 = now;
+                        }
+                    }
+                }
+                // No pause: a lock held for less than one poll (a fraction of a millisecond
+                // here) is missed, and the watch lasts only as long as the up.
+                if last {
+                    break;
+                }
+            }
+            seen.into_iter()
+                .map(|((oid, mode), (first, last))| (oid, mode, first, last))
+                .collect()
+        });
+        LockWatch { stop, thread }
+    }
+
+    /// The strongest mode seen on each table of `before`, and for how long it was seen.
+    fn finish(self, before: &std::collections::BTreeMap<u32, String>) -> Vec<super::ObservedLock> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let seen = self.thread.join().unwrap_or_default();
+        let mut strongest: std::collections::BTreeMap<&str, (usize, Duration)> = Default::default();
+        for (oid, mode, first, last) in seen {
+            let Some(table) = before.get(&oid) else {
+                continue;
+            };
+            let held = last.duration_since(first);
+            let slot = strongest.entry(table.as_str()).or_insert((mode, held));
+            if mode > slot.0 {
+                *slot = (mode, held);
+            }
+        }
+        strongest
+            .into_iter()
+            .map(|(table, (mode, held))| super::ObservedLock {
+                table: table.to_owned(),
+                mode: data::LOCK_MODES[mode].to_owned(),
+                held,
+            })
+            .collect()
+    }
 }
 
 /// The sync check's server: the caller's `postgres::Client` and its way to connect.
@@ -73,6 +156,10 @@ where
 
     fn drop_abandoned(&mut self, name: &str) {
         crate::db::block_on(drop_database(&mut self.admin(), name));
+    }
+
+    fn watcher(&mut self, name: &str) -> Option<postgres::Client> {
+        (self.connect)(name).ok()
     }
 }
 
@@ -120,6 +207,18 @@ impl Server for AsyncServer {
                 drop_database(&mut crate::db::AsyncConn(&admin), &name).await;
             });
         }
+    }
+
+    fn watcher(&mut self, name: &str) -> Option<postgres::Client> {
+        // A blocking client, connected on a thread of its own (no runtime there).
+        let options = crate::connect::ConnectOptions {
+            database: Some(name.to_owned()),
+            ..self.options.clone()
+        };
+        std::thread::spawn(move || crate::connect::connect(&options).ok())
+            .join()
+            .ok()
+            .flatten()
     }
 }
 
@@ -558,16 +657,6 @@ async fn check_one<S: Server>(
             let observed = data::observe_locks(&mut scratch.conn()?, sql, &oids, &session).await;
             // An up that fails here fails for real just below, where it is reported.
             check.locks = observed.unwrap_or_default();
-            if let Some(max) = max_lock {
-                if !lint_ignores(migration.up().sql(), super::MAX_LOCK_RULE) {
-                    check.locks_over = check
-                        .locks
-                        .iter()
-                        .filter(|l| data::LOCK_MODES.iter().position(|m| *m == l.mode) > Some(max))
-                        .cloned()
-                        .collect();
-                }
-            }
         }
         Some(data)
     };
@@ -577,7 +666,26 @@ async fn check_one<S: Server>(
         None => scratch.snapshot(names).await?,
     };
     let mut before = before;
-    if let Err(e) = scratch.execute(&mut migrator, &up).await? {
+    // A no-transaction up is watched from a second session while it runs.
+    let watch = match &before {
+        Some(_) if migration.up().no_transaction() => scratch.watch_locks().await,
+        _ => None,
+    };
+    let applied = scratch.execute(&mut migrator, &up).await?;
+    if let (Some(watch), Some(data)) = (watch, &before) {
+        check.locks = watch.finish(&data.oids());
+    }
+    if let Some(max) = max_lock {
+        if !lint_ignores(migration.up().sql(), super::MAX_LOCK_RULE) {
+            check.locks_over = check
+                .locks
+                .iter()
+                .filter(|l| data::LOCK_MODES.iter().position(|m| *m == l.mode) > Some(max))
+                .cloned()
+                .collect();
+        }
+    }
+    if let Err(e) = applied {
         let error = scratch.finding(migration, e)?;
         // Our rows may be what the up cannot take (a NOT NULL column added without a
         // default): a transactional up was rolled back, so empty the tables and try again.
@@ -741,6 +849,20 @@ impl<S: Server> Scratch<S> {
             drop_database(&mut self.server.admin(), &self.name).await;
             self.live = false;
         }
+    }
+
+    /// Starts a [`LockWatch`] on the scratch session (`None` when a second session cannot be
+    /// had: the locks are then not observed).
+    async fn watch_locks(&mut self) -> Option<LockWatch> {
+        let pid = self
+            .conn()
+            .ok()?
+            .simple("SELECT pg_backend_pid()")
+            .await
+            .ok()?;
+        let pid = pid.first()?.first()?.clone()?;
+        let client = self.server.watcher(&self.name)?;
+        Some(LockWatch::start(client, &pid))
     }
 
     /// Runs an operation through the engine: the migration's failure inside, the check's

@@ -501,7 +501,11 @@ fn a_scratch_database_left_by_a_killed_check_is_dropped_by_the_next() {
     let _session = postgres::Client::connect(&db.url_for_database(&busy), postgres::NoTls).unwrap();
     let (_d, migrations) = load(&[USERS, USERS_DOWN]);
     let report = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
-    assert_eq!(report.stale_dropped, std::slice::from_ref(&stale), "{report}");
+    assert_eq!(
+        report.stale_dropped,
+        std::slice::from_ref(&stale),
+        "{report}"
+    );
     let left = scratch_databases(&db);
     assert!(!left.contains(&stale), "{left:?}");
     assert!(left.contains(&busy), "{left:?}");
@@ -657,4 +661,43 @@ fn a_history_split_across_scratch_databases_reports_as_one_check() {
     let stopped = split.stopped.as_ref().unwrap();
     assert_eq!(stopped.version, 5);
     assert_eq!(stopped.not_checked.len(), 39, "{split}");
+}
+
+#[test]
+fn a_no_transaction_up_is_watched_from_a_second_session() {
+    let db = test_db();
+    let (_d, migrations) = load(&[
+        USERS,
+        USERS_DOWN,
+        (
+            "2_email_ix.up.sql",
+            "-- migrations:no-transaction\n\
+             CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_ix ON users (email);\n\
+             BEGIN;\nLOCK TABLE users IN SHARE MODE;\nSELECT pg_sleep(0.1);\nCOMMIT;\n",
+        ),
+        (
+            "2_email_ix.down.sql",
+            "-- migrations:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS users_email_ix;\n",
+        ),
+    ]);
+    let report = roundtrip::check(
+        db.admin_url(),
+        &migrations,
+        Options::new().max_lock("SHARE UPDATE EXCLUSIVE"),
+    )
+    .unwrap();
+    let locks: Vec<String> = report.migrations[1]
+        .locks
+        .iter()
+        .map(|l| format!("{} {}", l.mode_name(), l.table))
+        .collect();
+    // The strongest: the file's own block holds SHARE for 100 ms (CONCURRENTLY's SHARE UPDATE
+    // EXCLUSIVE is weaker).
+    assert_eq!(locks, ["SHARE public.users"], "{report}");
+    assert!(
+        report.migrations[1].locks[0].held >= std::time::Duration::from_millis(80),
+        "{report}"
+    );
+    let failed: Vec<i64> = report.failures().map(|m| m.version).collect();
+    assert_eq!(failed, [2], "{report}");
 }

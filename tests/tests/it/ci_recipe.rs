@@ -452,7 +452,12 @@ fn the_ci_recipe_runs_as_written_and_fails_on_what_it_guards() {
             "`{expected}` did not run: {labels:?}"
         );
     }
-    let saved = tmp.path().join("home1/.migrations-cli");
+    // What the cache step saves at the end of the job (its `path:`), where the install step
+    // put the CLI.
+    let cache_path = workflow.cache_step().with["path"]
+        .as_str()
+        .expect("the cache step's path");
+    let saved = expand_home(cache_path, &tmp.path().join("home1"));
     assert_eq!(
         command_v(&first.path, "migrations"),
         saved.join("bin/migrations").to_str().unwrap(),
@@ -467,6 +472,15 @@ fn the_ci_recipe_runs_as_written_and_fails_on_what_it_guards() {
     let second = job("home2", Some(saved.clone())).run();
     assert_eq!(second.failed(), None, "{}", second.transcript());
     assert!(!second.labels().contains(&INSTALL), "{:?}", second.labels());
+    assert_eq!(
+        Path::new(&command_v(&second.path, "migrations")).parent(),
+        Some(
+            expand_home(cache_path, &tmp.path().join("home2"))
+                .join("bin")
+                .as_path()
+        ),
+        "after a cache hit the steps did not run the restored CLI"
+    );
 
     // 3. An edited released migration fails verify, with an annotation on the file, and
     //    stops the job there.

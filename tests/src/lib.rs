@@ -757,12 +757,12 @@ pub const ROUND_TRIP_REPORT: &str = "\
 ok 1 users
 ok 2 posts
 FAIL 3 users_name: down left differences:
-    index public.users_email_ix: unexpected
+    index public.users_email_ix: extra after down
   up again failed: relation \"users_email_ix\" already exists (SQLSTATE 42P07) (statement 2 of 2, line 2)
 FAIL 4 posts_body: down left differences:
-    column public.posts.title: missing
+    column public.posts.title: missing after down
   up again left differences:
-    column public.posts.title: missing
+    column public.posts.title: missing after up again
 FAIL 5 tags: down failed: table \"tag\" does not exist (SQLSTATE 42P01) (statement 1 of 1, line 1)
 skip 6 seed: no down file, applied without a check
 6 migrations checked: 2 ok, 3 failed, 1 without a down file";

@@ -80,7 +80,7 @@ fn failing_fixtures_are_reported_with_exit_3() {
     assert_eq!(
         report(&run.stdout),
         "ok 2 posts\n\
-         FAIL 3 users_name: down left differences:\n    index public.users_email_ix: unexpected\n  \
+         FAIL 3 users_name: down left differences:\n    index public.users_email_ix: extra after down\n  \
          up again failed: relation \"users_email_ix\" already exists (SQLSTATE 42P07) \
          (statement 2 of 2, line 2)\n\
          2 migrations checked: 1 ok, 1 failed\n"

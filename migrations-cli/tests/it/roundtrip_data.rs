@@ -140,3 +140,134 @@ fn max_lock_fails_an_up_that_locks_an_existing_table_harder() {
         run.stderr
     );
 }
+
+#[test]
+fn max_lock_in_migrations_toml_and_the_files_that_take_it_on_purpose() {
+    let db = test_db();
+    let created = "ALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();\n";
+    let p = Project::new(&[
+        (
+            "migrations.toml",
+            "[test]\nmax_lock = \"share update exclusive\"\n",
+        ),
+        USERS_UP,
+        USERS_DOWN,
+        ("2_created.up.sql", created),
+        (
+            "2_created.down.sql",
+            "ALTER TABLE users DROP COLUMN created_at;\n",
+        ),
+    ])
+    .url_in_env(db.url());
+    let run = p.run(&["test"]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("FAIL 2 created\n  takes ACCESS EXCLUSIVE on public.users for "),
+        "{}",
+        run.stdout
+    );
+    // The flag wins over the file.
+    let run = p.run(&["test", "--max-lock", "access exclusive"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    // The file says it takes the lock on purpose: reported in JSON, not a failure; the
+    // down's locks are there too.
+    p.write(
+        "2_created.up.sql",
+        &format!("-- migrations:lint-ignore max-lock\n{created}"),
+    );
+    let run = p.run(&["--format", "json", "test"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let m = &doc["migrations"][1];
+    assert_eq!(m["locks"][0]["mode"], "ACCESS EXCLUSIVE");
+    assert_eq!(m["locks_over_max"].as_array().unwrap().len(), 0);
+    assert_eq!(m["down_locks"][0]["mode"], "ACCESS EXCLUSIVE");
+    assert_eq!(m["down_locks"][0]["table"], "public.users");
+    assert_eq!(doc["stale_dropped"].as_array().unwrap().len(), 0);
+
+    p.write("migrations.toml", "[test]\nmax_lock = \"strong\"\n");
+    let run = p.run(&["test"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("max_lock in [test] of migrations.toml: `strong` is not a table lock mode"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_table_the_down_forgets_is_one_line_extra_after_down() {
+    let db = test_db();
+    let p = Project::new(&[
+        USERS_UP,
+        USERS_DOWN,
+        (
+            "2_audit.up.sql",
+            "CREATE TABLE audit (id serial PRIMARY KEY, at timestamptz, what text);\n",
+        ),
+        ("2_audit.down.sql", "SELECT 1;\n"),
+    ])
+    .url_in_env(db.url());
+    let run = p.run(&["test", "--schema-only"]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "FAIL 2 audit: down left differences:\n    \
+             table public.audit (3 columns): extra after down\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = p.run(&["--format", "json", "test", "--schema-only"]);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let m = &doc["migrations"][1];
+    assert_eq!(
+        m["after_down_lines"][0],
+        "table public.audit (3 columns): extra after down"
+    );
+    // The objects themselves are all still listed.
+    assert!(m["after_down"].as_array().unwrap().len() > 4, "{m}");
+}
+
+#[test]
+fn the_scratch_database_of_a_killed_run_is_dropped_by_the_next_and_said() {
+    let db = test_db();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let stale = format!("migrations_test_{dead}_1700000000_7");
+    let mut admin = db.connect_admin();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {stale}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE {stale} IS \
+             'migrations test scratch database of pid {dead} on host {}'",
+            host.trim()
+        ))
+        .unwrap();
+    let p = Project::new(&[USERS_UP, USERS_DOWN]).url_in_env(db.url());
+    let run = p.run(&["test"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!(
+            "\ndropped the stale scratch database {stale}: its check was killed before it could \
+             drop it\n1 migration checked: 1 ok, 0 failed\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    let left: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            &[&stale],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}

@@ -9,7 +9,7 @@
 //! token of another kind and never matches, and nothing after the part that decides is looked
 //! at. The cursor never panics: reading past the end finds nothing.
 
-use super::lexer::{tokenize, Token, TokenKind};
+use super::lexer::{Token, TokenKind};
 use super::split::Statement;
 
 /// A cursor over a statement's significant tokens.
@@ -236,13 +236,18 @@ impl<'t, 'a> Cursor<'t, 'a> {
 /// PostgreSQL takes only before the transaction's first query, so the runner sends nothing
 /// before it. `SET SESSION CHARACTERISTICS AS TRANSACTION` is not: it is a session setting.
 pub fn is_set_transaction(statement_text: &str) -> bool {
-    let tokens = tokenize(statement_text);
+    // Only the head is lexed: the runner asks this of every statement it sends, and a
+    // 200,000-row `INSERT` is millions of tokens.
+    let tokens: Vec<Token<'_>> = super::lexer::Lexer::new(statement_text)
+        .take(super::split::HEAD_TOKENS)
+        .collect();
     Cursor::new(&tokens).is_words(&["set", "transaction"])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::lexer::tokenize;
 
     fn with<R>(sql: &str, f: impl FnOnce(&mut Cursor<'_, '_>) -> R) -> R {
         let tokens = tokenize(sql);

@@ -2,12 +2,14 @@
 //! that index's `indisvalid` even when `IF NOT EXISTS` found a leftover invalid one.
 
 use super::cursor::Cursor;
-use super::lexer::tokenize;
+use super::lexer::Lexer;
+use super::split::HEAD_TOKENS;
 
 /// The index name as written (`i`, `"Odd Name"`, `s.i`), ready for `to_regclass`; `None` when
 /// the statement is not a `CREATE [UNIQUE] INDEX CONCURRENTLY` or leaves the name to the server.
 pub fn created_index_name(statement: &str) -> Option<String> {
-    let tokens = tokenize(statement);
+    // The name comes within the statement's first words: only its head is lexed.
+    let tokens: Vec<_> = Lexer::new(statement).take(HEAD_TOKENS).collect();
     let mut c = Cursor::new(&tokens);
     if !c.eat("create") {
         return None;

@@ -936,24 +936,26 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     fn settings_sql(&self, lock: Option<u64>, statement: Option<u64>, local: bool) -> String {
         let lock = lock.unwrap_or(self.config.lock_timeout.as_millis() as u64);
         let statement = statement.unwrap_or(self.config.statement_timeout.as_millis() as u64);
-        let scope = if local { "SET LOCAL" } else { "SET" };
-        let mut out = format!(
-            "{scope} lock_timeout = '{lock}ms';\n{scope} statement_timeout = '{statement}ms';\n"
-        );
+        // One statement for all of them (`set_config(..., true)` is `SET LOCAL`): each
+        // statement of a migration's batch costs the server a parse and a snapshot.
+        let mut calls = vec![
+            format!("set_config('lock_timeout', '{lock}ms', {local})"),
+            format!("set_config('statement_timeout', '{statement}ms', {local})"),
+        ];
         // PostgreSQL 14+ on Linux, macOS and the BSDs (probed once per run with the session
         // baseline); elsewhere the setting is refused, and the run goes on without it.
         if self.baseline.check_interval {
-            out.push_str(&format!(
-                "{scope} client_connection_check_interval = 1000;\n"
+            calls.push(format!(
+                "set_config('client_connection_check_interval', '1000', {local})"
             ));
         }
         if let Some(path) = &self.config.search_path {
-            out.push_str(&format!(
-                "SELECT set_config('search_path', {}, {local});\n",
+            calls.push(format!(
+                "set_config('search_path', {}, {local})",
                 quote_literal(path)
             ));
         }
-        out
+        format!("SELECT {};\n", calls.join(", "))
     }
 
     /// The bookkeeping of a finished transactional step, as statements to append to its

@@ -673,7 +673,7 @@ fn a_no_transaction_up_is_watched_from_a_second_session() {
             "2_email_ix.up.sql",
             "-- migrations:no-transaction\n\
              CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_ix ON users (email);\n\
-             BEGIN;\nLOCK TABLE users IN SHARE MODE;\nSELECT pg_sleep(0.1);\nCOMMIT;\n",
+             BEGIN;\nLOCK TABLE users IN SHARE MODE;\nSELECT pg_sleep(1);\nCOMMIT;\n",
         ),
         (
             "2_email_ix.down.sql",
@@ -691,8 +691,9 @@ fn a_no_transaction_up_is_watched_from_a_second_session() {
         .iter()
         .map(|l| format!("{} {}", l.mode_name(), l.table))
         .collect();
-    // The strongest: the file's own block holds SHARE for 100 ms (CONCURRENTLY's SHARE UPDATE
-    // EXCLUSIVE is weaker).
+    // The strongest: the file's own block holds SHARE for a second (CONCURRENTLY's SHARE UPDATE
+    // EXCLUSIVE is weaker). A second, not less: the watcher polls from its own session, which
+    // may still be connecting on a loaded machine when a shorter hold is already over.
     assert_eq!(locks, ["SHARE public.users"], "{report}");
     assert!(
         report.migrations[1].locks[0].held >= std::time::Duration::from_millis(80),

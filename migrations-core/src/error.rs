@@ -130,9 +130,6 @@ pub enum Error {
         table: String,
     },
 
-    /// The history table could not be created.
-    #[error(
-        "cannot create the history table {table}: {source}; grant the right \
     /// `wait_until_migrated` timed out with migrations still not applied.
     #[error(
         "the database is not migrated yet after {}: still pending: {}; the runner (`migrations \
@@ -165,6 +162,9 @@ pub enum Error {
         source: DbError,
     },
 
+    /// The history table could not be created.
+    #[error(
+        "cannot create the history table {table}: {source}; grant the right \
          (`GRANT CREATE ON SCHEMA {schema} TO <role>`) or choose a schema the role owns with \
          --schema"
     )]

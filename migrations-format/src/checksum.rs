@@ -65,7 +65,7 @@ impl Checksum {
 
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.to_string()
+        hex(&self.0)
     }
 
     /// Parses 64 hex digits (either case).
@@ -98,12 +98,21 @@ pub fn xor_into(acc: &mut [u8; 32], item: &[u8; 32]) {
     }
 }
 
+/// Lowercase hex digits of `bytes`, by table (a formatter call per byte cost 6% of loading a
+/// directory of 2,000 files).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex(&self.0))
     }
 }
 

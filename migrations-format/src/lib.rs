@@ -55,5 +55,5 @@ pub fn chain_digest<'a>(items: impl IntoIterator<Item = (i64, &'a str, bool)>) -
     for (version, checksum, no_tx) in items {
         checksum::xor_into(&mut acc, &checksum::chain_item(version, checksum, no_tx));
     }
-    acc.iter().map(|b| format!("{b:02x}")).collect()
+    checksum::hex(&acc)
 }

@@ -7,6 +7,7 @@
 
 mod buildcost;
 mod cluster;
+mod growth;
 mod proxy;
 mod sets;
 mod stats;
@@ -78,7 +79,7 @@ fn parse_args() -> Args {
             "-h" | "--help" => {
                 println!(
                     "migrations-bench [--runs N] [--corpus-runs N] [--warm-runs N] [--count N]\n  \
-                     [--build-runs N]\n  [--fsync off|on|both] [--only cold,warm,corpus,build,profile,floors] [--corpus DIR]\n  \
+                     [--build-runs N]\n  [--fsync off|on|both] [--only cold,warm,corpus,growth,memory,build,profile,floors] [--corpus DIR]\n  \
                      [--cli PATH-to-migrations] [--sqlx-cli PATH-to-sqlx] [--out FILE.md]"
                 );
                 std::process::exit(0);
@@ -254,6 +255,13 @@ fn run_all(args: &Args, cluster: &mut Cluster, rt: &tokio::runtime::Runtime, out
             out,
         );
         warm_profile(cluster, &loaded, args.warm_runs, rt, out);
+    }
+    if want("growth") {
+        let plots = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../benchmarks"));
+        growth::growth(cluster, args.cli.as_deref(), args.warm_runs, rt, out, &plots);
+    }
+    if want("memory") {
+        growth::memory(cluster, args.cli.as_deref(), out);
     }
     if want("floors") {
         floors(cluster, &loaded, args.runs);
@@ -952,7 +960,7 @@ fn warm_profile(
     let mut conn = tools::connect(Tool::Ours, &url, rt);
     tools::migrate(Tool::Ours, &mut conn, set, rt);
     drop(conn);
-    // The text of `Names::warm_check` for the default names (migrations-core/src/sql.rs).
+    // The text of the format-2 warm check for the default names (before the stored digest).
     let table = "\"public\".\"migrations_history\"";
     let digest =
         "encode(sha256(convert_to(coalesce(string_agg(version::text || ':' || checksum || ':' \
@@ -960,7 +968,11 @@ fn warm_profile(
          FILTER (WHERE state = 'applied'), ''), 'UTF8')), 'hex')";
     let variants: Vec<(&str, String)> = vec![
         (
-            "the check as sent",
+            "the check as sent (history format 3: the stored digest, one row)",
+            "SELECT chain_digest FROM \"public\".\"migrations_history_meta\"".to_owned(),
+        ),
+        (
+            "the check of format 2 and the comment (for comparison)",
             format!(
                 "SELECT obj_description(to_regclass(E'{t}'), 'pg_class'), \
                  count(*) FILTER (WHERE state <> 'applied'), {digest} FROM {table}",
@@ -968,7 +980,7 @@ fn warm_profile(
             ),
         ),
         (
-            "without obj_description",
+            "the check of format 2 (string_agg + sha256 over the rows)",
             format!("SELECT count(*) FILTER (WHERE state <> 'applied'), {digest} FROM {table}"),
         ),
         (

@@ -91,7 +91,8 @@ pub fn generated(count: usize) -> Vec<Mig> {
                     format!("DROP FUNCTION {t}_count();\n"),
                 ),
             };
-            let spelling = format!("{:04}", i + 1);
+            // Zero-padded to the set's width: diesel orders versions as text.
+            let spelling = format!("{:0width$}", i + 1, width = count.to_string().len().max(4));
             Mig {
                 digits: spelling.clone(),
                 spelling,

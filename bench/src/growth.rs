@@ -166,8 +166,8 @@ pub fn growth(
     );
 }
 
-/// A line chart on log-scaled x, as SVG, converted to PNG by ImageMagick's `convert` (kept as
-/// SVG when it is missing).
+/// A line chart on log-scaled x, as SVG, converted to PNG by `rsvg-convert` (librsvg2-bin) or
+/// ImageMagick's `convert` (kept as SVG when neither works).
 fn plot(path: &Path, title: &str, xs: &[f64], series: &[(&str, Vec<f64>)]) {
     let (w, h, left, right, top, bottom) = (720.0, 420.0, 70.0, 30.0, 50.0, 60.0);
     let ymax = series
@@ -256,11 +256,17 @@ fn plot(path: &Path, title: &str, xs: &[f64], series: &[(&str, Vec<f64>)]) {
     let svg_path = path.with_extension("svg");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&svg_path, svg).unwrap();
-    let converted = Command::new("convert")
-        .arg(&svg_path)
+    let converted = Command::new("rsvg-convert")
+        .arg("-o")
         .arg(path)
+        .arg(&svg_path)
         .status()
-        .is_ok_and(|s| s.success());
+        .is_ok_and(|s| s.success())
+        || Command::new("convert")
+            .arg(&svg_path)
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
     if converted {
         let _ = std::fs::remove_file(&svg_path);
     }

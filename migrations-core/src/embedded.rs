@@ -87,6 +87,8 @@ pub struct Script {
     path: Cow<'static, str>,
     /// `-- migrations:lossy-down <reason>`: the reason.
     lossy_down: Option<Cow<'static, str>>,
+    /// A Rust-code migration's function (`crate::code`): run instead of `sql`, which is empty.
+    code: Option<crate::code::CodeFn>,
 }
 
 /// A statement that cannot run in the runner's transaction, found when the script was loaded:
@@ -167,6 +169,22 @@ impl Migrations {
     /// history tables.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// Adds `migration` in version order and recomputes the chain digest (its version is
+    /// new: the caller checked).
+    pub(crate) fn insert(&mut self, migration: Migration) {
+        let list = self.list.to_mut();
+        let at = list.partition_point(|m| {
+            migrations_format::Version::compare_digits(m.version_digits(), migration.version_digits())
+                == std::cmp::Ordering::Less
+        });
+        list.insert(at, migration);
+        self.chain_digest = Cow::Owned(migrations_format::chain_digest(
+            self.list
+                .iter()
+                .map(|m| (m.version, m.up.checksum.as_ref(), m.up.no_transaction)),
+        ));
     }
 
     /// The migration with this version, if there is one.
@@ -299,6 +317,25 @@ impl Migration {
         }
     }
 
+    /// A migration built at run time (a code migration).
+    pub(crate) fn from_parts(
+        version: i64,
+        digits: Cow<'static, str>,
+        name: Cow<'static, str>,
+        up: Script,
+        down: Option<Script>,
+    ) -> Migration {
+        Migration {
+            version,
+            digits,
+            name,
+            up,
+            down,
+            post_deploy: false,
+            breaking: false,
+        }
+    }
+
     /// A migration known only from its history row, to revert with the down script the
     /// database stored when it was applied (`down --stored-downs`). Its up script is empty:
     /// it is never applied.
@@ -322,6 +359,7 @@ impl Migration {
             refused_in_transaction: None,
             path: Cow::Borrowed(""),
             lossy_down: None,
+            code: None,
         };
         let down = Script {
             statements: Cow::Owned(migrations_format::statement_ranges(&down_sql)),
@@ -337,6 +375,7 @@ impl Migration {
                 row.version, row.name
             )),
             lossy_down: directives.lossy_down.map(Cow::Owned),
+            code: None,
         };
         Migration {
             version: row.version,
@@ -432,7 +471,34 @@ impl Script {
                 Some(reason) => Some(Cow::Borrowed(reason)),
                 None => None,
             },
+            code: None,
         }
+    }
+
+    /// A code migration's script: no SQL, the function, the declared checksum.
+    pub(crate) fn of_code(
+        code: crate::code::CodeFn,
+        checksum: String,
+        no_transaction: bool,
+        path: String,
+    ) -> Script {
+        Script {
+            sql: Cow::Borrowed(""),
+            checksum: Cow::Owned(checksum),
+            no_transaction,
+            lock_timeout_ms: None,
+            statement_timeout_ms: None,
+            statements: Cow::Borrowed(&[]),
+            refused_in_transaction: None,
+            path: Cow::Owned(path),
+            lossy_down: None,
+            code: Some(code),
+        }
+    }
+
+    /// The function of a Rust-code migration ([`Migrations::with_code`]); `None` for a file.
+    pub fn code(&self) -> Option<crate::code::CodeFn> {
+        self.code
     }
 
     #[cfg(feature = "load")]
@@ -457,6 +523,7 @@ impl Script {
                 what: Cow::Owned(s.what.to_owned()),
             }),
             lossy_down: file.directives.lossy_down.clone().map(Cow::Owned),
+            code: None,
         }
     }
 
@@ -583,6 +650,7 @@ impl Migrations {
             refused_in_transaction: None,
             path: Cow::Borrowed(""),
             lossy_down: None,
+            code: None,
         };
         let list: Vec<Migration> = items
             .iter()

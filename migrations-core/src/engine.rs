@@ -771,9 +771,23 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 direction: job.direction,
                 no_transaction: job.script.no_transaction(),
             });
-            let duration = if job.script.no_transaction() {
+            let duration = if let Some(code) = job.script.code() {
+                self.apply_code(job, code).await?
+            } else if job.script.no_transaction() {
                 self.apply_statements(job).await?
             } else {
+        if self.config.grouped {
+            // One batch cannot wait for a function between two scripts.
+            if let Some(job) = jobs.iter().find(|j| j.script.code().is_some()) {
+                let source = DbError::runner(
+                    "a code migration cannot run in grouped mode (one query string for every \
+                     migration)"
+                        .to_owned(),
+                    Some("run without grouped mode".to_owned()),
+                );
+                return Err(self.script_error(job, source, 1, None, None));
+            }
+        }
                 self.apply_transactional(job).await?
             };
             (self.events)(&Event::Finished {
@@ -1003,6 +1017,95 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             let started = Instant::now();
             match self.conn.simple(&batch.text).await {
                 Ok(rows) => {
+    /// A Rust-code migration (`crate::code`). Transactional: `BEGIN` and the timeouts, the
+    /// function (each statement it sends one round trip, in the transaction), then the
+    /// bookkeeping and `COMMIT`; a failure anywhere is rolled back, the function's work with
+    /// the history row. No-transaction: the `running` row, the function, then the row
+    /// finished, or marked failed (`repair` clears it), as for a no-transaction file.
+    async fn apply_code(&mut self, job: &Job<'_>, code: crate::CodeFn) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let names = self.config.names.clone();
+        let step = job.step(&names);
+        let in_tx = !job.script.no_transaction();
+        let mut prelude = if in_tx { "BEGIN;\n".to_owned() } else { String::new() };
+        prelude.push_str(&self.timeouts(job.script, in_tx));
+        if !in_tx {
+            prelude.push_str(&step.start(0));
+        }
+        prelude.push_str("SELECT pg_backend_pid();\n");
+        let outcome = match self.query(&prelude, "starting a code migration").await {
+            Ok(rows) => match self.check_backend(&rows) {
+                Ok(()) => Ok(crate::code::drive(code, self.conn).await),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let (result, sent) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                if in_tx {
+                    let _ = self.conn.simple("ROLLBACK").await;
+                }
+                return Err(e);
+            }
+        };
+        let elapsed = started.elapsed();
+        let error = match result {
+            Ok(()) => {
+                let mut finish = self.identity();
+                if in_tx {
+                    finish.push_str(&step.commit(Some(elapsed.as_millis())));
+                    finish.push_str("COMMIT;\n");
+                } else {
+                    finish.push_str(&step.finish(Some(elapsed.as_millis())));
+                }
+                finish.push_str(&self.restore_settings());
+                finish.push_str("SELECT pg_backend_pid();");
+                match self.conn.simple(&finish).await {
+                    Ok(rows) => {
+                        self.check_backend(&rows)?;
+                        return Ok(elapsed);
+                    }
+                    Err(source) => (
+                        source,
+                        "it came after the function, in the bookkeeping or at COMMIT".to_owned(),
+                    ),
+                }
+            }
+            // A DbError keeps its SQLSTATE; any other error is the function's own.
+            Err(e) => match e.downcast::<DbError>() {
+                Ok(db) => (*db, format!("the function failed after {sent} statement(s)")),
+                Err(other) => (
+                    DbError::runner(format!("the function returned an error: {other}"), None),
+                    format!("the function failed after {sent} statement(s)"),
+                ),
+            },
+        };
+        let (source, mut note) = error;
+        if in_tx {
+            let _ = self.conn.simple("ROLLBACK").await;
+            let restore = self.restore();
+            let _ = self.conn.simple(&restore).await;
+            note.push_str("; its transaction was rolled back, nothing of it is applied");
+        } else {
+            let record = format!(
+                "{}{}{}",
+                self.identity(),
+                step.fail(sent, sent, &source.to_string(), &[]),
+                self.restore_settings()
+            );
+            if let Err(e) = self.conn.simple(&record).await {
+                log::error!("could not record the failure of {}: {e}", job.migration.name());
+            }
+            note.push_str(&format!(
+                "; no transaction: its statements stay committed; once the function can \
+                 resume, `repair {}` clears the failed row",
+                job.migration.version()
+            ));
+        }
+        Err(self.script_error(job, source, 1, None, Some(note)))
+    }
+
                     self.check_backend(&rows)?;
                     return Ok(started.elapsed());
                 }

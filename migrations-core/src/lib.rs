@@ -36,6 +36,7 @@ pub mod build;
 pub mod database;
 #[cfg(feature = "connect")]
 pub mod fleet;
+mod code;
 mod db;
 #[cfg(feature = "sqlx")]
 mod db_sqlx;
@@ -58,6 +59,10 @@ pub mod watchdog;
 
 pub use sql::Names;
 
+pub use code::{
+    is_code_checksum, BoxError, CodeFn, CodeFuture, CodeMigration, CodeMigrationError, CodeTx,
+    CODE_PREFIX,
+};
 pub use db::{DbError, DbErrorKind};
 pub use embedded::{Migration, Migrations, Refusal, RunDefaults, Script};
 pub use engine::Tool;

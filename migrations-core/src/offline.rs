@@ -73,6 +73,22 @@ pub enum OfflineError {
     },
     /// A down script was asked for a migration that has no down file.
     #[error("cannot revert {version} {name}: it has no down file")]
+    /// The range holds a Rust-code migration (`Migrations::with_code`): a psql script cannot
+    /// call a Rust function.
+    #[error(
+        "cannot write {} {version} {name}: it is a Rust-code migration, which only the \
+         service that registers it can run; run it with the service, or end the script's \
+         range before it",
+        .direction.as_str()
+    )]
+    CodeMigration {
+        /// The migration's version (a code migration's is written as its number).
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// The script's direction.
+        direction: Direction,
+    },
     NoDown {
         /// The migration's version.
         version: i64,
@@ -183,6 +199,13 @@ pub fn offline_script_with(
                 version: m.version(),
                 name: m.name().to_owned(),
                 direction: range.direction,
+        if script.code().is_some() {
+            return Err(OfflineError::CodeMigration {
+                version: m.version(),
+                name: m.name().to_owned(),
+                direction: range.direction,
+            });
+        }
                 line: refusal.line(),
                 what: refusal.what().to_owned(),
             });

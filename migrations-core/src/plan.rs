@@ -422,6 +422,9 @@ pub enum Status {
     Failed,
     /// A no-transaction migration whose runner holds the lock right now, or died.
     Running,
+    /// Applied by a service from a Rust-code migration (`Migrations::with_code`) this binary
+    /// lacks (the CLI cannot run code): not drift.
+    Code,
 }
 
 impl Status {
@@ -437,6 +440,7 @@ impl Status {
             Status::OutOfOrder => "out-of-order",
             Status::Failed => "failed",
             Status::Running => "running",
+            Status::Code => "code (applied by the service)",
         }
     }
 }
@@ -506,6 +510,9 @@ impl<'a> Comparison<'a> {
                 continue;
             }
             match migrations.get(row.version) {
+                // A code migration's row (its checksum says so) where the binary lacks the
+                // function: the service that has it applied it; neither missing nor future.
+                None if crate::code::is_code_checksum(&row.checksum) => {}
                 Some(m) => {
                     if m.checksum() != row.checksum {
                         edited.push(item(format!(
@@ -919,6 +926,7 @@ pub fn status(migrations: &Migrations, history: &[AppliedMigration]) -> Vec<Stat
             (State::Running, _) => Status::Running,
             (State::Failed, _) => Status::Failed,
             (_, Some(DriftKind::Missing)) => Status::Missing,
+            (State::Applied, None) if crate::code::is_code_checksum(&row.checksum) => Status::Code,
             _ => Status::Future,
         };
         lines.push(StatusLine {

@@ -530,7 +530,8 @@ impl<'a> NewRow<'a> {
             statements_done: None,
             statements_total: None,
             breaking: migration.breaking(),
-            down: migration.down(),
+            // A code migration's down is a function: nothing to store.
+            down: migration.down().filter(|d| d.code().is_none()),
         }
     }
 }

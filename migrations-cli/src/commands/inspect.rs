@@ -138,11 +138,12 @@ pub fn status(ctx: &Context<'_>, exit_code: bool) -> Result<(), Error> {
     let mut not_applied = 0;
     for line in &lines {
         let style = match line.status {
-            Status::Applied => Style::Good,
+            // A code migration's row, applied by the service that has the function.
+            Status::Applied | Status::Code => Style::Good,
             Status::Pending => Style::Warn,
             _ => Style::Bad,
         };
-        if line.status != Status::Applied {
+        if !matches!(line.status, Status::Applied | Status::Code) {
             not_applied += 1;
         }
         ctx.out.line(&format!(

@@ -161,7 +161,7 @@ pub fn verify(ctx: &Context<'_>, online: bool, schema_drift: bool) -> Result<(),
                 line.status,
                 Status::Applied | Status::Pending | Status::Future
             );
-            if line.status == Status::Applied {
+            if matches!(line.status, Status::Applied | Status::Code) {
                 continue;
             }
             let text = format!(

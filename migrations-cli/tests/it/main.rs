@@ -12,6 +12,7 @@ mod adopt_sqlx;
 mod bad_input;
 mod bad_input_db;
 mod cli;
+mod code_migrations;
 mod database;
 mod failure_paths;
 mod fleet;

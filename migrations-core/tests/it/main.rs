@@ -18,6 +18,7 @@
 #[macro_use]
 mod common;
 mod chain_digest;
+mod code_migrations;
 mod connect;
 mod corpus;
 mod database;

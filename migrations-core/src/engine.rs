@@ -209,6 +209,12 @@ async fn maintain_locked<C: Conn>(
     let history = read_history(conn, names, FORMAT_VERSION).await?;
     let mut done = Vec::new();
     let mut batch = String::new();
+    // A row as people read its version: its file's spelling, else the digits the history kept.
+    let row_spelling = |row: &crate::history::AppliedMigration| match migrations.get(row.version) {
+        Some(m) => crate::error::spelling(m),
+        None if !row.version_digits.is_empty() => row.version_digits.clone(),
+        None => row.version.to_string(),
+    };
     match operation {
         Maintenance::Repair {
             version,
@@ -241,7 +247,7 @@ async fn maintain_locked<C: Conn>(
                         }
                     );
                     batch.push_str(&names.clear_row(row, &detail));
-                    done.push(format!("{} {}: {detail}", row.version, row.name));
+                    done.push(format!("{} {}: {detail}", row_spelling(row), row.name));
                 } else if *accept_checksum {
                     if let Some(m) = migrations.get(row.version) {
                         if m.checksum() != row.checksum || m.no_transaction() != row.no_transaction
@@ -265,7 +271,7 @@ async fn maintain_locked<C: Conn>(
                                 )
                             };
                             batch.push_str(&names.accept_checksum(m, &detail));
-                            done.push(format!("{} {}: {detail}", row.version, row.name));
+                            done.push(format!("{} {}: {detail}", row_spelling(row), row.name));
                         }
                     }
                 }
@@ -289,7 +295,11 @@ async fn maintain_locked<C: Conn>(
                 batch.push_str(
                     &names.record_without_running(m, "recorded as applied without running it"),
                 );
-                done.push(format!("{} {}: recorded as applied", m.version(), m.name()));
+                done.push(format!(
+                    "{} {}: recorded as applied",
+                    crate::error::spelling(m),
+                    m.name()
+                ));
             }
         }
         Maintenance::Record {
@@ -359,7 +369,11 @@ async fn maintain_locked<C: Conn>(
                 }
                 let detail = format!("adopted from {}", tool.table());
                 batch.push_str(&names.record_without_running(m, &detail));
-                done.push(format!("{} {}: {detail}", m.version(), m.name()));
+                done.push(format!(
+                    "{} {}: {detail}",
+                    crate::error::spelling(m),
+                    m.name()
+                ));
             }
             if !problems.is_empty() {
                 return Err(Error::Adopt {
@@ -686,6 +700,7 @@ impl Job<'_> {
         match self.script.refused_in_transaction() {
             Some(refusal) => Err(Error::RefusedInTransaction {
                 version: self.migration.version(),
+                spelling: crate::error::spelling(self.migration),
                 name: self.migration.name().to_owned(),
                 direction: self.direction,
                 line: refusal.line(),
@@ -759,6 +774,18 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 false => self.job(step),
             })
             .collect();
+        if self.config.grouped {
+            // One batch cannot wait for a function between two scripts.
+            if let Some(job) = jobs.iter().find(|j| j.script.code().is_some()) {
+                let source = DbError::runner(
+                    "a code migration cannot run in grouped mode (one query string for every \
+                     migration)"
+                        .to_owned(),
+                    Some("run without grouped mode".to_owned()),
+                );
+                return Err(self.script_error(job, source, 1, None, None));
+            }
+        }
         if self.config.grouped && !jobs.is_empty() {
             report.ran = self.apply_grouped(&jobs).await?;
             self.record_schema(&report).await?;
@@ -776,18 +803,6 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             } else if job.script.no_transaction() {
                 self.apply_statements(job).await?
             } else {
-        if self.config.grouped {
-            // One batch cannot wait for a function between two scripts.
-            if let Some(job) = jobs.iter().find(|j| j.script.code().is_some()) {
-                let source = DbError::runner(
-                    "a code migration cannot run in grouped mode (one query string for every \
-                     migration)"
-                        .to_owned(),
-                    Some("run without grouped mode".to_owned()),
-                );
-                return Err(self.script_error(job, source, 1, None, None));
-            }
-        }
                 self.apply_transactional(job).await?
             };
             (self.events)(&Event::Finished {
@@ -1002,21 +1017,6 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             .await
     }
 
-    /// Sends a transactional batch, retrying it whole when `lock_timeout` expires. On failure
-    /// the transaction is rolled back, the progress markers say which statement failed (the
-    /// server's position does for an error it located), and they are released.
-    async fn send_batch(
-        &mut self,
-        batch: &Batch,
-        jobs: &[Job<'_>],
-        note: Option<String>,
-    ) -> Result<Duration, Error> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let started = Instant::now();
-            match self.conn.simple(&batch.text).await {
-                Ok(rows) => {
     /// A Rust-code migration (`crate::code`). Transactional: `BEGIN` and the timeouts, the
     /// function (each statement it sends one round trip, in the transaction), then the
     /// bookkeeping and `COMMIT`; a failure anywhere is rolled back, the function's work with
@@ -1106,6 +1106,21 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         Err(self.script_error(job, source, 1, None, Some(note)))
     }
 
+    /// Sends a transactional batch, retrying it whole when `lock_timeout` expires. On failure
+    /// the transaction is rolled back, the progress markers say which statement failed (the
+    /// server's position does for an error it located), and they are released.
+    async fn send_batch(
+        &mut self,
+        batch: &Batch,
+        jobs: &[Job<'_>],
+        note: Option<String>,
+    ) -> Result<Duration, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            match self.conn.simple(&batch.text).await {
+                Ok(rows) => {
                     self.check_backend(&rows)?;
                     return Ok(started.elapsed());
                 }
@@ -1228,6 +1243,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         if source.is_lock_timeout() {
             return Error::LockTimeout {
                 version: m.version(),
+                spelling: crate::error::spelling(m),
                 name: m.name().to_owned(),
                 direction: job.direction,
                 file: job.script.path().to_owned(),
@@ -1238,6 +1254,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         }
         Error::Migration {
             version: m.version(),
+            spelling: crate::error::spelling(m),
             name: m.name().to_owned(),
             direction: job.direction,
             file: job.script.path().to_owned(),
@@ -1488,6 +1505,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         if let Some(job) = jobs.iter().find(|j| j.script.no_transaction()) {
             return Err(Error::GroupedNoTransaction {
                 version: job.migration.version(),
+                spelling: crate::error::spelling(job.migration),
                 name: job.migration.name().to_owned(),
             });
         }

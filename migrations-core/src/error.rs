@@ -23,7 +23,7 @@ pub enum Error {
     /// (migrations/20240101000000_create_users/up.sql:12): relation "users" already exists
     /// (SQLSTATE 42P07)`
     #[error(
-        "{} {version} {name} failed{}: {source}{}",
+        "{} {spelling} {name} failed{}: {source}{}",
         .direction.as_str(),
         location(.file, .statement),
         .note.as_deref().map(|n| format!("; {n}")).unwrap_or_default()
@@ -31,6 +31,9 @@ pub enum Error {
     Migration {
         /// The migration's version.
         version: i64,
+        /// The version as the migration's file name writes it (`2025-08-01-000015`, `0004`):
+        /// the message shows this one.
+        spelling: String,
         /// The migration's name.
         name: String,
         /// Which script was running (shown as `up` or `down`).
@@ -52,7 +55,7 @@ pub enum Error {
 
     /// A migration kept hitting `lock_timeout`.
     #[error(
-        "{} {version} {name} could not take its locks: lock_timeout expired on each of \
+        "{} {spelling} {name} could not take its locks: lock_timeout expired on each of \
          {attempts} attempts{}: {source}; another session holds a conflicting lock on the \
          objects it changes; find it in pg_locks / pg_stat_activity, or raise --lock-timeout",
         .direction.as_str(),
@@ -61,6 +64,8 @@ pub enum Error {
     LockTimeout {
         /// The migration's version.
         version: i64,
+        /// The version as the migration's file name writes it: the message shows this one.
+        spelling: String,
         /// The migration's name.
         name: String,
         /// Which script was running (shown as `up` or `down`).
@@ -180,13 +185,15 @@ pub enum Error {
     /// A down script that runs in a transaction holds a statement PostgreSQL refuses inside
     /// one, or transaction control (`COMMIT`, ...) that would break it.
     #[error(
-        "{} {version} {name}: line {line}: {}",
+        "{} {spelling} {name}: line {line}: {}",
         .direction.as_str(),
         refusal_text(.what)
     )]
     RefusedInTransaction {
         /// The migration's version.
         version: i64,
+        /// The version as the migration's file name writes it: the message shows this one.
+        spelling: String,
         /// The migration's name.
         name: String,
         /// Which script holds it (shown as `up` or `down`).
@@ -199,12 +206,14 @@ pub enum Error {
 
     /// Grouped mode cannot hold a no-transaction migration.
     #[error(
-        "{version} {name} runs outside a transaction, so it cannot be part of a single \
+        "{spelling} {name} runs outside a transaction, so it cannot be part of a single \
          transaction; run without --single-transaction, or apply up to the version before it"
     )]
     GroupedNoTransaction {
         /// The no-transaction migration's version.
         version: i64,
+        /// The version as the migration's file name writes it: the message shows this one.
+        spelling: String,
         /// The no-transaction migration's name.
         name: String,
     },
@@ -307,6 +316,27 @@ impl Error {
     pub fn is_drift(&self) -> bool {
         matches!(self, Error::Plan(PlanError::Drift(_)))
     }
+}
+
+/// The version of `m` as its file name (or diesel's folder name) writes it (`2025-08-01-000015`,
+/// `0004`), the spelling people read in every message (docs/cli.md, "Output formats"); its
+/// digits when the path does not say (a down stored in the history, a file named otherwise).
+pub(crate) fn spelling(m: &crate::Migration) -> String {
+    let path = std::path::Path::new(m.up().path());
+    let from_path = || {
+        let file = path.file_name()?.to_str()?;
+        let stem = if file == "up.sql" {
+            path.parent()?.file_name()?.to_str()?
+        } else {
+            file
+        };
+        let spelling = stem.split('_').next()?;
+        // A path that names another version (a code migration's, a renamed file) is not
+        // this version's spelling.
+        let agrees = migrations_format::Version::parse(spelling).ok()?.value() == m.version();
+        agrees.then(|| spelling.to_owned())
+    };
+    from_path().unwrap_or_else(|| m.version_digits().to_owned())
 }
 
 /// A duration for messages: `1.5s`, `250ms`.

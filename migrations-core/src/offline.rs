@@ -55,13 +55,15 @@ pub enum OfflineError {
     /// `BEGIN ... COMMIT` (a `COMMIT` would commit half of it before its history row; a
     /// `CREATE INDEX CONCURRENTLY` fails). The runner refuses the same file before running it.
     #[error(
-        "cannot write {} {version} {name}: line {line}: {}",
+        "cannot write {} {spelling} {name}: line {line}: {}",
         .direction.as_str(),
         crate::error::refusal_text(.what)
     )]
     RefusedInTransaction {
         /// The migration's version.
         version: i64,
+        /// The version as the migration's file name writes it: the message shows this one.
+        spelling: String,
         /// The migration's name.
         name: String,
         /// Which script holds it (shown as `up` or `down`).
@@ -71,8 +73,6 @@ pub enum OfflineError {
         /// The construct, for example `COMMIT`.
         what: String,
     },
-    /// A down script was asked for a migration that has no down file.
-    #[error("cannot revert {version} {name}: it has no down file")]
     /// The range holds a Rust-code migration (`Migrations::with_code`): a psql script cannot
     /// call a Rust function.
     #[error(
@@ -89,9 +89,13 @@ pub enum OfflineError {
         /// The script's direction.
         direction: Direction,
     },
+    /// A down script was asked for a migration that has no down file.
+    #[error("cannot revert {spelling} {name}: it has no down file")]
     NoDown {
         /// The migration's version.
         version: i64,
+        /// The version as the migration's file name writes it: the message shows this one.
+        spelling: String,
         /// The migration's name.
         name: String,
     },
@@ -185,20 +189,16 @@ pub fn offline_script_with(
             Direction::Up => m.up(),
             Direction::Down => m.down().ok_or_else(|| OfflineError::NoDown {
                 version: m.version(),
+                spelling: crate::error::spelling(m),
                 name: m.name().to_owned(),
             })?,
         };
         out.push_str(&format!(
             "-- {} {} {}\n",
             range.direction.as_str(),
-            m.version_digits(),
+            crate::error::spelling(m),
             m.name()
         ));
-        if let Some(refusal) = script.refused_in_transaction() {
-            return Err(OfflineError::RefusedInTransaction {
-                version: m.version(),
-                name: m.name().to_owned(),
-                direction: range.direction,
         if script.code().is_some() {
             return Err(OfflineError::CodeMigration {
                 version: m.version(),
@@ -206,6 +206,12 @@ pub fn offline_script_with(
                 direction: range.direction,
             });
         }
+        if let Some(refusal) = script.refused_in_transaction() {
+            return Err(OfflineError::RefusedInTransaction {
+                version: m.version(),
+                spelling: crate::error::spelling(m),
+                name: m.name().to_owned(),
+                direction: range.direction,
                 line: refusal.line(),
                 what: refusal.what().to_owned(),
             });

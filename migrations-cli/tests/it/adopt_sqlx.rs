@@ -285,8 +285,8 @@ fn a_diesel_history_is_adopted_whole() {
     let adopted = p.expect(&["baseline", "--from-diesel"], 0);
     assert_eq!(
         adopted.stdout,
-        "20190226002946 create_users: adopted from __diesel_schema_migrations\n\
-         20190301101500 noop: adopted from __diesel_schema_migrations\n"
+        "2019-02-26-002946 create_users: adopted from __diesel_schema_migrations\n\
+         2019-03-01-101500 noop: adopted from __diesel_schema_migrations\n"
     );
     p.expect(&["status", "--exit-code"], 0);
 }

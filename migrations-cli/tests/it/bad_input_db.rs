@@ -91,7 +91,7 @@ fn commit_in_a_transactional_down_is_refused_before_it_runs() {
     assert_eq!(down.stdout, "");
     assert_eq!(
         down.stderr.lines().next().unwrap_or_default(),
-        "error: down 1 t: line 2: `COMMIT` would break the transaction the runner wraps this \
+        "error: down 0001 t: line 2: `COMMIT` would break the transaction the runner wraps this \
          file in (the file and its history record commit together); drop the statement, or add \
          `-- migrations:no-transaction` as the first line of the file"
     );

@@ -354,7 +354,7 @@ fn transaction_mode_flipped_in_metadata_toml() {
     let run = p.expect(&["repair", "2024-01-03-000000", "--accept-checksum"], 0);
     assert_eq!(
         run.stdout,
-        "20240103000000 t_y: accepted running in a transaction (was outside a transaction)\n"
+        "2024-01-03-000000 t_y: accepted running in a transaction (was outside a transaction)\n"
     );
     p.expect(&["up"], 0);
     assert_eq!(

@@ -331,3 +331,53 @@ fn times_are_rfc3339_utc() {
         text.stdout
     );
 }
+
+/// The messages the library writes spell versions as the files do too: a failed migration, the
+/// offline script's comments, `baseline`'s and `repair`'s changes, `test`'s lines (issue 17
+/// item 6).
+#[test]
+fn library_messages_spell_versions_as_the_files_do() {
+    let db = test_db();
+    let p = diesel_project(db.url());
+    let sql = p.run(&["sql"]);
+    sql.expect(0);
+    assert!(
+        sql.stdout.contains("\n-- up 2025-08-01-000015 users\n")
+            && sql.stdout.contains("\n-- up 2025-08-02-000000 posts\n"),
+        "{}",
+        sql.stdout
+    );
+    let test = p.run(&["test"]);
+    test.expect(0);
+    assert!(
+        test.stdout
+            .starts_with("ok 2025-08-01-000015 users\nok 2025-08-02-000000 posts\n"),
+        "{}",
+        test.stdout
+    );
+    let baseline = p.run(&["baseline", "2025-08-01-000015"]);
+    baseline.expect(0);
+    assert_eq!(
+        baseline.stdout,
+        "2025-08-01-000015 users: recorded as applied\n"
+    );
+    p.write(
+        "2025-08-03-000000_broken/up.sql",
+        "-- migrations:no-transaction\nSELECT 1;\nSELECT 1/0;\n",
+    );
+    let failed = p.run(&["up"]);
+    failed.expect(1);
+    assert!(
+        failed
+            .stderr
+            .contains("up 2025-08-03-000000 broken failed at statement 2 of 2 ("),
+        "{}",
+        failed.stderr
+    );
+    let repair = p.run(&["repair"]);
+    repair.expect(0);
+    assert_eq!(
+        repair.stdout,
+        "2025-08-03-000000 broken: cleared failed state\n"
+    );
+}

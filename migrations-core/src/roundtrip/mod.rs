@@ -441,10 +441,12 @@ pub enum Error {
     Setup(Box<crate::Error>),
     /// The runner itself failed on a migration (for example a bookkeeping query), as opposed
     /// to the migration's SQL failing, which the report records.
-    #[error("the round trip of {version} {name} could not run: {source}")]
+    #[error("the round trip of {spelling} {name} could not run: {source}")]
     Run {
         /// The migration's version.
         version: i64,
+        /// The version as the migration's file name writes it: the message shows this one.
+        spelling: String,
         /// The migration's name.
         name: String,
         /// The runner's error.
@@ -478,6 +480,9 @@ pub enum Error {
 pub struct MigrationCheck {
     /// The migration's version.
     pub version: i64,
+    /// The version as the migration's file name writes it (`2025-08-01-000015`, `0004`): the
+    /// text shows this one.
+    pub spelling: String,
     /// The migration's name.
     pub name: String,
     /// What the round trip found; [`Outcome::is_failure`] says whether it fails the check.
@@ -589,7 +594,7 @@ impl fmt::Display for MigrationCheck {
     /// `ok 1 users`, `skip 4 seed: no down file, applied without a check`, or
     /// `FAIL 2 posts: ...` followed by indented lines (differences indented by four spaces).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (v, n) = (self.version, &self.name);
+        let (v, n) = (self.spelling.as_str(), &self.name);
         self.outcome_text(f, v, n)?;
         for lock in &self.locks_over {
             write!(
@@ -622,7 +627,7 @@ impl fmt::Display for MigrationCheck {
 }
 
 impl MigrationCheck {
-    fn outcome_text(&self, f: &mut fmt::Formatter<'_>, v: i64, n: &str) -> fmt::Result {
+    fn outcome_text(&self, f: &mut fmt::Formatter<'_>, v: &str, n: &str) -> fmt::Result {
         let failed = if self.locks_over.is_empty() {
             "ok"
         } else {
@@ -692,6 +697,9 @@ impl MigrationCheck {
 pub struct Stopped {
     /// The version of the migration the check stopped at.
     pub version: i64,
+    /// The version as the migration's file name writes it (`2025-08-01-000015`, `0004`): the
+    /// text shows this one.
+    pub spelling: String,
     /// That migration's name.
     pub name: String,
     /// Why it stopped, for example `its up failed`.
@@ -705,6 +713,9 @@ pub struct Stopped {
 pub struct NotChecked {
     /// The migration's version.
     pub version: i64,
+    /// The version as the migration's file name writes it (`2025-08-01-000015`, `0004`): the
+    /// text shows this one.
+    pub spelling: String,
     /// The migration's name.
     pub name: String,
 }
@@ -756,7 +767,7 @@ impl RoundTripReport {
         let slowest: Vec<String> = self
             .slowest(3)
             .iter()
-            .map(|m| format!("{} {} {} ms", m.version, m.name, m.duration.as_millis()))
+            .map(|m| format!("{} {} {} ms", m.spelling, m.name, m.duration.as_millis()))
             .collect();
         format!(
             "time: {:.1} s, {} ms per migration; slowest: {}",
@@ -799,7 +810,7 @@ impl RoundTripReport {
         if let Some(stopped) = &self.stopped {
             line.push_str(&format!(
                 "; stopped at {} {} ({}), {} not checked",
-                stopped.version,
+                stopped.spelling,
                 stopped.name,
                 stopped.reason,
                 stopped.not_checked.len()

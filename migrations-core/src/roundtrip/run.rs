@@ -532,6 +532,7 @@ async fn check_range<S: Server>(
         if up_failed {
             report.stopped = Some(Stopped {
                 version: migration.version(),
+                spelling: crate::error::spelling(migration),
                 name: migration.name().to_owned(),
                 reason: "its up failed".to_owned(),
                 not_checked: not_checked(&list[index + 1..last]),
@@ -554,6 +555,7 @@ async fn check_range<S: Server>(
                 }
                 report.stopped = Some(Stopped {
                     version: migration.version(),
+                    spelling: crate::error::spelling(migration),
                     name: migration.name().to_owned(),
                     reason: format!("starting over on a fresh database failed: {e}"),
                     not_checked: not_checked(&list[index + 1..last]),
@@ -586,6 +588,7 @@ fn not_checked(rest: &[&Migration]) -> Vec<NotChecked> {
     rest.iter()
         .map(|m| NotChecked {
             version: m.version(),
+            spelling: crate::error::spelling(m),
             name: m.name().to_owned(),
         })
         .collect()
@@ -614,6 +617,7 @@ async fn check_one<S: Server>(
     let up = Operation::Up { to: Some(version) };
     let mut check = MigrationCheck {
         version,
+        spelling: crate::error::spelling(migration),
         name: migration.name().to_owned(),
         outcome: Outcome::Passed,
         duration: Duration::ZERO,
@@ -979,6 +983,7 @@ impl<S: Server> Scratch<S> {
             e @ (crate::Error::LockTimeout { .. } | crate::Error::Plan(_)) => Ok(e.to_string()),
             e => Err(Error::Run {
                 version: migration.version(),
+                spelling: crate::error::spelling(migration),
                 name: migration.name().to_owned(),
                 source: Box::new(e),
             }),

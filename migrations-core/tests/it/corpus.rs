@@ -161,32 +161,52 @@ fn crates_io_corpus_applies_then_reverts_one_by_one() {
             }
             Err(err) => {
                 let text = err.to_string();
-                let (version, name, kind) = match &err {
+                let (version, spelling, name, kind) = match &err {
                     Error::Migration {
                         version,
+                        spelling,
                         name,
                         direction: Direction::Down,
                         source,
                         ..
                     } => (
                         *version,
+                        spelling.clone(),
                         name.clone(),
                         source.code.clone().unwrap_or_else(|| "no SQLSTATE".into()),
                     ),
                     Error::RefusedInTransaction {
                         version,
+                        spelling,
                         name,
                         direction: Direction::Down,
                         ..
-                    } => (*version, name.clone(), "refused".to_owned()),
+                    } => (
+                        *version,
+                        spelling.clone(),
+                        name.clone(),
+                        "refused".to_owned(),
+                    ),
                     other => {
                         panic!("down {top} failed with an unexpected kind of error: {other:?}")
                     }
                 };
                 assert_eq!((version, name.as_str()), (top, m.name()), "{text}");
+                // Spelled as diesel's folder writes it (`2024-10-25-112826`), dashes and all.
+                let folder = m
+                    .down()
+                    .unwrap()
+                    .path()
+                    .rsplit('/')
+                    .nth(1)
+                    .unwrap_or_default();
                 assert!(
-                    text.starts_with(&format!("down {top} {} ", m.name()))
-                        || text.starts_with(&format!("down {top} {}:", m.name())),
+                    folder.starts_with(&format!("{spelling}_")),
+                    "{spelling}: {folder}"
+                );
+                assert!(
+                    text.starts_with(&format!("down {spelling} {} ", m.name()))
+                        || text.starts_with(&format!("down {spelling} {}:", m.name())),
                     "the message names the migration: {text}"
                 );
                 failures.push(DownFailure {

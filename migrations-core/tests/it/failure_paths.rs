@@ -548,7 +548,7 @@ behaviour!(
             .execute(&db, &m, &UP, |mig| mig.single_transaction(true))
             .unwrap_err();
         assert!(
-            matches!(&err, Error::GroupedNoTransaction { version: 2, name } if name == "a_x"),
+            matches!(&err, Error::GroupedNoTransaction { version: 2, name, .. } if name == "a_x"),
             "{err:?}"
         );
         assert_eq!(

@@ -538,6 +538,7 @@ fn round_trip_stops_at_an_up_that_fails() {
         stopped.not_checked,
         [roundtrip::NotChecked {
             version: 5,
+            spelling: "5".to_owned(),
             name: "tags".to_owned()
         }]
     );

@@ -530,3 +530,88 @@ fn unsafe_kill(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// A target whose session is killed mid-migration (`pg_terminate_backend`, as an operator or
+/// the server's OOM handling would) is reported failed, the other targets complete, and a
+/// rerun completes it (issue 22 item 5).
+#[test]
+fn a_target_terminated_mid_run_is_reported_and_a_rerun_completes_it() {
+    let (a, victim, b) = (test_db(), test_db(), test_db());
+    let project = Project::new(&[(
+        "1_slow.up.sql",
+        "create table t (id int);\nselect pg_sleep(2);\n",
+    )]);
+    project.write_file(
+        "fleet.toml",
+        &format!(
+            "[[database]]\nname = \"a\"\nurl = \"{}\"\n\n\
+             [[database]]\nname = \"victim\"\nurl = \"{}\"\n\n\
+             [[database]]\nname = \"b\"\nurl = \"{}\"\n",
+            a.url(),
+            victim.url(),
+            b.url()
+        ),
+    );
+    let mut command = project.command(&[
+        "up",
+        "--fleet",
+        "fleet.toml",
+        "--jobs",
+        "3",
+        "--format",
+        "json",
+    ]);
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A second session terminates the victim's backend while it sleeps in the migration.
+    let mut admin = victim.connect_admin();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let killed: i64 = admin
+            .query_one(
+                "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
+                 where datname = $1 and query like '%pg_sleep(2)%' \
+                 and pid <> pg_backend_pid()) k",
+                &[&victim.name()],
+            )
+            .unwrap()
+            .get(0);
+        if killed > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the migration never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(names_in(&json, "migrated"), ["a", "b"], "{json}");
+    assert_eq!(names_in(&json, "failed"), ["victim"], "{json}");
+    let failed = &targets(&json)[1];
+    assert_eq!(failed["exit_code"], 1, "{json}");
+    // Told apart by SQLSTATE (admin_shutdown), with the migration and what became of it.
+    assert_eq!(failed["error"]["sqlstate"], "57P01", "{json}");
+    assert_eq!(failed["error"]["kind"], "migration", "{json}");
+    assert_eq!(
+        failed["error"]["message"],
+        "up 1 slow failed (migrations/1_slow.up.sql): terminating connection due to \
+         administrator command (SQLSTATE 57P01); the session ended while it ran, so which \
+         statement was running is not known; it was rolled back unless its COMMIT had reached \
+         the server (the history says which)",
+        "{json}"
+    );
+    // The migration was rolled back with its session: nothing half-applied.
+    assert!(!crate::common::table_exists(&victim, "public.t"));
+    assert!(crate::common::table_exists(&a, "public.t"));
+
+    let rerun = project
+        .expect(&["up", "--fleet", "fleet.toml", "--format", "json"], 0)
+        .json();
+    assert_eq!(names_in(&rerun, "migrated"), ["victim"], "{rerun}");
+    assert_eq!(names_in(&rerun, "current"), ["a", "b"], "{rerun}");
+    assert!(crate::common::table_exists(&victim, "public.t"));
+}

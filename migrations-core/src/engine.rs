@@ -916,12 +916,20 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             };
             let done = row.statements_done.unwrap_or(0).max(0) as usize;
             let total = row.statements_total.unwrap_or(0).max(0) as usize;
-            let error = format!(
-                "the runner stopped (killed, crashed or lost its connection) during statement {} \
-                 of {total}{}",
-                done + 1,
-                if reverting { " of the down script" } else { "" }
-            );
+            let error = if crate::code::is_code_checksum(&row.checksum) {
+                format!(
+                    "the runner stopped (killed, crashed or lost its connection) while the code \
+                     migration's {} function ran",
+                    if reverting { "down" } else { "up" }
+                )
+            } else {
+                format!(
+                    "the runner stopped (killed, crashed or lost its connection) during \
+                     statement {} of {total}{}",
+                    done + 1,
+                    if reverting { " of the down script" } else { "" }
+                )
+            };
             let sql = self
                 .config
                 .names
@@ -1091,7 +1099,8 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             let record = format!(
                 "{}{}{}",
                 self.identity(),
-                step.fail(sent, sent, &source.to_string(), &[]),
+                // No statement count: the function's statements are not the file's.
+                step.fail(0, 0, &source.to_string(), &[]),
                 self.restore_settings()
             );
             if let Err(e) = self.conn.simple(&record).await {

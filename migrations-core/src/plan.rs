@@ -493,7 +493,8 @@ impl<'a> Comparison<'a> {
             };
             if row.state != State::Applied {
                 let detail = match (&row.error, row.statements_done, row.statements_total) {
-                    (Some(e), Some(done), Some(total)) => {
+                    // A code migration records no statement count (0).
+                    (Some(e), Some(done), Some(total)) if total > 0 => {
                         format!("{} at statement {} of {total}: {e}", row.state, done + 1)
                     }
                     (Some(e), _, _) => format!("{}: {e}", row.state),

@@ -513,12 +513,15 @@ pub(crate) async fn read<C: Conn>(conn: &mut C, names: &Names) -> Result<Snapsho
 }
 
 /// The name of the snapshot query prepared by [`read_prepared`].
+#[cfg(feature = "postgres")]
 const PREPARED: &str = "migrations_snapshot";
 
 /// [`read`] for a session that reads many snapshots (the round trip: three per migration):
 /// the query is prepared once (when `*prepared` is false; it is then set) and executed after,
 /// which spares the server planning it each time, about 40% of its cost. PostgreSQL re-plans
-/// it by itself when a catalog change requires it.
+/// it by itself when a catalog change requires it. Only the round trip (feature `postgres`)
+/// reads that many.
+#[cfg(feature = "postgres")]
 pub(crate) async fn read_prepared<C: Conn>(
     conn: &mut C,
     names: &Names,

@@ -89,7 +89,7 @@ pub struct Global {
     pub debug: bool,
 
     /// The value of a `${name}` placeholder in the SQL; repeatable. Wins over
-    /// MIGRATIONS_PLACEHOLDER_<NAME> and [placeholders] in migrations.toml.
+    /// `MIGRATIONS_PLACEHOLDER_<NAME>` and `[placeholders]` in migrations.toml.
     #[arg(long = "placeholder", global = true, value_parser = parse_placeholder, value_name = "NAME=VALUE")]
     pub placeholders: Vec<(String, String)>,
 }
@@ -140,7 +140,7 @@ pub struct ConnectArgs {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Fleet")]
 pub struct FleetArgs {
-    /// Run on every database of this file ([[database]] entries: url or service, name,
+    /// Run on every database of this file (`[[database]]` entries: url or service, name,
     /// labels), each as a single run with its own lock and drift checks.
     #[arg(long, value_name = "FILE")]
     pub fleet: Option<PathBuf>,

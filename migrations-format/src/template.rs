@@ -2,7 +2,7 @@
 //!
 //! An up file of comments alone is a valid no-op migration (sqlx runs them, and adopted
 //! histories hold them), so an untouched template must not be comments alone: it holds one
-//! statement that fails with "write this migration: <file>" until it is replaced. Applying it,
+//! statement that fails with `write this migration: <file>` until it is replaced. Applying it,
 //! `migrations test` and the offline script all stop there; the lint's `unwritten-migration`
 //! names it before anything runs.
 

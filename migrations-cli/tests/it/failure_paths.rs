@@ -129,7 +129,7 @@ fn history_table_newer_or_not_ours() {
     p.expect(&["up"], 0);
     db.connect()
         .batch_execute(
-            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 3'",
+            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 99'",
         )
         .unwrap();
     p.write("2_b.up.sql", "CREATE TABLE b ();\n");
@@ -137,8 +137,8 @@ fn history_table_newer_or_not_ours() {
         let run = p.expect(args, 1);
         assert_eq!(
             run.stderr,
-            "error: the history table \"public\".\"migrations_history\" has format 3, newer than \
-             this release of migrations understands (2); upgrade the migrations CLI, or the \
+            "error: the history table \"public\".\"migrations_history\" has format 99, newer than \
+             this release of migrations understands (3); upgrade the migrations CLI, or the \
              service's migrations-core\n"
         );
     }

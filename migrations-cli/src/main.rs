@@ -8,8 +8,8 @@ mod exit;
 mod logger;
 mod output;
 mod redact;
-mod spelling;
 mod sets;
+mod spelling;
 
 use std::io::Write;
 

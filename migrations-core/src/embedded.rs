@@ -176,8 +176,10 @@ impl Migrations {
     pub(crate) fn insert(&mut self, migration: Migration) {
         let list = self.list.to_mut();
         let at = list.partition_point(|m| {
-            migrations_format::Version::compare_digits(m.version_digits(), migration.version_digits())
-                == std::cmp::Ordering::Less
+            migrations_format::Version::compare_digits(
+                m.version_digits(),
+                migration.version_digits(),
+            ) == std::cmp::Ordering::Less
         });
         list.insert(at, migration);
         self.chain_digest = Cow::Owned(migrations_format::chain_digest(

@@ -1035,7 +1035,11 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let names = self.config.names.clone();
         let step = job.step(&names);
         let in_tx = !job.script.no_transaction();
-        let mut prelude = if in_tx { "BEGIN;\n".to_owned() } else { String::new() };
+        let mut prelude = if in_tx {
+            "BEGIN;\n".to_owned()
+        } else {
+            String::new()
+        };
         prelude.push_str(&self.timeouts(job.script, in_tx));
         if !in_tx {
             prelude.push_str(&step.start(0));
@@ -1082,7 +1086,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             }
             // A DbError keeps its SQLSTATE; any other error is the function's own.
             Err(e) => match e.downcast::<DbError>() {
-                Ok(db) => (*db, format!("the function failed after {sent} statement(s)")),
+                Ok(db) => (
+                    *db,
+                    format!("the function failed after {sent} statement(s)"),
+                ),
                 Err(other) => (
                     DbError::runner(format!("the function returned an error: {other}"), None),
                     format!("the function failed after {sent} statement(s)"),
@@ -1104,7 +1111,10 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 self.restore_settings()
             );
             if let Err(e) = self.conn.simple(&record).await {
-                log::error!("could not record the failure of {}: {e}", job.migration.name());
+                log::error!(
+                    "could not record the failure of {}: {e}",
+                    job.migration.name()
+                );
             }
             note.push_str(&format!(
                 "; no transaction: its statements stay committed; once the function can \

@@ -32,27 +32,27 @@
 extern crate self as migrations_core;
 
 pub mod build;
+mod code;
 #[cfg(feature = "connect")]
 pub mod database;
-#[cfg(feature = "connect")]
-pub mod fleet;
-mod code;
 mod db;
 #[cfg(feature = "sqlx")]
 mod db_sqlx;
 mod embedded;
 mod engine;
 mod error;
+#[cfg(feature = "connect")]
+pub mod fleet;
 mod history;
 mod migrator;
 mod offline;
-mod repeatable;
 pub mod plan;
+mod ready;
+mod repeatable;
 mod report;
 #[cfg(feature = "postgres")]
 pub mod roundtrip;
 pub mod snapshot;
-mod ready;
 mod sql;
 #[cfg(feature = "connect")]
 pub mod watchdog;

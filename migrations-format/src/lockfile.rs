@@ -288,9 +288,7 @@ pub fn parse(text: &str) -> Result<LockFile, LockError> {
                 }
                 _ => problems.push(LockProblem {
                     line: number,
-                    message: format!(
-                        "expected `{REPEATABLE_PREFIX}<sha256> <name>`; {RESTORE}"
-                    ),
+                    message: format!("expected `{REPEATABLE_PREFIX}<sha256> <name>`; {RESTORE}"),
                 }),
             }
             continue;

@@ -131,8 +131,8 @@ mod wait;
 
 pub use redact::{redact, redact_text};
 pub use resolve::{Endpoint, Host, Target};
-pub use wait::{connect, connect_async};
 pub(crate) use wait::connect_async_owned;
+pub use wait::{connect, connect_async};
 
 /// Default of [`ConnectOptions::connect_timeout`]: how long to wait for a server that is still
 /// starting.

@@ -173,8 +173,10 @@ behaviour!(missing_future_and_out_of_order, |driver: Driver| {
     let err = driver.up(&db, &dir.load()).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("missing: applied migrations absent from the migrations being run (the directory, or \
-             the service's embedded ones), below their newest version"),
+        text.contains(
+            "missing: applied migrations absent from the migrations being run (the directory, or \
+             the service's embedded ones), below their newest version"
+        ),
         "{text}"
     );
     assert!(text.contains("\n  2 posts"), "{text}");

@@ -28,26 +28,45 @@ fn dropped_future_releases_the_lock() {
         let mut migrator = Migrator::new(&m);
         let run = migrator.connect_and_run_async(&options);
         // While migration 2 sleeps the run holds the lock (so the check for 0 below can
-        // fail); then the future is dropped.
+        // fail); once a second session has seen it held, the future is dropped. Polled, not
+        // timed: on a loaded machine connecting and applying migration 1 can take seconds.
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
         let observer = {
             let url = db.url().to_owned();
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(1200));
                 let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-                let n: i64 = client
-                    .query_one(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                         AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1",
-                        &[&key],
-                    )
-                    .unwrap()
-                    .get(0);
-                n
+                let deadline = Instant::now() + Duration::from_secs(25);
+                while Instant::now() < deadline {
+                    let n: i64 = client
+                        .query_one(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                             AND granted AND objsubid = 1 \
+                             AND ((classid::bigint << 32) | objid::bigint) = $1",
+                            &[&key],
+                        )
+                        .unwrap()
+                        .get(0);
+                    if n == 1 {
+                        let _ = seen_tx.send(());
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                false
             })
         };
-        let outcome = tokio::time::timeout(Duration::from_secs(2), run).await;
-        assert_eq!(observer.join().unwrap(), 1, "the run held the lock");
-        assert!(outcome.is_err(), "the run was still going");
+        let mut run = Box::pin(run);
+        let outcome = loop {
+            match tokio::time::timeout(Duration::from_millis(50), &mut run).await {
+                Ok(outcome) => break Some(outcome),
+                Err(_) if seen_rx.try_recv().is_ok() => break None,
+                Err(_) if observer.is_finished() => break None,
+                Err(_) => {}
+            }
+        };
+        assert!(observer.join().unwrap(), "the run held the lock");
+        assert!(outcome.is_none(), "the run was still going");
+        drop(run); // the future, and with it the connection
     });
     // The server notices the closed connection, rolls back and releases the lock.
     let deadline = Instant::now() + Duration::from_secs(30);

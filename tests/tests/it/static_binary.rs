@@ -3,7 +3,7 @@
 //! glibc's `+crt-static` into `target/static`, checks them with `ldd` and `file`, and runs each
 //! in a chroot holding only the binary against this test's database over TCP (127.0.0.1): the
 //! service migrates and exits 0, the CLI reverts and re-applies, and the service reports
-//! drift with a `Display` error and exit 1 (docs/deploy.md).
+//! drift with a `Display` error and exit 1 (docs/static-binary.md).
 //!
 //! The first run compiles the release build of both binaries (about 3 minutes for the
 //! service's dependencies on 2 cores, more for the CLI's); later runs only what changed.

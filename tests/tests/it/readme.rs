@@ -189,7 +189,7 @@ fn install_deps_says_what_is_missing_when_it_cannot_install() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr,
-        "error: missing a C compiler, psql, git, kill (procps).\n\
+        "error: missing a C compiler, psql, git, file, kill (procps).\n\
          There is no apt-get here: install them with this system's package manager.\n",
         "stdout:\n{}",
         String::from_utf8_lossy(&out.stdout)

@@ -513,7 +513,7 @@ fn the_ci_recipe_runs_as_written_and_fails_on_what_it_guards() {
     assert_eq!(fourth.failed(), Some(TEST), "{}", fourth.transcript());
     assert_eq!(fourth.output_of(TEST).status.code(), Some(3));
     assert!(
-        fourth.text_of(TEST).contains("FAIL 4 tags"),
+        fourth.text_of(TEST).contains("FAIL 0004 tags"),
         "{}",
         fourth.transcript()
     );

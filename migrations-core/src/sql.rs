@@ -891,18 +891,7 @@ impl SessionBaseline {
     /// role the script took), the rest of the restore after it (so the bookkeeping keeps the
     /// step's `lock_timeout` and `client_connection_check_interval`).
     pub fn identity(&self) -> String {
-        let calls = self
-            .identity
-            .iter()
-            .map(|(n, v)| {
-                format!(
-                    "set_config({}, {}, false)",
-                    quote_literal(n),
-                    quote_literal(v)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let calls = set_config_calls(&self.identity);
         if calls.is_empty() {
             // No baseline read yet (nothing ran): nothing to restore, but one statement still.
             "SELECT".to_owned()
@@ -921,22 +910,27 @@ impl SessionBaseline {
     pub fn settings(&self) -> String {
         let mut out = String::from("RESET ALL");
         if !self.settings.is_empty() {
-            let calls = self
-                .settings
-                .iter()
-                .map(|(n, v)| {
-                    format!(
-                        "set_config({}, {}, false)",
-                        quote_literal(n),
-                        quote_literal(v)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let calls = set_config_calls(&self.settings);
             out.push_str(&format!(";\nSELECT {calls}"));
         }
         out
     }
+}
+
+/// `set_config(name, value, false), ...`: session-level, so a value survives the step's commit
+/// and wins over a `SET LOCAL`.
+fn set_config_calls(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(n, v)| {
+            format!(
+                "set_config({}, {}, false)",
+                quote_literal(n),
+                quote_literal(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Invalid indexes, as `regclass` text, that were not invalid before (`before`, index OIDs) or

@@ -716,6 +716,30 @@ pub fn corpus_copy() -> tempfile::TempDir {
     copy
 }
 
+/// The data round trip's example (issue 14), shared by the library's and the CLI's tests: a
+/// `users` table, and a migration that moves `email` into `contact`, whose down
+/// ([`lossy_pair::LOSSY_DOWN`]) brings `email` back with its type and NOT NULL, but empty.
+pub mod lossy_pair {
+    /// `users` with an identity key and a NOT NULL `email`.
+    pub const USERS_UP: (&str, &str) = (
+        "1_users.up.sql",
+        "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL);\n",
+    );
+    /// Its down.
+    pub const USERS_DOWN: (&str, &str) = ("1_users.down.sql", "DROP TABLE users;\n");
+    /// Copies `email` into a new `contact` and drops `email`.
+    pub const CONTACT_UP: (&str, &str) = (
+        "2_contact.up.sql",
+        "ALTER TABLE users ADD COLUMN contact text;\n\
+         UPDATE users SET contact = email;\n\
+         ALTER TABLE users DROP COLUMN email;\n",
+    );
+    /// The issue's down: `email` comes back with its type and NOT NULL, but empty.
+    pub const LOSSY_DOWN: &str = "ALTER TABLE users ADD COLUMN email text NOT NULL DEFAULT '';\n\
+         ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n\
+         ALTER TABLE users DROP COLUMN contact;\n";
+}
+
 /// Round-trip fixtures shared by the library's and the CLI's tests: a correct pair, a down that
 /// forgets an index, a down that drops a column its up did not add, a down that errors, and a
 /// migration without a down.

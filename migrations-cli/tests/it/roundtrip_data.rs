@@ -4,25 +4,11 @@
 //! `--allow-data-loss` (exit 2), and `--max-lock` fails an up that locks an existing table harder
 //! (exit 3) or exits 2 on a mode that is none.
 
+use migrations_tests::lossy_pair::{CONTACT_UP, LOSSY_DOWN, USERS_DOWN, USERS_UP};
 use migrations_tests::test_db;
 use serde_json::Value;
 
 use crate::common::Project;
-
-const USERS_UP: (&str, &str) = (
-    "1_users.up.sql",
-    "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL);\n",
-);
-const USERS_DOWN: (&str, &str) = ("1_users.down.sql", "DROP TABLE users;\n");
-const CONTACT_UP: (&str, &str) = (
-    "2_contact.up.sql",
-    "ALTER TABLE users ADD COLUMN contact text;\n\
-     UPDATE users SET contact = email;\n\
-     ALTER TABLE users DROP COLUMN email;\n",
-);
-const LOSSY_DOWN: &str = "ALTER TABLE users ADD COLUMN email text NOT NULL DEFAULT '';\n\
-     ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n\
-     ALTER TABLE users DROP COLUMN contact;\n";
 
 #[test]
 fn the_issues_pair_loses_data_in_text_and_json() {

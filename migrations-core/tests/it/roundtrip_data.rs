@@ -9,6 +9,7 @@
 use migrations_core::plan::{DownTarget, Operation, PlanError};
 use migrations_core::roundtrip::{self, Options, Outcome};
 use migrations_core::{Migrations, Migrator};
+use migrations_tests::lossy_pair::{CONTACT_UP, LOSSY_DOWN, USERS_DOWN, USERS_UP as USERS};
 use migrations_tests::test_db;
 
 use crate::common::Dir;
@@ -18,22 +19,6 @@ fn load(files: &[(&str, &str)]) -> (Dir, Migrations) {
     let migrations = dir.load();
     (dir, migrations)
 }
-
-const USERS: (&str, &str) = (
-    "1_users.up.sql",
-    "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL);\n",
-);
-const USERS_DOWN: (&str, &str) = ("1_users.down.sql", "DROP TABLE users;\n");
-const CONTACT_UP: (&str, &str) = (
-    "2_contact.up.sql",
-    "ALTER TABLE users ADD COLUMN contact text;\n\
-     UPDATE users SET contact = email;\n\
-     ALTER TABLE users DROP COLUMN email;\n",
-);
-/// The issue's down: `email` comes back with its type and NOT NULL, but empty.
-const LOSSY_DOWN: &str = "ALTER TABLE users ADD COLUMN email text NOT NULL DEFAULT '';\n\
-     ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\n\
-     ALTER TABLE users DROP COLUMN contact;\n";
 
 #[test]
 fn a_down_that_empties_a_column_loses_data() {

@@ -3,12 +3,14 @@
 //! `lint-ignore` names); what each one does is read from squawk's syntax tree.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use migrations_format::sql::{classify_statement, classify_transaction_control, Statement};
 use squawk_syntax::ast::{self, AstNode};
 
 use crate::locks::{created_relations, indexed_or_altered_table, locks};
 use crate::rewrites::{new_column_notes, Columns, Note, Zone};
+use crate::rows::find_string;
 use crate::rules::{
     RuleSet, CONCURRENTLY_IN_TRANSACTION, ENUM_VALUE_USED_IN_TRANSACTION, LOCK_TIMEOUT_GUARD,
     NON_TRANSACTIONAL_IN_TRANSACTION, SESSION_LEVEL_SET, SET_LOCAL_OUTSIDE_TRANSACTION,
@@ -24,6 +26,8 @@ struct Stmt<'s, 'a> {
     ast: &'s [ast::Stmt],
     /// Its `SET`/`RESET` and `set_config` calls, read once for the rules that need them.
     settings: Vec<Setting>,
+    /// The rows of a large `INSERT ... VALUES` that `ast` leaves out (`rows.rs`).
+    rows: Option<Range<usize>>,
 }
 
 /// For each statement, the transaction block it runs in: `Some(0)` for every statement of a
@@ -90,13 +94,15 @@ pub(crate) fn check(
     let stmts: Vec<Stmt<'_, '_>> = statements
         .iter()
         .zip(&parsed.stmts)
-        .map(|(statement, ast)| Stmt {
+        .zip(&parsed.rows)
+        .map(|((statement, ast), rows)| Stmt {
             statement,
             ast,
             settings: ast
                 .iter()
                 .flat_map(|a| settings(a, statement.text))
                 .collect(),
+            rows: rows.clone(),
         })
         .collect();
     let blocks = transaction_blocks(input.no_transaction, statements);
@@ -117,7 +123,7 @@ pub(crate) fn check(
         session_settings(input, &stmts, &blocks, rules, &index, &mut out);
     }
     if rules.contains(ENUM_VALUE_USED_IN_TRANSACTION) {
-        enum_values(&stmts, &blocks, &index, &mut out);
+        enum_values(input.text, &stmts, &blocks, &index, &mut out);
     }
     let notes = notes(input, &stmts, &blocks, columns);
     (out, notes)
@@ -348,6 +354,7 @@ fn enum_value_added(stmt: &ast::Stmt) -> Option<(Name, String)> {
 
 /// A use, in the same transaction, of an enum value added by `ALTER TYPE ... ADD VALUE`.
 fn enum_values(
+    text: &str,
     stmts: &[Stmt<'_, '_>],
     blocks: &[Option<(u32, u32)>],
     index: &LineIndex<'_>,
@@ -368,7 +375,7 @@ fn enum_values(
         if added.is_empty() {
             continue;
         }
-        let used = s
+        let mut used = s
             .ast
             .iter()
             .flat_map(|stmt| stmt.syntax().descendants().filter_map(ast::Literal::cast))
@@ -377,6 +384,17 @@ fn enum_values(
                 let added = added.iter().find(|a| a.0 == value)?;
                 Some((start(literal.syntax()), added.clone()))
             });
+        // The rows the tree leaves out, when no use comes before them.
+        if let Some(rows) = s
+            .rows
+            .as_ref()
+            .filter(|rows| used.as_ref().is_none_or(|(at, _)| *at > rows.start))
+        {
+            let in_rows = find_string(text, rows, |value| {
+                added.iter().find(|a| a.0 == value).cloned()
+            });
+            used = in_rows.or(used);
+        }
         if let Some((offset, (label, type_name, line, _))) = used {
             let message = format!(
                 "'{label}' is used in the same transaction that adds it to enum `{type_name}` \

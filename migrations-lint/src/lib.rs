@@ -34,6 +34,7 @@ mod checks;
 mod down_drops;
 mod locks;
 mod rewrites;
+mod rows;
 mod rules;
 mod settings;
 mod squawk;
@@ -45,7 +46,7 @@ use std::path::{Path, PathBuf};
 
 use migrations_format::directive::{parse_comment, Directive};
 use migrations_format::settings::LintSettings;
-use migrations_format::sql::{split_statements, Statement};
+use migrations_format::sql::{split_statement_heads, Statement};
 use migrations_format::{Direction, Directives, Directory, SqlFile, Version};
 
 pub use rules::{all_rules, rule_info, Origin, RuleInfo, RuleSet, UnknownRule};
@@ -321,7 +322,9 @@ fn lint_file_in(
     up: Option<&SqlFile>,
 ) -> FileReport {
     let mut report = FileReport::default();
-    let split = split_statements(input.text);
+    // The statements' heads: every rule reads a statement's tokens from its start (the
+    // classification), its text, or squawk's tree.
+    let split = split_statement_heads(input.text);
     let statements = &split.statements;
     let ignores = ignores(input, statements, &mut report.warnings);
     let parsed = Parsed::new(input.text, statements);

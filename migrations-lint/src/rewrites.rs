@@ -506,7 +506,7 @@ impl Columns {
 
     /// Follows what a file does to column types, for a file that is not linted.
     pub fn follow(&mut self, text: &str) {
-        let split = migrations_format::sql::split_statements(text);
+        let split = migrations_format::sql::split_statement_heads(text);
         for stmt in crate::syntax::Parsed::new(text, &split.statements)
             .stmts
             .iter()

@@ -5,11 +5,14 @@
 //! Our rules number statements as the splitter (and so the runner and `lint-ignore`) does;
 //! each of squawk's top-level statements belongs to the splitter statement it starts in.
 
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use migrations_format::sql::Statement;
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{Parse, SourceFile, SyntaxNode};
+
+use crate::rows::{blank, rows_after_first, ROWS_FROM};
 
 /// A file parsed by squawk.
 pub(crate) struct Parsed {
@@ -20,13 +23,28 @@ pub(crate) struct Parsed {
     pub stmts: Vec<Vec<ast::Stmt>>,
     /// What squawk's parser panicked with, if it did.
     pub panic: Option<String>,
+    /// For each statement of the split, the rows of a large `INSERT ... VALUES` that the tree
+    /// leaves out (`rows.rs`): byte ranges of the file, where the tree holds comments.
+    pub rows: Vec<Option<Range<usize>>>,
 }
 
 impl Parsed {
     /// Parses `text`, whose split is `statements`. Never panics: a panic of squawk's parser is
     /// caught and reported in [`Parsed::panic`].
+    /// The rows of large `INSERT ... VALUES` statements are left out of the tree (`rows.rs`).
     pub fn new(text: &str, statements: &[Statement<'_>]) -> Parsed {
-        let parse = match catch_unwind(AssertUnwindSafe(|| SourceFile::parse(text))) {
+        let rows: Vec<Option<Range<usize>>> = statements
+            .iter()
+            .map(|s| rows_after_first(s, ROWS_FROM))
+            .collect();
+        let gaps: Vec<Range<usize>> = rows.iter().flatten().cloned().collect();
+        // Squawk parses a copy with the rows made comments (same offsets); the copy is dropped
+        // once parsed: the tree holds its own text.
+        let blanked = (!gaps.is_empty()).then(|| blank(text, &gaps));
+        let source = blanked.as_deref().unwrap_or(text);
+        let parse = catch_unwind(AssertUnwindSafe(|| SourceFile::parse(source)));
+        drop(blanked);
+        let parse = match parse {
             Ok(parse) => parse,
             Err(panic) => {
                 let message = panic
@@ -38,6 +56,7 @@ impl Parsed {
                     parse: None,
                     stmts: vec![Vec::new(); statements.len()],
                     panic: Some(message),
+                    rows,
                 };
             }
         };
@@ -51,6 +70,7 @@ impl Parsed {
             parse: Some(parse),
             stmts,
             panic: None,
+            rows,
         }
     }
 

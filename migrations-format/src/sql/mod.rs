@@ -32,5 +32,7 @@ pub use nontx::{
     classify_statement, find_non_transactional, non_transactional, NonTransactional,
     NonTransactionalKind,
 };
-pub use split::{split_statements, PsqlOnly, PsqlOnlyKind, Split, Statement, Unterminated};
+pub use split::{
+    split_statement_heads, split_statements, PsqlOnly, PsqlOnlyKind, Split, Statement, Unterminated,
+};
 pub use txcontrol::{classify_transaction_control, transaction_control, TransactionControlKind};

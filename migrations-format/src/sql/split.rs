@@ -137,11 +137,11 @@ pub fn split_statements(sql: &str) -> Split<'_> {
 /// spaces), and a bound on memory: a 200,000-row `INSERT` is millions of tokens.
 pub(crate) const HEAD_TOKENS: usize = 256;
 
-/// [`split_statements`] keeping only the first [`HEAD_TOKENS`] tokens of each statement in
+/// [`split_statements`] keeping only the first 256 tokens of each statement in
 /// [`Statement::tokens`] (spans, lines and `text` are whole): for the loader's checks and the
 /// statement ranges, which read a statement's leading words only, in memory bounded by the
 /// number of statements rather than of tokens.
-pub(crate) fn split_statement_heads(sql: &str) -> Split<'_> {
+pub fn split_statement_heads(sql: &str) -> Split<'_> {
     split(sql, HEAD_TOKENS)
 }
 

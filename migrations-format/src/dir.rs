@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
 
+use crate::cache::{header_of, Cache, CacheOptions, Entry, Facts, Stamp};
 use crate::checksum::{normalize, Checksum};
-use crate::directive::{parse_header, Directives};
+use crate::directive::{parse_header, DirectiveError, Directives};
 use crate::facts::{sql_facts, NonTransactionalStatement, SqlFacts};
 use crate::name::{
     parse_flat_file_name, parse_folder_name, parse_repeatable_file_name, Direction, FOLDER_PATTERN,
@@ -110,6 +111,17 @@ pub struct LoadOptions {
     pub shown_as: Option<PathBuf>,
     /// Require a down file for every migration, whatever `migrations.toml` says.
     pub require_down: bool,
+    /// The checksum cache ([`crate::cache`]): each SQL file's checksum and what the loader
+    /// learnt from it, keyed by the file's metadata. Written after every load that learnt
+    /// something; read only by a [`LoadOptions::heads_only`] load. `None`: no cache.
+    pub cache: Option<CacheOptions>,
+    /// Load the heads only: every [`SqlFile::text`] is left empty and
+    /// [`SqlFile::statements`] too, and a file the cache vouches for (same size, times, inode
+    /// and device, unchanged for [`crate::cache::RACY_MARGIN`] before it was recorded) is not
+    /// read at all. Checksums, directives, placeholders' names and whether a file is empty
+    /// are all there: enough to compare with a history (the CLI's warm start), never to run
+    /// or show SQL.
+    pub heads_only: bool,
 }
 
 /// Loads the migrations directory at `root`: scans it, pairs up and down files, reads and
@@ -168,7 +180,8 @@ struct Loader<'a> {
 }
 
 /// What reading one SQL file found, before the loader judges it: the part of the work that
-/// needs no loader state, done for all files at once on every core.
+/// needs no loader state, done for all files at once on every core (or what the cache
+/// remembers of it, for a heads-only load).
 enum Fetched {
     Io(String),
     NotUtf8 { line: u32, offset: usize },
@@ -177,10 +190,53 @@ enum Fetched {
 
 /// A SQL file's normalised text and what one pass over it learnt.
 struct Analysed {
+    /// Empty in a heads-only load.
     text: String,
     checksum: Checksum,
     facts: SqlFacts,
-    placeholders: Result<Vec<crate::placeholder::Use>, Vec<crate::placeholder::PlaceholderProblem>>,
+    directives: Result<Directives, Vec<DirectiveError>>,
+    /// The names used (lowercased, sorted, once each), or the malformed ones.
+    placeholders: Result<Vec<String>, Vec<crate::placeholder::PlaceholderProblem>>,
+}
+
+impl Analysed {
+    /// What the cache keeps of a file: only one without problems or statements refused in a
+    /// transaction (their positions and messages are not kept; such files are always read).
+    fn facts(&self) -> Option<Facts> {
+        let f = &self.facts;
+        let plain = f.psql.is_none()
+            && f.unterminated.is_none()
+            && f.misplaced_directives.is_empty()
+            && f.non_transactional.is_empty()
+            && f.transaction_control.is_empty()
+            && self.directives.is_ok();
+        Some(Facts {
+            checksum: self.checksum,
+            header: header_of(&self.text).to_owned(),
+            statement_count: f.statement_count,
+            placeholders: self.placeholders.as_ref().ok()?.clone(),
+        })
+        .filter(|_| plain)
+    }
+
+    /// A file as the cache remembers it: no text, no statement ranges.
+    fn remembered(facts: &Facts) -> Analysed {
+        Analysed {
+            text: String::new(),
+            checksum: facts.checksum,
+            facts: SqlFacts {
+                statement_count: facts.statement_count,
+                ranges: Vec::new(),
+                non_transactional: Vec::new(),
+                transaction_control: Vec::new(),
+                psql: None,
+                unterminated: None,
+                misplaced_directives: Vec::new(),
+            },
+            directives: parse_header(&facts.header),
+            placeholders: Ok(facts.placeholders.clone()),
+        }
+    }
 }
 
 /// Reads, normalises, checksums and splits one file (no problem is reported here: the
@@ -212,18 +268,79 @@ fn fetch(path: &Path) -> Fetched {
     let text = normalized.unwrap_or(raw);
     let checksum = Checksum::of_normalized(&text);
     let facts = sql_facts(&text);
-    let placeholders = crate::placeholder::scan(&text);
+    let placeholders = crate::placeholder::scan(&text).map(|uses| {
+        let mut names: Vec<String> = uses.into_iter().filter_map(|u| u.name).collect();
+        names.sort();
+        names.dedup();
+        names
+    });
+    let directives = parse_header(&text);
     Fetched::Read(Box::new(Analysed {
         text,
         checksum,
         facts,
+        directives,
         placeholders,
     }))
 }
 
-/// [`fetch`] of every path, spread over the machine's cores (at most 8 threads; one below
-/// 32 files, where starting threads costs more than it saves).
-fn fetch_all(paths: Vec<PathBuf>) -> HashMap<PathBuf, Fetched> {
+/// How [`fetch_all`] uses the cache.
+struct CacheUse<'c> {
+    options: &'c CacheOptions,
+    cache: Cache,
+    heads_only: bool,
+}
+
+/// What a load does with a file's cache entry.
+enum Note {
+    /// The entry (if any) stays: it vouched for the file, or said what reading it found.
+    Keep,
+    /// The file was read: its new entry (its metadata taken before the read, so a change
+    /// during the read makes the entry miss next time).
+    Record(Entry),
+    /// The file was read and is not one the cache keeps (or cannot be stat'ed): no entry.
+    Forget,
+}
+
+/// [`fetch`] through the cache: in a heads-only load, a file whose entry vouches for it is
+/// not read.
+fn fetch_through(path: &Path, relative: &str, cache: Option<&CacheUse<'_>>) -> (Fetched, Note) {
+    let Some(c) = cache else {
+        return (fetch(path), Note::Keep);
+    };
+    let stamp = Stamp::of(path);
+    let known = c.cache.entries.get(relative);
+    if let (Some(stamp), Some(entry)) = (&stamp, known) {
+        if c.heads_only && entry.trusted_for(stamp) {
+            let remembered = Analysed::remembered(&entry.facts);
+            return (Fetched::Read(Box::new(remembered)), Note::Keep);
+        }
+    }
+    let mut fetched = fetch(path);
+    let mut note = Note::Forget;
+    if let (Some(stamp), Fetched::Read(analysed)) = (stamp, &mut fetched) {
+        note = match analysed.facts() {
+            // A trusted entry that says the same stays as it is: a stable directory is not
+            // rewritten by every load.
+            Some(f) if known.is_some_and(|e| e.trusted_for(&stamp) && e.facts == f) => Note::Keep,
+            Some(f) => Note::Record(Entry::new(stamp, c.options.now, f)),
+            None => Note::Forget,
+        };
+        if c.heads_only {
+            analysed.text = String::new();
+            analysed.facts.ranges = Vec::new();
+        }
+    }
+    (fetched, note)
+}
+
+/// [`fetch_through`] of every path (with its name relative to the directory), spread over the
+/// machine's cores (at most 8 threads; one below 32 files, where starting threads costs more
+/// than it saves).
+fn fetch_all(
+    paths: Vec<(PathBuf, String)>,
+    cache: Option<&CacheUse<'_>>,
+) -> Vec<(PathBuf, String, Fetched, Note)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8)
@@ -231,9 +348,9 @@ fn fetch_all(paths: Vec<PathBuf>) -> HashMap<PathBuf, Fetched> {
     if threads <= 1 || paths.len() < 32 {
         return paths
             .into_iter()
-            .map(|p| {
-                let f = fetch(&p);
-                (p, f)
+            .map(|(p, relative)| {
+                let (f, record) = fetch_through(&p, &relative, cache);
+                (p, relative, f, record)
             })
             .collect();
     }
@@ -252,8 +369,9 @@ fn fetch_all(paths: Vec<PathBuf>) -> HashMap<PathBuf, Fetched> {
                         if start >= paths.len() {
                             return out;
                         }
-                        for p in &paths[start..(start + 8).min(paths.len())] {
-                            out.push((p.clone(), fetch(p)));
+                        for (p, relative) in &paths[start..(start + 8).min(paths.len())] {
+                            let (f, record) = fetch_through(p, relative, cache);
+                            out.push((p.clone(), relative.clone(), f, record));
                         }
                     }
                 })
@@ -306,8 +424,22 @@ impl Loader<'_> {
             .flat_map(|f| [f.up.clone(), f.down.clone()])
             .flatten()
             .chain(self.repeatables.iter().map(|(_, p)| p.clone()))
+            .map(|p| {
+                let relative = self.relative(&p);
+                (p, relative)
+            })
             .collect();
-        self.fetched = fetch_all(paths);
+        let cache = options.cache.as_ref().map(|o| CacheUse {
+            options: o,
+            // Only a heads-only load trusts entries; another only records them.
+            cache: Cache::read(&o.file),
+            heads_only: options.heads_only,
+        });
+        let fetched = fetch_all(paths, cache.as_ref());
+        if let Some(c) = &cache {
+            update_cache(c, &fetched);
+        }
+        self.fetched = fetched.into_iter().map(|(p, _, f, _)| (p, f)).collect();
         let require_down = options.require_down || settings.require_down;
         let mut migrations: Vec<MigrationSource> = found
             .into_values()
@@ -698,6 +830,7 @@ impl Loader<'_> {
             text,
             checksum,
             mut facts,
+            directives,
             placeholders,
         } = match fetched {
             Fetched::Read(analysed) => *analysed,
@@ -723,7 +856,7 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let directives = match parse_header(&text) {
+        let directives = match directives {
             Ok(d) => d,
             Err(errors) => {
                 for e in errors {
@@ -845,12 +978,7 @@ impl Loader<'_> {
         }
         // Malformed placeholders are the file's problems; values come later (run time).
         let placeholders = match placeholders {
-            Ok(uses) => {
-                let mut names: Vec<String> = uses.into_iter().filter_map(|u| u.name).collect();
-                names.sort();
-                names.dedup();
-                names
-            }
+            Ok(names) => names,
             Err(problems) => {
                 for p in problems {
                     self.problem(ProblemKind::Placeholder, &relative, Some(p.line), p.message);
@@ -878,6 +1006,39 @@ impl Loader<'_> {
             non_transactional,
             placeholders,
         })
+    }
+}
+
+/// Writes the cache when the load learnt something (a file read and recorded) or an entry
+/// went (its file gone, or no longer one the cache keeps); a stable directory's cache is left
+/// alone.
+fn update_cache(c: &CacheUse<'_>, fetched: &[(PathBuf, String, Fetched, Note)]) {
+    let mut changed = false;
+    let mut entries: Vec<(&str, &Entry)> = Vec::with_capacity(fetched.len());
+    for (_, relative, _, note) in fetched {
+        let entry = match note {
+            Note::Keep => c.cache.entries.get(relative),
+            Note::Record(entry) => {
+                changed = true;
+                Some(entry)
+            }
+            Note::Forget => {
+                changed |= c.cache.entries.contains_key(relative);
+                None
+            }
+        };
+        entries.extend(entry.map(|e| (relative.as_str(), e)));
+    }
+    // Entries of files the scan no longer finds go too.
+    let present: std::collections::HashSet<&str> = fetched.iter().map(|f| f.1.as_str()).collect();
+    changed |= c
+        .cache
+        .entries
+        .keys()
+        .any(|k| !present.contains(k.as_str()));
+    if changed {
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        Cache::write(&c.options.file, &entries);
     }
 }
 

@@ -6,6 +6,8 @@
 //! [`MigrationSource`]s, or into a [`LoadError`] whose [`Problem`]s each name a file (and a line
 //! where there is one) and say how to fix it.
 
+#[cfg(feature = "dir")]
+pub mod cache;
 pub mod checksum;
 #[cfg(feature = "dir")]
 mod dir;

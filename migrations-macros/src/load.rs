@@ -24,6 +24,8 @@ pub fn load(input: &Input) -> syn::Result<Directory> {
         // Problems name files as the user wrote the path, not by absolute path.
         shown_as: Some(PathBuf::from(&input.dir)),
         require_down: input.require_down,
+        // The checksum cache is the CLI's: the build reads every file (and tracks it).
+        ..LoadOptions::default()
     };
     let root = manifest_dir.join(&input.dir);
     let mut directory = load_dir_with(&root, &options).map_err(|error| {

@@ -6,6 +6,7 @@
 //! Fixture paths (`tests/sql`, the crates.io corpus) are relative to `CARGO_MANIFEST_DIR`, so
 //! they do not depend on where a module's file lives.
 
+mod cache;
 mod load_dir;
 mod lockfile;
 mod parallel_load;

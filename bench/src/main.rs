@@ -6,8 +6,10 @@
 //! ```
 
 mod buildcost;
+mod clis;
 mod cluster;
 mod growth;
+mod memory;
 mod proxy;
 mod sets;
 mod stats;
@@ -28,11 +30,15 @@ struct Args {
     corpus_runs: usize,
     warm_runs: usize,
     build_runs: usize,
+    /// Migrations embedded by the `build` section (`--build-count`, else `--count`).
+    build_count: Option<usize>,
     fsync: Vec<bool>,
     count: usize,
     corpus: PathBuf,
     cli: Option<PathBuf>,
     sqlx_cli: Option<PathBuf>,
+    diesel_cli: Option<PathBuf>,
+    refinery_cli: Option<PathBuf>,
     out: Option<PathBuf>,
     sections: Vec<String>,
 }
@@ -44,11 +50,14 @@ fn parse_args() -> Args {
         corpus_runs: 0,
         warm_runs: 20,
         build_runs: 3,
+        build_count: None,
         fsync: vec![false],
         count: 1000,
         corpus: manifest.join("../corpus/crates.io/migrations"),
         cli: None,
         sqlx_cli: None,
+        diesel_cli: None,
+        refinery_cli: None,
         out: None,
         sections: ["cold", "warm", "corpus", "build"]
             .map(String::from)
@@ -63,9 +72,12 @@ fn parse_args() -> Args {
             "--warm-runs" => args.warm_runs = value().parse().unwrap(),
             "--build-runs" => args.build_runs = value().parse().unwrap(),
             "--count" => args.count = value().parse().unwrap(),
+            "--build-count" => args.build_count = Some(value().parse().unwrap()),
             "--corpus" => args.corpus = value().into(),
             "--cli" => args.cli = Some(value().into()),
             "--sqlx-cli" => args.sqlx_cli = Some(value().into()),
+            "--diesel-cli" => args.diesel_cli = Some(value().into()),
+            "--refinery-cli" => args.refinery_cli = Some(value().into()),
             "--out" => args.out = Some(value().into()),
             "--only" => args.sections = value().split(',').map(str::to_owned).collect(),
             "--fsync" => {
@@ -79,8 +91,13 @@ fn parse_args() -> Args {
             "-h" | "--help" => {
                 println!(
                     "migrations-bench [--runs N] [--corpus-runs N] [--warm-runs N] [--count N]\n  \
-                     [--build-runs N]\n  [--fsync off|on|both] [--only cold,warm,corpus,growth,memory,build,profile,floors] [--corpus DIR]\n  \
-                     [--cli PATH-to-migrations] [--sqlx-cli PATH-to-sqlx] [--out FILE.md]"
+                     [--build-runs N] [--build-count N]\n  [--fsync off|on|both] [--only cold,warm,corpus,growth,memory,build,profile,floors] [--corpus DIR]\n  \
+                     [--cli PATH-to-migrations] [--sqlx-cli PATH] [--diesel-cli PATH] [--refinery-cli PATH]\n  \
+                     [--out FILE.md]\n\n\
+                     The warm section runs the peers' CLIs as processes: absent ones (not given, not on PATH)\n\
+                     are `cargo install`ed into bench/target/peer-clis (niced). diesel_cli links libpq:\n\
+                     `apt-get install libpq-dev`. The build section needs binutils (`strip`) and GNU time\n\
+                     (`apt-get install time`, for /usr/bin/time)."
                 );
                 std::process::exit(0);
             }
@@ -159,7 +176,12 @@ fn main() {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
-        buildcost::run(&mut out, args.count, args.build_runs, &target);
+        buildcost::run(
+            &mut out,
+            args.build_count.unwrap_or(args.count),
+            args.build_runs,
+            &target,
+        );
     }
     if let Some(path) = &args.out {
         std::fs::write(path, &out.text).unwrap();
@@ -261,7 +283,7 @@ fn run_all(args: &Args, cluster: &mut Cluster, rt: &tokio::runtime::Runtime, out
         growth::growth(cluster, args.cli.as_deref(), args.warm_runs, rt, out, &plots);
     }
     if want("memory") {
-        growth::memory(cluster, args.cli.as_deref(), out);
+        memory::run(cluster, args.cli.as_deref(), out);
     }
     if want("floors") {
         floors(cluster, &loaded, args.runs);
@@ -746,97 +768,14 @@ fn warm(
         "a second check on the same connection",
     );
 
-    // As processes: our CLI (reads and hashes the files at every start), and sqlx-cli if given.
-    let mut procs: Vec<(String, Vec<String>, Tool)> = Vec::new();
-    if let Some(cli) = &args.cli {
-        procs.push((
-            format!("`migrations up` ({})", cli.display()),
-            vec![
-                cli.display().to_string(),
-                "up".into(),
-                "--dir".into(),
-                layouts.ours.display().to_string(),
-                "-q".into(),
-                "--color".into(),
-                "never".into(),
-                "--database-url".into(),
-            ],
-            Tool::Ours,
-        ));
-    }
-    if let Some(sqlx) = &args.sqlx_cli {
-        procs.push((
-            format!("`sqlx migrate run` ({})", sqlx.display()),
-            vec![
-                sqlx.display().to_string(),
-                "migrate".into(),
-                "run".into(),
-                "--source".into(),
-                layouts.sqlx.display().to_string(),
-                "--database-url".into(),
-            ],
-            Tool::Sqlx,
-        ));
-    }
-    if procs.is_empty() {
-        out.line("\n(No CLI binary found: the process comparison is skipped.)");
-        return;
-    }
-    out.line(format!(
-        "\nAs a process (spawn, connect, check, exit), {} runs each, interleaved:\n",
-        args.warm_runs
-    ));
-    out.line("| command | wall median | min | max | connections | round trips after startup | bytes sent | bytes received |");
-    out.line("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); procs.len()];
-    let run_proc = |argv: &[String], url: &str| {
-        let t = Instant::now();
-        let status = Command::new(&argv[0])
-            .args(&argv[1..])
-            .arg(url)
-            .env("PGSSLMODE", "disable")
-            .status()
-            .unwrap();
-        assert!(status.success(), "{argv:?} failed");
-        t.elapsed()
+    // As processes: our CLI (reads and hashes the files at every start) and the peers' CLIs.
+    let given = clis::Given {
+        ours: args.cli.as_deref(),
+        sqlx: args.sqlx_cli.as_deref(),
+        diesel: args.diesel_cli.as_deref(),
+        refinery: args.refinery_cli.as_deref(),
     };
-    for (_, argv, tool) in &procs {
-        run_proc(
-            argv,
-            &format!("{}?sslmode=disable", cluster.url(&dbs[tool])),
-        );
-    }
-    for _ in 0..args.warm_runs {
-        for (i, (_, argv, tool)) in procs.iter().enumerate() {
-            times[i].push(run_proc(
-                argv,
-                &format!("{}?sslmode=disable", cluster.url(&dbs[tool])),
-            ));
-        }
-    }
-    for (i, (label, argv, tool)) in procs.iter().enumerate() {
-        let proxy = Proxy::start(cluster.port).unwrap();
-        run_proc(
-            argv,
-            &format!(
-                "{}?sslmode=disable",
-                cluster.url_via(proxy.port, &dbs[tool])
-            ),
-        );
-        let x = proxy.snapshot();
-        let s = Summary::of(&times[i]);
-        out.line(format!(
-            "| {label} | {} | {} | {} | {} | {} | {} | {} |",
-            Summary::ms(s.median),
-            Summary::ms(s.min),
-            Summary::ms(s.max),
-            x.connections,
-            // The startup exchange ends with one ReadyForQuery per connection.
-            x.round_trips - x.connections,
-            x.bytes_up,
-            x.bytes_down
-        ));
-    }
+    clis::warm(&given, args.warm_runs, cluster, set, layouts, out);
 }
 
 /// Where the time of our cold apply goes, by statement (pg_stat_statements).

@@ -250,3 +250,75 @@ impl std::fmt::Display for DieselMig {
         f.write_str(&self.name)
     }
 }
+
+/// A peer's command-line tool, measured as a process beside `migrations up`.
+pub struct PeerCli {
+    pub program: std::path::PathBuf,
+    /// `<program> --version`, for the report.
+    pub version: String,
+}
+
+/// The crate, binary and features `cargo install` needs for a peer's CLI (PostgreSQL only).
+fn cli_crate(tool: Tool) -> (&'static str, &'static str, &'static str) {
+    match tool {
+        Tool::Sqlx => ("sqlx-cli", "sqlx", "postgres,rustls"),
+        Tool::Diesel => ("diesel_cli", "diesel", "postgres"),
+        Tool::Refinery => ("refinery_cli", "refinery", "postgresql"),
+        other => unreachable!("{other:?} has no peer CLI"),
+    }
+}
+
+/// The bench-local root peers' CLIs are installed into when absent (`bench/target/peer-clis`).
+pub fn peer_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/peer-clis"))
+}
+
+/// Finds a peer's CLI: the path given on the command line, else the bench-local root, else
+/// `PATH`; when none has it, `cargo install`s it into the bench-local root under `nice -n 19`
+/// (diesel_cli links libpq: `apt-get install libpq-dev`). `None` when the install failed.
+pub fn peer_cli(tool: Tool, given: Option<&std::path::Path>) -> Option<PeerCli> {
+    use std::process::Command;
+    let (krate, bin, features) = cli_crate(tool);
+    let root = peer_root();
+    let local = root.join("bin").join(bin);
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    });
+    let program = match given.map(std::path::Path::to_path_buf) {
+        Some(p) => p,
+        None if local.is_file() => local,
+        None => match on_path {
+            Some(p) => p,
+            None => {
+                eprintln!(
+                    "{krate} not found: cargo install into {} (niced; a few minutes)",
+                    root.display()
+                );
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new("nice")
+                    .args(["-n", "19"])
+                    .arg(cargo)
+                    .args(["install", "--locked", "--root"])
+                    .arg(&root)
+                    .arg("--target-dir")
+                    .arg(root.with_file_name("peer-clis-build"))
+                    .args([krate, "--no-default-features", "--features", features])
+                    .env_remove("RUSTFLAGS")
+                    .status();
+                if !status.is_ok_and(|s| s.success()) {
+                    eprintln!("cargo install {krate} failed: its CLI row is skipped");
+                    return None;
+                }
+                local
+            }
+        },
+    };
+    let version = Command::new(&program)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    Some(PeerCli { program, version })
+}

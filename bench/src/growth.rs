@@ -1,9 +1,9 @@
 //! How cost grows with the number of migrations (loading the directory, the warm check in
-//! process and as a CLI process, at 100, 1,000 and 10,000), drawn as PNG plots, and what one
-//! large seed-data migration costs in memory per CLI command (`--only growth,memory`).
+//! process and as a CLI process, at 100, 1,000 and 10,000), drawn as PNG plots
+//! (`--only growth`). Memory per command on a large migration is `memory.rs`.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -270,126 +270,4 @@ fn plot(path: &Path, title: &str, xs: &[f64], series: &[(&str, Vec<f64>)]) {
     if converted {
         let _ = std::fs::remove_file(&svg_path);
     }
-}
-
-/// Peak memory of each CLI command on one large seed-data migration (a `CREATE TABLE` and a
-/// 200,000-row `INSERT`), from `/usr/bin/time -v`, beside psql applying the same file.
-pub fn memory(cluster: &mut Cluster, cli: Option<&Path>, out: &mut Out) {
-    let Some(cli) = cli else {
-        out.line("\n(No CLI binary found: the memory section is skipped.)");
-        return;
-    };
-    let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path().join("migrations");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut sql = String::from(
-        "CREATE TABLE seed (id int PRIMARY KEY, name text, email text);\nINSERT INTO seed VALUES\n",
-    );
-    for i in 0..200_000 {
-        let sep = if i == 199_999 { ";\n" } else { ",\n" };
-        let _ = write!(sql, "({i}, 'name {i:06}', 'u{i}@ex.org'){sep}");
-    }
-    let file = dir.join("1_seed.up.sql");
-    std::fs::write(&file, &sql).unwrap();
-    std::fs::write(dir.join("1_seed.down.sql"), "DROP TABLE seed;\n").unwrap();
-    let size = sql.len() as f64 / 1e6;
-    out.line(format!(
-        "\n### Memory: one {size:.1} MB migration (a 200,000-row INSERT)\n"
-    ));
-    out.line("Peak resident memory (`/usr/bin/time -v`, maximum resident set size) of one process each; the goal is at most 3x the file plus a constant.\n");
-    out.line("| command | peak memory | / file size | wall |");
-    out.line("|---|---:|---:|---:|");
-    let measure = |label: &str, program: &Path, args: Vec<String>, out: &mut Out| {
-        let t = Instant::now();
-        let o = Command::new("/usr/bin/time")
-            .arg("-v")
-            .arg(program)
-            .args(&args)
-            .current_dir(scratch.path())
-            .output()
-            .unwrap();
-        let wall = t.elapsed();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        let kb: f64 = stderr
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("Maximum resident set size (kbytes): ")
-            })
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0);
-        let mb = kb / 1024.0;
-        out.line(format!(
-            "| {label}{} | {mb:.0} MB | {:.1}x | {} |",
-            if o.status.success() { "" } else { " (failed)" },
-            mb / size,
-            Summary::ms(wall.as_secs_f64() * 1000.0)
-        ));
-    };
-    let dir_s = dir.display().to_string();
-    let db = cluster.fresh_db("memory");
-    let url = format!("{}?sslmode=disable", cluster.url(&db));
-    let psql_db = cluster.fresh_db("memory_psql");
-    let cmds: Vec<(&str, Vec<String>)> = vec![
-        (
-            "`migrations up`",
-            vec![
-                "up".into(),
-                "-q".into(),
-                "--dir".into(),
-                dir_s.clone(),
-                "--database-url".into(),
-                url.clone(),
-            ],
-        ),
-        (
-            "`migrations lock`",
-            vec!["lock".into(), "--dir".into(), dir_s.clone()],
-        ),
-        (
-            "`migrations sql` (offline script)",
-            vec!["sql".into(), "--dir".into(), dir_s.clone()],
-        ),
-        (
-            "`migrations lint`",
-            vec!["lint".into(), "--dir".into(), dir_s.clone()],
-        ),
-        (
-            "`migrations status`",
-            vec![
-                "status".into(),
-                "--dir".into(),
-                dir_s.clone(),
-                "--database-url".into(),
-                url.clone(),
-            ],
-        ),
-    ];
-    for (label, args) in cmds {
-        measure(label, cli, args, out);
-    }
-    let psql = PathBuf::from("psql");
-    let psql = which(&psql).unwrap_or(psql);
-    measure(
-        "psql -f (the same file, for scale)",
-        &psql,
-        vec![
-            "-X".into(),
-            "-q".into(),
-            "-f".into(),
-            file.display().to_string(),
-            format!("{}?sslmode=disable", cluster.url(&psql_db)),
-        ],
-        out,
-    );
-    cluster.drop_db(&db);
-    cluster.drop_db(&psql_db);
-}
-
-fn which(program: &Path) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.exists())
 }

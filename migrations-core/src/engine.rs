@@ -979,6 +979,11 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             format!("set_config('lock_timeout', '{lock}ms', {local})"),
             format!("set_config('statement_timeout', '{statement}ms', {local})"),
         ];
+        if local {
+            // In grouped mode the previous migration's bookkeeping turned it on in this
+            // transaction: no script runs with the digest trigger off.
+            calls.push(sql::BOOKKEEPING_OFF.to_owned());
+        }
         // PostgreSQL 14+ on Linux, macOS and the BSDs (probed once per run with the session
         // baseline); elsewhere the setting is refused, and the run goes on without it.
         if self.baseline.check_interval {
@@ -1011,16 +1016,28 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// A transactional script and its history row, committed together in one round trip. The
     /// bookkeeping follows a `\n;\n`, so a script ending in a `--` comment or without a newline
     /// cannot swallow it.
+    ///
+    /// Every statement of the batch costs the server a parse, a plan and a snapshot, so the
+    /// runner's own are as few as the guarantees allow: the marker after the script's last
+    /// statement also gives the caller's role and session authorization back (the bookkeeping
+    /// runs as the caller, whatever role the script set) and turns on
+    /// [`sql::BOOKKEEPING_ON`]; the history row, the audit row and the stored digest are one
+    /// statement ([`StepSql::record`]); after `COMMIT`, `RESET ALL` (a script's session-level
+    /// `SET`, `set_config`, from wherever) and the last row's statement gives the caller's own
+    /// settings back. Seven statements besides the script's, where it was ten and a trigger.
     async fn apply_transactional(&mut self, job: &Job<'_>) -> Result<Duration, Error> {
         job.check_transactional()?;
         let mut batch = Batch::new(Markers::of(&self.config.names));
         batch.push("BEGIN;\n");
-        batch.script(0, job.script, true, &self.timeouts(job.script, true));
-        // The bookkeeping runs as the caller, whatever role the script set.
-        batch.push(&self.identity());
-        batch.push(&self.bookkeeping(job, None));
-        batch.push(&self.restore_settings());
-        batch.finish();
+        let identity = self.baseline.identity_calls();
+        let tail = if identity.is_empty() {
+            format!(", {}", sql::BOOKKEEPING_ON)
+        } else {
+            format!(", {identity}, {}", sql::BOOKKEEPING_ON)
+        };
+        batch.script(0, job.script, true, &self.timeouts(job.script, true), &tail);
+        batch.push(&job.step(&self.config.names).record(None));
+        batch.finish_with("RESET ALL;\n", &self.baseline.settings_calls());
         self.send_batch(&batch, std::slice::from_ref(job), None)
             .await
     }
@@ -1537,7 +1554,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             // which left every migration after the first without `lock_timeout` (a grouped
             // migration waiting for a lock then queues all traffic on its table behind it).
             let prefix = self.timeouts(job.script, true);
-            batch.script(index, job.script, index == 0, &prefix);
+            batch.script(index, job.script, index == 0, &prefix, "");
             batch.push(&self.restore());
             batch.push(&self.bookkeeping(job, Some(0)));
         }
@@ -1699,8 +1716,10 @@ impl Batch {
 
     /// Appends `script` (job `job`) with its markers, then `prefix` before its first statement
     /// that is not a leading `SET TRANSACTION` when it is the batch's `first` script, or at its
-    /// start otherwise.
-    fn script(&mut self, job: usize, script: &Script, first: bool, prefix: &str) {
+    /// start otherwise. `tail` (`, call, ...` or empty) is appended to the `SELECT` of the
+    /// marker after the script's last statement: the runner's calls that go right after the
+    /// script cost no statement of their own.
+    fn script(&mut self, job: usize, script: &Script, first: bool, prefix: &str, tail: &str) {
         let ranges = script.ranges();
         let set_transaction: Vec<bool> = script.statements().map(is_set_transaction).collect();
         let mut at = 0;
@@ -1738,16 +1757,29 @@ impl Batch {
         self.copy(job, script, at, script.sql().len());
         self.push("\n;\n");
         self.mark(job, ranges.len());
+        self.push(tail);
         self.push(";\n");
     }
 
     /// Ends the batch: `COMMIT`, then, outside the transaction, the last marker's release with
     /// the backend pid as the last row.
     fn finish(&mut self) {
+        self.finish_with("", "");
+    }
+
+    /// [`Batch::finish`] with `after_commit` (whole statements) between the `COMMIT` and the
+    /// last statement, and `calls` (`set_config(...), ...` or empty) added to that last
+    /// statement's `SELECT`, after the pid and the release.
+    fn finish_with(&mut self, after_commit: &str, calls: &str) {
         let last = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
         self.push("COMMIT;\n");
+        self.push(after_commit);
         let release = self.markers.release_with_pid(last);
         self.push(&release);
+        if !calls.is_empty() {
+            self.push(", ");
+            self.push(calls);
+        }
         self.push(";");
     }
 
@@ -1884,7 +1916,7 @@ mod tests {
         let script = script();
         let mut batch = Batch::new(Markers { key: -7 });
         batch.push("BEGIN;\n");
-        batch.script(0, &script, true, "SET LOCAL lock_timeout = '5ms';\n");
+        batch.script(0, &script, true, "SET LOCAL lock_timeout = '5ms';\n", "");
         batch.push("INSERT INTO history;\n");
         batch.finish();
         assert_eq!(
@@ -1918,7 +1950,7 @@ mod tests {
         };
         let mut batch = Batch::new(Markers { key: -7 });
         batch.push("BEGIN;\n");
-        batch.script(0, &script, true, "");
+        batch.script(0, &script, true, "", "");
         batch.finish();
         let error = |position: Option<u32>| DbError {
             kind: crate::db::DbErrorKind::Server,

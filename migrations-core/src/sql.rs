@@ -47,7 +47,24 @@ pub(crate) const UPGRADES: &[Upgrade] = &[
         // The stored chain digest, so the warm-start check reads one row.
         sql: Names::chain_digest_upgrade,
     },
+    Upgrade {
+        to: 4,
+        // The runner's step keeps the stored digest in its own bookkeeping statement; the row
+        // trigger skips what is written under `migrations.bookkeeping` (its PL/pgSQL call and
+        // `UPDATE` were ~45 µs of every migration: BENCHMARKS.md).
+        sql: Names::chain_digest_guard,
+    },
 ];
+
+/// The transaction-local setting under which the runner's own bookkeeping statement keeps the
+/// stored digest itself ([`StepSql::record`]): while it is `on`, the row trigger `chain_digest`
+/// does not fire (its `WHEN` clause, format 4). Any other change to a history row (a hand edit,
+/// repair, baseline, a no-transaction step's rows) still goes through the trigger.
+pub(crate) const BOOKKEEPING_ON: &str = "set_config('migrations.bookkeeping', 'on', true)";
+
+/// [`BOOKKEEPING_ON`] undone, before a script of grouped mode (one transaction for several
+/// migrations), so no script runs with the trigger off.
+pub(crate) const BOOKKEEPING_OFF: &str = "set_config('migrations.bookkeeping', 'off', true)";
 const FORMAT_COMMENT_PREFIX: &str = "migrations history, format ";
 
 /// Separates array items in text results; never part of an index name in practice.
@@ -354,6 +371,48 @@ impl Names {
         )
     }
 
+    /// History format 4: the row trigger `chain_digest` skips the changes made while
+    /// [`BOOKKEEPING_ON`] holds, which the statement making them accounts for itself
+    /// ([`StepSql::record`]: one statement instead of a PL/pgSQL call and an `UPDATE` per row).
+    fn chain_digest_guard(&self) -> String {
+        let history = self.history();
+        let function = self.digest_function();
+        format!(
+            "DROP TRIGGER IF EXISTS chain_digest ON {history};\n\
+             CREATE TRIGGER chain_digest AFTER INSERT OR DELETE OR UPDATE OF version, checksum, \
+             no_transaction, state ON {history} FOR EACH ROW \
+             WHEN (current_setting('migrations.bookkeeping', true) IS DISTINCT FROM 'on') \
+             EXECUTE FUNCTION {function}();\n\
+             ALTER TABLE {history} ENABLE ALWAYS TRIGGER chain_digest"
+        )
+    }
+
+    /// `insert` (a history row's `INSERT`, without `RETURNING`), the audit row `audit` and the
+    /// stored digest XORed with `item` (the new row's [`row_digest`], computed by the caller
+    /// with `migrations_format::checksum::chain_item`), as one statement: for a step's
+    /// bookkeeping under [`BOOKKEEPING_ON`].
+    fn kept_insert(&self, insert: &str, item: &[u8; 32], audit: &str) -> String {
+        format!(
+            "WITH h AS ({insert} RETURNING 1), a AS ({audit}) UPDATE {} SET chain_digest = \
+             chain_digest # X'{}' FROM h",
+            self.meta(),
+            migrations_format::checksum::hex(item)
+        )
+    }
+
+    /// `version`'s history row deleted, the audit row `audit` and the deleted row's digest
+    /// taken out of the stored one, as one statement (under [`BOOKKEEPING_ON`]). The digest is
+    /// the row's as stored, computed by the server.
+    fn kept_delete(&self, version: i64, audit: &str) -> String {
+        format!(
+            "WITH d AS (DELETE FROM {} AS r WHERE version = {version} RETURNING {} AS item), \
+             a AS ({audit}) UPDATE {} SET chain_digest = chain_digest # d.item FROM d",
+            self.history(),
+            row_digest("r"),
+            self.meta()
+        )
+    }
+
     /// The warm-start check, one round trip reading one row: the stored chain digest (history
     /// format 3; see `migrations_format::chain_digest`), as 256 `0`/`1` digits
     /// ([`parse_digest_bits`]). Fails with undefined_table when there is no history yet or it
@@ -588,19 +647,37 @@ impl<'a> StepSql<'a> {
         )
     }
 
-    /// A transactional step, after its script and in its transaction: the history row
-    /// inserted (up; `execution_ms` measured by the server from the transaction's start when
-    /// not given) or deleted (down), and the audit row.
+    /// A transactional step, after its script and in its transaction: [`BOOKKEEPING_ON`],
+    /// then [`StepSql::record`].
     pub(crate) fn commit(&self, execution_ms: Option<u128>) -> String {
-        let record = match self.direction {
-            Direction::Up => self.names.insert_row(&NewRow {
-                execution_ms,
-                ..NewRow::of(self.migration, State::Applied)
-            }),
-            Direction::Down => self.names.delete_row(self.version()),
-        };
+        format!("SELECT {BOOKKEEPING_ON};\n{}", self.record(execution_ms))
+    }
+
+    /// A transactional step's bookkeeping as one statement, to run after [`BOOKKEEPING_ON`]
+    /// in its transaction: the history row inserted (up; `execution_ms` measured by the server
+    /// from the transaction's start when not given) or deleted (down), the audit row, and the
+    /// stored digest changed by the row's digest (which the trigger then skips). One statement
+    /// costs the server one parse and one plan, where the trigger's PL/pgSQL and a statement
+    /// per table cost ~3 times as much (BENCHMARKS.md).
+    pub(crate) fn record(&self, execution_ms: Option<u128>) -> String {
         let audit = self.audit(self.direction.as_str(), self.detail);
-        format!("{record};\n{audit};\n")
+        let sql = match self.direction {
+            Direction::Up => {
+                let insert = self.names.insert_row(&NewRow {
+                    execution_ms,
+                    ..NewRow::of(self.migration, State::Applied)
+                });
+                // An applied row's digest: the binary's chain item of the migration.
+                let item = migrations_format::checksum::chain_item(
+                    self.version(),
+                    self.migration.checksum(),
+                    self.migration.no_transaction(),
+                );
+                self.names.kept_insert(&insert, &item, &audit)
+            }
+            Direction::Down => self.names.kept_delete(self.version(), &audit),
+        };
+        format!("{sql};\n")
     }
 
     /// A no-transaction step, before its first statement: an up inserts its `running` row, a
@@ -882,6 +959,18 @@ impl SessionBaseline {
     /// then [`SessionBaseline::settings`].
     pub fn restore(&self) -> String {
         format!("{};\n{}", self.identity(), self.settings())
+    }
+
+    /// The `set_config` calls of [`SessionBaseline::identity`], to fold into another `SELECT`
+    /// (empty when no baseline was read).
+    pub fn identity_calls(&self) -> String {
+        set_config_calls(&self.identity)
+    }
+
+    /// The `set_config` calls that give the caller's own settings back after `RESET ALL`, to
+    /// fold into another `SELECT` (empty when the caller changed none).
+    pub fn settings_calls(&self) -> String {
+        set_config_calls(&self.settings)
     }
 
     /// The caller's identity again (`session_authorization`, then `role`), as one statement.

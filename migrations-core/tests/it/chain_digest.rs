@@ -1,4 +1,5 @@
-//! The chain digest stored in the history (format 3): every path that changes a history row
+//! The chain digest stored in the history (format 3; format 4 lets the runner's own
+//! bookkeeping keep it without the trigger): every path that changes a history row
 //! leaves the stored digest equal to the one recomputed from the rows, and the warm-start check
 //! that reads it (one row) is right: fast when everything is applied (or only post-deployment
 //! migrations wait), slow whenever a row is missing, failed, running or edited.
@@ -238,6 +239,13 @@ fn hand_edits_and_truncate_keep_the_stored_digest() {
         .batch_execute("DELETE FROM migrations_history WHERE version = 3")
         .unwrap();
     assert_kept(&db, "a DELETE");
+    client
+        .batch_execute(
+            "INSERT INTO migrations_history (version, version_digits, name, checksum, \
+             no_transaction, state) VALUES (3, '3', 'seed', 'by hand', false, 'applied')",
+        )
+        .unwrap();
+    assert_kept(&db, "an INSERT");
     // Nothing but the progress columns changed: the trigger does not fire (UPDATE OF).
     client
         .batch_execute("UPDATE migrations_history SET statements_done = 7 WHERE version = 2")
@@ -383,9 +391,95 @@ fn an_older_history_gets_the_digest_of_its_rows() {
             &db,
             "SELECT detail FROM migrations_history_audit WHERE event = 'history-upgrade'"
         ),
-        [Some("history format 2 upgraded to 3".to_owned())]
+        [Some("history format 2 upgraded to 4".to_owned())]
     );
     assert!(Migrator::new(&m).run(&mut client).unwrap().up_to_date_fast);
+}
+
+/// A format-3 history (the digest kept by an unguarded trigger alone) is upgraded to format 4:
+/// the trigger gains its `WHEN` clause, the digest stays right through the runner's own
+/// bookkeeping and through hand edits.
+#[test]
+fn a_format_3_history_is_upgraded_to_4() {
+    let db = test_db();
+    let d = dir();
+    d.remove("3_seed.up.sql");
+    d.remove("3_seed.down.sql");
+    let m = d.load();
+    Migrator::new(&m).run(&mut db.connect()).unwrap();
+    // Back to format 3, as the release before left it: the trigger without its WHEN clause.
+    db.connect()
+        .batch_execute(
+            "DROP TRIGGER chain_digest ON migrations_history; \
+             CREATE TRIGGER chain_digest AFTER INSERT OR DELETE OR UPDATE OF version, checksum, \
+             no_transaction, state ON migrations_history FOR EACH ROW EXECUTE FUNCTION \
+             migrations_history_chain_digest(); \
+             ALTER TABLE migrations_history ENABLE ALWAYS TRIGGER chain_digest; \
+             COMMENT ON TABLE migrations_history IS 'migrations history, format 3'",
+        )
+        .unwrap();
+    let when = "SELECT pg_get_triggerdef(oid) LIKE '%WHEN%' FROM pg_trigger \
+                WHERE tgname = 'chain_digest'";
+    assert_eq!(scalar(&db, when).as_deref(), Some("f"));
+    let all = dir().load();
+    let report = Migrator::new(&all).run(&mut db.connect()).unwrap();
+    assert_eq!(report.ran.len(), 1);
+    assert_eq!(scalar(&db, when).as_deref(), Some("t"));
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT obj_description('migrations_history'::regclass)"
+        )
+        .as_deref(),
+        Some("migrations history, format 4")
+    );
+    assert_eq!(
+        column(
+            &db,
+            "SELECT detail FROM migrations_history_audit WHERE event = 'history-upgrade'"
+        ),
+        [Some("history format 3 upgraded to 4".to_owned())]
+    );
+    assert_kept(&db, "the upgrade and an up");
+    assert_eq!(stored(&db), all.chain_digest());
+    db.connect()
+        .batch_execute("UPDATE migrations_history SET checksum = 'edited' WHERE version = 3")
+        .unwrap();
+    assert_kept(&db, "a hand edit after the upgrade");
+}
+
+/// In grouped mode one transaction holds every migration: a script after another's
+/// bookkeeping (which turned the trigger off for its own statement) still has its changes to
+/// the history seen by the trigger; so does a script of the single mode.
+#[test]
+fn a_script_that_edits_the_history_keeps_the_stored_digest() {
+    for grouped in [false, true] {
+        let db = test_db();
+        let d = Dir::new(&[
+            ("1_a.up.sql", "CREATE TABLE a ();\n"),
+            (
+                "2_edit.up.sql",
+                "UPDATE migrations_history SET checksum = 'edited' WHERE version = 1;\n",
+            ),
+        ]);
+        let m = d.load();
+        let mut client = db.connect();
+        let report = Migrator::new(&m)
+            .single_transaction(grouped)
+            .run(&mut client)
+            .unwrap();
+        assert_eq!(report.ran.len(), 2);
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT checksum FROM migrations_history WHERE version = 1"
+            )
+            .as_deref(),
+            Some("edited")
+        );
+        assert_kept(&db, if grouped { "grouped" } else { "single" });
+        assert_ne!(stored(&db), m.chain_digest());
+    }
 }
 
 /// While post-deployment migrations wait for their phase, a plain `up` still finds nothing to

@@ -446,7 +446,7 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
     // What a newer binary leaves behind.
     db.connect()
         .batch_execute(
-            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 4'",
+            "COMMENT ON TABLE public.migrations_history IS 'migrations history, format 5'",
         )
         .unwrap();
     dir.write("2_b.up.sql", "CREATE TABLE b ();");
@@ -456,8 +456,8 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
         matches!(
             &err,
             Error::NewerHistoryFormat {
-                found: 4,
-                supported: 3,
+                found: 5,
+                supported: 4,
                 ..
             }
         ),
@@ -465,8 +465,8 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
     );
     assert_eq!(
         err.to_string(),
-        "the history table \"public\".\"migrations_history\" has format 4, newer than this \
-         release of migrations understands (3); upgrade the migrations CLI, or the service's \
+        "the history table \"public\".\"migrations_history\" has format 5, newer than this \
+         release of migrations understands (4); upgrade the migrations CLI, or the service's \
          migrations-core"
     );
     assert!(!table_exists(&db, "b"), "nothing ran");
@@ -484,7 +484,7 @@ behaviour!(history_of_a_newer_format_is_refused, |driver: Driver| {
         }),
     };
     assert!(
-        matches!(status, Err(Error::NewerHistoryFormat { found: 4, .. })),
+        matches!(status, Err(Error::NewerHistoryFormat { found: 5, .. })),
         "{status:?}"
     );
 });

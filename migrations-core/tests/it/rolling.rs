@@ -278,7 +278,7 @@ behaviour!(
         assert_eq!(ran(&driver.up(&db, &V2).unwrap()), ["up 3"]);
         assert_eq!(
             format_of(&db).as_deref(),
-            Some("migrations history, format 3")
+            Some("migrations history, format 4")
         );
         assert_eq!(
             column(
@@ -301,7 +301,7 @@ behaviour!(
                 &db,
                 "SELECT detail FROM migrations_history_audit WHERE event = 'history-upgrade'"
             ),
-            [Some("history format 1 upgraded to 3".to_owned())]
+            [Some("history format 1 upgraded to 4".to_owned())]
         );
         // Rows applied before stored downs existed have none: a revert by stored downs names them.
         let only_users = Dir::new(&[
@@ -351,7 +351,7 @@ fn two_runners_upgrade_a_format_1_history_once() {
     assert_eq!(applied, [2, 3]);
     assert_eq!(
         format_of(&db).as_deref(),
-        Some("migrations history, format 3")
+        Some("migrations history, format 4")
     );
     assert_eq!(
         scalar(

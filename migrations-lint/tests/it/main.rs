@@ -5,6 +5,7 @@
 //! Fixture paths (`tests/fixtures`, the crates.io corpus, `docs/lint.md`) are relative to
 //! `CARGO_MANIFEST_DIR`, so they do not depend on where a module's file lives.
 
+mod big;
 mod corpus;
 mod rewrites;
 mod rules;

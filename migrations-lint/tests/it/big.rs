@@ -1,0 +1,216 @@
+//! Large seed-data statements (`src/rows.rs`): squawk's tree holds only the first row of an
+//! `INSERT ... VALUES` over 64 KiB, yet every rule that reads inside rows still fires, at the
+//! line and column of the row that makes it fire; and linting a 9 MB `INSERT` takes at most
+//! 3x the file in memory (measured from a child process).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use migrations_format::load_dir;
+use migrations_lint::{lint_directory, lint_file, FileInput, Options, RuleSet};
+
+/// `INSERT INTO feelings (id, mood, note) VALUES` with `rows` rows of about 40 bytes (over
+/// 64 KiB from 2,000 rows), row `i` written by `row(i)` when it returns one.
+fn insert(rows: usize, row: impl Fn(usize) -> Option<String>) -> String {
+    let mut sql = String::from("INSERT INTO feelings (id, mood, note) VALUES\n");
+    for i in 0..rows {
+        let sep = if i + 1 == rows { ";\n" } else { ",\n" };
+        let text = row(i).unwrap_or_else(|| format!("({i}, 'ok', 'note {i:06}')"));
+        let _ = write!(sql, "{text}{sep}");
+    }
+    sql
+}
+
+/// `line:column:rule` of every finding of `rules` in a transactional up file.
+fn lint(text: &str, rules: &RuleSet) -> Vec<String> {
+    let directives = migrations_format::directive::parse_header(text).unwrap();
+    let input = FileInput {
+        path: Path::new("1_seed.up.sql"),
+        text,
+        direction: migrations_format::Direction::Up,
+        no_transaction: false,
+        directives: &directives,
+    };
+    lint_file(&input, rules)
+        .findings
+        .iter()
+        .map(|f| format!("{}:{}:{}", f.line, f.column, f.rule))
+        .collect()
+}
+
+/// 1-based line and column of the first `needle` in `text` (ASCII text).
+fn at(text: &str, needle: &str) -> String {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in the text"));
+    let line = text[..offset].matches('\n').count() + 1;
+    let column = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("{line}:{column}")
+}
+
+#[test]
+fn an_enum_value_used_in_a_late_row_is_found() {
+    // The ALTER TYPE adds 'meh'; row 15,000 of the INSERT in the same transaction uses it.
+    let mut text = String::from("ALTER TYPE mood ADD VALUE 'meh';\n");
+    text.push_str(&insert(20_000, |i| {
+        (i == 15_000).then(|| format!("({i}, 'meh', 'the late one')"))
+    }));
+    text.push_str("CREATE INDEX feelings_mood ON feelings (mood);\n");
+    assert!(text.len() > 500_000);
+    let rules = RuleSet::only(&[
+        "enum-value-used-in-transaction",
+        "require-concurrent-index-creation",
+    ])
+    .unwrap();
+    assert_eq!(
+        lint(&text, &rules),
+        [
+            format!(
+                "{}:enum-value-used-in-transaction",
+                at(&text, "'meh', 'the")
+            ),
+            // After the rows, positions are the file's.
+            format!(
+                "{}:require-concurrent-index-creation",
+                at(&text, "CREATE INDEX")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_set_config_call_in_a_late_row_is_a_setting() {
+    let text = insert(20_000, |i| {
+        (i == 19_000).then(|| format!("({i}, 'ok', set_config('work_mem', '1GB', false))"))
+    });
+    let rules = RuleSet::only(&["session-level-set"]).unwrap();
+    assert_eq!(
+        lint(&text, &rules),
+        [format!("{}:session-level-set", at(&text, "set_config("))]
+    );
+}
+
+#[test]
+fn a_long_name_in_a_late_row_is_too_long() {
+    let name = "f".repeat(64);
+    let text = insert(20_000, |i| {
+        (i == 12_345).then(|| format!("({i}, 'ok', {name}())"))
+    });
+    let rules = RuleSet::only(&["identifier-too-long"]).unwrap();
+    assert_eq!(
+        lint(&text, &rules),
+        [format!("{}:identifier-too-long", at(&text, &name))]
+    );
+}
+
+#[test]
+fn the_head_and_the_tail_are_still_read() {
+    // squawk's ban-duplicate-column-assignments reads the column list and the ON CONFLICT
+    // ... SET; a syntax error after the rows is reported where it is.
+    let mut text = insert(20_000, |_| None)
+        .replace("(id, mood, note)", "(id, mood, mood)")
+        .replace(
+            ";\n",
+            "\nON CONFLICT (id) DO UPDATE SET note = 'x', note = 'y';\n",
+        );
+    let rules = RuleSet::only(&["ban-duplicate-column-assignments"]).unwrap();
+    let found = lint(&text, &rules);
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(
+        found[0],
+        format!(
+            "{}:ban-duplicate-column-assignments",
+            at(&text, "mood, mood")
+        )
+    );
+    assert!(found[2].starts_with(&at(&text, "note = 'x'")), "{found:?}");
+    text.push_str("SELECT FROM WHERE;\n");
+    let directives = migrations_format::Directives::default();
+    let report = lint_file(
+        &FileInput {
+            path: Path::new("1_seed.up.sql"),
+            text: &text,
+            direction: migrations_format::Direction::Up,
+            no_transaction: false,
+            directives: &directives,
+        },
+        &RuleSet::default(),
+    );
+    let warned: Vec<Option<u32>> = report.warnings.iter().map(|w| w.line).collect();
+    assert_eq!(warned, [Some(20_003)], "{:?}", report.warnings);
+}
+
+/// The child of [`linting_a_large_insert_takes_at_most_3x_the_file`]: lints the directory
+/// named by `BIG_LINT_DIR` (ignored unless run by it).
+#[test]
+#[ignore = "run by linting_a_large_insert_takes_at_most_3x_the_file in a child process"]
+fn child_lints_big_lint_dir() {
+    let Some(dir) = std::env::var_os("BIG_LINT_DIR") else {
+        return;
+    };
+    let dir = load_dir(Path::new(&dir)).unwrap();
+    let report = lint_directory(&dir, &Options::default()).unwrap();
+    // prefer-bigint-over-int on `id int`, and nothing from the rows.
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    println!("linted");
+}
+
+#[test]
+fn linting_a_large_insert_takes_at_most_3x_the_file() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text =
+        String::from("CREATE TABLE feelings (id int PRIMARY KEY, mood text, note text);\n");
+    text.push_str(&insert(300_000, |_| None));
+    std::fs::write(dir.join("1_seed.up.sql"), &text).unwrap();
+    std::fs::write(dir.join("1_seed.down.sql"), "DROP TABLE feelings;\n").unwrap();
+    let size_mb = text.len() as f64 / (1024.0 * 1024.0);
+    drop(text);
+    // The same test binary, running only the child test; /usr/bin/time reports its peak.
+    let peak_mb = |dir: &Path| -> f64 {
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "maxrss %M"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "big::child_lints_big_lint_dir",
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("BIG_LINT_DIR", dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("linted"),
+            "{stdout}\n{stderr}"
+        );
+        let kb: f64 = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("maxrss "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        kb / 1024.0
+    };
+    // The process's own size: the same child on a one-line migration.
+    let small = scratch.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::write(
+        small.join("1_seed.up.sql"),
+        "CREATE TABLE feelings (id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    std::fs::write(small.join("1_seed.down.sql"), "DROP TABLE feelings;\n").unwrap();
+    let base = peak_mb(&small);
+    let peak = peak_mb(&dir);
+    assert!(
+        peak - base <= 3.0 * size_mb,
+        "linting a {size_mb:.1} MB INSERT peaked at {peak:.0} MB ({base:.0} MB without it): \
+         more than 3x the file"
+    );
+}

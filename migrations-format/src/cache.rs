@@ -65,10 +65,20 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
-    #[cfg(unix)]
+    /// The file at `path` (a symbolic link followed, as reading it does).
     pub(crate) fn of(path: &Path) -> Option<Stamp> {
+        Stamp::of_metadata(&fs::metadata(path).ok()?)
+    }
+
+    /// A listed file that is not a symbolic link: its metadata read through the directory's
+    /// handle.
+    pub(crate) fn of_entry(entry: &fs::DirEntry) -> Option<Stamp> {
+        Stamp::of_metadata(&entry.metadata().ok()?)
+    }
+
+    #[cfg(unix)]
+    fn of_metadata(m: &fs::Metadata) -> Option<Stamp> {
         use std::os::unix::fs::MetadataExt as _;
-        let m = fs::metadata(path).ok()?;
         Some(Stamp {
             size: m.size(),
             mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
@@ -80,7 +90,7 @@ impl Stamp {
 
     /// Without a change time and inode the racy check cannot be made: no cache.
     #[cfg(not(unix))]
-    pub(crate) fn of(_path: &Path) -> Option<Stamp> {
+    fn of_metadata(_m: &fs::Metadata) -> Option<Stamp> {
         None
     }
 }
@@ -205,7 +215,8 @@ fn parse(text: &str) -> Option<Cache> {
     if lines.next()? != MAGIC {
         return None;
     }
-    let mut entries = HashMap::new();
+    // Sized once: growing a map of a few thousand entries rehashes and moves them all.
+    let mut entries = HashMap::with_capacity(body.bytes().filter(|b| *b == b'\n').count());
     for line in lines {
         let f: Vec<&str> = line.split('\t').collect();
         let [path, size, mtime, ctime, ino, dev, read_at, checksum, count, placeholders, header] =

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -156,6 +157,7 @@ pub fn load_dir_with(root: &Path, options: &LoadOptions) -> Result<Directory, Lo
         inputs: Vec::new(),
         repeatables: Vec::new(),
         fetched: HashMap::new(),
+        listed: options.cache.as_ref().map(|_| HashMap::new()),
     };
     let directory = loader.load(options);
     if loader.problems.is_empty() {
@@ -176,7 +178,12 @@ struct Loader<'a> {
     repeatables: Vec<(String, PathBuf)>,
     /// SQL files read and analysed ahead, in parallel ([`Loader::fetch_all`]); each is taken
     /// out when the loader comes to it in order.
-    fetched: HashMap<PathBuf, Fetched>,
+    /// By path as bytes: `Path`'s own hash goes component by component, a cost per file.
+    fetched: HashMap<OsString, Fetched>,
+    /// With a cache: the listing's entry of each SQL file that is not a symbolic link, whose
+    /// metadata is read through the directory's open handle (`fstatat`: no walk of the path,
+    /// half the cost of a `stat` by path).
+    listed: Option<HashMap<OsString, fs::DirEntry>>,
 }
 
 /// What reading one SQL file found, before the loader judges it: the part of the work that
@@ -304,11 +311,19 @@ enum Note {
 
 /// [`fetch`] through the cache: in a heads-only load, a file whose entry vouches for it is
 /// not read.
-fn fetch_through(path: &Path, relative: &str, cache: Option<&CacheUse<'_>>) -> (Fetched, Note) {
+fn fetch_through(
+    path: &Path,
+    relative: &str,
+    entry: Option<&fs::DirEntry>,
+    cache: Option<&CacheUse<'_>>,
+) -> (Fetched, Note) {
     let Some(c) = cache else {
         return (fetch(path), Note::Keep);
     };
-    let stamp = Stamp::of(path);
+    let stamp = match entry {
+        Some(entry) => Stamp::of_entry(entry),
+        None => Stamp::of(path),
+    };
     let known = c.cache.entries.get(relative);
     if let (Some(stamp), Some(entry)) = (&stamp, known) {
         if c.heads_only && entry.trusted_for(stamp) {
@@ -338,7 +353,7 @@ fn fetch_through(path: &Path, relative: &str, cache: Option<&CacheUse<'_>>) -> (
 /// machine's cores (at most 8 threads; one below 32 files, where starting threads costs more
 /// than it saves).
 fn fetch_all(
-    paths: Vec<(PathBuf, String)>,
+    paths: Vec<(PathBuf, String, Option<fs::DirEntry>)>,
     cache: Option<&CacheUse<'_>>,
 ) -> Vec<(PathBuf, String, Fetched, Note)> {
     let threads = std::thread::available_parallelism()
@@ -348,8 +363,8 @@ fn fetch_all(
     if threads <= 1 || paths.len() < 32 {
         return paths
             .into_iter()
-            .map(|(p, relative)| {
-                let (f, record) = fetch_through(&p, &relative, cache);
+            .map(|(p, relative, entry)| {
+                let (f, record) = fetch_through(&p, &relative, entry.as_ref(), cache);
                 (p, relative, f, record)
             })
             .collect();
@@ -361,7 +376,7 @@ fn fetch_all(
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(move || {
-                    let mut out = Vec::new();
+                    let mut out = Vec::with_capacity(paths.len() / threads + 8);
                     loop {
                         // Small batches from a shared counter: a few large files do not leave
                         // one thread with all the work.
@@ -369,8 +384,8 @@ fn fetch_all(
                         if start >= paths.len() {
                             return out;
                         }
-                        for (p, relative) in &paths[start..(start + 8).min(paths.len())] {
-                            let (f, record) = fetch_through(p, relative, cache);
+                        for (p, relative, entry) in &paths[start..(start + 8).min(paths.len())] {
+                            let (f, record) = fetch_through(p, relative, entry.as_ref(), cache);
                             out.push((p.clone(), relative.clone(), f, record));
                         }
                     }
@@ -424,9 +439,14 @@ impl Loader<'_> {
             .flat_map(|f| [f.up.clone(), f.down.clone()])
             .flatten()
             .chain(self.repeatables.iter().map(|(_, p)| p.clone()))
+            .collect::<Vec<PathBuf>>();
+        let mut listed = self.listed.take();
+        let paths = paths
+            .into_iter()
             .map(|p| {
                 let relative = self.relative(&p);
-                (p, relative)
+                let entry = listed.as_mut().and_then(|l| l.remove(p.as_os_str()));
+                (p, relative, entry)
             })
             .collect();
         let cache = options.cache.as_ref().map(|o| CacheUse {
@@ -439,7 +459,10 @@ impl Loader<'_> {
         if let Some(c) = &cache {
             update_cache(c, &fetched);
         }
-        self.fetched = fetched.into_iter().map(|(p, _, f, _)| (p, f)).collect();
+        self.fetched = fetched
+            .into_iter()
+            .map(|(p, _, f, _)| (p.into_os_string(), f))
+            .collect();
         let require_down = options.require_down || settings.require_down;
         let mut migrations: Vec<MigrationSource> = found
             .into_values()
@@ -501,6 +524,7 @@ impl Loader<'_> {
             }
         };
         let mut entries = Vec::new();
+        let mut sql_entries = Vec::new();
         for entry in read {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -529,7 +553,19 @@ impl Loader<'_> {
                 Ok(t) if !t.is_symlink() => t.is_dir(),
                 _ => path.is_dir(),
             };
-            entries.push((name.to_owned(), path.clone(), is_dir));
+            if self.listed.is_some()
+                && !is_dir
+                && name.ends_with(".sql")
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                sql_entries.push((path.clone().into_os_string(), entry));
+            }
+            entries.push((name.to_owned(), path, is_dir));
+        }
+        if let Some(listed) = &mut self.listed {
+            // Reserved at once: growing a map of a few thousand entries moves them all.
+            listed.reserve(sql_entries.len());
+            listed.extend(sql_entries);
         }
         entries.sort();
         entries
@@ -707,10 +743,32 @@ impl Loader<'_> {
     }
 
     fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(self.root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .replace('\\', "/")
+        // Paths here are the root joined with listed names: the root's bytes are cut off as
+        // they are (`strip_prefix` parses every component, a cost per file on a warm start).
+        let root = self.root.as_os_str().as_encoded_bytes();
+        let cut = path
+            .as_os_str()
+            .as_encoded_bytes()
+            .strip_prefix(root)
+            .and_then(|rest| match rest.strip_prefix(b"/") {
+                Some(rest) => Some(rest),
+                None if root.ends_with(b"/") => Some(rest),
+                None => None,
+            });
+        let relative = match cut {
+            Some(rest) if !rest.is_empty() && !rest.starts_with(b"/") => {
+                String::from_utf8_lossy(rest)
+            }
+            _ => path
+                .strip_prefix(self.root)
+                .unwrap_or(path)
+                .to_string_lossy(),
+        };
+        if relative.contains('\\') {
+            relative.replace('\\', "/")
+        } else {
+            relative.into_owned()
+        }
     }
 
     fn read_migration(&mut self, f: Found, require_down: bool) -> Option<MigrationSource> {
@@ -825,7 +883,10 @@ impl Loader<'_> {
     ) -> Option<SqlFile> {
         let relative = self.relative(path);
         self.inputs.push(path.to_path_buf());
-        let fetched = self.fetched.remove(path).unwrap_or_else(|| fetch(path));
+        let fetched = self
+            .fetched
+            .remove(path.as_os_str())
+            .unwrap_or_else(|| fetch(path));
         let Analysed {
             text,
             checksum,

@@ -88,7 +88,11 @@ impl Parsed {
 /// The index of the statement of `statements` that holds the byte `offset` (the last one
 /// starting at or before it).
 pub(crate) fn statement_at(statements: &[Statement<'_>], offset: usize) -> Option<usize> {
-    statements.iter().rposition(|s| s.span.start <= offset)
+    // The split is in file order: a binary search (a file of 200,000 one-row INSERTs asks this
+    // for each of them; a scan made that quadratic, minutes long).
+    statements
+        .partition_point(|s| s.span.start <= offset)
+        .checked_sub(1)
 }
 
 /// Byte offset where a node starts (its first token that is not whitespace or a comment).

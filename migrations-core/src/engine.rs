@@ -85,9 +85,16 @@ pub(crate) async fn run<C: Conn>(
         events,
         pid,
         baseline: SessionBaseline::default(),
+        prepared: false,
     };
     // A panic in a callback must not leave the lock held: catch it, unlock, then let it go on.
     let outcome = CatchUnwind(Box::pin(engine.locked(operation))).await;
+    let prepared = engine.prepared;
+    if prepared {
+        // The unlock, and the statement the run prepared deallocated: the caller's session
+        // keeps nothing of the run.
+        let _ = conn.simple(&config.names.unlock_and_deallocate()).await;
+    }
     let mut report = unlock_then(conn, &config.names, outcome).await?;
     report.duration = started.elapsed();
     Ok(report)
@@ -678,6 +685,9 @@ struct Engine<'e, 'cb, C: Conn> {
     pid: i64,
     /// The caller's session settings, restored after each migration.
     baseline: SessionBaseline,
+    /// [`sql::RECORD_STATEMENT`] is prepared on the session: an up step's bookkeeping is its
+    /// `EXECUTE`.
+    prepared: bool,
 }
 
 /// A step's script and its identity, ready to run.
@@ -734,9 +744,20 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         self.check_backend(&rows)?;
         let names = &self.config.names;
         ensure_history(self.conn, names).await?;
-        let baseline = self
-            .query(SNAPSHOT_SESSION, "reading session settings")
-            .await?;
+        // The bookkeeping statement of an up step is prepared with the same round trip (a
+        // parse and a plan per run instead of per migration). Should the name be taken on the
+        // caller's session, the run goes on with the statement sent as text.
+        let with_prepare = format!("{SNAPSHOT_SESSION};\n{}", names.prepare_record());
+        let baseline = match self.conn.simple(&with_prepare).await {
+            Ok(rows) => {
+                self.prepared = true;
+                rows
+            }
+            Err(_) => {
+                self.query(SNAPSHOT_SESSION, "reading session settings")
+                    .await?
+            }
+        };
         self.baseline = SessionBaseline::from_rows(&baseline);
         let mut history = read_history(self.conn, names, FORMAT_VERSION).await?;
         self.mark_dead_runners(&mut history).await?;
@@ -1027,19 +1048,46 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// settings back. Seven statements besides the script's, where it was ten and a trigger.
     async fn apply_transactional(&mut self, job: &Job<'_>) -> Result<Duration, Error> {
         job.check_transactional()?;
-        let mut batch = Batch::new(Markers::of(&self.config.names));
-        batch.push("BEGIN;\n");
         let identity = self.baseline.identity_calls();
         let tail = if identity.is_empty() {
             format!(", {}", sql::BOOKKEEPING_ON)
         } else {
             format!(", {identity}, {}", sql::BOOKKEEPING_ON)
         };
-        batch.script(0, job.script, true, &self.timeouts(job.script, true), &tail);
-        batch.push(&job.step(&self.config.names).record(None));
-        batch.finish_with("RESET ALL;\n", &self.baseline.settings_calls());
-        self.send_batch(&batch, std::slice::from_ref(job), None)
+        let timeouts = self.timeouts(job.script, true);
+        let settings = self.baseline.settings_calls();
+        let names = self.config.names.clone();
+        let step = job.step(&names);
+        let batch = |record: &str| {
+            let mut batch = Batch::new(Markers::of(&names));
+            batch.push("BEGIN;\n");
+            batch.script(0, job.script, true, &timeouts, &tail);
+            batch.push(record);
+            batch.finish_with("RESET ALL;\n", &settings);
+            batch
+        };
+        let prepared = self.prepared.then(|| step.execute_record()).flatten();
+        let Some(execute) = prepared else {
+            let batch = batch(&step.record(None));
+            return self
+                .send_batch(&batch, std::slice::from_ref(job), None)
+                .await;
+        };
+        match self
+            .send_batch(&batch(&execute), std::slice::from_ref(job), None)
             .await
+        {
+            // The prepared statement is gone (a script's `DEALLOCATE ALL`, or another session
+            // behind a transaction pooler): the step was rolled back; it runs again with the
+            // statement as text, and so does the rest of the run.
+            Err(Error::Migration { source, .. }) if source.code_is("26000") => {
+                self.prepared = false;
+                let batch = batch(&step.record(None));
+                self.send_batch(&batch, std::slice::from_ref(job), None)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// A Rust-code migration (`crate::code`). Transactional: `BEGIN` and the timeouts, the

@@ -62,6 +62,15 @@ pub(crate) const UPGRADES: &[Upgrade] = &[
 /// repair, baseline, a no-transaction step's rows) still goes through the trigger.
 pub(crate) const BOOKKEEPING_ON: &str = "set_config('migrations.bookkeeping', 'on', true)";
 
+/// The name of the prepared statement of an up step's bookkeeping ([`Names::prepare_record`]),
+/// prepared by the runner for the run and deallocated at its end
+/// ([`Names::unlock_and_deallocate`]).
+pub(crate) const RECORD_STATEMENT: &str = "migrations_record";
+
+/// The execution time the server measures when the caller gives none: from the start of the
+/// transaction (`now()`) to the statement recording it.
+const SERVER_EXECUTION_MS: &str = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint";
+
 /// [`BOOKKEEPING_ON`] undone, before a script of grouped mode (one transaction for several
 /// migrations), so no script runs with the trigger off.
 pub(crate) const BOOKKEEPING_OFF: &str = "set_config('migrations.bookkeeping', 'off', true)";
@@ -197,6 +206,14 @@ impl Names {
     /// script end with it).
     pub(crate) fn unlock(&self) -> String {
         format!("SELECT pg_advisory_unlock({})", self.lock_key())
+    }
+
+    /// [`Names::unlock`], then the run's prepared statement deallocated. The unlock comes
+    /// first: a session-level advisory lock's release is not undone by the failure of a later
+    /// statement of the string (the statement may be gone already: a script's `DEALLOCATE
+    /// ALL`).
+    pub(crate) fn unlock_and_deallocate(&self) -> String {
+        format!("{};\nDEALLOCATE {RECORD_STATEMENT}", self.unlock())
     }
 
     /// Reads the history table's format comment and whether it exists.
@@ -388,15 +405,14 @@ impl Names {
     }
 
     /// `insert` (a history row's `INSERT`, without `RETURNING`), the audit row `audit` and the
-    /// stored digest XORed with `item` (the new row's [`row_digest`], computed by the caller
-    /// with `migrations_format::checksum::chain_item`), as one statement: for a step's
-    /// bookkeeping under [`BOOKKEEPING_ON`].
-    fn kept_insert(&self, insert: &str, item: &[u8; 32], audit: &str) -> String {
+    /// stored digest XORed with `item` (a `bit(256)` expression: the new row's [`row_digest`],
+    /// computed by the caller with `migrations_format::checksum::chain_item`), as one
+    /// statement: for a step's bookkeeping under [`BOOKKEEPING_ON`].
+    fn kept_insert(&self, insert: &str, item: &str, audit: &str) -> String {
         format!(
             "WITH h AS ({insert} RETURNING 1), a AS ({audit}) UPDATE {} SET chain_digest = \
-             chain_digest # X'{}' FROM h",
+             chain_digest # {item} FROM h",
             self.meta(),
-            migrations_format::checksum::hex(item)
         )
     }
 
@@ -430,16 +446,24 @@ impl Names {
         checksum: Option<&str>,
         detail: Option<&str>,
     ) -> String {
-        format!(
-            "INSERT INTO {} (event, version, name, checksum, detail) VALUES ({}, {}, {}, {}, {})",
-            self.audit(),
+        self.audit_insert_of(&[
             quote_literal(event),
             version
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "NULL".into()),
             quote_optional(name),
             quote_optional(checksum),
-            quote_optional(detail)
+            quote_optional(detail),
+        ])
+    }
+
+    /// The audit `INSERT` over value expressions (literals, or the prepared statement's
+    /// parameters): event, version, name, checksum, detail.
+    fn audit_insert_of(&self, values: &[String; 5]) -> String {
+        format!(
+            "INSERT INTO {} (event, version, name, checksum, detail) VALUES ({})",
+            self.audit(),
+            values.join(", ")
         )
     }
 
@@ -456,26 +480,68 @@ impl Names {
             ),
             None => ("NULL".into(), "NULL".into(), "NULL".into()),
         };
-        format!(
-            "INSERT INTO {} (version, version_digits, name, checksum, no_transaction, state, \
-             execution_ms, statements_done, statements_total, breaking, down_sql, \
-             down_checksum, down_no_transaction) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, \
-             {}, {down_sql}, {down_checksum}, {down_no_transaction})",
-            self.history(),
-            row.version,
+        self.insert_row_of(&[
+            row.version.to_string(),
             quote_literal(row.version_digits),
             quote_literal(row.name),
             quote_literal(row.checksum),
-            row.no_transaction,
+            row.no_transaction.to_string(),
             quote_literal(row.state.as_str()),
             row.execution_ms
                 .map(|ms| ms.to_string())
-                .unwrap_or_else(|| {
-                    "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint".into()
-                }),
+                .unwrap_or_else(|| SERVER_EXECUTION_MS.into()),
             opt_int(row.statements_done),
             opt_int(row.statements_total),
-            row.breaking,
+            row.breaking.to_string(),
+            down_sql,
+            down_checksum,
+            down_no_transaction,
+        ])
+    }
+
+    /// The history row's `INSERT` over value expressions (literals, or the prepared
+    /// statement's parameters), in the order of its column list.
+    fn insert_row_of(&self, values: &[String; 13]) -> String {
+        format!(
+            "INSERT INTO {} (version, version_digits, name, checksum, no_transaction, state, \
+             execution_ms, statements_done, statements_total, breaking, down_sql, \
+             down_checksum, down_no_transaction) VALUES ({})",
+            self.history(),
+            values.join(", ")
+        )
+    }
+
+    /// `PREPARE` of [`RECORD_STATEMENT`]: an up step's [`StepSql::record`] with its values as
+    /// parameters, so each step's bookkeeping costs the server an `EXECUTE` (no parse, no
+    /// plan). Sent once per locked run; [`StepSql::execute_record`] calls it.
+    pub(crate) fn prepare_record(&self) -> String {
+        let p = |n: u32| format!("${n}");
+        let insert = self.insert_row_of(&[
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            quote_literal(State::Applied.as_str()),
+            SERVER_EXECUTION_MS.to_owned(),
+            "NULL".to_owned(),
+            "NULL".to_owned(),
+            p(6),
+            p(7),
+            p(8),
+            p(9),
+        ]);
+        let audit = self.audit_insert_of(&[
+            quote_literal(Direction::Up.as_str()),
+            p(1),
+            p(3),
+            p(4),
+            p(10),
+        ]);
+        format!(
+            "PREPARE {RECORD_STATEMENT}(bigint, text, text, text, boolean, boolean, text, text, \
+             boolean, text, bit(256)) AS {}",
+            self.kept_insert(&insert, &p(11), &audit)
         )
     }
 
@@ -668,16 +734,53 @@ impl<'a> StepSql<'a> {
                     ..NewRow::of(self.migration, State::Applied)
                 });
                 // An applied row's digest: the binary's chain item of the migration.
-                let item = migrations_format::checksum::chain_item(
-                    self.version(),
-                    self.migration.checksum(),
-                    self.migration.no_transaction(),
-                );
-                self.names.kept_insert(&insert, &item, &audit)
+                self.names.kept_insert(&insert, &self.item(), &audit)
             }
             Direction::Down => self.names.kept_delete(self.version(), &audit),
         };
         format!("{sql};\n")
+    }
+
+    /// An applied row's digest, the binary's chain item of the migration, as a `bit(256)`
+    /// literal.
+    fn item(&self) -> String {
+        let item = migrations_format::checksum::chain_item(
+            self.version(),
+            self.migration.checksum(),
+            self.migration.no_transaction(),
+        );
+        format!("X'{}'", migrations_format::checksum::hex(&item))
+    }
+
+    /// [`StepSql::record`] of an up step as an `EXECUTE` of [`Names::prepare_record`]'s
+    /// statement (the same row, audit row and digest; `execution_ms` measured by the server).
+    /// `None` for a down, which is sent as [`StepSql::record`].
+    pub(crate) fn execute_record(&self) -> Option<String> {
+        if self.direction != Direction::Up {
+            return None;
+        }
+        let m = self.migration;
+        let down = m.down().filter(|d| d.code().is_none());
+        let (down_sql, down_checksum, down_no_transaction) = match down {
+            Some(down) => (
+                quote_literal(down.sql()),
+                quote_literal(down.checksum()),
+                down.no_transaction().to_string(),
+            ),
+            None => ("NULL".into(), "NULL".into(), "NULL".into()),
+        };
+        Some(format!(
+            "EXECUTE {RECORD_STATEMENT}({}, {}, {}, {}, {}, {}, {down_sql}, {down_checksum}, \
+             {down_no_transaction}, {}, {});\n",
+            m.version(),
+            quote_literal(m.version_digits()),
+            quote_literal(m.name()),
+            quote_literal(m.checksum()),
+            m.no_transaction(),
+            m.breaking(),
+            quote_optional(self.detail),
+            self.item()
+        ))
     }
 
     /// A no-transaction step, before its first statement: an up inserts its `running` row, a

@@ -150,3 +150,65 @@ behaviour!(
         drop_roles(&db, &roles);
     }
 );
+
+// The run prepares its bookkeeping statement on the caller's session and deallocates it at
+// its end; a script's `DEALLOCATE ALL` costs that step a second try (the statement sent as
+// text), not a failure.
+behaviour!(
+    the_run_leaves_no_prepared_statement_even_after_deallocate_all,
+    |driver: Driver| {
+        let db = test_db();
+        let dir = Dir::new(&[
+            ("1_a.up.sql", "CREATE TABLE a ();\n"),
+            ("2_b.up.sql", "DEALLOCATE ALL;\nCREATE TABLE b ();\n"),
+            ("3_c.up.sql", "CREATE TABLE c ();\n"),
+        ]);
+        let m = dir.load();
+        const PREPARED: &str =
+            "SELECT count(*)::text FROM pg_prepared_statements WHERE name LIKE 'migrations%'";
+        let left = match driver {
+            Driver::Sync => {
+                let mut client = db.connect();
+                let report = Migrator::new(&m).run(&mut client).unwrap();
+                assert_eq!(report.ran.len(), 3);
+                // A run that applies nothing leaves nothing either.
+                dir.write("4_d.up.sql", "CREATE TABLE d ();\n");
+                let again = Migrator::new(&dir.load()).run(&mut client).unwrap();
+                assert_eq!(again.ran.len(), 1);
+                let rows = client.simple_query(PREPARED).unwrap();
+                match &rows[1] {
+                    postgres::SimpleQueryMessage::Row(r) => r.get(0).unwrap().to_owned(),
+                    other => panic!("{other:?}"),
+                }
+            }
+            Driver::Async => common::runtime().block_on(async {
+                let mut client = common::connect_async(db.url()).await;
+                let report = Migrator::new(&m).run_async(&mut client).await.unwrap();
+                assert_eq!(report.ran.len(), 3);
+                dir.write("4_d.up.sql", "CREATE TABLE d ();\n");
+                let again = Migrator::new(&dir.load())
+                    .run_async(&mut client)
+                    .await
+                    .unwrap();
+                assert_eq!(again.ran.len(), 1);
+                client.query_one(PREPARED, &[]).await.unwrap().get(0)
+            }),
+        };
+        assert_eq!(left, "0");
+        assert_eq!(
+            column(
+                &db,
+                "SELECT version::text FROM migrations_history ORDER BY 1"
+            ),
+            ["1", "2", "3", "4"].map(|v| Some(v.to_owned()))
+        );
+        // The stored digest is the binary's: the next start is the one-row check.
+        let mut client = db.connect();
+        assert!(
+            Migrator::new(&dir.load())
+                .run(&mut client)
+                .unwrap()
+                .up_to_date_fast
+        );
+    }
+);

@@ -92,6 +92,11 @@ pub struct Global {
     /// `MIGRATIONS_PLACEHOLDER_<NAME>` and `[placeholders]` in migrations.toml.
     #[arg(long = "placeholder", global = true, value_parser = parse_placeholder, value_name = "NAME=VALUE")]
     pub placeholders: Vec<(String, String)>,
+
+    /// Do not use the checksum cache (which lets a warm `up` or `status` skip reading files
+    /// that have not changed; it lives under $XDG_CACHE_HOME or ~/.cache, see docs/cache.md).
+    #[arg(long, global = true, env = "MIGRATIONS_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_cache: bool,
 }
 
 // The flags of the commands that connect (or, for `sql`, name the history table). Given after

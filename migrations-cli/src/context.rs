@@ -3,7 +3,8 @@
 
 use migrations_core::connect::{connect, ConnectOptions};
 use migrations_core::{Migrations, Migrator, Names};
-use migrations_format::{load_dir, Directory, Settings, Version, SETTINGS_FILE};
+use migrations_format::cache::{cache_file_for, CacheOptions};
+use migrations_format::{load_dir_with, Directory, LoadOptions, Settings, Version, SETTINGS_FILE};
 
 use crate::cli::Global;
 use crate::exit::Error;
@@ -26,7 +27,7 @@ impl<'a> Context<'a> {
     /// its placeholders substituted: every command that sends, prints or tests SQL sees the
     /// values, and a placeholder without one is a file problem before anything connects.
     pub fn migrations(&self) -> Result<Migrations, Error> {
-        let migrations = Migrations::from_dir(&self.global.dir).map_err(Error::Files)?;
+        let migrations = Migrations::from(self.directory()?);
         // Every message after this spells a version as its file does.
         crate::spelling::remember(&migrations);
         migrations
@@ -34,13 +35,92 @@ impl<'a> Context<'a> {
             .map_err(Error::Files)
     }
 
-    /// The migrations directory as written, placeholders left in: for the commands that only
-    /// compare checksums (status, history, current, wait) or another tool's (adopting sqlx's
-    /// history), which need no values.
+    /// The migrations directory as written, placeholders left in: for the commands that need
+    /// the text but no values (adopting sqlx's history, whose checksums are of the text;
+    /// baseline and repair, which store the down files).
     pub fn migrations_as_written(&self) -> Result<Migrations, Error> {
-        let migrations = Migrations::from_dir(&self.global.dir).map_err(Error::Files)?;
+        let migrations = Migrations::from(self.directory()?);
         crate::spelling::remember(&migrations);
         Ok(migrations)
+    }
+
+    /// The migrations' heads only: checksums, directives, names, no SQL text (every script is
+    /// empty), a file the checksum cache vouches for not even read. For what compares
+    /// checksums and nothing else: the warm start of `up`, `status`, `current`, `history`,
+    /// `wait`. Never run or print its scripts. Checked like the full load, but for the values
+    /// of its placeholders: `None` when a file uses one that has no value, so that the full
+    /// load reports it (with its file and line) before anything runs.
+    pub fn migrations_heads(&self) -> Result<Option<Migrations>, Error> {
+        let directory = self.heads()?;
+        let uses_placeholders = directory
+            .migrations
+            .iter()
+            .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+            .chain(directory.repeatables.iter().map(|r| &r.file))
+            .any(|f| !f.placeholders.is_empty());
+        if uses_placeholders {
+            let given = directory
+                .settings
+                .placeholder_values()
+                .unwrap_or_default()
+                .overridden_by(&self.placeholders());
+            let unset = directory
+                .migrations
+                .iter()
+                .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+                .chain(directory.repeatables.iter().map(|r| &r.file))
+                .flat_map(|f| &f.placeholders)
+                .any(|name| given.get(name).is_none());
+            if unset {
+                return Ok(None);
+            }
+        }
+        let migrations = Migrations::from(directory);
+        crate::spelling::remember(&migrations);
+        Ok(Some(migrations))
+    }
+
+    /// The migrations' heads ([`Context::migrations_heads`]) whatever the placeholders: for
+    /// the commands that only compare checksums with the history (`status`, `current`,
+    /// `history`, `wait`), which need no values.
+    pub fn migrations_compared(&self) -> Result<Migrations, Error> {
+        let migrations = Migrations::from(self.heads()?);
+        crate::spelling::remember(&migrations);
+        Ok(migrations)
+    }
+
+    fn heads(&self) -> Result<Directory, Error> {
+        let options = LoadOptions {
+            cache: self.cache(),
+            heads_only: true,
+            ..LoadOptions::default()
+        };
+        load_dir_with(&self.global.dir, &options).map_err(Error::Files)
+    }
+
+    /// The checksum cache of the directory (docs/cache.md): `$XDG_CACHE_HOME/migrations/`, else
+    /// `~/.cache/migrations/`, one file per directory (by its canonical path), never inside
+    /// the migrations directory (which is committed). `None` with `--no-cache` or
+    /// `MIGRATIONS_NO_CACHE=1`, or when neither variable gives an absolute directory.
+    fn cache(&self) -> Option<CacheOptions> {
+        if self.global.no_cache {
+            return None;
+        }
+        let absolute = |v: std::ffi::OsString| {
+            let p = std::path::PathBuf::from(v);
+            p.is_absolute().then_some(p)
+        };
+        let home = std::env::var_os("XDG_CACHE_HOME")
+            .and_then(absolute)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .and_then(absolute)
+                    .map(|h| h.join(".cache"))
+            })?;
+        Some(CacheOptions {
+            file: cache_file_for(&self.global.dir, &home)?,
+            now: std::time::SystemTime::now(),
+        })
     }
 
     /// `--placeholder` over `MIGRATIONS_PLACEHOLDER_<NAME>` (over `[placeholders]` in
@@ -57,7 +137,13 @@ impl<'a> Context<'a> {
 
     /// The directory as the format crate sees it (files, checksums, settings).
     pub fn directory(&self) -> Result<Directory, Error> {
-        load_dir(&self.global.dir).map_err(Error::Files)
+        // The files are read whatever the cache says; the load records them in it, so the
+        // next warm start need not read them.
+        let options = LoadOptions {
+            cache: self.cache(),
+            ..LoadOptions::default()
+        };
+        load_dir_with(&self.global.dir, &options).map_err(Error::Files)
     }
 
     /// The directory for `lint`: each file's placeholders replaced by their values, or, where

@@ -268,6 +268,14 @@ impl Migrations {
     }
 }
 
+/// A directory loaded by `migrations_format::load_dir_with`, its texts moved, not copied.
+#[cfg(feature = "load")]
+impl From<migrations_format::Directory> for Migrations {
+    fn from(directory: migrations_format::Directory) -> Migrations {
+        Migrations::from_loaded(directory)
+    }
+}
+
 impl<'a> IntoIterator for &'a Migrations {
     type Item = &'a Migration;
     type IntoIter = std::slice::Iter<'a, Migration>;

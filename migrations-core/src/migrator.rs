@@ -360,6 +360,12 @@ impl Migrator<'_> {
         .await
     }
 
+    /// The warm check of [`Migrator::execute_on`]'s plain `up`, alone.
+    async fn is_up_to_date_on<C: Conn>(&self, conn: &mut C) -> bool {
+        self.migrations.repeatables().is_empty()
+            && engine::up_to_date(conn, self.migrations, &self.config).await
+    }
+
     async fn audit_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<crate::AuditEvent>, Error> {
         engine::read_audit(conn, &self.config.names).await
     }
@@ -520,6 +526,15 @@ mod sync_driver {
             timeout: Duration,
         ) -> Result<crate::Ready, Error> {
             block_on(self.wait_on(&mut SyncConn(client), timeout))
+        }
+
+        /// Whether a plain `up` (of this migrator's phase) has nothing to do, by the warm-start
+        /// check alone: one query reading one row, no lock, nothing written. `false` means
+        /// "cannot tell this way" (something pending, drift, no history yet, an older history
+        /// format, repeatable migrations in the set, an error): take the run, which decides
+        /// and reports. The CLI asks it before reading the files' text.
+        pub fn is_up_to_date(&self, client: &mut postgres::Client) -> bool {
+            block_on(self.is_up_to_date_on(&mut SyncConn(client)))
         }
 
         /// Every migration, known or recorded, with its state.
@@ -692,6 +707,11 @@ mod async_driver {
             client: &mut tokio_postgres::Client,
         ) -> Result<Vec<StatusLine>, Error> {
             self.status_on(&mut AsyncConn(client)).await
+        }
+
+        /// Async twin of [`Migrator::is_up_to_date`].
+        pub async fn is_up_to_date_async(&self, client: &mut tokio_postgres::Client) -> bool {
+            self.is_up_to_date_on(&mut AsyncConn(client)).await
         }
 
         /// Async twin of [`Migrator::wait_until_migrated`]: sleeps with tokio between looks.

@@ -13,7 +13,7 @@ use crate::output::Style;
 use crate::spelling::Spellings;
 
 pub fn current(ctx: &Context<'_>) -> Result<(), Error> {
-    let migrations = ctx.migrations_as_written()?;
+    let migrations = ctx.migrations_compared()?;
     let mut client = ctx.connect()?;
     let history = ctx.migrator(&migrations).history(&mut client)?;
     let newest = history
@@ -38,7 +38,7 @@ pub fn current(ctx: &Context<'_>) -> Result<(), Error> {
 }
 
 pub fn history(ctx: &Context<'_>, verbose: bool) -> Result<(), Error> {
-    let migrations = ctx.migrations_as_written()?;
+    let migrations = ctx.migrations_compared()?;
     let mut client = ctx.connect()?;
     let migrator = ctx.migrator(&migrations);
     let mut rows = migrator.history(&mut client)?;
@@ -131,7 +131,7 @@ pub fn history(ctx: &Context<'_>, verbose: bool) -> Result<(), Error> {
 }
 
 pub fn status(ctx: &Context<'_>, exit_code: bool) -> Result<(), Error> {
-    let migrations = ctx.migrations_as_written()?;
+    let migrations = ctx.migrations_compared()?;
     let mut client = ctx.connect()?;
     let lines = ctx.migrator(&migrations).status(&mut client)?;
     let spell = Spellings::of(&migrations);

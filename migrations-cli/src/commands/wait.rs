@@ -16,7 +16,7 @@ use crate::output::millis;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn run(ctx: &Context<'_>, timeout: Option<Duration>, phase: Phase) -> Result<(), Error> {
-    let migrations = ctx.migrations_as_written()?;
+    let migrations = ctx.migrations_compared()?;
     let mut client = ctx.connect()?;
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let ready = ctx

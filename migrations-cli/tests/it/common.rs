@@ -18,11 +18,14 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_migrations");
 
 /// Variables removed from the binary's environment besides every `PG*` one.
-const CLEARED: [&str; 4] = [
+const CLEARED: [&str; 6] = [
     "DATABASE_URL",
     "GITHUB_ACTIONS",
     "CLICOLOR_FORCE",
     "RUST_BACKTRACE",
+    // The checksum cache goes under HOME (the project), whatever the developer's machine has.
+    "XDG_CACHE_HOME",
+    "MIGRATIONS_NO_CACHE",
 ];
 
 /// The binary, to run in `dir`, with the clean environment described above.

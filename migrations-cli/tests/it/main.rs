@@ -26,3 +26,4 @@ mod roundtrip;
 mod roundtrip_data;
 mod security;
 mod sets;
+mod warm_start;

@@ -42,3 +42,4 @@ mod sets;
 mod snapshot;
 mod sqlx_driver;
 mod transaction_control;
+mod up_to_date;

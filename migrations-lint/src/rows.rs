@@ -17,7 +17,10 @@
 //!
 //! A comment that names squawk (a `squawk-ignore`) or anything unterminated in the rows also
 //! keeps the statement whole, as does a statement shorter than [`ROWS_FROM`]: small files lint
-//! exactly as before. The rows left out are replaced, in the text squawk parses, by block
+//! exactly as before. In a file of [`DATA_FILE_FROM`] bytes or more (a file of one-row
+//! `INSERT`s, as `pg_dump --inserts` writes), a plain data statement (nothing after its rows,
+//! its head holding no name over 63 bytes and no column twice: nothing squawk's
+//! `identifier-too-long` or `ban-duplicate-column-assignments` could flag) is left out whole. The rows left out are replaced, in the text squawk parses, by block
 //! comments of the same length, so every byte offset (and so every line and column of a finding)
 //! is unchanged; identical comments are one token in squawk's tree (rowan interns tokens), so
 //! the rows cost a few kilobytes there, whatever their size. What squawk no longer sees is a
@@ -45,41 +48,125 @@ const FILL: usize = 4096;
 /// How much of the rows [`find_string`] parses at a time.
 const CHUNK: usize = 64 * 1024;
 
-/// The byte range (in the file) of the rows after the first of `statement`, when it is an
-/// `INSERT ... VALUES` of at least `min_len` bytes and two rows or more whose rows no rule needs
-/// as a tree (see the module documentation); `None` otherwise. The range starts right after the
-/// first row's `)` and ends right after the last row's `)`.
-pub(crate) fn rows_after_first(statement: &Statement<'_>, min_len: usize) -> Option<Range<usize>> {
-    if statement.text.len() < min_len {
+/// Files of at least this many bytes have their plain data statements left out of the tree
+/// whole ([`Elided::statement`]): a file of 200,000 one-row `INSERT`s is a tree of 200,000
+/// statements otherwise.
+pub(crate) const DATA_FILE_FROM: usize = 1024 * 1024;
+
+/// What the tree leaves out of one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Elided {
+    /// The bytes replaced by comments in the text squawk parses.
+    pub gap: Range<usize>,
+    /// The rows no tree holds, for [`find_string`]: `gap` itself, or, for a statement left
+    /// out whole, its rows from the first `(` to the last `)`.
+    pub rows: Range<usize>,
+}
+
+/// What the tree may leave out of `statement` (byte ranges of the file), `None` when it needs
+/// all of it. `file_len` is the length of the whole file.
+///
+/// - A *plain data statement* (`INSERT INTO name [(columns)] VALUES (...), ...` with nothing
+///   after the rows, no name longer than 63 bytes, no column named twice, and rows a rule
+///   needs no tree for) in a file of [`DATA_FILE_FROM`] bytes or more is left out whole: no
+///   rule fires on it (squawk's and ours read only its head, which holds nothing they flag).
+/// - Otherwise, the rows after the first of an `INSERT ... VALUES` of at least `rows_from`
+///   bytes, when a rule needs no tree for them; the head, the first row and the tail (`ON
+///   CONFLICT`, `RETURNING`) stay.
+pub(crate) fn elided(
+    statement: &Statement<'_>,
+    rows_from: usize,
+    file_len: usize,
+) -> Option<Elided> {
+    if statement.text.len() < rows_from && file_len < DATA_FILE_FROM {
         return None;
     }
+    let insert = scan_insert(statement.text)?;
     let base = statement.span.start;
-    let mut tokens = Lexer::new(statement.text).filter(|t| !t.is_trivia());
+    let text = statement.text;
+    if file_len >= DATA_FILE_FROM
+        && insert.plain_head
+        && insert.tail_empty
+        && rows_need_no_tree(text.get(insert.values..insert.last_end)?)
+    {
+        return Some(Elided {
+            gap: statement.span.clone(),
+            rows: base + insert.values..base + insert.last_end,
+        });
+    }
+    if statement.text.len() < rows_from || insert.last_end == insert.first_end {
+        return None; // small, or one row
+    }
+    let rows = text.get(insert.first_end..insert.last_end)?;
+    rows_need_no_tree(rows).then(|| {
+        let gap = base + insert.first_end..base + insert.last_end;
+        Elided {
+            gap: gap.clone(),
+            rows: gap,
+        }
+    })
+}
+
+/// Where an `INSERT ... VALUES` statement's parts are (byte offsets in its text).
+struct Insert {
+    /// The first row's `(`.
+    values: usize,
+    /// After the first row's `)`.
+    first_end: usize,
+    /// After the last row's `)`.
+    last_end: usize,
+    /// The head before `VALUES` is `INSERT INTO name [AS alias] [(columns)] [OVERRIDING ...
+    /// VALUE]` with every name at most 63 bytes and no column named twice.
+    plain_head: bool,
+    /// Nothing follows the last row.
+    tail_empty: bool,
+}
+
+/// Reads `text` as an `INSERT ... VALUES (...), ...`; `None` for any other statement (a
+/// `VALUES` inside parentheses is a subquery's, not the statement's).
+fn scan_insert(text: &str) -> Option<Insert> {
+    let mut tokens = Lexer::new(text).filter(|t| !t.is_trivia());
     if !tokens.next()?.is_word("insert") {
         return None;
     }
-    // The head, up to `VALUES` outside parentheses (`INSERT INTO t (a, b) OVERRIDING SYSTEM
-    // VALUE VALUES`; a `VALUES` inside parentheses is a subquery's, not the statement's).
     let mut depth = 0usize;
-    for t in tokens.by_ref() {
+    let mut plain_head = true;
+    let mut columns: Vec<String> = Vec::new();
+    let values = loop {
+        let t = tokens.next()?;
         match t.kind {
             TokenKind::LParen => depth += 1,
             TokenKind::RParen => depth = depth.checked_sub(1)?,
-            TokenKind::Word if depth == 0 && t.is_word("values") => break,
-            _ => {}
+            TokenKind::Word if depth == 0 && t.is_word("values") => {
+                break tokens.next().filter(|t| t.kind == TokenKind::LParen)?;
+            }
+            TokenKind::Word | TokenKind::QuotedIdent => {
+                plain_head &= t.text.len() <= NAME_MAX;
+                if depth == 1 {
+                    // A column of the list, as the server folds it.
+                    let name = if t.kind == TokenKind::Word {
+                        t.text.to_ascii_lowercase()
+                    } else {
+                        t.text.trim_matches('"').to_owned()
+                    };
+                    plain_head &= !columns.contains(&name);
+                    columns.push(name);
+                }
+            }
+            TokenKind::Comma if depth == 1 => {}
+            TokenKind::Punct if depth == 0 && t.text == "." => {}
+            _ => plain_head = false,
         }
-    }
-    // The first row.
-    if tokens.next()?.kind != TokenKind::LParen {
-        return None;
-    }
+    };
+    plain_head &= depth == 0;
     let first_end = close(&mut tokens)?;
-    // The rows after it, each `, ( ... )`; what follows the last (ON CONFLICT, RETURNING, or
-    // nothing) stays in the tree.
+    // The rows after it, each `, ( ... )`; then the tail.
     let mut last_end = first_end;
-    let mut rest = Lexer::new(statement.text.get(first_end..)?).filter(|t| !t.is_trivia());
-    while let Some(comma) = rest.next() {
-        if comma.kind != TokenKind::Comma {
+    let mut rest = Lexer::new(text.get(first_end..)?).filter(|t| !t.is_trivia());
+    let mut tail_empty = true;
+    while let Some(t) = rest.next() {
+        if t.kind != TokenKind::Comma {
+            tail_empty = false;
             break;
         }
         if rest.next()?.kind != TokenKind::LParen {
@@ -87,11 +174,13 @@ pub(crate) fn rows_after_first(statement: &Statement<'_>, min_len: usize) -> Opt
         }
         last_end = first_end + close(&mut rest)?;
     }
-    if last_end == first_end {
-        return None; // one row
-    }
-    let rows = statement.text.get(first_end..last_end)?;
-    rows_need_no_tree(rows).then(|| base + first_end..base + last_end)
+    Some(Insert {
+        values: values.span.start,
+        first_end,
+        last_end,
+        plain_head,
+        tail_empty,
+    })
 }
 
 /// Consumes tokens up to the `)` that closes an open `(`; returns the byte offset after it.
@@ -171,9 +260,9 @@ fn fill(out: &mut String, mut n: usize) {
     }
 }
 
-/// The first string constant in `rows` (a range of `text` from [`rows_after_first`]) whose value
-/// `wanted` accepts, with its byte offset in `text`. The rows are parsed by squawk a chunk of
-/// whole rows at a time (as `VALUES <rows>`), so a constant's value is read as everywhere else
+/// The first string constant in `rows` (an [`Elided::rows`] of `text`) whose value `wanted`
+/// accepts, with its byte offset in `text`. The rows are parsed by squawk a chunk of whole rows
+/// at a time (as `VALUES <rows>`), so a constant's value is read as everywhere else
 /// ([`string_value`]) while one chunk's tree is alive at a time.
 pub(crate) fn find_string<T>(
     text: &str,
@@ -192,30 +281,31 @@ pub(crate) fn find_string<T>(
                 Some((chunk.start + start(literal.syntax()) - PREFIX.len(), found))
             })
     };
-    // Cut at the commas between rows: the rows start after the comma that follows the first.
+    // Cut at the commas between rows. The range starts at a row's `(`, or at the comma after
+    // the first row (rows after the first).
     let mut depth = 0usize;
-    let mut chunk_start = None;
+    let mut chunk_start = rows.start;
+    let mut leading = true;
     for t in Lexer::new(text.get(rows.clone())?) {
         match t.kind {
             TokenKind::LParen => depth += 1,
             TokenKind::RParen => depth = depth.saturating_sub(1),
             TokenKind::Comma if depth == 0 => {
                 let at = rows.start + t.span.start;
-                match chunk_start {
-                    None => chunk_start = Some(at + 1),
-                    Some(from) if at - from >= CHUNK => {
-                        if let Some(found) = search(from..at) {
-                            return Some(found);
-                        }
-                        chunk_start = Some(at + 1);
+                if leading {
+                    chunk_start = at + 1;
+                } else if at - chunk_start >= CHUNK {
+                    if let Some(found) = search(chunk_start..at) {
+                        return Some(found);
                     }
-                    Some(_) => {}
+                    chunk_start = at + 1;
                 }
             }
             _ => {}
         }
+        leading &= t.is_trivia();
     }
-    search(chunk_start?..rows.end)
+    search(chunk_start..rows.end)
 }
 
 #[cfg(test)]
@@ -225,7 +315,52 @@ mod tests {
 
     fn rows(sql: &str) -> Option<String> {
         let split = split_statements(sql);
-        rows_after_first(&split.statements[0], 0).map(|r| sql[r].to_owned())
+        elided(&split.statements[0], 0, 0).map(|e| {
+            assert_eq!(e.gap, e.rows);
+            sql[e.gap].to_owned()
+        })
+    }
+
+    /// What a 1 MiB file leaves out of `sql`'s statement: the gap and the rows.
+    fn in_big_file(sql: &str) -> Option<(String, String)> {
+        let split = split_statements(sql);
+        elided(&split.statements[0], ROWS_FROM, DATA_FILE_FROM)
+            .map(|e| (sql[e.gap].to_owned(), sql[e.rows].to_owned()))
+    }
+
+    #[test]
+    fn plain_data_statements_of_big_files_are_left_out_whole() {
+        let whole = |sql: &str, rows: &str| Some((sql.to_owned(), rows.to_owned()));
+        assert_eq!(
+            in_big_file("INSERT INTO s.t (a, \"B\") VALUES (1, 'x')"),
+            whole("INSERT INTO s.t (a, \"B\") VALUES (1, 'x')", "(1, 'x')")
+        );
+        assert_eq!(
+            in_big_file("insert into t as x overriding user value values (1), (2)"),
+            whole(
+                "insert into t as x overriding user value values (1), (2)",
+                "(1), (2)"
+            )
+        );
+        // What a rule reads in the head or the tail keeps the statement (whole: it is small).
+        assert_eq!(in_big_file("INSERT INTO t (a, A) VALUES (1, 2)"), None);
+        assert_eq!(in_big_file("INSERT INTO t (a, \"a\") VALUES (1, 2)"), None);
+        assert_eq!(in_big_file("INSERT INTO t (a.b) VALUES (1)"), None);
+        let long = "t".repeat(64);
+        assert_eq!(in_big_file(&format!("INSERT INTO {long} VALUES (1)")), None);
+        assert_eq!(
+            in_big_file("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING"),
+            None
+        );
+        assert_eq!(in_big_file("INSERT INTO t VALUES (1) RETURNING id"), None);
+        assert_eq!(
+            in_big_file("INSERT INTO t VALUES (set_config('a', 'b', false))"),
+            None
+        );
+        assert_eq!(in_big_file("INSERT INTO t SELECT 1"), None);
+        // A small file: as before.
+        let split = split_statements("INSERT INTO t VALUES (1)");
+        assert_eq!(elided(&split.statements[0], ROWS_FROM, 100), None);
     }
 
     #[test]
@@ -271,7 +406,7 @@ mod tests {
         assert_eq!(rows("INSERT INTO t VALUES (1), (2"), None);
         // Below the size, always whole.
         let split = split_statements("INSERT INTO t VALUES (1), (2)");
-        assert_eq!(rows_after_first(&split.statements[0], 100), None);
+        assert_eq!(elided(&split.statements[0], 100, 100), None);
     }
 
     #[test]
@@ -310,12 +445,18 @@ mod tests {
             sql.push_str(&format!(", ('v{i}', E'x\\'{i}')"));
         }
         let split = split_statements(&sql);
-        let rows = rows_after_first(&split.statements[0], 0).unwrap();
+        let rows = elided(&split.statements[0], 0, 0).unwrap().rows;
         let wanted = |v: &str| (v == "x'19999").then_some(());
         let (offset, ()) = find_string(&sql, &rows, wanted).unwrap();
         assert!(sql[offset..].starts_with("E'x\\'19999'"));
         let (offset, ()) = find_string(&sql, &rows, |v| (v == "v1").then_some(())).unwrap();
         assert!(sql[offset..].starts_with("'v1'"));
         assert!(find_string(&sql, &rows, |v| (v == "a").then_some(())).is_none());
+        // From the first row, as for a statement left out whole.
+        let all = sql.find("('a')").unwrap()..sql.len();
+        let (offset, ()) = find_string(&sql, &all, |v| (v == "a").then_some(())).unwrap();
+        assert_eq!(&sql[offset..offset + 3], "'a'");
+        let (offset, ()) = find_string(&sql, &all, |v| (v == "v2").then_some(())).unwrap();
+        assert!(sql[offset..].starts_with("'v2'"));
     }
 }

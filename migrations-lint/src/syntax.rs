@@ -12,7 +12,7 @@ use migrations_format::sql::Statement;
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{Parse, SourceFile, SyntaxNode};
 
-use crate::rows::{blank, rows_after_first, ROWS_FROM};
+use crate::rows::{blank, elided, Elided, ROWS_FROM};
 
 /// A file parsed by squawk.
 pub(crate) struct Parsed {
@@ -23,7 +23,7 @@ pub(crate) struct Parsed {
     pub stmts: Vec<Vec<ast::Stmt>>,
     /// What squawk's parser panicked with, if it did.
     pub panic: Option<String>,
-    /// For each statement of the split, the rows of a large `INSERT ... VALUES` that the tree
+    /// For each statement of the split, the rows of an `INSERT ... VALUES` that the tree
     /// leaves out (`rows.rs`): byte ranges of the file, where the tree holds comments.
     pub rows: Vec<Option<Range<usize>>>,
 }
@@ -31,13 +31,16 @@ pub(crate) struct Parsed {
 impl Parsed {
     /// Parses `text`, whose split is `statements`. Never panics: a panic of squawk's parser is
     /// caught and reported in [`Parsed::panic`].
-    /// The rows of large `INSERT ... VALUES` statements are left out of the tree (`rows.rs`).
+    /// The rows of large `INSERT ... VALUES` statements, and the plain data statements of large
+    /// files, are left out of the tree (`rows.rs`).
     pub fn new(text: &str, statements: &[Statement<'_>]) -> Parsed {
-        let rows: Vec<Option<Range<usize>>> = statements
+        let elided: Vec<Option<Elided>> = statements
             .iter()
-            .map(|s| rows_after_first(s, ROWS_FROM))
+            .map(|s| elided(s, ROWS_FROM, text.len()))
             .collect();
-        let gaps: Vec<Range<usize>> = rows.iter().flatten().cloned().collect();
+        let gaps: Vec<Range<usize>> = elided.iter().flatten().map(|e| e.gap.clone()).collect();
+        let rows: Vec<Option<Range<usize>>> =
+            elided.into_iter().map(|e| e.map(|e| e.rows)).collect();
         // Squawk parses a copy with the rows made comments (same offsets); the copy is dropped
         // once parsed: the tree holds its own text.
         let blanked = (!gaps.is_empty()).then(|| blank(text, &gaps));

@@ -141,6 +141,67 @@ fn the_head_and_the_tail_are_still_read() {
     assert_eq!(warned, [Some(20_003)], "{:?}", report.warnings);
 }
 
+/// `n` one-row `INSERT`s (about 60 bytes each: over 1 MiB from 18,000), statement `i`
+/// written by `statement(i)` when it returns one.
+fn inserts(n: usize, statement: impl Fn(usize) -> Option<String>) -> String {
+    let mut sql = String::new();
+    for i in 0..n {
+        let text = statement(i).unwrap_or_else(|| {
+            format!("INSERT INTO feelings (id, mood, note) VALUES ({i}, 'ok', 'note {i:06}');")
+        });
+        let _ = writeln!(sql, "{text}");
+    }
+    sql
+}
+
+#[test]
+fn a_file_of_one_row_inserts_still_has_its_findings() {
+    // A file over 1 MiB leaves its plain one-row INSERTs out of squawk's tree: an enum value
+    // used in one is still found, a statement whose head squawk flags is still read, and the
+    // CREATE INDEX after them is where it is.
+    let mut text = String::from(
+        "ALTER TYPE mood ADD VALUE 'meh';
+",
+    );
+    text.push_str(&inserts(30_000, |i| match i {
+        17_000 => Some(format!(
+            "INSERT INTO feelings (id, mood, note) VALUES ({i}, 'meh', 'late');"
+        )),
+        23_000 => Some(format!(
+            "INSERT INTO feelings (id, note, note) VALUES ({i}, 'twice', 'noted');"
+        )),
+        _ => None,
+    }));
+    text.push_str(
+        "CREATE INDEX feelings_mood ON feelings (mood);
+",
+    );
+    assert!(text.len() > 1024 * 1024);
+    let rules = RuleSet::only(&[
+        "enum-value-used-in-transaction",
+        "require-concurrent-index-creation",
+        "ban-duplicate-column-assignments",
+    ])
+    .unwrap();
+    let dup = at(&text, "note, note");
+    let second = at(&text, "note) VALUES (23000");
+    assert_eq!(
+        lint(&text, &rules),
+        [
+            format!(
+                "{}:enum-value-used-in-transaction",
+                at(&text, "'meh', 'late")
+            ),
+            format!("{dup}:ban-duplicate-column-assignments"),
+            format!("{second}:ban-duplicate-column-assignments"),
+            format!(
+                "{}:require-concurrent-index-creation",
+                at(&text, "CREATE INDEX")
+            ),
+        ]
+    );
+}
+
 /// The child of [`linting_a_large_insert_takes_at_most_3x_the_file`]: lints the directory
 /// named by `BIG_LINT_DIR` (ignored unless run by it).
 #[test]

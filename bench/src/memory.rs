@@ -5,8 +5,10 @@
 //! ours and sqlx's `migrate!`). The goal is at most 3x the file plus a constant for every
 //! command.
 //!
+//! The same for a file of 200,000 one-row `INSERT`s (13 MB, as `pg_dump --inserts` writes).
 //! `BENCH_MEMORY_ROWS` (comma-separated row counts, default `200000,2400000`) changes the
-//! sizes; `BENCH_MEMORY_EMBED_ROWS` (default 240000, about 10 MB; `0` skips it) the embedded one.
+//! sizes of the one-`INSERT` files, `BENCH_MEMORY_STATEMENTS` (default `200000`, `0` skips it)
+//! the other; `BENCH_MEMORY_EMBED_ROWS` (default 240000, about 10 MB; `0` skips it) the embedded one.
 //! Peak memory is `/usr/bin/time -v`'s maximum resident set size of the one process.
 
 use std::fmt::Write as _;
@@ -30,6 +32,24 @@ pub fn seed_migration(dir: &Path, rows: usize) -> (PathBuf, usize) {
     for i in 0..rows {
         let sep = if i + 1 == rows { ";\n" } else { ",\n" };
         let _ = write!(sql, "({i}, 'name {i:06}', 'u{i}@ex.org'){sep}");
+    }
+    let file = dir.join("1_seed.up.sql");
+    fs::write(&file, &sql).unwrap();
+    fs::write(dir.join("1_seed.down.sql"), "DROP TABLE seed;\n").unwrap();
+    (file, sql.len())
+}
+
+/// A migrations directory with one migration of `statements` one-row `INSERT`s (as `pg_dump
+/// --inserts` writes seed data), and its down. Returns the up file's path and size in bytes.
+pub fn one_row_inserts(dir: &Path, statements: usize) -> (PathBuf, usize) {
+    fs::create_dir_all(dir).unwrap();
+    let mut sql = String::with_capacity(statements * 64 + 100);
+    sql.push_str("CREATE TABLE seed (id int PRIMARY KEY, name text, email text);\n");
+    for i in 0..statements {
+        let _ = writeln!(
+            sql,
+            "INSERT INTO seed VALUES ({i}, 'name {i:06}', 'u{i}@ex.org');"
+        );
     }
     let file = dir.join("1_seed.up.sql");
     fs::write(&file, &sql).unwrap();
@@ -84,7 +104,12 @@ pub fn run(cluster: &mut Cluster, cli: Option<&Path>, out: &mut Out) {
         return;
     };
     for rows in rows_from_env("BENCH_MEMORY_ROWS", &[200_000, 2_400_000]) {
-        commands(cluster, cli, rows, out);
+        commands(cluster, cli, Shape::OneInsert(rows), out);
+    }
+    for statements in rows_from_env("BENCH_MEMORY_STATEMENTS", &[200_000]) {
+        if statements > 0 {
+            commands(cluster, cli, Shape::OneRowInserts(statements), out);
+        }
     }
     let embed = rows_from_env("BENCH_MEMORY_EMBED_ROWS", &[240_000]);
     if let Some(&rows) = embed.first().filter(|r| **r > 0) {
@@ -92,18 +117,30 @@ pub fn run(cluster: &mut Cluster, cli: Option<&Path>, out: &mut Out) {
     }
 }
 
-/// Every command on one seed migration of `rows` rows, then psql.
-fn commands(cluster: &mut Cluster, cli: &Path, rows: usize, out: &mut Out) {
+/// The seed migration measured.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// One `INSERT` of this many rows.
+    OneInsert(usize),
+    /// This many one-row `INSERT`s.
+    OneRowInserts(usize),
+}
+
+/// Every command on one seed migration, then psql.
+fn commands(cluster: &mut Cluster, cli: &Path, shape: Shape, out: &mut Out) {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("migrations");
-    let (file, bytes) = seed_migration(&dir, rows);
+    let ((file, bytes), what) = match shape {
+        Shape::OneInsert(rows) => (seed_migration(&dir, rows), format!("a {rows}-row INSERT")),
+        Shape::OneRowInserts(n) => (one_row_inserts(&dir, n), format!("{n} one-row INSERTs")),
+    };
     let size = bytes as f64 / 1e6;
     let db = cluster.fresh_db("memory");
     let url = format!("{}?sslmode=disable", cluster.url(&db));
     let psql_db = cluster.fresh_db("memory_psql");
     let base = measure(cli, &["--version".into()], scratch.path()).mb;
     out.line(format!(
-        "\n### Memory: one {size:.1} MB migration (a {rows}-row INSERT)\n"
+        "\n### Memory: one {size:.1} MB migration ({what})\n"
     ));
     out.line(format!(
         "Peak resident memory (`/usr/bin/time -v`) of one process each, in this order (load {} at the start); \

@@ -288,11 +288,10 @@ impl Migrator<'_> {
         };
         // The warm check reads checksums only, which placeholders leave as written: it comes
         // before resolving them, which scans every script's text (O(size of the set) at every
-        // start). Repeatables are checked after a run, so a set with some takes the run.
+        // start). The repeatables' checksums come in the same round trip.
         let started = std::time::Instant::now();
         if *operation == (Operation::Up { to: None })
-            && self.migrations.repeatables().is_empty()
-            && engine::up_to_date(conn, self.migrations, &self.config).await
+            && engine::up_to_date_with_repeatables(conn, self.migrations, &self.config).await
         {
             return Ok(Report {
                 up_to_date_fast: true,
@@ -362,8 +361,7 @@ impl Migrator<'_> {
 
     /// The warm check of [`Migrator::execute_on`]'s plain `up`, alone.
     async fn is_up_to_date_on<C: Conn>(&self, conn: &mut C) -> bool {
-        self.migrations.repeatables().is_empty()
-            && engine::up_to_date(conn, self.migrations, &self.config).await
+        engine::up_to_date_with_repeatables(conn, self.migrations, &self.config).await
     }
 
     async fn audit_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<crate::AuditEvent>, Error> {
@@ -529,10 +527,11 @@ mod sync_driver {
         }
 
         /// Whether a plain `up` (of this migrator's phase) has nothing to do, by the warm-start
-        /// check alone: one query reading one row, no lock, nothing written. `false` means
-        /// "cannot tell this way" (something pending, drift, no history yet, an older history
-        /// format, repeatable migrations in the set, an error): take the run, which decides
-        /// and reports. The CLI asks it before reading the files' text.
+        /// check alone: one query reading one row (and the repeatable migrations' checksums,
+        /// when the set has some), no lock, nothing written. `false` means "cannot tell this
+        /// way" (something pending, a repeatable new or changed, drift, no history yet, an
+        /// older history format, an error): take the run, which decides and reports. The CLI
+        /// asks it before reading the files' text.
         pub fn is_up_to_date(&self, client: &mut postgres::Client) -> bool {
             block_on(self.is_up_to_date_on(&mut SyncConn(client)))
         }

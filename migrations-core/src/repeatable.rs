@@ -119,7 +119,7 @@ pub struct RanRepeatable {
 }
 
 /// The repeatables' table: `"schema"."<table>_repeatable"`.
-fn table(names: &Names) -> String {
+pub(crate) fn table(names: &Names) -> String {
     format!(
         "{}.{}",
         quote_ident(&names.schema),

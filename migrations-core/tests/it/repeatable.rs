@@ -28,6 +28,18 @@ fn states(driver: Driver, db: &TestDb, m: &Migrations) -> Vec<(String, Repeatabl
     status.into_iter().map(|s| (s.name, s.state)).collect()
 }
 
+/// The warm check of a plain `up` (one query), as a service's boot or the CLI asks it.
+fn is_up_to_date(driver: Driver, db: &TestDb, m: &Migrations) -> bool {
+    let migrator = Migrator::new(m);
+    match driver {
+        Driver::Sync => migrator.is_up_to_date(&mut db.connect()),
+        Driver::Async => runtime().block_on(async {
+            let mut client = connect_async(db.url()).await;
+            migrator.is_up_to_date_async(&mut client).await
+        }),
+    }
+}
+
 behaviour!(
     applied_after_versioned_then_again_only_when_changed,
     |driver: Driver| {
@@ -61,8 +73,11 @@ behaviour!(
         assert_eq!(first.len(), 2);
 
         // Nothing changed: nothing runs, and no row moves.
+        // The warm start's one query reads the repeatables' checksums with the digest.
+        assert!(is_up_to_date(driver, &db, &m));
         let report = driver.up(&db, &m).unwrap();
         assert!(report.repeatables.is_empty() && report.is_empty());
+        assert!(report.up_to_date_fast);
         assert_eq!(rows(&db), first);
 
         // The view changes: only it runs again, as a change; the versioned history is untouched.
@@ -78,6 +93,7 @@ behaviour!(
                 ("b_views".to_owned(), RepeatableState::Changed)
             ]
         );
+        assert!(!is_up_to_date(driver, &db, &edited));
         let report = driver.up(&db, &edited).unwrap();
         let ran: Vec<(&str, bool)> = report
             .repeatables
@@ -104,12 +120,13 @@ behaviour!(
             Some("apply-repeatable b_views changed".to_owned())
         ]
     );
-        // Removing a file leaves its row, shown as missing.
+        // Removing a file leaves its row, shown as missing; nothing is due.
         dir.remove("R__a_functions.sql");
         assert_eq!(
             states(driver, &db, &dir.load())[0],
             ("a_functions".to_owned(), RepeatableState::Missing)
         );
+        assert!(is_up_to_date(driver, &db, &dir.load()));
     }
 );
 

@@ -138,7 +138,7 @@ fn history_table_newer_or_not_ours() {
         assert_eq!(
             run.stderr,
             "error: the history table \"public\".\"migrations_history\" has format 99, newer than \
-             this release of migrations understands (3); upgrade the migrations CLI, or the \
+             this release of migrations understands (4); upgrade the migrations CLI, or the \
              service's migrations-core\n"
         );
     }

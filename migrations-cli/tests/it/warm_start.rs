@@ -211,3 +211,34 @@ fn the_cache_can_be_turned_off_and_a_broken_one_changes_nothing() {
         (expected.stdout.as_str(), "")
     );
 }
+
+/// A set with a repeatable migration starts in one query too (the repeatables' checksums ride
+/// with the digest), and an edited repeatable is still applied.
+#[test]
+fn a_warm_up_with_a_repeatable_sends_one_query() {
+    let db = test_db();
+    let p = project(db.url());
+    p.write(
+        "R__view.sql",
+        "CREATE OR REPLACE VIEW item_ids AS SELECT id FROM items;\n",
+    );
+    p.run(&["up"]).ok();
+    settle();
+    p.run(&["up"]).ok();
+    let run = p.run(&["up", "--debug"]);
+    run.ok();
+    assert_eq!(run.stdout, "nothing to do: the database is up to date\n");
+    assert_eq!(
+        queries(&run),
+        ["SELECT chain_digest FROM \"public\".\"migrations_history_meta\";"],
+        "{}",
+        run.stderr
+    );
+    p.write(
+        "R__view.sql",
+        "CREATE OR REPLACE VIEW item_ids AS SELECT id, id + 1 AS next FROM items;\n",
+    );
+    let run = p.run(&["up"]);
+    run.ok();
+    assert!(run.stdout.contains("applied repeatable view"), "{}", run.stdout);
+}

@@ -240,5 +240,9 @@ fn a_warm_up_with_a_repeatable_sends_one_query() {
     );
     let run = p.run(&["up"]);
     run.ok();
-    assert!(run.stdout.contains("applied repeatable view"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("applied repeatable view"),
+        "{}",
+        run.stdout
+    );
 }

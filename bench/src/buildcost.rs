@@ -7,7 +7,7 @@
 //! Every scratch crate has the one-line `build.rs` each tool documents
 //! (`cargo:rerun-if-changed=migrations`): without it no tool's crate rebuilds when a migration
 //! file is added. rustc runs under a `RUSTC_WRAPPER` that logs, for the scratch crate's own
-//! compile only, rustc's wall time and peak resident memory (`/usr/bin/time`), so cargo's own
+//! compile only, rustc's CPU time and peak resident memory (`/usr/bin/time`), so cargo's own
 //! work (fingerprints, scanning 20,000 files) and the dependencies stay out of those columns.
 
 use std::fs;
@@ -184,8 +184,8 @@ fn newest_up_file(kind: Kind, dir: &Path) -> PathBuf {
     }
 }
 
-/// One cargo run: its wall time, and rustc's wall time and peak memory for the scratch crate
-/// itself when cargo compiled it.
+/// One cargo run: its wall time, and rustc's CPU time (user + system) and peak memory for the
+/// scratch crate itself when cargo compiled it.
 struct Build {
     cargo: Duration,
     rustc: Option<(Duration, u64)>,
@@ -216,16 +216,17 @@ impl Cargo {
         let elapsed = started.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "cargo {args:?} failed:\n{stderr}");
-        // Lines `<crate> <seconds> <max RSS in KiB>`, written by the wrapper for bc_* crates.
+        // Lines `<crate> <wall s> <max RSS KiB> <user s> <system s>`, written by the wrapper
+        // for bc_* crates. CPU time, not wall: other processes on the machine stretch wall time.
         let rustc = fs::read_to_string(&self.log).ok().and_then(|log| {
             log.lines().rev().find_map(|line| {
-                let mut f = line.split_whitespace();
-                let (krate, secs, kib) = (f.next()?, f.next()?, f.next()?);
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let [krate, _wall, kib, user, system] = f[..] else {
+                    return None;
+                };
                 krate.starts_with("bc_").then_some(())?;
-                Some((
-                    Duration::from_secs_f64(secs.parse().ok()?),
-                    kib.parse().ok()?,
-                ))
+                let cpu = user.parse::<f64>().ok()? + system.parse::<f64>().ok()?;
+                Some((Duration::from_secs_f64(cpu), kib.parse().ok()?))
             })
         });
         Build {
@@ -316,8 +317,8 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
     let wrapper = workspace.join("rustc-wrapper.sh");
     fs::write(
         &wrapper,
-        "#!/bin/sh\n# rustc's wall time and peak memory, for the scratch crates' own compile only.\n\
-         case \"$CARGO_CRATE_NAME\" in\n  bc_*) exec /usr/bin/time -a -o \"$BC_RUSTC_LOG\" -f \"$CARGO_CRATE_NAME %e %M\" \"$@\" ;;\n  *) exec \"$@\" ;;\nesac\n",
+        "#!/bin/sh\n# rustc's time and peak memory, for the scratch crates' own compile only.\n\
+         case \"$CARGO_CRATE_NAME\" in\n  bc_*) exec /usr/bin/time -a -o \"$BC_RUSTC_LOG\" -f \"$CARGO_CRATE_NAME %e %M %U %S\" \"$@\" ;;\n  *) exec \"$@\" ;;\nesac\n",
     )
     .unwrap();
     #[cfg(unix)]
@@ -381,7 +382,7 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
                 s.add_rustc.push(rustc_of(&b, &mut s.rebuilt));
                 remove_added(kind, &added);
                 eprintln!(
-                    "build cost {name} rep {rep}: clean {:?} (rustc {:?}, {} MiB), edit {:?}, add {:?}",
+                    "build cost {name} rep {rep}: clean {:?} (rustc CPU {:?}, {} MiB), edit {:?}, add {:?}",
                     s.clean[rep],
                     s.clean_rustc[rep],
                     s.clean_rss[rep] / 1024,
@@ -442,16 +443,17 @@ fn report(
          only the migrations directory differs. Dependencies are prebuilt. **clean** = `cargo clean \
          -p <crate>` then `cargo build -p <crate>`; **edit** = append a comment to the newest \
          migration's up file, then build; **add** = write one more migration (the tool's naming, \
-         the next version), then build. *cargo* = the whole `cargo build` (wall); *rustc* = the \
-         crate's own rustc process only, which expands the macro (wall and peak resident memory, \
-         `/usr/bin/time` through a `RUSTC_WRAPPER`). Medians (min–max). Load average at start: \
+         the next version), then build. *cargo* = the whole `cargo build` (wall); *rustc CPU* = \
+         user + system CPU time of the crate's own rustc process only, which expands the macro \
+         (less sensitive to the machine's load than wall time), and its peak resident memory \
+         (`/usr/bin/time` through a `RUSTC_WRAPPER`). Medians (min–max). Load average at start: \
          {load_start}; at end: {}.\n",
         workspace.display(),
         crate::loadavg()
     ));
     let ratio = |v: f64, best: f64| format!("{:.2}x", v / best);
     out.line(format!(
-        "| tool | clean, 1: cargo | clean, {count}: cargo | clean, {count}: rustc | vs fastest peer | rustc peak memory, 1 → {count} |"
+        "| tool | clean, 1: cargo | clean, {count}: cargo | clean, {count}: rustc CPU | vs fastest peer | rustc peak memory, 1 → {count} |"
     ));
     out.line("|---|---:|---:|---:|---:|---:|");
     let best = best_peer(series, |s| median(&s.clean_rustc));
@@ -477,7 +479,7 @@ fn report(
         "\nIncremental rebuilds at {count} migrations (and at 1, for the part that is not the migrations):\n"
     ));
     out.line(format!(
-        "| tool | edit, 1: cargo | edit, {count}: cargo | edit, {count}: rustc | add one, 1: cargo | add one, {count}: cargo | add one, {count}: rustc | add one: vs fastest peer (cargo) |"
+        "| tool | edit, 1: cargo | edit, {count}: cargo | edit, {count}: rustc CPU | add one, 1: cargo | add one, {count}: cargo | add one, {count}: rustc CPU | add one: vs fastest peer (cargo) |"
     ));
     out.line("|---|---:|---:|---:|---:|---:|---:|---:|");
     let best = best_peer(series, |s| median(&s.add));

@@ -318,7 +318,17 @@ pub fn peer_cli(tool: Tool, given: Option<&std::path::Path>) -> Option<PeerCli> 
     let version = Command::new(&program)
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .map(|o| {
+            // `sqlx-cli 0.9.0`, `refinery_cli 0.10.0`, or diesel's three lines: the first word
+            // that looks like a version.
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let number = text
+                .split_whitespace()
+                .find(|w| w.starts_with(|c: char| c.is_ascii_digit()) && w.contains('.'))
+                .unwrap_or("?")
+                .to_owned();
+            format!("{krate} {number}")
+        })
         .unwrap_or_default();
     Some(PeerCli { program, version })
 }

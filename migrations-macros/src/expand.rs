@@ -8,11 +8,14 @@ use migrations_format::{statement_ranges, Directory, SqlFile};
 use crate::input::Input;
 
 pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
-    // `include_bytes!` of every file read makes rustc rebuild the crate when one is edited. The
-    // constants are unused, so the bytes do not reach the binary: the normalised text below does.
+    // `include_bytes!` of every file read makes rustc rebuild the crate when one is edited. All
+    // of them sit in one function nothing calls: rustc records each file when it expands the
+    // macro, but evaluates no constant and generates no code for it, so the bytes never reach
+    // the binary (the normalised text below does). One `const _` per file instead cost 20,000
+    // constant evaluations at 10,000 migrations (~15% of the crate's compile time).
     let tracked = directory.inputs.iter().filter_map(|path| {
         let path = path.to_str()?;
-        Some(quote! { const _: &[u8] = include_bytes!(#path); })
+        Some(quote! { let _ = include_bytes!(#path); })
     });
     let migrations = directory.migrations.iter().map(|m| {
         let version = m.version.value();
@@ -31,7 +34,7 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
             m.up.directives.breaking.is_some(),
         );
         // The deploy directives only when set, so most expansions stay as they were.
-        if post_deploy || breaking {
+        let migration = if post_deploy || breaking {
             quote! {
                 ::migrations_core::Migration::__new_deploy(
                     #version, #digits, #name, #up, #down, #post_deploy, #breaking,
@@ -41,7 +44,11 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
             quote! {
                 ::migrations_core::Migration::__new(#version, #digits, #name, #up, #down)
             }
-        }
+        };
+        // Each migration its own constant item: rustc type-checks and evaluates it alone, so
+        // the work on one is freed before the next. One expression holding all of them was
+        // type-checked as one body: at 10,000 migrations rustc peaked at 1.7 GB, and this halves it.
+        quote! { { const M: ::migrations_core::Migration = #migration; M } }
     });
     let chain_digest = migrations_format::chain_digest(
         directory
@@ -83,7 +90,10 @@ pub fn expand(_input: &Input, directory: &Directory) -> TokenStream {
         .map(|(name, value)| quote! { (#name, #value) });
     quote! {
         {
-            #(#tracked)*
+            #[allow(dead_code)]
+            fn __migrations_track_files() {
+                #(#tracked)*
+            }
             // A const item, so the array (whose fields have destructors) lives for 'static.
             const MIGRATIONS: &[::migrations_core::Migration] = &[#(#migrations),*];
             ::migrations_core::Migrations::__from_static(

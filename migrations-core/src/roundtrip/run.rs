@@ -382,6 +382,7 @@ pub(crate) fn run_parallel(
             let tx = tx.clone();
             let connect_admin = &connect_admin;
             let scratch_connect = &scratch_connect;
+            let (from, to) = (bounds[j], bounds[j + 1]);
             handles.push(scope.spawn(move || {
                 let report = (|| {
                     let mut admin = connect_admin()?;
@@ -398,6 +399,13 @@ pub(crate) fn run_parallel(
                     };
                     crate::db::block_on(run(server, migrations, options))
                 })();
+                // How balanced the split was (see `split`).
+                log::debug!(
+                    "part {} of {jobs} (migrations {} to {to}) took {} ms",
+                    j + 1,
+                    from + 1,
+                    started.elapsed().as_millis()
+                );
                 let _ = tx.send(Message::Done(j));
                 report
             }));

@@ -26,11 +26,17 @@ struct Point {
     diesel_fresh: f64,
     diesel_again: f64,
     cli: Option<f64>,
+    /// `migrations up --no-cache`: every file read, hashed and split.
+    cli_no_cache: Option<f64>,
+    /// `sqlx migrate run` on its own applied database.
+    sqlx_cli: Option<f64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn growth(
     cluster: &mut Cluster,
     cli: Option<&Path>,
+    sqlx_cli: Option<&Path>,
     runs: usize,
     rt: &tokio::runtime::Runtime,
     out: &mut Out,
@@ -70,25 +76,79 @@ pub fn growth(
         };
         let (ours_db, ours_fresh, ours_again) = check(Tool::Ours);
         let (diesel_db, diesel_fresh, diesel_again) = check(Tool::Diesel);
-        let cli_ms = cli.map(|cli| {
-            let url = format!("{}?sslmode=disable", cluster.url(&ours_db));
-            let times: Vec<Duration> = (0..runs.min(10) + 1)
-                .map(|_| {
-                    let t = Instant::now();
-                    let status = Command::new(cli)
-                        .args(["up", "-q", "--color", "never", "--dir"])
-                        .arg(&layouts.ours)
-                        .arg("--database-url")
-                        .arg(&url)
-                        .status()
-                        .unwrap();
-                    assert!(status.success());
-                    t.elapsed()
-                })
-                .skip(1)
-                .collect();
-            Summary::of(&times).median
+        // As processes, interleaved: ours with its checksum cache (settled first: a file
+        // changed within the cache's racy margin, 2 s, is read again), ours without it, and
+        // sqlx-cli on a database of its own that sqlx's migrator applied.
+        let cache_home = scratch.path().join(format!("cache{n}"));
+        let sqlx_db = sqlx_cli.map(|_| {
+            let db = cluster.fresh_db(&format!("growth_sqlx_{n}"));
+            let mut conn = tools::connect(Tool::Sqlx, &cluster.url(&db), rt);
+            tools::migrate(Tool::Sqlx, &mut conn, &loaded, rt);
+            db
         });
+        let mut procs: Vec<Vec<String>> = Vec::new();
+        if let Some(cli) = cli {
+            let ours = vec![
+                cli.display().to_string(),
+                "up".into(),
+                "-q".into(),
+                "--color".into(),
+                "never".into(),
+                "--dir".into(),
+                layouts.ours.display().to_string(),
+                "--database-url".into(),
+                format!("{}?sslmode=disable", cluster.url(&ours_db)),
+            ];
+            let mut no_cache = ours.clone();
+            no_cache.push("--no-cache".into());
+            procs.push(ours);
+            procs.push(no_cache);
+        }
+        if let (Some(sqlx), Some(db)) = (sqlx_cli, &sqlx_db) {
+            procs.push(vec![
+                sqlx.display().to_string(),
+                "migrate".into(),
+                "run".into(),
+                "--source".into(),
+                layouts.sqlx.display().to_string(),
+                "--database-url".into(),
+                format!("{}?sslmode=disable", cluster.url(db)),
+            ]);
+        }
+        let run_proc = |argv: &[String]| {
+            let t = Instant::now();
+            let status = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("XDG_CACHE_HOME", &cache_home)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{argv:?} failed");
+            t.elapsed()
+        };
+        for argv in &procs {
+            run_proc(argv);
+        }
+        if cli.is_some() {
+            std::thread::sleep(Duration::from_millis(2100));
+            run_proc(&procs[0]);
+        }
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); procs.len()];
+        for _ in 0..runs {
+            for (i, argv) in procs.iter().enumerate() {
+                times[i].push(run_proc(argv));
+            }
+        }
+        let median = |i: usize| Summary::of(&times[i]).median;
+        let (cli_ms, cli_no_cache, sqlx_ms) = match (cli.is_some(), sqlx_db.is_some()) {
+            (true, true) => (Some(median(0)), Some(median(1)), Some(median(2))),
+            (true, false) => (Some(median(0)), Some(median(1)), None),
+            (false, true) => (None, None, Some(median(0))),
+            (false, false) => (None, None, None),
+        };
+        if let Some(db) = &sqlx_db {
+            cluster.drop_db(db);
+        }
         cluster.drop_db(&ours_db);
         cluster.drop_db(&diesel_db);
         points.push(Point {
@@ -99,18 +159,23 @@ pub fn growth(
             diesel_fresh,
             diesel_again,
             cli: cli_ms,
+            cli_no_cache,
+            sqlx_cli: sqlx_ms,
         });
     }
     out.line(format!(
         "\nMedians of {runs} runs (loading: 15, 5 at 10,000). *fresh* = the migrate call as the \
-         first query of a new connection; *again* = a second call on it. The CLI row is a whole \
-         process (`migrations up -q`: spawn, load the directory, connect, check, exit).\n"
+         first query of a new connection; *again* = a second call on it. The CLI columns are whole \
+         processes, {runs} runs each, interleaved (`migrations up -q`: spawn, load the directory \
+         (with the checksum cache: unchanged files are not read), connect, check, exit; \
+         `--no-cache`: every file read; `sqlx migrate run`: sqlx-cli on its own applied \
+         database).\n"
     ));
-    out.line("| applied | ours: load the directory | ours: check, fresh | ours: check, again | diesel: check, fresh | diesel: check, again | fresh: diesel / ours | again: diesel / ours | `migrations up` process |");
-    out.line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    out.line("| applied | ours: load the directory | ours: check, fresh | ours: check, again | diesel: check, fresh | diesel: check, again | fresh: diesel / ours | again: diesel / ours | `migrations up` process | `up --no-cache` | `sqlx migrate run` | sqlx / ours |");
+    out.line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &points {
         out.line(format!(
-            "| {} | {} | {} | {} | {} | {} | {:.1}x | {:.1}x | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1}x | {:.1}x | {} | {} | {} | {} |",
             p.n,
             Summary::ms(p.load),
             Summary::ms(p.ours_fresh),
@@ -119,7 +184,13 @@ pub fn growth(
             Summary::ms(p.diesel_again),
             p.diesel_fresh / p.ours_fresh,
             p.diesel_again / p.ours_again,
-            p.cli.map_or("-".into(), Summary::ms)
+            p.cli.map_or("-".into(), Summary::ms),
+            p.cli_no_cache.map_or("-".into(), Summary::ms),
+            p.sqlx_cli.map_or("-".into(), Summary::ms),
+            match (p.sqlx_cli, p.cli) {
+                (Some(sqlx), Some(ours)) => format!("{:.2}x", sqlx / ours),
+                _ => "-".into(),
+            }
         ));
     }
     out.line(format!("\nLoad average after: {}", loadavg()));
@@ -156,6 +227,16 @@ pub fn growth(
         loading.push((
             "migrations up (process)",
             points.iter().map(|p| p.cli.unwrap()).collect(),
+        ));
+        loading.push((
+            "migrations up --no-cache (process)",
+            points.iter().map(|p| p.cli_no_cache.unwrap()).collect(),
+        ));
+    }
+    if points.iter().all(|p| p.sqlx_cli.is_some()) {
+        loading.push((
+            "sqlx migrate run (process)",
+            points.iter().map(|p| p.sqlx_cli.unwrap()).collect(),
         ));
     }
     plot(

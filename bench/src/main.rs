@@ -280,7 +280,15 @@ fn run_all(args: &Args, cluster: &mut Cluster, rt: &tokio::runtime::Runtime, out
     }
     if want("growth") {
         let plots = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../benchmarks"));
-        growth::growth(cluster, args.cli.as_deref(), args.warm_runs, rt, out, &plots);
+        growth::growth(
+            cluster,
+            args.cli.as_deref(),
+            args.sqlx_cli.as_deref(),
+            args.warm_runs,
+            rt,
+            out,
+            &plots,
+        );
     }
     if want("memory") {
         memory::run(cluster, args.cli.as_deref(), out);

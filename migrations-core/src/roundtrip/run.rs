@@ -487,6 +487,14 @@ fn split(list: &[&Migration], first: usize, last: usize, jobs: usize) -> Vec<usi
             weights.push(FIXED + size);
         }
     }
+    bounds_by_weight(&weights, first, jobs)
+}
+
+/// `jobs + 1` bounds over `weights` (one per migration, the first at index `first`) cutting
+/// it into parts of about equal weight, each of one migration at least.
+#[cfg(any(feature = "connect", test))]
+fn bounds_by_weight(weights: &[u64], first: usize, jobs: usize) -> Vec<usize> {
+    let last = first + weights.len();
     let total: u64 = weights.iter().sum();
     let mut bounds = vec![first];
     let mut sum = 0;
@@ -513,7 +521,7 @@ fn split(list: &[&Migration], first: usize, last: usize, jobs: usize) -> Vec<usi
 
 /// How many `CREATE` and `DROP` words a script holds (comments and strings included: an
 /// estimate).
-#[cfg(feature = "connect")]
+#[cfg(any(feature = "connect", test))]
 fn create_drop_count(sql: &str) -> (u64, u64) {
     let mut counts = (0, 0);
     for word in sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_') {
@@ -1068,5 +1076,37 @@ impl<S: Server> Drop for Scratch<S> {
         if self.live {
             self.server.drop_abandoned(&self.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_of_equal_weight() {
+        // Equal weights: equal halves.
+        assert_eq!(bounds_by_weight(&[1; 10], 0, 2), [0, 5, 10]);
+        // A schema that grows along the history: the later migrations cost more, so the
+        // first part holds more of them (crates.io: 192 of 285).
+        let growing: Vec<u64> = (1..=100).collect();
+        let bounds = bounds_by_weight(&growing, 0, 2);
+        assert_eq!(bounds, [0, 71, 100]);
+        let halves = (
+            growing[..71].iter().sum::<u64>(),
+            growing[71..].iter().sum::<u64>(),
+        );
+        assert!(halves.0.abs_diff(halves.1) < 100, "{halves:?}");
+        // From a later start, in three parts.
+        assert_eq!(bounds_by_weight(&[1; 9], 20, 3), [20, 23, 26, 29]);
+        // One migration outweighs a part: parts of equal length, none empty.
+        assert_eq!(bounds_by_weight(&[1, 1, 1, 1000], 0, 3), [0, 1, 2, 4]);
+    }
+
+    #[test]
+    fn creates_and_drops_are_counted_as_words() {
+        let sql = "CREATE TABLE a (x int);\ncreate index a_ix ON a (x);\n\
+                   DROP INDEX old_ix; -- dropped\nALTER TABLE a ADD created_at date;";
+        assert_eq!(create_drop_count(sql), (2, 1));
     }
 }

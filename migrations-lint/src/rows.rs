@@ -71,8 +71,8 @@ pub(crate) struct Elided {
 ///   needs no tree for) in a file of [`DATA_FILE_FROM`] bytes or more is left out whole: no
 ///   rule fires on it (squawk's and ours read only its head, which holds nothing they flag).
 /// - Otherwise, the rows after the first of an `INSERT ... VALUES` of at least `rows_from`
-///   bytes, when a rule needs no tree for them; the head, the first row and the tail (`ON
-///   CONFLICT`, `RETURNING`) stay.
+///   bytes (of any size in a file of [`DATA_FILE_FROM`] bytes), when a rule needs no tree for
+///   them; the head, the first row and the tail (`ON CONFLICT`, `RETURNING`) stay.
 pub(crate) fn elided(
     statement: &Statement<'_>,
     rows_from: usize,
@@ -94,8 +94,9 @@ pub(crate) fn elided(
             rows: base + insert.values..base + insert.last_end,
         });
     }
-    if statement.text.len() < rows_from || insert.last_end == insert.first_end {
-        return None; // small, or one row
+    let small = statement.text.len() < rows_from && file_len < DATA_FILE_FROM;
+    if small || insert.last_end == insert.first_end {
+        return None; // a small statement of a small file, or one row
     }
     let rows = text.get(insert.first_end..insert.last_end)?;
     rows_need_no_tree(rows).then(|| {
@@ -351,6 +352,11 @@ mod tests {
         assert_eq!(
             in_big_file("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING"),
             None
+        );
+        // With a tail, the rows after the first, whatever the statement's size.
+        assert_eq!(
+            in_big_file("INSERT INTO t VALUES (1), (2) ON CONFLICT DO NOTHING"),
+            Some((", (2)".to_owned(), ", (2)".to_owned()))
         );
         assert_eq!(in_big_file("INSERT INTO t VALUES (1) RETURNING id"), None);
         assert_eq!(

@@ -30,8 +30,9 @@ struct Proc {
 }
 
 impl Proc {
-    /// Runs the command once against `url`; panics, with its output, when it fails.
-    fn run(&self, url: &str, cwd: &Path) -> Duration {
+    /// Runs the command once against `url`; panics, with its output, when it fails. Returns
+    /// its wall time and its CPU time (user + system).
+    fn run(&self, url: &str, cwd: &Path) -> (Duration, Duration) {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .current_dir(cwd)
@@ -40,9 +41,11 @@ impl Proc {
             UrlAt::LastArg => cmd.arg(url),
             UrlAt::Env(name) => cmd.env(name, url),
         };
+        let cpu_before = children_cpu();
         let started = Instant::now();
         let out = cmd.output().unwrap();
         let elapsed = started.elapsed();
+        let cpu = children_cpu().saturating_sub(cpu_before);
         assert!(
             out.status.success(),
             "{} {:?} failed:\n{}{}",
@@ -51,8 +54,22 @@ impl Proc {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        elapsed
+        (elapsed, cpu)
     }
+}
+
+/// User + system CPU time of every child process waited for so far (`getrusage`): the delta
+/// around one run is that process's CPU time, which other processes on the machine stretch far
+/// less than its wall time.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage writes one plain struct it is given; zeroed is a valid value of it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// Peer CLI paths given on the command line (`--sqlx-cli`, `--diesel-cli`, `--refinery-cli`);
@@ -153,7 +170,7 @@ pub fn warm(
     let mut first = Vec::new();
     for p in &mut procs {
         p.db = cluster.fresh_db(&format!("cli_{:?}", p.tool).to_lowercase());
-        first.push(p.run(&url(cluster, &p.db), cwd.path()));
+        first.push(p.run(&url(cluster, &p.db), cwd.path()).0);
         crate::check_applied(cluster, &p.db, p.tool, set, usize::MAX);
         // One untimed warm run: the server's and the file system's caches.
         p.run(&url(cluster, &p.db), cwd.path());
@@ -165,23 +182,29 @@ pub fn warm(
         set.count,
         loadavg()
     ));
-    out.line("| command | wall median (min–max) | fastest peer CLI / this | connections | round trips after startup | bytes sent | bytes received | first run: apply all (1 run) |");
-    out.line("|---|---:|---:|---:|---:|---:|---:|---:|");
+    out.line("| command | wall median (min–max) | fastest peer CLI / this | CPU (user + system) median (min–max) | fastest peer CLI / this | connections | round trips after startup | bytes sent | bytes received | first run: apply all (1 run) |");
+    out.line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); procs.len()];
+    let mut cpus: Vec<Vec<Duration>> = vec![Vec::new(); procs.len()];
     for run in 0..runs {
         let mut order: Vec<usize> = (0..procs.len()).collect();
         order.rotate_left(run % procs.len());
         for i in order {
-            times[i].push(procs[i].run(&url(cluster, &procs[i].db), cwd.path()));
+            let (wall, cpu) = procs[i].run(&url(cluster, &procs[i].db), cwd.path());
+            times[i].push(wall);
+            cpus[i].push(cpu);
         }
     }
-    let fastest_peer = procs
-        .iter()
-        .zip(&times)
-        .filter(|(p, _)| p.tool != Tool::Ours)
-        .map(|(_, t)| Summary::of(t).median)
-        .fold(f64::INFINITY, f64::min);
-    for (p, t) in procs.iter().zip(&times) {
+    let fastest = |series: &[Vec<Duration>]| {
+        procs
+            .iter()
+            .zip(series)
+            .filter(|(p, _)| p.tool != Tool::Ours)
+            .map(|(_, t)| Summary::of(t).median)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (fastest_peer, fastest_peer_cpu) = (fastest(&times), fastest(&cpus));
+    for ((p, t), c) in procs.iter().zip(&times).zip(&cpus) {
         let proxy = Proxy::start(cluster.port).unwrap();
         p.run(
             &format!("{}?sslmode=disable", cluster.url_via(proxy.port, &p.db)),
@@ -189,12 +212,15 @@ pub fn warm(
         );
         let x = proxy.snapshot();
         let s = Summary::of(t);
+        let c = Summary::of(c);
         let i = procs.iter().position(|q| q.tool == p.tool).unwrap();
         out.line(format!(
-            "| {} | {} | {:.2}x | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2}x | {} | {:.2}x | {} | {} | {} | {} | {} |",
             p.label,
             s.cell(),
             fastest_peer / s.median,
+            c.cell(),
+            fastest_peer_cpu / c.median,
             x.connections,
             // The startup exchange ends with one ReadyForQuery per connection.
             x.round_trips - x.connections,

@@ -370,33 +370,47 @@ fn fetch_all(
             .collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let paths = &paths;
+    let shared = &paths;
     let next = &next;
+    // Workers return results by index; the paths are then moved, not copied, into them.
+    let mut results: Vec<Option<(Fetched, Note)>> = Vec::new();
+    results.resize_with(paths.len(), || None);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(move || {
-                    let mut out = Vec::with_capacity(paths.len() / threads + 8);
+                    let mut out = Vec::with_capacity(shared.len() / threads + 8);
                     loop {
                         // Small batches from a shared counter: a few large files do not leave
                         // one thread with all the work.
                         let start = next.fetch_add(8, std::sync::atomic::Ordering::Relaxed);
-                        if start >= paths.len() {
+                        if start >= shared.len() {
                             return out;
                         }
-                        for (p, relative, entry) in &paths[start..(start + 8).min(paths.len())] {
-                            let (f, record) = fetch_through(p, relative, entry.as_ref(), cache);
-                            out.push((p.clone(), relative.clone(), f, record));
+                        for i in start..(start + 8).min(shared.len()) {
+                            let (p, relative, entry) = &shared[i];
+                            out.push((i, fetch_through(p, relative, entry.as_ref(), cache)));
                         }
                     }
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    })
+        for worker in workers {
+            for (i, result) in worker.join().unwrap_or_default() {
+                results[i] = Some(result);
+            }
+        }
+    });
+    paths
+        .into_iter()
+        .zip(results)
+        .map(|((p, relative, entry), result)| {
+            // A worker that panicked left its files: read here, where the panic shows.
+            let (f, note) =
+                result.unwrap_or_else(|| fetch_through(&p, &relative, entry.as_ref(), cache));
+            (p, relative, f, note)
+        })
+        .collect()
 }
 
 /// A migration's files found by the scan, before they are read.

@@ -387,9 +387,10 @@ fn fetch_all(
                         if start >= shared.len() {
                             return out;
                         }
-                        for i in start..(start + 8).min(shared.len()) {
-                            let (p, relative, entry) = &shared[i];
-                            out.push((i, fetch_through(p, relative, entry.as_ref(), cache)));
+                        let end = (start + 8).min(shared.len());
+                        for (i, (p, relative, entry)) in shared[start..end].iter().enumerate() {
+                            let result = fetch_through(p, relative, entry.as_ref(), cache);
+                            out.push((start + i, result));
                         }
                     }
                 })

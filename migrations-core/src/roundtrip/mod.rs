@@ -915,6 +915,8 @@ pub fn difference_lines(differences: &[Difference], when: &str) -> Vec<String> {
 /// exit path; if the future is dropped half-way, the drop is handed to the runtime (and a
 /// database left behind anyway is dropped by the next check, as a killed run's is).
 /// [`Options::interrupt`] is checked between steps (dropping the future stops it at once).
+/// The history is split across [`Options::jobs`] scratch databases as [`check`]'s is, the
+/// parts polled together on the caller's task (the server runs their sessions in parallel).
 ///
 /// ```no_run
 /// use migrations_core::{embed_migrations, roundtrip, Migrations};
@@ -933,18 +935,10 @@ pub async fn check_async(
     migrations: &Migrations,
     options: Options<'_>,
 ) -> Result<RoundTripReport, Error> {
-    use crate::connect::{connect_async, ConnectOptions};
+    use crate::connect::ConnectOptions;
     let server = ConnectOptions {
         url: Some(url.to_owned()),
         ..ConnectOptions::default()
     };
-    let admin = connect_async(&server).await.map_err(|e| Error::Connect {
-        what: "the server".to_owned(),
-        message: e.to_string(),
-    })?;
-    let server = run::AsyncServer {
-        admin: Arc::new(admin),
-        options: server,
-    };
-    run::run(server, migrations, options).await
+    run::run_parallel_async(&server, migrations, options).await
 }

@@ -440,6 +440,111 @@ pub(crate) fn run_parallel(
             })
             .collect()
     });
+    merge(reports, &list, &bounds, started)
+}
+
+/// [`run_parallel`] for the async check: the parts are futures polled together on the
+/// caller's task, each with its own maintenance and scratch sessions (the server runs them on
+/// as many cores). Results reach the callback in order, as with the sync check.
+#[cfg(feature = "connect")]
+pub(crate) async fn run_parallel_async(
+    server: &crate::connect::ConnectOptions,
+    migrations: &Migrations,
+    mut options: Options<'_>,
+) -> Result<RoundTripReport, Error> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::task::Poll;
+    let started = Instant::now();
+    let resolved = resolve(migrations, &options)?;
+    let migrations: &Migrations = &resolved;
+    let list: Vec<&Migration> = migrations.iter().collect();
+    let (first, last) = range(&list, &options)?;
+    let jobs = options
+        .settings
+        .jobs
+        .min((last - first) / super::MIN_PER_JOB)
+        .max(1);
+    let connect_admin = || async {
+        let admin = crate::connect::connect_async(server)
+            .await
+            .map_err(|e| Error::Connect {
+                what: "the server".to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok::<_, Error>(AsyncServer {
+            admin: std::sync::Arc::new(admin),
+            options: server.clone(),
+        })
+    };
+    if jobs == 1 {
+        return run(connect_admin().await?, migrations, options).await;
+    }
+    let bounds = split(&list, first, last, jobs);
+    // Each part's results, until the parts before it are done.
+    let held: Rc<RefCell<Vec<Vec<MigrationCheck>>>> = Rc::new(RefCell::new(vec![Vec::new(); jobs]));
+    let mut parts = Vec::new();
+    for j in 0..jobs {
+        let mut settings = options.settings.clone();
+        if j > 0 {
+            settings.from = Some(list[bounds[j]].version());
+        }
+        settings.to = Some(list[bounds[j + 1] - 1].version());
+        let held = held.clone();
+        let part = Options {
+            settings,
+            on_result: Some(Box::new(move |check: &MigrationCheck| {
+                held.borrow_mut()[j].push(check.clone());
+            })),
+        };
+        let connect_admin = &connect_admin;
+        parts.push(Box::pin(async move {
+            run(connect_admin().await?, migrations, part).await
+        }));
+    }
+    let mut reports: Vec<Option<Result<RoundTripReport, Error>>> =
+        (0..jobs).map(|_| None).collect();
+    let mut current = 0;
+    std::future::poll_fn(|cx| {
+        for (part, report) in parts.iter_mut().zip(reports.iter_mut()) {
+            if report.is_none() {
+                if let Poll::Ready(done) = part.as_mut().poll(cx) {
+                    *report = Some(done);
+                }
+            }
+        }
+        while current < jobs {
+            if let Some(callback) = options.on_result.as_mut() {
+                let checks: Vec<MigrationCheck> = held.borrow_mut()[current].drain(..).collect();
+                for check in &checks {
+                    callback(check);
+                }
+            }
+            if reports[current].is_none() {
+                break;
+            }
+            current += 1;
+        }
+        if reports.iter().all(Option::is_some) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    let reports = reports.into_iter().flatten().collect();
+    merge(reports, &list, &bounds, started)
+}
+
+/// The parts' reports as one check's: in order, a part after one that stopped listed as not
+/// checked (a single check would not have reached it), an unfillable table reported once.
+#[cfg(feature = "connect")]
+fn merge(
+    reports: Vec<Result<RoundTripReport, Error>>,
+    list: &[&Migration],
+    bounds: &[usize],
+    started: Instant,
+) -> Result<RoundTripReport, Error> {
     let mut parts = reports.into_iter().enumerate();
     let mut report = match parts.next() {
         Some((_, report)) => report?,

@@ -649,6 +649,70 @@ fn a_history_split_across_scratch_databases_reports_as_one_check() {
 }
 
 #[test]
+fn the_async_check_splits_the_history_as_the_sync_one_does() {
+    let db = test_db();
+    // Forty migrations (two parts); the downs of the first and the last fail naming the
+    // database they run in.
+    let mut files: Vec<(String, String)> = Vec::new();
+    for i in 1..=40 {
+        files.push((
+            format!("{i}_t{i}.up.sql"),
+            format!("CREATE TABLE t{i} (id int PRIMARY KEY);\n"),
+        ));
+        let down = if i == 1 || i == 40 {
+            "DO $$ BEGIN RAISE EXCEPTION 'down in %', current_database(); END $$;\n".to_owned()
+        } else {
+            format!("DROP TABLE t{i};\n")
+        };
+        files.push((format!("{i}_t{i}.down.sql"), down));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (_d, migrations) = load(&refs);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut seen = Vec::new();
+    let report = runtime
+        .block_on(roundtrip::check_async(
+            db.admin_url(),
+            &migrations,
+            Options::new().jobs(2).on_result(|m| seen.push(m.version)),
+        ))
+        .unwrap();
+    // In order, as one check.
+    assert_eq!(seen, (1..=40).collect::<Vec<i64>>());
+    assert_eq!(
+        report.summary(),
+        "40 migrations checked: 38 ok, 2 failed",
+        "{report}"
+    );
+    let databases: Vec<&str> = report
+        .failures()
+        .map(|m| match &m.outcome {
+            Outcome::DownFailed { error } => error
+                .split_whitespace()
+                .find(|w| w.starts_with("migrations_test_"))
+                .unwrap_or_else(|| panic!("{error}")),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // One scratch database per part, both dropped.
+    assert_eq!(databases.len(), 2, "{report}");
+    assert_ne!(databases[0], databases[1], "{report}");
+    let left = scratch_databases(&db);
+    for name in &databases {
+        assert!(
+            !left.iter().any(|l| name.starts_with(l.as_str())),
+            "{left:?}"
+        );
+    }
+}
+
+#[test]
 fn a_no_transaction_up_is_watched_from_a_second_session() {
     let db = test_db();
     let (_d, migrations) = load(&[

@@ -33,6 +33,7 @@ pub use nontx::{
     NonTransactionalKind,
 };
 pub use split::{
-    split_statement_heads, split_statements, PsqlOnly, PsqlOnlyKind, Split, Statement, Unterminated,
+    for_each_statement_head, split_statement_heads, split_statements, PsqlOnly, PsqlOnlyKind,
+    Split, Statement, Unterminated,
 };
 pub use txcontrol::{classify_transaction_control, transaction_control, TransactionControlKind};

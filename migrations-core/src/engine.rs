@@ -85,12 +85,12 @@ pub(crate) async fn run<C: Conn>(
         events,
         pid,
         baseline: SessionBaseline::default(),
-        prepared: false,
+        record: Record::Prepare,
+        prepare_sent: false,
     };
     // A panic in a callback must not leave the lock held: catch it, unlock, then let it go on.
     let outcome = CatchUnwind(Box::pin(engine.locked(operation))).await;
-    let prepared = engine.prepared;
-    if prepared {
+    if engine.prepare_sent {
         // The unlock, and the statement the run prepared deallocated: the caller's session
         // keeps nothing of the run.
         let _ = conn.simple(&config.names.unlock_and_deallocate()).await;
@@ -728,9 +728,24 @@ struct Engine<'e, 'cb, C: Conn> {
     pid: i64,
     /// The caller's session settings, restored after each migration.
     baseline: SessionBaseline,
-    /// [`sql::RECORD_STATEMENT`] is prepared on the session: an up step's bookkeeping is its
-    /// `EXECUTE`.
-    prepared: bool,
+    /// How an up step's bookkeeping is sent.
+    record: Record,
+    /// A `PREPARE` of [`sql::RECORD_STATEMENT`] was sent (it may exist even if its batch
+    /// failed: a prepared statement outlives a rollback): deallocated at the end of the run.
+    prepare_sent: bool,
+}
+
+/// How a transactional up step sends its bookkeeping ([`StepSql::record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    /// `PREPARE` in the step's batch, after the script (where it takes the same locks as the
+    /// statement itself would), then `EXECUTE`: the first up step of the run.
+    Prepare,
+    /// `EXECUTE` of the statement an earlier step prepared: no parse, no plan.
+    Execute,
+    /// The statement as text: the name was taken on the caller's session, or the statement
+    /// was deallocated under the run (a script's `DEALLOCATE ALL`, a pooler's other session).
+    Text,
 }
 
 /// A step's script and its identity, ready to run.
@@ -787,20 +802,9 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         self.check_backend(&rows)?;
         let names = &self.config.names;
         ensure_history(self.conn, names).await?;
-        // The bookkeeping statement of an up step is prepared with the same round trip (a
-        // parse and a plan per run instead of per migration). Should the name be taken on the
-        // caller's session, the run goes on with the statement sent as text.
-        let with_prepare = format!("{SNAPSHOT_SESSION};\n{}", names.prepare_record());
-        let baseline = match self.conn.simple(&with_prepare).await {
-            Ok(rows) => {
-                self.prepared = true;
-                rows
-            }
-            Err(_) => {
-                self.query(SNAPSHOT_SESSION, "reading session settings")
-                    .await?
-            }
-        };
+        let baseline = self
+            .query(SNAPSHOT_SESSION, "reading session settings")
+            .await?;
         self.baseline = SessionBaseline::from_rows(&baseline);
         let mut history = read_history(self.conn, names, FORMAT_VERSION).await?;
         self.mark_dead_runners(&mut history).await?;
@@ -1109,22 +1113,42 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             batch.finish_with("RESET ALL;\n", &settings);
             batch
         };
-        let prepared = self.prepared.then(|| step.execute_record()).flatten();
-        let Some(execute) = prepared else {
+        let (Some(execute), mode) = (step.execute_record(), self.record) else {
             let batch = batch(&step.record(None));
             return self
                 .send_batch(&batch, std::slice::from_ref(job), None)
                 .await;
         };
+        let sent = match mode {
+            Record::Text => step.record(None),
+            Record::Execute => execute.clone(),
+            Record::Prepare => {
+                self.prepare_sent = true;
+                format!("{};\n{execute}", names.prepare_record())
+            }
+        };
         match self
-            .send_batch(&batch(&execute), std::slice::from_ref(job), None)
+            .send_batch(&batch(&sent), std::slice::from_ref(job), None)
             .await
         {
-            // The prepared statement is gone (a script's `DEALLOCATE ALL`, or another session
-            // behind a transaction pooler): the step was rolled back; it runs again with the
-            // statement as text, and so does the rest of the run.
-            Err(Error::Migration { source, .. }) if source.code_is("26000") => {
-                self.prepared = false;
+            Ok(duration) => {
+                if mode == Record::Prepare {
+                    self.record = Record::Execute;
+                }
+                Ok(duration)
+            }
+            // The name is taken on the caller's session (42P05), or the statement is gone
+            // (26000: a script's `DEALLOCATE ALL`, another session behind a transaction
+            // pooler): the step was rolled back whole; it runs again with the statement as
+            // text, and so does the rest of the run.
+            Err(Error::Migration { source, .. })
+                if mode != Record::Text && (source.code_is("26000") || source.code_is("42P05")) =>
+            {
+                self.record = Record::Text;
+                if source.code_is("42P05") {
+                    // The caller's own statement: not ours to deallocate.
+                    self.prepare_sent = false;
+                }
                 let batch = batch(&step.record(None));
                 self.send_batch(&batch, std::slice::from_ref(job), None)
                     .await

@@ -713,10 +713,14 @@ impl<'a> StepSql<'a> {
         )
     }
 
-    /// A transactional step, after its script and in its transaction: [`BOOKKEEPING_ON`],
-    /// then [`StepSql::record`].
+    /// A transactional step, after its script and in its transaction: [`BOOKKEEPING_ON`] (as
+    /// a `SET LOCAL`, which returns no row for `psql` to print in the offline script), then
+    /// [`StepSql::record`].
     pub(crate) fn commit(&self, execution_ms: Option<u128>) -> String {
-        format!("SELECT {BOOKKEEPING_ON};\n{}", self.record(execution_ms))
+        format!(
+            "SET LOCAL migrations.bookkeeping = on;\n{}",
+            self.record(execution_ms)
+        )
     }
 
     /// A transactional step's bookkeeping as one statement, to run after [`BOOKKEEPING_ON`]

@@ -212,3 +212,32 @@ behaviour!(
         );
     }
 );
+
+/// A caller whose session already has a statement named as the runner's: the run goes on with
+/// its bookkeeping as text, and the caller's statement is left as it was.
+#[test]
+fn a_callers_statement_of_the_same_name_is_left_alone() {
+    let db = test_db();
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a ();\n"),
+        ("2_b.up.sql", "CREATE TABLE b ();\n"),
+    ]);
+    let m = dir.load();
+    let mut client = db.connect();
+    client
+        .batch_execute("PREPARE migrations_record AS SELECT 'mine'")
+        .unwrap();
+    let report = Migrator::new(&m).run(&mut client).unwrap();
+    assert_eq!(report.ran.len(), 2);
+    let rows = client.simple_query("EXECUTE migrations_record").unwrap();
+    match &rows[1] {
+        postgres::SimpleQueryMessage::Row(r) => assert_eq!(r.get(0), Some("mine")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        Migrator::new(&m)
+            .run(&mut db.connect())
+            .unwrap()
+            .up_to_date_fast
+    );
+}

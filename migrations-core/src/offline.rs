@@ -172,7 +172,17 @@ pub fn offline_script_with(
         chosen.reverse();
     }
 
-    let mut out = String::new();
+    // Reserved up front: grown by doubling, the script of one 100 MB migration took twice
+    // its size (and a copy while growing) on top of the loaded file (issue 19).
+    let sql_bytes: usize = chosen
+        .iter()
+        .filter_map(|m| match range.direction {
+            Direction::Up => Some(m.up()),
+            Direction::Down => m.down(),
+        })
+        .map(|s| s.sql().len())
+        .sum();
+    let mut out = String::with_capacity(sql_bytes + chosen.len() * STEP_BYTES + 16 * 1024);
     out.push_str(&format!(
         "-- Offline migration script ({}, {} migrations), written by `migrations sql`.\n\
          -- Run it with: psql -X -f <this file> <database>\n\
@@ -220,7 +230,7 @@ pub fn offline_script_with(
         // history whichever ran it.
         let step = StepSql::new(names, m, script, range.direction).detail(OFFLINE_DETAIL);
         if script.no_transaction() {
-            out.push_str(&no_transaction_block(script, &step));
+            no_transaction_block(&mut out, script, &step);
         } else {
             out.push_str("BEGIN;\n");
             out.push_str(script.sql());
@@ -235,6 +245,10 @@ pub fn offline_script_with(
     out.push_str(&format!("{};\n", names.unlock()));
     Ok(out)
 }
+
+/// What the script holds per step besides the migration's SQL (its comment line, `BEGIN`,
+/// the bookkeeping statements, `COMMIT`), more than enough for most: the reservation above.
+const STEP_BYTES: usize = 2048;
 
 /// The lock guard, first in the script: take the runner's advisory lock without waiting, or
 /// stop psql with an error (SQLSTATE 55P03, `lock_not_available`) before anything is created.
@@ -277,15 +291,14 @@ fn lock_guard(names: &Names) -> String {
 /// A no-transaction script as psql runs it, each statement on its own (psql sends each
 /// statement as a query of its own, so none runs in an implicit transaction with another),
 /// between the step's start, progress and finish, as the runner writes them.
-fn no_transaction_block(script: &Script, step: &StepSql<'_>) -> String {
-    let statements: Vec<&str> = script.statements().collect();
-    let mut out = step.start(statements.len());
-    for (i, statement) in statements.iter().enumerate() {
+fn no_transaction_block(out: &mut String, script: &Script, step: &StepSql<'_>) {
+    let statements = script.statements();
+    out.push_str(&step.start(statements.len()));
+    for (i, statement) in statements.enumerate() {
         out.push_str(statement);
         out.push_str(";\n");
         out.push_str(&step.progress(i + 1));
     }
     out.push_str(&step.finish(None));
     out.push('\n');
-    out
 }

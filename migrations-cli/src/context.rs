@@ -31,7 +31,7 @@ impl<'a> Context<'a> {
         // Every message after this spells a version as its file does.
         crate::spelling::remember(&migrations);
         migrations
-            .with_placeholders(&self.placeholders())
+            .into_with_placeholders(&self.placeholders())
             .map_err(Error::Files)
     }
 

@@ -11,6 +11,7 @@ mod common;
 mod adopt_sqlx;
 mod bad_input;
 mod bad_input_db;
+mod big_files;
 mod cli;
 mod code_migrations;
 mod database;

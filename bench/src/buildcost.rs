@@ -262,7 +262,12 @@ fn rustc_of(build: &Build, rebuilt: &mut bool) -> Duration {
     }
 }
 
-pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
+/// `tools`: which of ours, sqlx, refinery, diesel to build (`--build-tools`); ours always.
+pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path, tools: &[String]) {
+    let kinds: Vec<Kind> = KINDS
+        .into_iter()
+        .filter(|k| *k == Kind::Ours || tools.iter().any(|t| t == k.name()))
+        .collect();
     let core = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations-core"))
         .canonicalize()
         .unwrap();
@@ -274,7 +279,7 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
     let mut members = Vec::new();
     for n in sizes {
         let (layouts, _) = sets::write_layouts(&all[..n], &workspace.join(format!("layouts-{n}")));
-        for kind in KINDS {
+        for &kind in &kinds {
             let name = format!("bc_{}_{n}", kind.name());
             let dir = workspace.join(&name);
             fs::create_dir_all(dir.join("src")).unwrap();
@@ -341,7 +346,7 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
     }
 
     let load_start = crate::loadavg();
-    let mut series: Vec<Vec<Series>> = KINDS
+    let mut series: Vec<Vec<Series>> = kinds
         .iter()
         .map(|_| {
             sizes
@@ -356,7 +361,7 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
     // Tools and sizes interleaved within each repetition, so drift in the machine's load
     // spreads over all of them.
     for rep in 0..reps {
-        for (k, kind) in KINDS.iter().copied().enumerate() {
+        for (k, kind) in kinds.iter().copied().enumerate() {
             for (i, n) in sizes.iter().copied().enumerate() {
                 let s = &mut series[k][i];
                 let name = format!("bc_{}_{n}", kind.name());
@@ -392,7 +397,7 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
             }
         }
     }
-    for (k, kind) in KINDS.iter().copied().enumerate() {
+    for (k, kind) in kinds.iter().copied().enumerate() {
         for (i, n) in sizes.iter().copied().enumerate() {
             let name = format!("bc_{}_{n}", kind.name());
             cargo.run(&["build", "--release", "-p", &name]);
@@ -409,7 +414,7 @@ pub fn run(out: &mut Out, count: usize, reps: usize, target: &Path) {
             series[k][i].stripped = fs::metadata(&stripped).unwrap().len();
         }
     }
-    report(out, &series, count, reps, &workspace, &load_start);
+    report(out, &kinds, &series, count, reps, &workspace, &load_start);
 }
 
 fn median(times: &[Duration]) -> f64 {
@@ -417,8 +422,8 @@ fn median(times: &[Duration]) -> f64 {
 }
 
 /// The fastest (smallest) peer's value, for the ratio columns.
-fn best_peer(series: &[Vec<Series>], f: impl Fn(&Series) -> f64) -> f64 {
-    KINDS
+fn best_peer(kinds: &[Kind], series: &[Vec<Series>], f: impl Fn(&Series) -> f64) -> f64 {
+    kinds
         .iter()
         .enumerate()
         .filter(|(_, k)| **k != Kind::Ours)
@@ -428,6 +433,7 @@ fn best_peer(series: &[Vec<Series>], f: impl Fn(&Series) -> f64) -> f64 {
 
 fn report(
     out: &mut Out,
+    kinds: &[Kind],
     series: &[Vec<Series>],
     count: usize,
     reps: usize,
@@ -456,8 +462,8 @@ fn report(
         "| tool | clean, 1: cargo | clean, {count}: cargo | clean, {count}: rustc CPU | vs fastest peer | rustc peak memory, 1 → {count} |"
     ));
     out.line("|---|---:|---:|---:|---:|---:|");
-    let best = best_peer(series, |s| median(&s.clean_rustc));
-    for (k, kind) in KINDS.iter().enumerate() {
+    let best = best_peer(kinds, series, |s| median(&s.clean_rustc));
+    for (k, kind) in kinds.iter().enumerate() {
         let (one, many) = (&series[k][0], &series[k][1]);
         let rss = |s: &Series| {
             let mut v = s.clean_rss.clone();
@@ -482,8 +488,8 @@ fn report(
         "| tool | edit, 1: cargo | edit, {count}: cargo | edit, {count}: rustc CPU | add one, 1: cargo | add one, {count}: cargo | add one, {count}: rustc CPU | add one: vs fastest peer (cargo) |"
     ));
     out.line("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let best = best_peer(series, |s| median(&s.add));
-    for (k, kind) in KINDS.iter().enumerate() {
+    let best = best_peer(kinds, series, |s| median(&s.add));
+    for (k, kind) in kinds.iter().enumerate() {
         let (one, many) = (&series[k][0], &series[k][1]);
         let note = if one.rebuilt && many.rebuilt {
             ""
@@ -510,8 +516,8 @@ fn report(
     ));
     out.line("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let added = |k: usize| series[k][1].stripped as f64 - series[k][0].stripped as f64;
-    let best = (1..KINDS.len()).map(added).fold(f64::INFINITY, f64::min);
-    for (k, kind) in KINDS.iter().enumerate() {
+    let best = (1..kinds.len()).map(added).fold(f64::INFINITY, f64::min);
+    for (k, kind) in kinds.iter().enumerate() {
         let (one, many) = (&series[k][0], &series[k][1]);
         out.line(format!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} |",

@@ -32,6 +32,8 @@ struct Args {
     build_runs: usize,
     /// Migrations embedded by the `build` section (`--build-count`, else `--count`).
     build_count: Option<usize>,
+    /// The peers' macros the `build` section builds beside ours (`--build-tools`).
+    build_tools: Vec<String>,
     fsync: Vec<bool>,
     count: usize,
     corpus: PathBuf,
@@ -51,6 +53,7 @@ fn parse_args() -> Args {
         warm_runs: 20,
         build_runs: 3,
         build_count: None,
+        build_tools: ["sqlx", "refinery", "diesel"].map(String::from).to_vec(),
         fsync: vec![false],
         count: 1000,
         corpus: manifest.join("../corpus/crates.io/migrations"),
@@ -73,6 +76,9 @@ fn parse_args() -> Args {
             "--build-runs" => args.build_runs = value().parse().unwrap(),
             "--count" => args.count = value().parse().unwrap(),
             "--build-count" => args.build_count = Some(value().parse().unwrap()),
+            "--build-tools" => {
+                args.build_tools = value().split(',').map(str::to_owned).collect()
+            }
             "--corpus" => args.corpus = value().into(),
             "--cli" => args.cli = Some(value().into()),
             "--sqlx-cli" => args.sqlx_cli = Some(value().into()),
@@ -91,7 +97,7 @@ fn parse_args() -> Args {
             "-h" | "--help" => {
                 println!(
                     "migrations-bench [--runs N] [--corpus-runs N] [--warm-runs N] [--count N]\n  \
-                     [--build-runs N] [--build-count N]\n  [--fsync off|on|both] [--only cold,warm,corpus,growth,memory,build,profile,floors] [--corpus DIR]\n  \
+                     [--build-runs N] [--build-count N] [--build-tools sqlx,refinery,diesel]\n  [--fsync off|on|both] [--only cold,warm,corpus,growth,memory,build,profile,floors] [--corpus DIR]\n  \
                      [--cli PATH-to-migrations] [--sqlx-cli PATH] [--diesel-cli PATH] [--refinery-cli PATH]\n  \
                      [--out FILE.md]\n\n\
                      The warm section runs the peers' CLIs as processes: absent ones (not given, not on PATH)\n\
@@ -181,6 +187,7 @@ fn main() {
             args.build_count.unwrap_or(args.count),
             args.build_runs,
             &target,
+            &args.build_tools,
         );
     }
     if let Some(path) = &args.out {

@@ -341,8 +341,15 @@ impl fmt::Display for Difference {
                         (Some((_, x)), Some((_, y))) if x == y => {}
                         (x, y) => {
                             let line = x.map(|(n, _)| n).unwrap_or(e.lines().count() + 1);
+                            // Both lines clipped from the same place: shortly before their
+                            // first differing character, so two long lines that differ late
+                            // (an index on a long expression) do not print as equal.
+                            let skip = match (x, y) {
+                                (Some((_, x)), Some((_, y))) => first_difference(x, y),
+                                _ => 0,
+                            };
                             let quote = |l: Option<(usize, &str)>| match l {
-                                Some((_, l)) => format!("{:?}", clip(l)),
+                                Some((_, l)) => format!("{:?}", clip_from(l, skip)),
                                 None => "(end)".to_owned(),
                             };
                             return write!(
@@ -387,14 +394,37 @@ fn shown(value: &Option<String>) -> String {
 }
 
 fn clip(text: &str) -> String {
-    const MAX: usize = 100;
-    if text.chars().count() <= MAX {
-        text.to_owned()
+    clip_from(text, 0)
+}
+
+/// How many characters to leave out at the start of two lines so that their first difference
+/// shows with some context: none when it falls within the first [`CLIP`] characters.
+fn first_difference(a: &str, b: &str) -> usize {
+    let same = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    if same < CLIP - CONTEXT {
+        0
     } else {
-        let mut clipped: String = text.chars().take(MAX).collect();
-        clipped.push('…');
-        clipped
+        same - CONTEXT
     }
+}
+
+/// The most characters of a line a diff shows.
+const CLIP: usize = 100;
+/// Characters shown before the first difference when the start is left out.
+const CONTEXT: usize = 30;
+
+/// `text` without its first `skip` characters (marked by `…`), clipped to [`CLIP`].
+fn clip_from(text: &str, skip: usize) -> String {
+    let mut clipped = String::new();
+    if skip > 0 {
+        clipped.push('…');
+    }
+    let mut rest = text.chars().skip(skip);
+    clipped.extend(rest.by_ref().take(CLIP));
+    if rest.next().is_some() {
+        clipped.push('…');
+    }
+    clipped
 }
 
 /// What changed from `expected` to `actual`, object by object, in identity order:
@@ -1101,6 +1131,36 @@ mod tests {
                 "function public.f(): definition differs at line 2: \"RETURNS int\" -> \"RETURNS bigint\"",
                 "index public.ix: unexpected",
             ]
+        );
+    }
+
+    #[test]
+    fn a_long_line_that_differs_late_shows_where() {
+        // An index on a long expression, as lemmy's history has: the first 100 characters
+        // are the same, so clipping both from the start would print two equal strings.
+        let head = format!(
+            "CREATE INDEX ix ON public.t USING btree ({}",
+            "x".repeat(100)
+        );
+        let mut a = Snapshot::new();
+        a.insert(
+            "index public.ix",
+            "definition",
+            &format!("{head}, published DESC)"),
+        );
+        let mut b = Snapshot::new();
+        b.insert(
+            "index public.ix",
+            "definition",
+            &format!("{head}, published)"),
+        );
+        let lines: Vec<String> = diff(&a, &b).iter().map(|d| d.to_string()).collect();
+        let tail = "x".repeat(CONTEXT - ", published".len());
+        assert_eq!(
+            lines,
+            [format!(
+                "index public.ix: definition differs at line 1: \"…{tail}, published DESC)\" -> \"…{tail}, published)\""
+            )]
         );
     }
 

@@ -156,9 +156,10 @@ impl<'a> Options<'a> {
     /// thread and server session (default: the machine's cores, at most 4). A part after the
     /// first starts from a fresh database where every migration before it is applied
     /// unchecked, and its tables are filled there, so each part is checked on the schema the
-    /// real chain gives it. Used by [`check`] when the range holds at least
-    /// `2 * MIN_PER_JOB` (40) migrations; [`check_with`] (one connection of yours) and
-    /// [`check_async`] run one part. 1 checks the whole range on one database.
+    /// real chain gives it. Used by [`check`] and [`check_async`] (the parts are futures
+    /// polled together) when the range holds at least `2 * MIN_PER_JOB` (40) migrations;
+    /// [`check_with`] (one connection of yours) runs one part. 1 checks the whole range on
+    /// one database.
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.settings.jobs = jobs.max(1);
         self

@@ -393,10 +393,6 @@ fn shown(value: &Option<String>) -> String {
     }
 }
 
-fn clip(text: &str) -> String {
-    clip_from(text, 0)
-}
-
 /// How many characters to leave out at the start of two lines so that their first difference
 /// shows with some context: none when it falls within the first [`CLIP`] characters.
 fn first_difference(a: &str, b: &str) -> usize {

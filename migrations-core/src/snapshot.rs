@@ -1142,13 +1142,13 @@ mod tests {
         a.insert(
             "index public.ix",
             "definition",
-            &format!("{head}, published DESC)"),
+            format!("{head}, published DESC)"),
         );
         let mut b = Snapshot::new();
         b.insert(
             "index public.ix",
             "definition",
-            &format!("{head}, published)"),
+            format!("{head}, published)"),
         );
         let lines: Vec<String> = diff(&a, &b).iter().map(|d| d.to_string()).collect();
         let tail = "x".repeat(CONTEXT - ", published".len());

@@ -153,7 +153,14 @@ fn execute(
         }));
         return Ok(());
     }
-    let report = run_live(ctx, command, &migrations, operation, &configure, &mut client)?;
+    let report = run_live(
+        ctx,
+        command,
+        &migrations,
+        operation,
+        &configure,
+        &mut client,
+    )?;
     repeatable_lines(ctx, &report);
     if report.ran.is_empty() {
         ctx.out.line(&nothing_to_do(operation));

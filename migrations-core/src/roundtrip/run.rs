@@ -344,11 +344,7 @@ pub(crate) fn run_parallel(
     let migrations: &Migrations = &resolved;
     let list: Vec<&Migration> = migrations.iter().collect();
     let (first, last) = range(&list, &options)?;
-    let jobs = options
-        .settings
-        .jobs
-        .min((last - first) / super::MIN_PER_JOB)
-        .max(1);
+    let jobs = part_count(&options, first, last);
     let connect_admin = || {
         connect(server).map_err(|e| Error::Connect {
             what: "the server".to_owned(),
@@ -374,11 +370,7 @@ pub(crate) fn run_parallel(
     let reports: Vec<Result<RoundTripReport, Error>> = std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for j in 0..jobs {
-            let mut settings = options.settings.clone();
-            if j > 0 {
-                settings.from = Some(list[bounds[j]].version());
-            }
-            settings.to = Some(list[bounds[j + 1] - 1].version());
+            let settings = part_settings(&options, &list, &bounds, j);
             let tx = tx.clone();
             let connect_admin = &connect_admin;
             let scratch_connect = &scratch_connect;
@@ -420,17 +412,7 @@ pub(crate) fn run_parallel(
                 Message::Checked(j, check) => held[j].push(*check),
                 Message::Done(j) => done[j] = true,
             }
-            while current < jobs {
-                if let Some(callback) = options.on_result.as_mut() {
-                    for check in held[current].drain(..) {
-                        callback(&check);
-                    }
-                }
-                if !done[current] {
-                    break;
-                }
-                current += 1;
-            }
+            release_in_order(&mut held, &mut current, |j| done[j], &mut options);
         }
         handles
             .into_iter()
@@ -460,11 +442,7 @@ pub(crate) async fn run_parallel_async(
     let migrations: &Migrations = &resolved;
     let list: Vec<&Migration> = migrations.iter().collect();
     let (first, last) = range(&list, &options)?;
-    let jobs = options
-        .settings
-        .jobs
-        .min((last - first) / super::MIN_PER_JOB)
-        .max(1);
+    let jobs = part_count(&options, first, last);
     let connect_admin = || async {
         let admin = crate::connect::connect_async(server)
             .await
@@ -485,11 +463,7 @@ pub(crate) async fn run_parallel_async(
     let held: Rc<RefCell<Vec<Vec<MigrationCheck>>>> = Rc::new(RefCell::new(vec![Vec::new(); jobs]));
     let mut parts = Vec::new();
     for j in 0..jobs {
-        let mut settings = options.settings.clone();
-        if j > 0 {
-            settings.from = Some(list[bounds[j]].version());
-        }
-        settings.to = Some(list[bounds[j + 1] - 1].version());
+        let settings = part_settings(&options, &list, &bounds, j);
         let held = held.clone();
         let part = Options {
             settings,
@@ -513,18 +487,12 @@ pub(crate) async fn run_parallel_async(
                 }
             }
         }
-        while current < jobs {
-            if let Some(callback) = options.on_result.as_mut() {
-                let checks: Vec<MigrationCheck> = held.borrow_mut()[current].drain(..).collect();
-                for check in &checks {
-                    callback(check);
-                }
-            }
-            if reports[current].is_none() {
-                break;
-            }
-            current += 1;
-        }
+        release_in_order(
+            &mut held.borrow_mut(),
+            &mut current,
+            |j| reports[j].is_some(),
+            &mut options,
+        );
         if reports.iter().all(Option::is_some) {
             Poll::Ready(())
         } else {
@@ -534,6 +502,57 @@ pub(crate) async fn run_parallel_async(
     .await;
     let reports = reports.into_iter().flatten().collect();
     merge(reports, &list, &bounds, started)
+}
+
+/// How many parts a check of migrations `first..last` is split into: the configured jobs,
+/// with at least `MIN_PER_JOB` migrations per part, and one at least.
+#[cfg(feature = "connect")]
+fn part_count(options: &Options<'_>, first: usize, last: usize) -> usize {
+    options
+        .settings
+        .jobs
+        .min((last - first) / super::MIN_PER_JOB)
+        .max(1)
+}
+
+/// The settings of part `j`: the check's own, limited to the part's migrations (the first
+/// part keeps the check's own start).
+#[cfg(feature = "connect")]
+fn part_settings(
+    options: &Options<'_>,
+    list: &[&Migration],
+    bounds: &[usize],
+    j: usize,
+) -> super::Settings {
+    let mut settings = options.settings.clone();
+    if j > 0 {
+        settings.from = Some(list[bounds[j]].version());
+    }
+    settings.to = Some(list[bounds[j + 1] - 1].version());
+    settings
+}
+
+/// Hands the held results of the parts to the caller's callback in order, from part
+/// `current` on: all of a part's results so far, then the next part's once this one is
+/// `done`.
+#[cfg(feature = "connect")]
+fn release_in_order(
+    held: &mut [Vec<MigrationCheck>],
+    current: &mut usize,
+    done: impl Fn(usize) -> bool,
+    options: &mut Options<'_>,
+) {
+    while *current < held.len() {
+        if let Some(callback) = options.on_result.as_mut() {
+            for check in held[*current].drain(..) {
+                callback(&check);
+            }
+        }
+        if !done(*current) {
+            break;
+        }
+        *current += 1;
+    }
 }
 
 /// The parts' reports as one check's: in order, a part after one that stopped listed as not

@@ -3,10 +3,8 @@
 //! (docs/cli.md, "Output formats"). Commands take either spelling.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use migrations_core::{Migration, Migrations};
-use migrations_format::Version;
+use migrations_core::Migrations;
 
 /// The file's spelling of each version of a migration set.
 #[derive(Debug, Clone, Default)]
@@ -17,7 +15,7 @@ impl Spellings {
         Spellings(
             migrations
                 .iter()
-                .filter_map(|m| Some((m.version(), file_spelling(m)?)))
+                .filter_map(|m| Some((m.version(), m.file_spelling()?)))
                 .collect(),
         )
     }
@@ -40,21 +38,6 @@ impl Spellings {
             None => version.to_string(),
         }
     }
-}
-
-/// The version as the migration's file name (or diesel's folder name) writes it, when its path
-/// says so and agrees with the version.
-fn file_spelling(m: &Migration) -> Option<String> {
-    let path = Path::new(m.up().path());
-    let file = path.file_name()?.to_str()?;
-    let stem = if file == "up.sql" {
-        path.parent()?.file_name()?.to_str()?
-    } else {
-        file
-    };
-    let spelling = stem.split('_').next()?;
-    let agrees = Version::parse(spelling).ok()?.value() == m.version();
-    agrees.then(|| spelling.to_owned())
 }
 
 /// The spellings of the set this process works on (one per run), for messages written far from

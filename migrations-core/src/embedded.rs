@@ -403,6 +403,24 @@ impl Migration {
         self.version
     }
 
+    /// The version as the up file's name (or diesel's folder name) writes it
+    /// (`2025-08-01-000015`, `0004`): the spelling people read in messages. `None` when the
+    /// path does not name this version (a code migration's, a file named otherwise).
+    pub fn file_spelling(&self) -> Option<String> {
+        let path = std::path::Path::new(self.up().path());
+        let file = path.file_name()?.to_str()?;
+        let stem = if file == "up.sql" {
+            path.parent()?.file_name()?.to_str()?
+        } else {
+            file
+        };
+        let spelling = stem.split('_').next()?;
+        // A path that names another version (a code migration's, a renamed file) is not
+        // this version's spelling.
+        let agrees = migrations_format::Version::parse(spelling).ok()?.value() == self.version();
+        agrees.then(|| spelling.to_owned())
+    }
+
     /// The version's digits as written, dashes dropped (`2019-02-26-002946` gives
     /// `20190226002946`). Ordering is decided on these, as diesel does for timestamps.
     pub fn version_digits(&self) -> &str {

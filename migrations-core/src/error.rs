@@ -322,21 +322,8 @@ impl Error {
 /// `0004`), the spelling people read in every message (docs/cli.md, "Output formats"); its
 /// digits when the path does not say (a down stored in the history, a file named otherwise).
 pub(crate) fn spelling(m: &crate::Migration) -> String {
-    let path = std::path::Path::new(m.up().path());
-    let from_path = || {
-        let file = path.file_name()?.to_str()?;
-        let stem = if file == "up.sql" {
-            path.parent()?.file_name()?.to_str()?
-        } else {
-            file
-        };
-        let spelling = stem.split('_').next()?;
-        // A path that names another version (a code migration's, a renamed file) is not
-        // this version's spelling.
-        let agrees = migrations_format::Version::parse(spelling).ok()?.value() == m.version();
-        agrees.then(|| spelling.to_owned())
-    };
-    from_path().unwrap_or_else(|| m.version_digits().to_owned())
+    m.file_spelling()
+        .unwrap_or_else(|| m.version_digits().to_owned())
 }
 
 /// A duration for messages: `1.5s`, `250ms`.

@@ -46,6 +46,53 @@ pub(crate) struct Config {
     pub phase: Phase,
     /// Revert migrations this binary lacks with the down script stored in the history.
     pub stored_downs: bool,
+    /// Where each transactional step (not grouped) puts the relation locks its session held
+    /// just before its `COMMIT` (the round trip's observed locks): read by one more statement
+    /// in the step's own batch, so that the round trip need not run each script once more in
+    /// a transaction it rolls back only to look at its locks.
+    pub observe_locks: Option<LockSink>,
+}
+
+/// See [`Config::observe_locks`].
+pub(crate) type LockSink = std::sync::Arc<std::sync::Mutex<Vec<HeldLocks>>>;
+
+/// The relation locks one transactional step held before its `COMMIT`.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldLocks {
+    pub version: i64,
+    pub direction: Direction,
+    /// `(relation oid, mode as pg_locks names it)`, granted, in the current database.
+    pub locks: Vec<(u32, String)>,
+    /// How long the step's batch took (the locks are held until its end).
+    pub held: Duration,
+}
+
+/// The statement that reads the step's own relation locks, before the bookkeeping and
+/// `COMMIT`, and the tag that starts each of its rows: random, so that rows a script's own
+/// `SELECT`s return are never taken for the probe's.
+fn lock_probe() -> (String, String) {
+    use std::hash::{BuildHasher, Hasher};
+    let nonce = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let tag = format!("migrations:held-lock:{nonce:016x}");
+    let sql = format!(
+        "SELECT '{tag}', l.relation::text, l.mode FROM pg_catalog.pg_locks l \
+         WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
+         AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d \
+                           WHERE d.datname = pg_catalog.current_database());\n"
+    );
+    (sql, tag)
+}
+
+/// The probe's rows among a batch's.
+fn held_locks(rows: &[Row], tag: &str) -> Vec<(u32, String)> {
+    rows.iter()
+        .filter_map(|row| match row.as_slice() {
+            [Some(t), Some(oid), Some(mode)] if t == tag => Some((oid.parse().ok()?, mode.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Config {
@@ -1105,19 +1152,21 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let settings = self.baseline.settings_calls();
         let names = self.config.names.clone();
         let step = job.step(&names);
+        let probe = self.config.observe_locks.as_ref().map(|_| lock_probe());
         let batch = |record: &str| {
             let mut batch = Batch::new(Markers::of(&names));
             batch.push("BEGIN;\n");
             batch.script(0, job.script, true, &timeouts, &tail);
+            if let Some((probe, _)) = &probe {
+                batch.push(probe);
+            }
             batch.push(record);
             batch.finish_with("RESET ALL;\n", &settings);
             batch
         };
         let (Some(execute), mode) = (step.execute_record(), self.record) else {
             let batch = batch(&step.record(None));
-            return self
-                .send_batch(&batch, std::slice::from_ref(job), None)
-                .await;
+            return self.send_step(&batch, job, probe.as_ref()).await;
         };
         let sent = match mode {
             Record::Text => step.record(None),
@@ -1127,10 +1176,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 format!("{};\n{execute}", names.prepare_record())
             }
         };
-        match self
-            .send_batch(&batch(&sent), std::slice::from_ref(job), None)
-            .await
-        {
+        match self.send_step(&batch(&sent), job, probe.as_ref()).await {
             Ok(duration) => {
                 if mode == Record::Prepare {
                     self.record = Record::Execute;
@@ -1150,11 +1196,34 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                     self.prepare_sent = false;
                 }
                 let batch = batch(&step.record(None));
-                self.send_batch(&batch, std::slice::from_ref(job), None)
-                    .await
+                self.send_step(&batch, job, probe.as_ref()).await
             }
             other => other,
         }
+    }
+
+    /// [`Engine::send_batch`] for one transactional step, keeping the locks it held when they
+    /// are observed ([`Config::observe_locks`]).
+    async fn send_step(
+        &mut self,
+        batch: &Batch,
+        job: &Job<'_>,
+        probe: Option<&(String, String)>,
+    ) -> Result<Duration, Error> {
+        let (held, rows) = self
+            .send_batch_rows(batch, std::slice::from_ref(job), None)
+            .await?;
+        if let (Some(sink), Some((_, tag))) = (&self.config.observe_locks, probe) {
+            // A poisoned lock only means a panic elsewhere; the list inside is still valid.
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            sink.push(HeldLocks {
+                version: job.migration.version(),
+                direction: job.direction,
+                locks: held_locks(&rows, tag),
+                held,
+            });
+        }
+        Ok(held)
     }
 
     /// A Rust-code migration (`crate::code`). Transactional: `BEGIN` and the timeouts, the
@@ -1266,6 +1335,16 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         jobs: &[Job<'_>],
         note: Option<String>,
     ) -> Result<Duration, Error> {
+        Ok(self.send_batch_rows(batch, jobs, note).await?.0)
+    }
+
+    /// [`Engine::send_batch`], with the rows the batch returned.
+    async fn send_batch_rows(
+        &mut self,
+        batch: &Batch,
+        jobs: &[Job<'_>],
+        note: Option<String>,
+    ) -> Result<(Duration, Vec<Row>), Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -1273,7 +1352,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             match self.conn.simple(&batch.text).await {
                 Ok(rows) => {
                     self.check_backend(&rows)?;
-                    return Ok(started.elapsed());
+                    return Ok((started.elapsed(), rows));
                 }
                 Err(source) => {
                     let _ = self.conn.simple("ROLLBACK").await;

@@ -90,6 +90,7 @@ impl<'a> Migrator<'a> {
                 phase: Phase::Pre,
                 stored_downs: false,
                 allow_data_loss: false,
+                observe_locks: None,
             },
             events: None,
             in_flight: None,
@@ -150,6 +151,14 @@ impl<'a> Migrator<'a> {
     /// reason, and nothing runs). The CLI's `--allow-data-loss`.
     pub fn allow_data_loss(mut self, allow: bool) -> Self {
         self.config.allow_data_loss = allow;
+        self
+    }
+
+    /// Each transactional step (run one by one, not grouped) adds the relation locks its
+    /// session held just before `COMMIT` to `sink` (the round trip's observed locks).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn observe_locks(mut self, sink: engine::LockSink) -> Self {
+        self.config.observe_locks = Some(sink);
         self
     }
 

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use crate::db::{Conn, DbError};
+use crate::snapshot::Snapshot;
 use crate::sql::{quote_ident, quote_literal, Names};
 
 /// A table that could not be filled before a migration, and why.
@@ -70,6 +71,8 @@ impl fmt::Display for DataChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Column {
     name: String,
+    /// The name as `quote_ident` writes it (as snapshots name the column).
+    quoted: String,
     /// `format_type` of the column (typmod included).
     ty: String,
     not_null: bool,
@@ -170,7 +173,7 @@ fn catalog_sql(names: &Names) -> String {
                              false))::text, \
                 pg_catalog.format_type(bt.oid, NULL), bt.typcategory::text, bt.typname::text, \
                 pg_catalog.format_type(et.oid, NULL), et.typcategory::text, et.typname::text, \
-                a.attnum \
+                a.attnum, quote_ident(a.attname) \
          FROM rels r \
          JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 \
               AND NOT a.attisdropped \
@@ -194,7 +197,7 @@ fn catalog_sql(names: &Names) -> String {
                      FROM unnest(k.confkey) WITH ORDINALITY u(n, i) \
                      JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid \
                           AND a.attnum = u.n) END, \
-                NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0 \
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL \
          FROM rels r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid \
          WHERE k.contype IN ('p', 'f') AND k.conparentid = 0 \
          ORDER BY 1, 3, 16",
@@ -242,6 +245,7 @@ impl Catalog {
                     });
                     table.columns.push(Column {
                         name: text(row, 5),
+                        quoted: text(row, 16),
                         ty: text(row, 6),
                         not_null: text(row, 7) == "true",
                         automatic: text(row, 8) == "true",
@@ -276,6 +280,30 @@ impl Catalog {
         let mut tables: Vec<Table> = tables.into_values().collect();
         tables.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Catalog { tables })
+    }
+
+    /// The tables and columns of this catalog (read before an up) that the up left in place:
+    /// a table still there by name, and in it the columns there by name with the same type,
+    /// as the schema snapshots taken before (`before`) and after the up (`after`) say. Reading
+    /// the rows after the up through it spares a second catalog query per migration.
+    pub(crate) fn surviving(&self, before: &Snapshot, after: &Snapshot) -> Catalog {
+        let tables = self
+            .tables
+            .iter()
+            .filter(|t| after.contains(&format!("table {}", t.name)))
+            .map(|t| {
+                let same_type = |c: &&Column| {
+                    let key = format!("column {}.{}", t.name, c.quoted);
+                    let ty = |s: &Snapshot| s.get(&key).and_then(|a| a.get("type")).cloned();
+                    ty(before).is_some() && ty(before) == ty(after)
+                };
+                Table {
+                    columns: t.columns.iter().filter(same_type).cloned().collect(),
+                    ..t.clone()
+                }
+            })
+            .collect();
+        Catalog { tables }
     }
 
     /// `TRUNCATE` of every table (empty when there is none).
@@ -844,52 +872,44 @@ pub(crate) fn parse_lock_mode(text: &str) -> Option<usize> {
     })
 }
 
-/// Runs `sql` (a transactional up) in a transaction that is rolled back, and reads the table
-/// locks its own backend holds just before the end: ground truth from the server. Returns the
-/// strongest mode per table of `before`, and the transaction's duration.
-pub(crate) async fn observe_locks<C: Conn>(
-    conn: &mut C,
-    sql: &str,
+/// The strongest mode seen on each table of `before` (by oid), with how long it was held;
+/// `seen` is `(relation oid, index in [`LOCK_MODES`], held)`. Tables created by the step
+/// itself are not in `before`, so they are left out.
+pub(crate) fn strongest_locks(
+    seen: impl IntoIterator<Item = (u32, usize, std::time::Duration)>,
     before: &BTreeMap<u32, String>,
-    session: &str,
-) -> Result<Vec<ObservedLock>, DbError> {
-    let started = std::time::Instant::now();
-    let probe = format!(
-        "BEGIN;\n{session}{sql}\n;SELECT relation::text, mode FROM pg_catalog.pg_locks \
-         WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted \
-         AND database = (SELECT oid FROM pg_catalog.pg_database \
-                         WHERE datname = current_database());\nROLLBACK;"
-    );
-    let result = conn.simple(&probe).await;
-    let held = started.elapsed();
-    let rows = match result {
-        Ok(rows) => rows,
-        Err(e) => {
-            // The up failed inside the probe: leave the aborted transaction.
-            let _ = conn.simple("ROLLBACK").await;
-            return Err(e);
-        }
-    };
-    let mut strongest: BTreeMap<&str, usize> = BTreeMap::new();
-    for row in &rows {
-        let oid: u32 = text(row, 0).parse().unwrap_or(0);
+) -> Vec<ObservedLock> {
+    let mut strongest: BTreeMap<&str, (usize, std::time::Duration)> = BTreeMap::new();
+    for (oid, mode, held) in seen {
         let Some(table) = before.get(&oid) else {
             continue;
         };
-        let Some(mode) = LOCK_MODES.iter().position(|m| *m == text(row, 1)) else {
-            continue;
-        };
-        let slot = strongest.entry(table.as_str()).or_insert(mode);
-        *slot = (*slot).max(mode);
+        let slot = strongest.entry(table.as_str()).or_insert((mode, held));
+        if mode > slot.0 {
+            *slot = (mode, held);
+        }
     }
-    Ok(strongest
+    strongest
         .into_iter()
-        .map(|(table, mode)| ObservedLock {
+        .map(|(table, (mode, held))| ObservedLock {
             table: table.to_owned(),
             mode: LOCK_MODES[mode].to_owned(),
             held,
         })
-        .collect())
+        .collect()
+}
+
+/// The locks a transactional step held just before its `COMMIT` (read by the engine in the
+/// step's own batch: ground truth from the server), on the tables of `before`.
+pub(crate) fn step_locks(
+    step: &crate::engine::HeldLocks,
+    before: &BTreeMap<u32, String>,
+) -> Vec<ObservedLock> {
+    let seen = step.locks.iter().filter_map(|(oid, mode)| {
+        let mode = LOCK_MODES.iter().position(|m| m == mode)?;
+        Some((*oid, mode, step.held))
+    });
+    strongest_locks(seen, before)
 }
 
 #[cfg(test)]

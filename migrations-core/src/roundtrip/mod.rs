@@ -247,7 +247,7 @@ impl<'a> Options<'a> {
     }
 
     /// The value of the `${name}` placeholder, over the set's `[placeholders]` (as
-    /// [`Migrator::placeholder`]): the round trip and its lock probe run the substituted SQL.
+    /// [`Migrator::placeholder`]): the round trip runs the substituted SQL.
     /// A set already resolved ([`Migrations::with_placeholders`]) is run as it is.
     pub fn placeholder(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Self {
         if let Ok(values) = &mut self.settings.placeholders {
@@ -329,20 +329,6 @@ impl<'a> Options<'a> {
         migrator
             .allow_data_loss(true)
             .phase(crate::plan::Phase::All)
-    }
-
-    /// What the lock probe's transaction sets first, as the engine's step would.
-    fn session_sql(&self) -> String {
-        let mut sql = String::new();
-        if let Some(path) = &self.settings.search_path {
-            sql.push_str(&format!("SET LOCAL search_path TO {path};\n"));
-        }
-        let timeout = self.settings.lock_timeout.unwrap_or(Duration::from_secs(5));
-        sql.push_str(&format!(
-            "SET LOCAL lock_timeout = '{}ms';\n",
-            timeout.as_millis().max(1)
-        ));
-        sql
     }
 }
 

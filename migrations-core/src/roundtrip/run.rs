@@ -15,7 +15,7 @@ use super::{
 };
 use crate::db::{Conn, DbError};
 use crate::embedded::{Migration, Migrations};
-use crate::plan::{DownTarget, Operation};
+use crate::plan::{Direction, DownTarget, Operation};
 use crate::snapshot::{self, Snapshot};
 use crate::sql::{quote_ident, Names};
 
@@ -103,25 +103,10 @@ impl LockWatch {
     fn finish(self, before: &std::collections::BTreeMap<u32, String>) -> Vec<super::ObservedLock> {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let seen = self.thread.join().unwrap_or_default();
-        let mut strongest: std::collections::BTreeMap<&str, (usize, Duration)> = Default::default();
-        for (oid, mode, first, last) in seen {
-            let Some(table) = before.get(&oid) else {
-                continue;
-            };
-            let held = last.duration_since(first);
-            let slot = strongest.entry(table.as_str()).or_insert((mode, held));
-            if mode > slot.0 {
-                *slot = (mode, held);
-            }
-        }
-        strongest
+        let seen = seen
             .into_iter()
-            .map(|(table, (mode, held))| super::ObservedLock {
-                table: table.to_owned(),
-                mode: data::LOCK_MODES[mode].to_owned(),
-                held,
-            })
-            .collect()
+            .map(|(oid, mode, first, last)| (oid, mode, last.duration_since(first)));
+        data::strongest_locks(seen, before)
     }
 }
 
@@ -658,8 +643,8 @@ fn create_drop_count(sql: &str) -> (u64, u64) {
     counts
 }
 
-/// The set with its placeholders substituted, as the engine runs it (the lock probe sends
-/// the same text).
+/// The set with its placeholders substituted once, as the engine runs it (each step's migrator
+/// would resolve the whole set again).
 fn resolve<'m>(
     migrations: &'m Migrations,
     options: &Options<'_>,
@@ -808,7 +793,7 @@ async fn check_one<S: Server>(
 ) -> Result<Checked, Error> {
     let started = Instant::now();
     let version = migration.version();
-    let mut migrator = options.migrator(migrations);
+    let migrator = options.migrator(migrations);
     let names = &options.names(migrations);
     let up = Operation::Up { to: Some(version) };
     let mut check = MigrationCheck {
@@ -850,15 +835,19 @@ async fn check_one<S: Server>(
             data
         };
         before_catalog = Some(catalog);
-        if !migration.up().no_transaction() {
-            let session = options.session_sql();
-            let oids = data.oids();
-            let sql = migration.up().sql();
-            let observed = data::observe_locks(&mut scratch.conn()?, sql, &oids, &session).await;
-            // An up that fails here fails for real just below, where it is reported.
-            check.locks = observed.unwrap_or_default();
-        }
         Some(data)
+    };
+    // The locks each transactional step holds before its COMMIT, read in the step's own batch.
+    let held: crate::engine::LockSink = Default::default();
+    let mut migrator = migrator.observe_locks(held.clone());
+    let held_by = |direction: Direction, before: &data::Data| {
+        let steps = held.lock().unwrap_or_else(|e| e.into_inner());
+        steps
+            .iter()
+            .rev()
+            .find(|s| s.version == version && s.direction == direction)
+            .map(|step| data::step_locks(step, &before.oids()))
+            .unwrap_or_default()
     };
 
     let s0 = match previous {
@@ -874,6 +863,8 @@ async fn check_one<S: Server>(
     let applied = scratch.execute(&mut migrator, &up).await?;
     if let (Some(watch), Some(data)) = (watch, &before) {
         check.locks = watch.finish(&data.oids());
+    } else if let (Ok(_), Some(data)) = (&applied, &before) {
+        check.locks = held_by(Direction::Up, data);
     }
     if let Some(max) = max_lock {
         if !lint_ignores(migration.up().sql(), super::MAX_LOCK_RULE) {
@@ -900,30 +891,22 @@ async fn check_one<S: Server>(
         check.fails_with_rows = Some(error);
         before = None;
     }
-    if let Some(before) = &before {
-        let after_up = scratch.read_data(names).await?;
+    let s1 = scratch.snapshot(names).await?;
+    if let (Some(before), Some(catalog)) = (&before, &before_catalog) {
+        // The columns the up kept, by name and type, read with the catalog of before the up.
+        let after_up = scratch.data(&catalog.surviving(&s0, &s1)).await?;
         check.lossy_up = data::compare(before, &after_up, true);
     }
-    let s1 = scratch.snapshot(names).await?;
     let Some(down_script) = migration.down() else {
         return Ok(done(check, Outcome::NoDown, false, Some(s1)));
     };
-    if let Some(before) = &before {
-        if !down_script.no_transaction() {
-            // The down's locks on the tables that were there before the up (rolled back).
-            let session = options.session_sql();
-            let observed = data::observe_locks(
-                &mut scratch.conn()?,
-                down_script.sql(),
-                &before.oids(),
-                &session,
-            )
-            .await;
-            check.down_locks = observed.unwrap_or_default();
-        }
-    }
     let down = Operation::Down(DownTarget::Count(1));
-    if let Err(e) = scratch.execute(&mut migrator, &down).await? {
+    let reverted = scratch.execute(&mut migrator, &down).await?;
+    if let (Ok(_), Some(before)) = (&reverted, &before) {
+        // The down's locks on the tables that were there before the up.
+        check.down_locks = held_by(Direction::Down, before);
+    }
+    if let Err(e) = reverted {
         let error = scratch.finding(migration, e)?;
         // A transactional down was rolled back: the database is still at S1.
         let partial = down_script.no_transaction();
@@ -1131,12 +1114,6 @@ impl<S: Server> Scratch<S> {
         }
         let result = self.conn()?.simple(&sql).await;
         result.map(drop).map_err(|e| self.data_error(e))
-    }
-
-    /// The rows of every table there is now.
-    async fn read_data(&mut self, names: &Names) -> Result<data::Data, Error> {
-        let catalog = self.catalog(names).await?;
-        self.data(&catalog).await
     }
 
     async fn fill(

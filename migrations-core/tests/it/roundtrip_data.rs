@@ -258,6 +258,54 @@ fn a_lossy_up_is_a_warning_naming_the_column() {
         .contains("\n  warning: up changes data: public.users.email: 2 of 3 rows differ"));
 }
 
+/// The locks are read in the real up's and down's own transactions, and the rows after the up
+/// through the catalog read before it: columns whose names are quoted (a keyword, capitals)
+/// are still compared, and a script's own rows shaped like the lock probe's are not locks.
+#[test]
+fn locks_and_lossy_ups_are_read_from_the_steps_that_really_ran() {
+    let db = test_db();
+    let (_d, migrations) = load(&[
+        (
+            "1_orders.up.sql",
+            "CREATE TABLE \"Orders\" (id int PRIMARY KEY, \"user\" text NOT NULL, \"Total\" int);\n",
+        ),
+        ("1_orders.down.sql", "DROP TABLE \"Orders\";\n"),
+        (
+            "2_trim.up.sql",
+            "UPDATE \"Orders\" SET \"user\" = left(\"user\", 1), \"Total\" = 7;\n\
+             SELECT 'migrations:held-lock', '\"Orders\"'::regclass::oid::text, 'AccessExclusiveLock';\n",
+        ),
+        ("2_trim.down.sql", "LOCK TABLE \"Orders\" IN SHARE MODE;\n"),
+    ]);
+    let report = roundtrip::check(db.admin_url(), &migrations, Options::new()).unwrap();
+    let trim = &report.migrations[1];
+    let lossy: Vec<String> = trim.lossy_up.iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        lossy,
+        [
+            "public.\"Orders\".user: 3 of 3 rows differ, e.g. id='1': user 'v1' -> 'v'",
+            "public.\"Orders\".Total: 3 of 3 rows differ, e.g. id='1': Total '1' -> '7'",
+        ],
+        "{report}"
+    );
+    let modes = |locks: &[roundtrip::ObservedLock]| -> Vec<String> {
+        locks
+            .iter()
+            .map(|l| format!("{} {}", l.mode_name(), l.table))
+            .collect()
+    };
+    assert_eq!(
+        modes(&trim.locks),
+        ["ROW EXCLUSIVE public.\"Orders\""],
+        "{report}"
+    );
+    assert_eq!(
+        modes(&trim.down_locks),
+        ["SHARE public.\"Orders\""],
+        "{report}"
+    );
+}
+
 #[test]
 fn observed_locks_name_the_strongest_mode_per_existing_table() {
     let db = test_db();

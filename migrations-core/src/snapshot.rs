@@ -437,55 +437,76 @@ fn clip_from(text: &str, skip: usize) -> String {
 /// (dropped and added again at the end, say) is a [`Change::ColumnOrder`].
 pub fn diff(expected: &Snapshot, actual: &Snapshot) -> Vec<Difference> {
     let mut out = Vec::new();
-    let mut keys: Vec<&String> = expected
-        .objects
-        .keys()
-        .chain(actual.objects.keys())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        match (expected.objects.get(key), actual.objects.get(key)) {
-            (Some(_), None) => out.push(Difference {
-                object: key.clone(),
-                change: Change::Missing,
-            }),
-            (None, Some(_)) => out.push(Difference {
-                object: key.clone(),
-                change: Change::Unexpected,
-            }),
-            (Some(e), Some(a)) => {
-                let mut names: Vec<&String> = e.keys().chain(a.keys()).collect();
-                names.sort();
-                names.dedup();
-                for name in names {
-                    let (ev, av) = (e.get(name), a.get(name));
-                    if ev == av || same_text(ev, av) {
-                        continue;
-                    }
-                    if name == COLUMNS {
-                        if let Some(change) = column_order(ev, av) {
-                            out.push(Difference {
-                                object: key.clone(),
-                                change,
-                            });
-                        }
-                        continue;
-                    }
-                    out.push(Difference {
-                        object: key.clone(),
-                        change: Change::Attribute {
-                            name: name.clone(),
-                            expected: ev.cloned(),
-                            actual: av.cloned(),
-                        },
-                    });
+    // Both maps are sorted by identity: one pass over the two, side by side (the round trip
+    // compares two snapshots of thousands of objects twice per migration).
+    let mut e = expected.objects.iter().peekable();
+    let mut a = actual.objects.iter().peekable();
+    loop {
+        let order = match (e.peek(), a.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((ek, _)), Some((ak, _))) => ek.cmp(ak),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let (key, _) = e.next().expect("peeked");
+                out.push(Difference {
+                    object: key.clone(),
+                    change: Change::Missing,
+                });
+            }
+            std::cmp::Ordering::Greater => {
+                let (key, _) = a.next().expect("peeked");
+                out.push(Difference {
+                    object: key.clone(),
+                    change: Change::Unexpected,
+                });
+            }
+            std::cmp::Ordering::Equal => {
+                let ((key, ea), (_, aa)) = (e.next().expect("peeked"), a.next().expect("peeked"));
+                if ea != aa {
+                    attribute_differences(key, ea, aa, &mut out);
                 }
             }
-            (None, None) => {}
         }
     }
     out
+}
+
+/// The attributes of one object that differ between its two versions, in name order.
+fn attribute_differences(
+    key: &str,
+    expected: &Attributes,
+    actual: &Attributes,
+    out: &mut Vec<Difference>,
+) {
+    let mut names: Vec<&String> = expected.keys().chain(actual.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let (ev, av) = (expected.get(name), actual.get(name));
+        if ev == av || same_text(ev, av) {
+            continue;
+        }
+        if name == COLUMNS {
+            if let Some(change) = column_order(ev, av) {
+                out.push(Difference {
+                    object: key.to_owned(),
+                    change,
+                });
+            }
+            continue;
+        }
+        out.push(Difference {
+            object: key.to_owned(),
+            change: Change::Attribute {
+                name: name.clone(),
+                expected: ev.cloned(),
+                actual: av.cloned(),
+            },
+        });
+    }
 }
 
 /// The relative order of the columns both lists hold, when it differs.
@@ -569,14 +590,28 @@ pub(crate) async fn read_prepared<C: Conn>(
 
 fn from_rows(rows: Vec<crate::db::Row>) -> Snapshot {
     let mut snapshot = Snapshot::new();
+    // An object's rows come one after the other (each section lists an object's attributes
+    // together): gathered, then inserted once, not looked up in the map row by row.
+    let mut current: Option<(String, Attributes)> = None;
     for row in rows {
         // The first statement (set_config) returns a row of one column; skip it.
         let [key, attribute, value] = <[Option<String>; 3]>::try_from(row).unwrap_or_default();
         let Some(key) = key else { continue };
-        match (attribute, value) {
-            (Some(attribute), Some(value)) => snapshot.insert(key, attribute, value),
-            _ => snapshot.insert_object(key),
+        let attributes = match &mut current {
+            Some((k, attributes)) if *k == key => attributes,
+            _ => {
+                if let Some((k, attributes)) = current.take() {
+                    snapshot.objects.entry(k).or_default().extend(attributes);
+                }
+                &mut current.insert((key, Attributes::new())).1
+            }
+        };
+        if let (Some(attribute), Some(value)) = (attribute, value) {
+            attributes.insert(attribute, value);
         }
+    }
+    if let Some((k, attributes)) = current {
+        snapshot.objects.entry(k).or_default().extend(attributes);
     }
     snapshot
 }

@@ -2,13 +2,56 @@
 //! configured `Migrator`, and the output.
 
 use migrations_core::connect::{connect, ConnectOptions};
-use migrations_core::{Migrations, Migrator, Names};
-use migrations_format::cache::{cache_file_for, CacheOptions};
+use migrations_core::{Migrations, Migrator, Names, Phase};
+use migrations_format::cache::{cache_file_for, CacheOptions, DirStamp, WarmRecord};
 use migrations_format::{load_dir_with, Directory, LoadOptions, Settings, Version, SETTINGS_FILE};
 
 use crate::cli::Global;
 use crate::exit::Error;
 use crate::output::Output;
+
+/// What the warm start of a plain `up` found ([`Context::warm_start`]).
+pub enum WarmStart {
+    /// The database has every migration: nothing to do.
+    UpToDate,
+    /// The check could not prove it (something pending, drift, no history yet): load the set
+    /// and run, on this connection (the check was its only query).
+    Unproven(Box<postgres::Client>),
+    /// No check was made (a placeholder without a value): the full load reports it.
+    NotChecked,
+}
+
+/// The directory as listed by a warm start, and the record of the last load if it describes
+/// this listing.
+struct WarmLook {
+    listing: DirStamp,
+    record: Option<WarmRecord>,
+    file: std::path::PathBuf,
+}
+
+/// Records what the warm check needs of `heads`, loaded after `look` was listed, for the next
+/// start: nothing when the listing was not settled or the check needs more than the digest
+/// (repeatable migrations).
+fn record_warm_start(look: &WarmLook, heads: &Migrations) {
+    if !look.listing.is_settled() {
+        return;
+    }
+    let mut current = Vec::new();
+    for phase in [Phase::Pre, Phase::Post, Phase::All] {
+        let Some(digests) = Migrator::new(heads).phase(phase).current_digests() else {
+            return;
+        };
+        current.push((phase.as_str().to_owned(), digests));
+    }
+    let defaults = heads.run_defaults();
+    let record = WarmRecord {
+        dir: look.listing,
+        schema: defaults.schema.as_deref().map(str::to_owned),
+        table: defaults.table.as_deref().map(str::to_owned),
+        current,
+    };
+    record.write(&look.file);
+}
 
 pub struct Context<'a> {
     pub global: &'a Global,
@@ -45,30 +88,28 @@ impl<'a> Context<'a> {
     }
 
     /// The migrations' heads only: checksums, directives, names, no SQL text (every script is
-    /// empty), a file the checksum cache vouches for not even read. For what compares
-    /// checksums and nothing else: the warm start of `up`, `status`, `current`, `history`,
-    /// `wait`. Never run or print its scripts. Checked like the full load, but for the values
-    /// of its placeholders: `None` when a file uses one that has no value, so that the full
-    /// load reports it (with its file and line) before anything runs.
-    pub fn migrations_heads(&self) -> Result<Option<Migrations>, Error> {
+    /// empty), a file the checksum cache vouches for not even read, and whether any file uses
+    /// a placeholder. For what compares checksums and nothing else: the warm start of `up`.
+    /// Never run or print its scripts. Checked like the full load, but for the values of its
+    /// placeholders: `None` when a file uses one that has no value, so that the full load
+    /// reports it (with its file and line) before anything runs.
+    fn heads_and_placeholders(&self) -> Result<Option<(Migrations, bool)>, Error> {
         let directory = self.heads()?;
-        let uses_placeholders = directory
-            .migrations
-            .iter()
-            .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
-            .chain(directory.repeatables.iter().map(|r| &r.file))
-            .any(|f| !f.placeholders.is_empty());
+        let files = || {
+            directory
+                .migrations
+                .iter()
+                .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+                .chain(directory.repeatables.iter().map(|r| &r.file))
+        };
+        let uses_placeholders = files().any(|f| !f.placeholders.is_empty());
         if uses_placeholders {
             let given = directory
                 .settings
                 .placeholder_values()
                 .unwrap_or_default()
                 .overridden_by(&self.placeholders());
-            let unset = directory
-                .migrations
-                .iter()
-                .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
-                .chain(directory.repeatables.iter().map(|r| &r.file))
+            let unset = files()
                 .flat_map(|f| &f.placeholders)
                 .any(|name| given.get(name).is_none());
             if unset {
@@ -77,10 +118,69 @@ impl<'a> Context<'a> {
         }
         let migrations = Migrations::from(directory);
         crate::spelling::remember(&migrations);
-        Ok(Some(migrations))
+        Ok(Some((migrations, uses_placeholders)))
     }
 
-    /// The migrations' heads ([`Context::migrations_heads`]) whatever the placeholders: for
+    /// The warm start of a plain `up` of `phase` (docs/cache.md): the one-query warm check,
+    /// the first query of the session, before any SQL text is read. When the directory is as
+    /// the warm record of the last load describes it (same names, same file stamps), it is
+    /// neither loaded nor parsed: the record holds the digests to compare with. Otherwise the
+    /// heads are loaded (through the checksum cache), and the record made for the next start.
+    pub fn warm_start(&self, phase: Phase) -> Result<WarmStart, Error> {
+        let look = self.warm_look();
+        if let Some(WarmLook {
+            record: Some(record),
+            ..
+        }) = &look
+        {
+            if let Some(digests) = record.current_for(phase.as_str()) {
+                log::debug!("warm start: the directory is as its warm record describes");
+                let names = self.names_over(record.schema.as_deref(), record.table.as_deref());
+                let mut client = self.connect()?;
+                return Ok(
+                    if Migrator::is_digest_current(&mut client, &names, digests) {
+                        WarmStart::UpToDate
+                    } else {
+                        WarmStart::Unproven(Box::new(client))
+                    },
+                );
+            }
+        }
+        let Some((heads, uses_placeholders)) = self.heads_and_placeholders()? else {
+            return Ok(WarmStart::NotChecked);
+        };
+        if let Some(look) = look.filter(|_| !uses_placeholders) {
+            record_warm_start(&look, &heads);
+        }
+        let mut client = self.connect()?;
+        Ok(
+            if self
+                .migrator(&heads)
+                .phase(phase)
+                .is_up_to_date(&mut client)
+            {
+                WarmStart::UpToDate
+            } else {
+                WarmStart::Unproven(Box::new(client))
+            },
+        )
+    }
+
+    /// The directory listed now, and its warm record when the record is of this very listing.
+    /// `None` without a cache, or for a directory no record describes (symbolic links, ...).
+    fn warm_look(&self) -> Option<WarmLook> {
+        let cache = self.cache()?;
+        let listing = DirStamp::of(&self.global.dir, cache.now)?;
+        let file = WarmRecord::file_for(&cache.file);
+        let record = WarmRecord::read(&file).filter(|r| r.dir.same_as(&listing));
+        Some(WarmLook {
+            listing,
+            record,
+            file,
+        })
+    }
+
+    /// The migrations' heads ([`Context::heads_and_placeholders`]) whatever the placeholders: for
     /// the commands that only compare checksums with the history (`status`, `current`,
     /// `history`, `wait`), which need no values.
     pub fn migrations_compared(&self) -> Result<Migrations, Error> {
@@ -210,11 +310,16 @@ impl<'a> Context<'a> {
     /// Where the history lives: flags, else the directory's `[run]` settings, else defaults.
     pub fn names(&self, migrations: &Migrations) -> Names {
         let defaults = migrations.run_defaults();
+        self.names_over(defaults.schema.as_deref(), defaults.table.as_deref())
+    }
+
+    /// The flags over the `[run]` settings `schema` and `table`, over the defaults.
+    fn names_over(&self, schema: Option<&str>, table: Option<&str>) -> Names {
         let mut names = Names::default();
-        if let Some(schema) = self.global.schema.as_deref().or(defaults.schema.as_deref()) {
+        if let Some(schema) = self.global.schema.as_deref().or(schema) {
             names.schema = schema.to_owned();
         }
-        if let Some(table) = self.global.table.as_deref().or(defaults.table.as_deref()) {
+        if let Some(table) = self.global.table.as_deref().or(table) {
             names.table = table.to_owned();
         }
         names

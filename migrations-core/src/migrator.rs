@@ -271,6 +271,33 @@ impl<'a> Migrator<'a> {
         self.config.names.lock_key()
     }
 
+    /// The stored chain digests with which this migrator's plain `up` has nothing to do: what
+    /// [`is_up_to_date`](Migrator::is_up_to_date) compares the history's digest with, for a
+    /// caller that keeps them between runs and checks without loading the set
+    /// ([`Migrator::is_digest_current`]; the CLI's warm start). The set's own digest and, for
+    /// [`Phase::Pre`], each state with the newest post-deployment migrations still pending.
+    /// `None` when the check needs more than the digest (repeatable migrations).
+    pub fn current_digests(&self) -> Option<Vec<[u8; 32]>> {
+        use migrations_format::checksum::{chain_item, xor_into};
+        if !self.migrations.repeatables().is_empty() {
+            return None;
+        }
+        let all =
+            *migrations_format::Checksum::from_hex(self.migrations.chain_digest())?.as_bytes();
+        let mut digests = vec![all];
+        if self.config.phase == Phase::Pre {
+            let mut pending = all;
+            for m in self.migrations.iter().rev().filter(|m| m.post_deploy()) {
+                xor_into(
+                    &mut pending,
+                    &chain_item(m.version(), m.checksum(), m.no_transaction()),
+                );
+                digests.push(pending);
+            }
+        }
+        Some(digests)
+    }
+
     fn parts(&mut self) -> (&Migrations, &Config, Callback<'_>) {
         let events: Callback<'_> = match self.events.as_mut() {
             Some(callback) => Box::new(|e: &Event<'_>| callback(e)),
@@ -371,6 +398,22 @@ impl Migrator<'_> {
     /// The warm check of [`Migrator::execute_on`]'s plain `up`, alone.
     async fn is_up_to_date_on<C: Conn>(&self, conn: &mut C) -> bool {
         engine::up_to_date_with_repeatables(conn, self.migrations, &self.config).await
+    }
+
+    /// The warm check from digests kept since an earlier run ([`Migrator::current_digests`]).
+    async fn is_digest_current_on<C: Conn>(
+        conn: &mut C,
+        names: &Names,
+        digests: &[[u8; 32]],
+    ) -> bool {
+        let Ok(rows) = conn.simple(&names.warm_check()).await else {
+            return false;
+        };
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(|c| c.as_deref())
+            .and_then(crate::sql::parse_digest_bits)
+            .is_some_and(|stored| digests.contains(&stored))
     }
 
     async fn audit_on<C: Conn>(&self, conn: &mut C) -> Result<Vec<crate::AuditEvent>, Error> {
@@ -543,6 +586,22 @@ mod sync_driver {
         /// asks it before reading the files' text.
         pub fn is_up_to_date(&self, client: &mut postgres::Client) -> bool {
             block_on(self.is_up_to_date_on(&mut SyncConn(client)))
+        }
+
+        /// [`is_up_to_date`](Migrator::is_up_to_date) without the set: whether the history
+        /// `names` names holds one of `digests`, kept since an earlier run
+        /// ([`Migrator::current_digests`] of the same set, phase and `[run]` settings). The
+        /// same one query; `false` means "cannot tell this way".
+        pub fn is_digest_current(
+            client: &mut postgres::Client,
+            names: &Names,
+            digests: &[[u8; 32]],
+        ) -> bool {
+            block_on(Migrator::is_digest_current_on(
+                &mut SyncConn(client),
+                names,
+                digests,
+            ))
         }
 
         /// Every migration, known or recorded, with its state.
@@ -867,5 +926,38 @@ mod sqlx_driver {
             };
             self.maintain_on(&mut SqlxConn(conn), operation).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrations_format::checksum::{chain_item, xor_into};
+
+    /// The digests kept for each phase: the whole chain, and for the pre-deployment phase the
+    /// chain without its newest post-deployment migrations, one more each time (the states
+    /// after which `engine::digest_is_current` finds nothing to do; the CLI's tests check
+    /// both against a database, `warm_start.rs`).
+    #[test]
+    fn the_kept_digests_are_the_chain_and_its_pending_post_deployment_suffixes() {
+        let mut set = Migrations::for_tests(&[
+            ("1", "a", "c1", false, true),
+            ("2", "post_b", "c2", false, true),
+            ("3", "c", "c3", true, true),
+        ]);
+        let last = Migrations::for_tests(&[("4", "post_d", "c4", false, false)]);
+        // Inserting computes the chain digest.
+        set.insert(last.iter().next().unwrap().clone());
+        let all = *migrations_format::Checksum::from_hex(set.chain_digest())
+            .unwrap()
+            .as_bytes();
+        let mut without_4 = all;
+        xor_into(&mut without_4, &chain_item(4, "c4", false));
+        let mut without_2_4 = without_4;
+        xor_into(&mut without_2_4, &chain_item(2, "c2", false));
+        let kept = |phase| Migrator::new(&set).phase(phase).current_digests().unwrap();
+        assert_eq!(kept(Phase::Pre), [all, without_4, without_2_4]);
+        assert_eq!(kept(Phase::Post), [all]);
+        assert_eq!(kept(Phase::All), [all]);
     }
 }

@@ -155,9 +155,6 @@ impl Cache {
     /// a reader sees the old file or the new one, never a part. Failures are ignored (the
     /// cache is optional).
     pub(crate) fn write(file: &Path, entries: &[(&str, &Entry)]) {
-        let Some(dir) = file.parent() else {
-            return;
-        };
         let mut body = String::with_capacity(entries.len() * 160);
         body.push_str(MAGIC);
         body.push('\n');
@@ -182,19 +179,7 @@ impl Cache {
         body.push_str("end ");
         body.push_str(&digest);
         body.push('\n');
-        if fs::create_dir_all(dir).is_err() {
-            return;
-        }
-        // A name of its own per process: two writers never write one temporary file.
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            file.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        ));
-        let written = fs::File::create(&tmp).and_then(|mut f| f.write_all(body.as_bytes()));
-        if written.is_err() || fs::rename(&tmp, file).is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        replace_file(file, body.as_bytes());
     }
 }
 
@@ -289,6 +274,254 @@ fn unescape(s: &str) -> Option<String> {
         });
     }
     Some(out)
+}
+
+/// The state of a migrations directory in one digest, for the warm start's record
+/// ([`WarmRecord`]): every entry's name and kind, and the [`Stamp`] of every file, in the root
+/// and in its folders (diesel's layout), sorted by name. Two equal `DirStamp`s, the older one
+/// [settled](DirStamp::is_settled), mean the loader would read the same directory: a file
+/// created, removed or renamed changes the names; a file edited, replaced or touched, its
+/// stamp.
+#[derive(Debug, Clone, Copy)]
+pub struct DirStamp {
+    digest: [u8; 32],
+    /// Whether every file had last changed at least [`RACY_MARGIN`] before the listing.
+    settled: bool,
+}
+
+impl DirStamp {
+    /// Lists `root` (and each folder in it, one level down, as the loader does) and `stat`s
+    /// every file through the open directory. `now` is the time before the listing. `None`
+    /// when the directory holds what the digest does not describe (a symbolic link, which the
+    /// loader follows; a folder inside a folder; anything but files and folders), or cannot be
+    /// read: then there is no warm record.
+    pub fn of(root: &Path, now: SystemTime) -> Option<DirStamp> {
+        let mut listed = Vec::new();
+        list(root, &[], &mut listed)?;
+        let mut entries = stamp_all(listed)?;
+        // By name: the listing's order is the file system's (hash order on ext4).
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let limit = epoch_ns(now) - RACY_MARGIN.as_nanos() as i128;
+        let mut settled = true;
+        let mut hasher = Sha256::new();
+        for (name, stamp) in &entries {
+            hasher.update((name.len() as u64).to_le_bytes());
+            hasher.update(name);
+            match stamp {
+                None => hasher.update([0]),
+                Some(s) => {
+                    settled &= s.mtime_ns.max(s.ctime_ns) < limit;
+                    hasher.update([1]);
+                    hasher.update(s.size.to_le_bytes());
+                    hasher.update(s.mtime_ns.to_le_bytes());
+                    hasher.update(s.ctime_ns.to_le_bytes());
+                    hasher.update(s.ino.to_le_bytes());
+                    hasher.update(s.dev.to_le_bytes());
+                }
+            }
+        }
+        Some(DirStamp {
+            digest: hasher.finalize().into(),
+            settled,
+        })
+    }
+
+    /// Whether a record made from this listing may be trusted later: every file had last
+    /// changed at least [`RACY_MARGIN`] before it, so any later change moves its stamp
+    /// (a change within the margin could keep the timestamps of the listing).
+    pub fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// Whether both listings saw the same names and stamps.
+    pub fn same_as(&self, other: &DirStamp) -> bool {
+        self.digest == other.digest
+    }
+}
+
+/// A listed name (its path below the root, as bytes), with its entry when it is a file.
+type Listed = (Vec<u8>, Option<fs::DirEntry>);
+
+/// The entries of `dir` (`prefix`: its path below the root) into `out`: each file with its
+/// entry, each folder (one level down, as the loader looks) as its name and `/`, followed by
+/// its own entries. `None` for anything else (a symbolic link, which the loader follows), or
+/// a listing that fails.
+#[cfg(unix)]
+fn list(dir: &Path, prefix: &[u8], out: &mut Vec<Listed>) -> Option<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    for entry in fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        // From the listing: no system call (but on file systems that do not say).
+        let kind = entry.file_type().ok()?;
+        let mut name = prefix.to_vec();
+        name.extend_from_slice(entry.file_name().as_bytes());
+        if kind.is_file() {
+            out.push((name, Some(entry)));
+        } else if kind.is_dir() && prefix.is_empty() {
+            name.push(b'/');
+            out.push((name.clone(), None));
+            list(&entry.path(), &name, out)?;
+        } else {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Without inode numbers and change times there is no stamp, hence no warm record.
+#[cfg(not(unix))]
+fn list(_dir: &Path, _prefix: &[u8], _out: &mut Vec<Listed>) -> Option<()> {
+    None
+}
+
+/// Each listed file's [`Stamp`] (`fstatat` through its directory), the second half on another
+/// thread: a `stat` is most of a warm start's directory work (about a microsecond each, two
+/// per migration), and a machine has two cores more often than not.
+fn stamp_all(listed: Vec<Listed>) -> Option<Vec<(Vec<u8>, Option<Stamp>)>> {
+    fn stamp(part: Vec<Listed>) -> Option<Vec<(Vec<u8>, Option<Stamp>)>> {
+        part.into_iter()
+            .map(|(name, entry)| match entry {
+                Some(entry) => Some((name, Some(Stamp::of_entry(&entry)?))),
+                None => Some((name, None)),
+            })
+            .collect()
+    }
+    // Below this, starting a thread costs about what it saves.
+    const PARALLEL_FROM: usize = 256;
+    if listed.len() < PARALLEL_FROM {
+        return stamp(listed);
+    }
+    let mut first = listed;
+    let second = first.split_off(first.len() / 2);
+    let (mut first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(move || stamp(second));
+        let first = stamp(first);
+        (first, second.join().ok().flatten())
+    });
+    first.as_mut()?.extend(second?);
+    first
+}
+
+/// What the last load of a directory established for a warm start, kept beside its cache
+/// ([`WarmRecord::file_for`]): the directory's [`DirStamp`] then, and what the warm check
+/// needs of the set, so that a directory that has not changed since is neither loaded nor
+/// parsed: `[run]`'s history table, and the chain digests with which a plain `up` has nothing
+/// to do. Written only for a settled listing taken before that load, of a set the check needs
+/// nothing else of (no placeholders, no repeatables).
+#[derive(Debug, Clone)]
+pub struct WarmRecord {
+    /// The directory as listed before the load that made the record.
+    pub dir: DirStamp,
+    /// `[run] schema` of `migrations.toml`, when set.
+    pub schema: Option<String>,
+    /// `[run] table` of `migrations.toml`, when set.
+    pub table: Option<String>,
+    /// By phase (`pre`, `post`, `all`): the stored chain digests with which an `up` of that
+    /// phase has nothing to do.
+    pub current: Vec<(String, Vec<[u8; 32]>)>,
+}
+
+/// The first line of a warm record (layout and crate version, as the cache's).
+const WARM_MAGIC: &str = concat!("migrations-warm 1 ", env!("CARGO_PKG_VERSION"));
+
+impl WarmRecord {
+    /// The record of the directory whose cache is `cache_file` (see [`cache_file_for`]): the
+    /// same name with `.warm` added.
+    pub fn file_for(cache_file: &Path) -> PathBuf {
+        let mut name = cache_file.as_os_str().to_owned();
+        name.push(".warm");
+        PathBuf::from(name)
+    }
+
+    /// The record in `file`; `None` when it is missing, torn, of another version, or its
+    /// digest does not match.
+    pub fn read(file: &Path) -> Option<WarmRecord> {
+        let text = fs::read_to_string(file).ok()?;
+        let (body, trailer) = text.rsplit_once("end ")?;
+        if hex(&Sha256::digest(body.as_bytes())) != trailer.strip_suffix('\n')? {
+            return None;
+        }
+        let mut lines = body.lines();
+        if lines.next()? != WARM_MAGIC {
+            return None;
+        }
+        let digest = |h: &str| Checksum::from_hex(h).map(|c| *c.as_bytes());
+        let mut record = WarmRecord {
+            dir: DirStamp {
+                digest: digest(lines.next()?.strip_prefix("dir ")?)?,
+                settled: true,
+            },
+            schema: None,
+            table: None,
+            current: Vec::new(),
+        };
+        for line in lines {
+            let (key, value) = line.split_once(' ')?;
+            match key {
+                "schema" => record.schema = Some(unescape(value)?),
+                "table" => record.table = Some(unescape(value)?),
+                "current" => {
+                    let (phase, digests) = value.split_once(' ')?;
+                    let digests = digests.split(',').map(digest).collect::<Option<_>>()?;
+                    record.current.push((phase.to_owned(), digests));
+                }
+                _ => return None,
+            }
+        }
+        Some(record)
+    }
+
+    /// Writes the record as the cache is written (a temporary file renamed over the old one);
+    /// failures are ignored. Nothing is written for a listing that was not settled.
+    pub fn write(&self, file: &Path) {
+        if !self.dir.settled {
+            return;
+        }
+        let mut body = format!("{WARM_MAGIC}\ndir {}\n", hex(&self.dir.digest));
+        let fields = [("schema", &self.schema), ("table", &self.table)];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                body.push_str(&format!("{key} {}\n", escape(value)));
+            }
+        }
+        for (phase, digests) in &self.current {
+            let digests: Vec<String> = digests.iter().map(|d| hex(d)).collect();
+            body.push_str(&format!("current {} {}\n", phase, digests.join(",")));
+        }
+        let digest = hex(&Sha256::digest(body.as_bytes()));
+        body.push_str(&format!("end {digest}\n"));
+        replace_file(file, body.as_bytes());
+    }
+
+    /// The digests recorded for `phase`, if any.
+    pub fn current_for(&self, phase: &str) -> Option<&[[u8; 32]]> {
+        self.current
+            .iter()
+            .find(|(p, _)| p == phase)
+            .map(|(_, d)| d.as_slice())
+    }
+}
+
+/// Replaces `file` with `bytes` through a temporary file in the same directory and a rename:
+/// a reader sees the old file or the new one, never a part. Failures are ignored (the cache
+/// is optional).
+fn replace_file(file: &Path, bytes: &[u8]) {
+    let Some(dir) = file.parent() else {
+        return;
+    };
+    if fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    // A name of its own per process: two writers never write one temporary file.
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        file.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let written = fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+    if written.is_err() || fs::rename(&tmp, file).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
 }
 
 /// The header `parse_header` reads: the leading lines that are blank or `--` comments (the
@@ -407,6 +640,78 @@ mod tests {
             load(changed + 1_000_000_000),
             Checksum::of_normalized("SELECT 1;\n")
         );
+    }
+
+    /// The listing's digest moves with every name and every file's stamp, in the root and in
+    /// its folders; a fresh file is not settled; a symbolic link gives no stamp at all.
+    #[test]
+    fn a_dir_stamp_sees_names_and_stamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("1_a.up.sql"), "SELECT 1;\n").unwrap();
+        fs::create_dir(root.join("2_b")).unwrap();
+        fs::write(root.join("2_b/up.sql"), "SELECT 2;\n").unwrap();
+        let now = SystemTime::now();
+        let later = now + Duration::from_secs(3);
+        let stamp = || DirStamp::of(root, later).unwrap();
+        let first = stamp();
+        assert!(first.is_settled());
+        assert!(!DirStamp::of(root, now).unwrap().is_settled());
+        assert!(stamp().same_as(&first));
+        let changes: [&dyn Fn(); 4] = [
+            // Another size: a rewrite within the same clock tick may keep both times.
+            &|| fs::write(root.join("2_b/up.sql"), "SELECT 33;\n").unwrap(),
+            &|| fs::write(root.join("README.md"), "").unwrap(),
+            &|| fs::rename(root.join("1_a.up.sql"), root.join("1_c.up.sql")).unwrap(),
+            &|| fs::remove_file(root.join("README.md")).unwrap(),
+        ];
+        let mut seen = vec![first];
+        for change in changes {
+            change();
+            let now = stamp();
+            assert!(seen.iter().all(|s| !s.same_as(&now)));
+            seen.push(now);
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root.join("1_c.up.sql"), root.join("3_d.up.sql")).unwrap();
+            assert!(DirStamp::of(root, later).is_none());
+        }
+    }
+
+    #[test]
+    fn a_warm_record_round_trips_and_a_tampered_one_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("1_a.up.sql"), "SELECT 1;\n").unwrap();
+        let listing = DirStamp::of(dir.path(), SystemTime::now() + RACY_MARGIN * 2).unwrap();
+        let file = WarmRecord::file_for(&dir.path().join("cache").join("c"));
+        let record = WarmRecord {
+            dir: listing,
+            schema: Some("a b\tc".to_owned()),
+            table: None,
+            current: vec![
+                ("pre".to_owned(), vec![[1; 32], [2; 32]]),
+                ("all".to_owned(), vec![[1; 32]]),
+            ],
+        };
+        record.write(&file);
+        let read = WarmRecord::read(&file).unwrap();
+        assert!(read.dir.same_as(&listing));
+        assert_eq!(read.schema, record.schema);
+        assert_eq!(read.table, None);
+        assert_eq!(read.current, record.current);
+        assert_eq!(read.current_for("pre"), Some(&[[1; 32], [2; 32]][..]));
+        let text = fs::read_to_string(&file).unwrap();
+        fs::write(&file, text.replacen("pre", "all", 1)).unwrap();
+        assert!(WarmRecord::read(&file).is_none());
+        // An unsettled listing is not recorded.
+        let unsettled = WarmRecord {
+            dir: DirStamp::of(dir.path(), SystemTime::now()).unwrap(),
+            ..record
+        };
+        fs::remove_file(&file).unwrap();
+        unsettled.write(&file);
+        assert!(!file.exists());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use migrations_core::watchdog::{Stall, StallTiming, Watchdog};
 use migrations_core::State;
 use migrations_core::{DownTarget, Drift, Event, Migrations, Migrator, Operation, Ran, Report};
 
-use crate::context::Context;
+use crate::context::{Context, WarmStart};
 use crate::exit::{Error, Partial};
 use crate::output::{holder_json, millis, Output, Style};
 use crate::spelling;
@@ -26,7 +26,29 @@ pub fn up(
 ) -> Result<(), Error> {
     let to = to.map(|v| ctx.version(v)).transpose()?;
     let operation = Operation::Up { to };
-    execute(ctx, "up", &operation, dry_run, |m| {
+    let started = std::time::Instant::now();
+    let mut warm = None;
+    if !dry_run && to.is_none() {
+        // The warm start (docs/cache.md): the one-query warm check before anything else is
+        // sent (the stall watchdog's own query included) and before any SQL text is read.
+        // Only when it cannot prove the database current is the text loaded, on the same
+        // connection.
+        match ctx.warm_start(phase)? {
+            WarmStart::UpToDate => {
+                let report = Report {
+                    up_to_date_fast: true,
+                    duration: started.elapsed(),
+                    ..Report::default()
+                };
+                ctx.out.line(&nothing_to_do(&operation));
+                ctx.out.document(report_json("up", &report));
+                return Ok(());
+            }
+            WarmStart::Unproven(client) => warm = Some(*client),
+            WarmStart::NotChecked => {}
+        }
+    }
+    execute(ctx, "up", &operation, dry_run, warm, |m| {
         let m = m
             .allow_out_of_order(allow_out_of_order)
             .single_transaction(single_transaction)
@@ -54,47 +76,28 @@ pub fn down(
         (Some(v), false) => DownTarget::To(ctx.version(v)?),
         (None, false) => DownTarget::Count(count.unwrap_or(1)),
     };
-    execute(ctx, "down", &Operation::Down(target), dry_run, |m| {
+    execute(ctx, "down", &Operation::Down(target), dry_run, None, |m| {
         m.allow_data_loss(allow_data_loss)
             .stored_downs(stored_downs)
     })
 }
 
 pub fn redo(ctx: &Context<'_>, count: usize, allow_data_loss: bool) -> Result<(), Error> {
-    execute(ctx, "redo", &Operation::Redo { count }, false, |m| {
+    execute(ctx, "redo", &Operation::Redo { count }, false, None, |m| {
         m.allow_data_loss(allow_data_loss)
     })
 }
 
+/// Runs `operation` (or prints its plan), on `warm`, the connection of a warm start that
+/// could not prove the database current, when there is one.
 fn execute(
     ctx: &Context<'_>,
     command: &str,
     operation: &Operation,
     dry_run: bool,
+    warm: Option<postgres::Client>,
     configure: impl Fn(Migrator<'_>) -> Migrator<'_>,
 ) -> Result<(), Error> {
-    let started = std::time::Instant::now();
-    let mut warm = None;
-    if !dry_run && *operation == (Operation::Up { to: None }) {
-        // The warm start: the files' heads (unchanged files not even read, docs/cache.md)
-        // and the one-query warm check, before anything else is sent (the stall watchdog's
-        // own query included). Only when it cannot prove the database current is the text
-        // loaded, on the same connection.
-        if let Some(heads) = ctx.migrations_heads()? {
-            let mut client = ctx.connect()?;
-            if configure(ctx.migrator(&heads)).is_up_to_date(&mut client) {
-                let report = Report {
-                    up_to_date_fast: true,
-                    duration: started.elapsed(),
-                    ..Report::default()
-                };
-                ctx.out.line(&nothing_to_do(operation));
-                ctx.out.document(report_json(command, &report));
-                return Ok(());
-            }
-            warm = Some(client);
-        }
-    }
     let migrations = ctx.migrations()?;
     let mut client = match warm {
         Some(client) => client,

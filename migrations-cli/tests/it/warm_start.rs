@@ -1,7 +1,10 @@
 //! The warm start through the binary (docs/cache.md): `up` with nothing to do sends one query
-//! and, once the checksum cache vouches for the files, reads none of them; an edited file is
-//! always seen (drift, exit 3), however it was edited; the cache lives outside the migrations
-//! directory, can be turned off, and a broken or unwritable one changes nothing a user sees.
+//! and, once the checksum cache vouches for the files, reads none of them, and once the warm
+//! record describes the directory, loads nothing at all; an edited file is always seen (drift,
+//! exit 3), however it was edited; every change of the directory (a file added, removed,
+//! renamed or edited, `migrations.toml`, a folder's file) gives the output and exit code of a
+//! run without the cache; the cache lives outside the migrations directory, can be turned off,
+//! and a broken or unwritable one changes nothing a user sees.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -73,9 +76,11 @@ fn a_warm_up_sends_one_query_and_reads_no_file() {
     settle();
     // Records the settled files; the next start trusts them.
     p.run(&["up"]).ok();
+    // The checksum cache and the warm record.
     let cache = cache_files(&p);
-    assert_eq!(cache.len(), 1, "{cache:?}");
+    assert_eq!(cache.len(), 2, "{cache:?}");
     let written = fs::read(&cache[0]).unwrap();
+    let record = fs::read(&cache[1]).unwrap();
     let run = p.run(&["up", "--debug"]);
     run.ok();
     assert_eq!(run.stdout, "nothing to do: the database is up to date\n");
@@ -87,8 +92,15 @@ fn a_warm_up_sends_one_query_and_reads_no_file() {
         "{}",
         run.stderr
     );
-    // A settled directory does not rewrite its cache.
+    assert!(
+        run.stderr
+            .contains("warm start: the directory is as its warm record describes"),
+        "{}",
+        run.stderr
+    );
+    // A settled directory does not rewrite its cache (nor its record, which it does not read).
     assert_eq!(fs::read(&cache[0]).unwrap(), written);
+    assert_eq!(fs::read(&cache[1]).unwrap(), record);
     let json = p.run(&["up", "--format", "json"]);
     json.ok();
     assert_eq!(json.json()["up_to_date"], true);
@@ -245,4 +257,210 @@ fn a_warm_up_with_a_repeatable_sends_one_query() {
         "{}",
         run.stdout
     );
+}
+
+/// The output of a run with its timings (`12 ms`) as `N ms`.
+fn untimed(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if !digits.is_empty() {
+            let timing = c == ' ' && rest.starts_with("ms");
+            out.push_str(if timing { "N" } else { &digits });
+            digits.clear();
+        }
+        out.push(c);
+    }
+    out.push_str(&digits);
+    out
+}
+
+/// A project applied to two databases alike: `warm`, whose runs use the cache and whose
+/// warm record describes the directory (checked), and `cold`, whose runs do not.
+struct Twins {
+    p: Project,
+    warm: migrations_tests::TestDb,
+    cold: migrations_tests::TestDb,
+}
+
+impl Twins {
+    fn new(files: &[(&str, &str)]) -> Twins {
+        let (warm, cold) = (test_db(), test_db());
+        let t = Twins {
+            p: Project::new(files),
+            warm,
+            cold,
+        };
+        t.p.with_url(t.warm.url(), &["up"]).ok();
+        t.p.with_url(t.cold.url(), &["up", "--no-cache"]).ok();
+        settle();
+        // The settled directory gets its record; the next start goes by it.
+        t.p.with_url(t.warm.url(), &["up"]).ok();
+        let run = t.p.with_url(t.warm.url(), &["up", "--debug"]);
+        run.ok();
+        assert!(
+            run.stderr
+                .contains("warm start: the directory is as its warm record describes"),
+            "{}",
+            run.stderr
+        );
+        t
+    }
+
+    /// `up` with `args` on both databases: the same exit code and output (timings aside),
+    /// returned.
+    fn same(&self, args: &[&str]) -> (i32, String, String) {
+        let warm = self.p.with_url(self.warm.url(), &[&["up"], args].concat());
+        let cold = self
+            .p
+            .with_url(self.cold.url(), &[&["up", "--no-cache"], args].concat());
+        let outcome = |r: &Run| (r.code, untimed(&r.stdout), untimed(&r.stderr));
+        assert_eq!(outcome(&warm), outcome(&cold));
+        outcome(&warm)
+    }
+}
+
+fn twins() -> Twins {
+    Twins::new(&[
+        ("1_items.up.sql", UP),
+        ("1_items.down.sql", "DROP TABLE items;\n"),
+        ("2_notes.up.sql", "CREATE TABLE notes (id bigint);\n"),
+        ("2_notes.down.sql", "DROP TABLE notes;\n"),
+    ])
+}
+
+#[test]
+fn a_new_file_is_seen_by_the_warm_start() {
+    let t = twins();
+    t.p.write("3_tags.up.sql", "CREATE TABLE tags (id bigint);\n");
+    let (code, stdout, _) = t.same(&[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("3 tags"), "{stdout}");
+    assert_eq!(t.same(&[]).1, "nothing to do: the database is up to date\n");
+}
+
+#[test]
+fn a_removed_or_renamed_file_is_seen_by_the_warm_start() {
+    let t = twins();
+    t.p.remove("2_notes.down.sql");
+    assert_eq!(t.same(&[]).0, 0);
+    fs::rename(
+        t.p.migrations_dir().join("2_notes.up.sql"),
+        t.p.migrations_dir().join("2_memos.up.sql"),
+    )
+    .unwrap();
+    t.same(&[]);
+    t.p.remove("2_memos.up.sql");
+    let (code, _, stderr) = t.same(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("future: applied migrations newer"),
+        "{stderr}"
+    );
+}
+
+/// A down file that no longer loads fails `up` as it does without the cache, though the warm
+/// check reads up files only.
+#[test]
+fn an_edited_down_file_is_seen_by_the_warm_start() {
+    let t = twins();
+    t.p.write(
+        "2_notes.down.sql",
+        "-- migrations:no-such-directive\nDROP TABLE notes;\n",
+    );
+    let (code, _, stderr) = t.same(&[]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("2_notes.down.sql"), "{stderr}");
+}
+
+/// The same size, the modification time put back, right after the record was used.
+#[test]
+fn an_edit_keeping_size_and_time_is_seen_by_the_warm_start() {
+    let t = twins();
+    edit_keeping_mtime(&t.p, "2_notes.up.sql", "CREATE TABLE notez (id bigint);\n");
+    let (code, _, stderr) = t.same(&[]);
+    assert_eq!(code, 3, "{stderr}");
+}
+
+/// `migrations.toml` naming another history table: the warm check reads that one (empty, so
+/// the first migration runs again, and fails: its table exists).
+#[test]
+fn changed_settings_are_seen_by_the_warm_start() {
+    let t = twins();
+    t.p.write("migrations.toml", "[run]\ntable = \"other_history\"\n");
+    let (code, _, stderr) = t.same(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("\"items\" already exists"), "{stderr}");
+    settle();
+    // Recorded with the new table, then used.
+    t.same(&[]);
+    let run = t.p.with_url(t.warm.url(), &["up", "--debug"]);
+    assert!(
+        run.stderr
+            .contains("warm start: the directory is as its warm record describes")
+            && run.stderr.contains("\"other_history_meta\""),
+        "{}",
+        run.stderr
+    );
+    // The flag wins over the recorded settings.
+    assert!(t
+        .same(&["--table", "migrations_history"])
+        .1
+        .contains("up to date"));
+}
+
+/// A pending post-deployment migration: nothing to do for `up`, applied by `--phase all`;
+/// the recorded digests of each phase agree with the engine's.
+#[test]
+fn phases_agree_with_the_warm_record() {
+    let t = Twins::new(&[
+        ("1_items.up.sql", UP),
+        (
+            "2_drop_old.up.sql",
+            "-- migrations:phase=post\nCREATE TABLE old (id bigint);\n",
+        ),
+    ]);
+    assert_eq!(t.same(&[]).1, "nothing to do: the database is up to date\n");
+    t.same(&["--phase", "post"]);
+    t.same(&["--phase", "all"]);
+    t.same(&[]);
+}
+
+/// A folder layout (diesel's) gets a record too, and an edit inside a folder is seen.
+#[test]
+fn a_folder_layout_is_seen_by_the_warm_start() {
+    let t = Twins::new(&[
+        ("2020-01-01-000000_items/up.sql", UP),
+        ("2020-01-01-000000_items/down.sql", "DROP TABLE items;\n"),
+    ]);
+    t.p.write(
+        "2020-01-01-000000_items/metadata.toml",
+        "run_in_transaction = false\n",
+    );
+    let (code, _, stderr) = t.same(&[]);
+    assert_eq!(code, 3, "{stderr}");
+}
+
+/// A set whose files use placeholders is never described by a record: their values may
+/// change between runs.
+#[test]
+fn placeholders_keep_the_warm_start_on_the_heads() {
+    let db = test_db();
+    let p = project(db.url());
+    p.write("3_t.up.sql", "CREATE TABLE ${name} (id bigint);\n");
+    let env = [("MIGRATIONS_PLACEHOLDER_NAME", "t1")];
+    p.run_with(&["up"], &env).ok();
+    settle();
+    p.run_with(&["up"], &env).ok();
+    let run = p.run_with(&["up", "--debug"], &env);
+    run.ok();
+    assert!(!run.stderr.contains("warm record"), "{}", run.stderr);
+    assert!(cache_files(&p).iter().all(|f| f.extension().is_none()));
+    p.run(&["up"]).expect(2);
 }

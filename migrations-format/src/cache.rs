@@ -296,17 +296,17 @@ impl DirStamp {
     /// loader follows; a folder inside a folder; anything but files and folders), or cannot be
     /// read: then there is no warm record.
     pub fn of(root: &Path, now: SystemTime) -> Option<DirStamp> {
-        let mut listed = Vec::new();
-        list(root, &[], &mut listed)?;
-        let mut entries = stamp_all(listed)?;
+        let mut listing = Listing::default();
+        listing.list(root)?;
+        let Listing { names, mut entries } = listing;
         // By name: the listing's order is the file system's (hash order on ext4).
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_unstable_by(|a, b| names[a.0.clone()].cmp(&names[b.0.clone()]));
         let limit = epoch_ns(now) - RACY_MARGIN.as_nanos() as i128;
         let mut settled = true;
         let mut hasher = Sha256::new();
         for (name, stamp) in &entries {
             hasher.update((name.len() as u64).to_le_bytes());
-            hasher.update(name);
+            hasher.update(&names[name.clone()]);
             match stamp {
                 None => hasher.update([0]),
                 Some(s) => {
@@ -339,67 +339,141 @@ impl DirStamp {
     }
 }
 
-/// A listed name (its path below the root, as bytes), with its entry when it is a file.
-type Listed = (Vec<u8>, Option<fs::DirEntry>);
+/// Every name in a directory and in its folders (one level down, as the loader looks), as
+/// paths below the root in one buffer (a folder's with a trailing `/`), each file with its
+/// [`Stamp`], a folder with none.
+#[derive(Default)]
+struct Listing {
+    names: Vec<u8>,
+    entries: Vec<(std::ops::Range<usize>, Option<Stamp>)>,
+}
 
-/// The entries of `dir` (`prefix`: its path below the root) into `out`: each file with its
-/// entry, each folder (one level down, as the loader looks) as its name and `/`, followed by
-/// its own entries. `None` for anything else (a symbolic link, which the loader follows), or
-/// a listing that fails.
-#[cfg(unix)]
-fn list(dir: &Path, prefix: &[u8], out: &mut Vec<Listed>) -> Option<()> {
-    use std::os::unix::ffi::OsStrExt as _;
-    for entry in fs::read_dir(dir).ok()? {
-        let entry = entry.ok()?;
-        // From the listing: no system call (but on file systems that do not say).
-        let kind = entry.file_type().ok()?;
-        let mut name = prefix.to_vec();
-        name.extend_from_slice(entry.file_name().as_bytes());
-        if kind.is_file() {
-            out.push((name, Some(entry)));
-        } else if kind.is_dir() && prefix.is_empty() {
-            name.push(b'/');
-            out.push((name.clone(), None));
-            list(&entry.path(), &name, out)?;
-        } else {
-            return None;
+impl Listing {
+    fn push(&mut self, parts: &[&[u8]], stamp: Option<Stamp>) {
+        let start = self.names.len();
+        for part in parts {
+            self.names.extend_from_slice(part);
         }
+        self.entries.push((start..self.names.len(), stamp));
     }
-    Some(())
+}
+
+/// Linux: `getdents64` into one buffer and a raw `statx` of four fields per file, through the
+/// open directory: nothing allocated per entry (std's listing allocates each name twice).
+/// `None` for what the digest does not describe (a symbolic link, which the loader follows; a
+/// folder inside a folder; a device, a socket, a pipe), a listing that fails, or a kernel
+/// without `statx` (before 4.11).
+#[cfg(target_os = "linux")]
+impl Listing {
+    fn list(&mut self, root: &Path) -> Option<()> {
+        use rustix::fs::{open, Mode, OFlags};
+        let dir = open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        // 2,000 entries of a few dozen bytes: two or three calls.
+        let mut buffer = Vec::with_capacity(64 * 1024);
+        self.list_fd(&dir, &[], &mut buffer)
+    }
+
+    fn list_fd(
+        &mut self,
+        dir: &rustix::fd::OwnedFd,
+        prefix: &[u8],
+        buffer: &mut Vec<u8>,
+    ) -> Option<()> {
+        use rustix::fs::{openat, statx, AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags};
+        let wanted = StatxFlags::TYPE
+            | StatxFlags::SIZE
+            | StatxFlags::MTIME
+            | StatxFlags::CTIME
+            | StatxFlags::INO;
+        // Listed after this directory's own entries: the buffer is in use until then.
+        let mut folders: Vec<Vec<u8>> = Vec::new();
+        let mut entries = RawDir::new(dir, buffer.spare_capacity_mut());
+        while let Some(entry) = entries.next() {
+            let entry = entry.ok()?;
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let mut kind = entry.file_type();
+            let mut stamp = None;
+            if matches!(kind, FileType::RegularFile | FileType::Unknown) {
+                let s = statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, wanted).ok()?;
+                if !StatxFlags::from_bits_retain(s.stx_mask).contains(wanted) {
+                    return None;
+                }
+                kind = FileType::from_raw_mode(s.stx_mode.into());
+                let ns = |t: rustix::fs::StatxTimestamp| {
+                    i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
+                };
+                stamp = Some(Stamp {
+                    size: s.stx_size,
+                    mtime_ns: ns(s.stx_mtime),
+                    ctime_ns: ns(s.stx_ctime),
+                    ino: s.stx_ino,
+                    dev: rustix::fs::makedev(s.stx_dev_major, s.stx_dev_minor),
+                });
+            }
+            match kind {
+                FileType::RegularFile => self.push(&[prefix, bytes], stamp),
+                FileType::Directory if prefix.is_empty() => {
+                    self.push(&[bytes, b"/"], None);
+                    folders.push(bytes.to_vec());
+                }
+                _ => return None,
+            }
+        }
+        for folder in folders {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+            let fd = openat(dir, folder.as_slice(), flags, Mode::empty()).ok()?;
+            let mut prefix = folder;
+            prefix.push(b'/');
+            self.list_fd(&fd, &prefix, buffer)?;
+        }
+        Some(())
+    }
+}
+
+/// Other Unix systems: std's listing and `fstatat`.
+#[cfg(all(unix, not(target_os = "linux")))]
+impl Listing {
+    fn list(&mut self, root: &Path) -> Option<()> {
+        self.list_dir(root, &[])
+    }
+
+    fn list_dir(&mut self, dir: &Path, prefix: &[u8]) -> Option<()> {
+        use std::os::unix::ffi::OsStrExt as _;
+        for entry in fs::read_dir(dir).ok()? {
+            let entry = entry.ok()?;
+            let kind = entry.file_type().ok()?;
+            let name = entry.file_name();
+            let bytes = name.as_bytes();
+            if kind.is_file() {
+                self.push(&[prefix, bytes], Some(Stamp::of_entry(&entry)?));
+            } else if kind.is_dir() && prefix.is_empty() {
+                self.push(&[bytes, b"/"], None);
+                let mut prefix = bytes.to_vec();
+                prefix.push(b'/');
+                self.list_dir(&entry.path(), &prefix)?;
+            } else {
+                return None;
+            }
+        }
+        Some(())
+    }
 }
 
 /// Without inode numbers and change times there is no stamp, hence no warm record.
 #[cfg(not(unix))]
-fn list(_dir: &Path, _prefix: &[u8], _out: &mut Vec<Listed>) -> Option<()> {
-    None
-}
-
-/// Each listed file's [`Stamp`] (`fstatat` through its directory), the second half on another
-/// thread: a `stat` is most of a warm start's directory work (about a microsecond each, two
-/// per migration), and a machine has two cores more often than not.
-fn stamp_all(listed: Vec<Listed>) -> Option<Vec<(Vec<u8>, Option<Stamp>)>> {
-    fn stamp(part: Vec<Listed>) -> Option<Vec<(Vec<u8>, Option<Stamp>)>> {
-        part.into_iter()
-            .map(|(name, entry)| match entry {
-                Some(entry) => Some((name, Some(Stamp::of_entry(&entry)?))),
-                None => Some((name, None)),
-            })
-            .collect()
+impl Listing {
+    fn list(&mut self, _root: &Path) -> Option<()> {
+        None
     }
-    // Below this, starting a thread costs about what it saves.
-    const PARALLEL_FROM: usize = 256;
-    if listed.len() < PARALLEL_FROM {
-        return stamp(listed);
-    }
-    let mut first = listed;
-    let second = first.split_off(first.len() / 2);
-    let (mut first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(move || stamp(second));
-        let first = stamp(first);
-        (first, second.join().ok().flatten())
-    });
-    first.as_mut()?.extend(second?);
-    first
 }
 
 /// What the last load of a directory established for a warm start, kept beside its cache

@@ -21,6 +21,22 @@ pub enum WarmStart {
     NotChecked,
 }
 
+/// What `wait`'s start found ([`Context::wait_start`]).
+pub enum WaitStart {
+    /// The warm record's check proved every migration of the phase applied: this many.
+    Migrated(usize),
+    /// Wait on these heads, on this connection when the record's check was made on it.
+    Heads(Box<Migrations>, Option<Box<postgres::Client>>),
+}
+
+/// The heads of the directory ([`Context::load_heads`]).
+struct Heads {
+    migrations: Migrations,
+    uses_placeholders: bool,
+    /// A file uses a placeholder that has no value.
+    unset_placeholder: bool,
+}
+
 /// The directory as listed by a warm start, and the record of the last load if it describes
 /// this listing.
 struct WarmLook {
@@ -37,11 +53,16 @@ fn record_warm_start(look: &WarmLook, heads: &Migrations) {
         return;
     }
     let mut current = Vec::new();
+    let mut counts = Vec::new();
     for phase in [Phase::Pre, Phase::Post, Phase::All] {
         let Some(digests) = Migrator::new(heads).phase(phase).current_digests() else {
             return;
         };
         current.push((phase.as_str().to_owned(), digests));
+        counts.push((
+            phase.as_str().to_owned(),
+            heads.iter().filter(|m| phase.includes(m)).count(),
+        ));
     }
     let defaults = heads.run_defaults();
     let record = WarmRecord {
@@ -49,6 +70,7 @@ fn record_warm_start(look: &WarmLook, heads: &Migrations) {
         schema: defaults.schema.as_deref().map(str::to_owned),
         table: defaults.table.as_deref().map(str::to_owned),
         current,
+        counts,
     };
     record.write(&look.file);
 }
@@ -88,12 +110,11 @@ impl<'a> Context<'a> {
     }
 
     /// The migrations' heads only: checksums, directives, names, no SQL text (every script is
-    /// empty), a file the checksum cache vouches for not even read, and whether any file uses
-    /// a placeholder. For what compares checksums and nothing else: the warm start of `up`.
-    /// Never run or print its scripts. Checked like the full load, but for the values of its
-    /// placeholders: `None` when a file uses one that has no value, so that the full load
-    /// reports it (with its file and line) before anything runs.
-    fn heads_and_placeholders(&self) -> Result<Option<(Migrations, bool)>, Error> {
+    /// empty), a file the checksum cache vouches for not even read. For what compares
+    /// checksums and nothing else: the warm start of `up`, `wait`. Never run or print its
+    /// scripts. Checked like the full load, but for the values of its placeholders, which it
+    /// only tells of.
+    fn load_heads(&self) -> Result<Heads, Error> {
         let directory = self.heads()?;
         let files = || {
             directory
@@ -103,22 +124,57 @@ impl<'a> Context<'a> {
                 .chain(directory.repeatables.iter().map(|r| &r.file))
         };
         let uses_placeholders = files().any(|f| !f.placeholders.is_empty());
+        let mut unset_placeholder = false;
         if uses_placeholders {
             let given = directory
                 .settings
                 .placeholder_values()
                 .unwrap_or_default()
                 .overridden_by(&self.placeholders());
-            let unset = files()
+            unset_placeholder = files()
                 .flat_map(|f| &f.placeholders)
                 .any(|name| given.get(name).is_none());
-            if unset {
-                return Ok(None);
-            }
         }
         let migrations = Migrations::from(directory);
         crate::spelling::remember(&migrations);
-        Ok(Some((migrations, uses_placeholders)))
+        Ok(Heads {
+            migrations,
+            uses_placeholders,
+            unset_placeholder,
+        })
+    }
+
+    /// [`Context::load_heads`] after `look` listed the directory, and the warm record of that
+    /// listing written for the next start (not for files using placeholders, whose values
+    /// may change between runs).
+    fn load_heads_recorded(&self, look: Option<WarmLook>) -> Result<Heads, Error> {
+        let heads = self.load_heads()?;
+        if let Some(look) = look.filter(|_| !heads.uses_placeholders) {
+            record_warm_start(&look, &heads.migrations);
+        }
+        Ok(heads)
+    }
+
+    /// The warm check by the record's digests for `phase` (`None` when it has none), on a new
+    /// connection.
+    fn check_by_record(
+        &self,
+        record: &WarmRecord,
+        phase: Phase,
+    ) -> Result<Option<WarmStart>, Error> {
+        let Some(digests) = record.current_for(phase.as_str()) else {
+            return Ok(None);
+        };
+        log::debug!("warm start: the directory is as its warm record describes");
+        let names = self.names_over(record.schema.as_deref(), record.table.as_deref());
+        let mut client = self.connect()?;
+        Ok(Some(
+            if Migrator::is_digest_current(&mut client, &names, digests) {
+                WarmStart::UpToDate
+            } else {
+                WarmStart::Unproven(Box::new(client))
+            },
+        ))
     }
 
     /// The warm start of a plain `up` of `phase` (docs/cache.md): the one-query warm check,
@@ -128,34 +184,20 @@ impl<'a> Context<'a> {
     /// heads are loaded (through the checksum cache), and the record made for the next start.
     pub fn warm_start(&self, phase: Phase) -> Result<WarmStart, Error> {
         let look = self.warm_look();
-        if let Some(WarmLook {
-            record: Some(record),
-            ..
-        }) = &look
-        {
-            if let Some(digests) = record.current_for(phase.as_str()) {
-                log::debug!("warm start: the directory is as its warm record describes");
-                let names = self.names_over(record.schema.as_deref(), record.table.as_deref());
-                let mut client = self.connect()?;
-                return Ok(
-                    if Migrator::is_digest_current(&mut client, &names, digests) {
-                        WarmStart::UpToDate
-                    } else {
-                        WarmStart::Unproven(Box::new(client))
-                    },
-                );
+        if let Some(record) = look.as_ref().and_then(|l| l.record.as_ref()) {
+            if let Some(check) = self.check_by_record(record, phase)? {
+                return Ok(check);
             }
         }
-        let Some((heads, uses_placeholders)) = self.heads_and_placeholders()? else {
+        let heads = self.load_heads_recorded(look)?;
+        if heads.unset_placeholder {
+            // The full load reports it, with its file and line, before anything runs.
             return Ok(WarmStart::NotChecked);
-        };
-        if let Some(look) = look.filter(|_| !uses_placeholders) {
-            record_warm_start(&look, &heads);
         }
         let mut client = self.connect()?;
         Ok(
             if self
-                .migrator(&heads)
+                .migrator(&heads.migrations)
                 .phase(phase)
                 .is_up_to_date(&mut client)
             {
@@ -164,6 +206,26 @@ impl<'a> Context<'a> {
                 WarmStart::Unproven(Box::new(client))
             },
         )
+    }
+
+    /// `wait`'s start: when the warm record describes the directory, its warm check (nothing
+    /// loaded), and the number of the phase's migrations; otherwise, or when the check cannot
+    /// prove the database migrated, the heads to wait on (whatever the placeholders: `wait`
+    /// compares checksums only), recorded for the next start.
+    pub fn wait_start(&self, phase: Phase) -> Result<WaitStart, Error> {
+        let look = self.warm_look();
+        let mut client = None;
+        if let Some(record) = look.as_ref().and_then(|l| l.record.as_ref()) {
+            if let Some(count) = record.count_for(phase.as_str()) {
+                match self.check_by_record(record, phase)? {
+                    Some(WarmStart::UpToDate) => return Ok(WaitStart::Migrated(count)),
+                    Some(WarmStart::Unproven(c)) => client = Some(c),
+                    _ => {}
+                }
+            }
+        }
+        let heads = self.load_heads_recorded(look)?;
+        Ok(WaitStart::Heads(Box::new(heads.migrations), client))
     }
 
     /// The directory listed now, and its warm record when the record is of this very listing.
@@ -180,7 +242,7 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// The migrations' heads ([`Context::heads_and_placeholders`]) whatever the placeholders: for
+    /// The migrations' heads ([`Context::load_heads`]) whatever the placeholders: for
     /// the commands that only compare checksums with the history (`status`, `current`,
     /// `history`, `wait`), which need no values.
     pub fn migrations_compared(&self) -> Result<Migrations, Error> {

@@ -493,6 +493,8 @@ pub struct WarmRecord {
     /// By phase (`pre`, `post`, `all`): the stored chain digests with which an `up` of that
     /// phase has nothing to do.
     pub current: Vec<(String, Vec<[u8; 32]>)>,
+    /// By phase: how many migrations an `up` of that phase applies (what `wait` reports).
+    pub counts: Vec<(String, usize)>,
 }
 
 /// The first line of a warm record (layout and crate version, as the cache's).
@@ -528,6 +530,7 @@ impl WarmRecord {
             schema: None,
             table: None,
             current: Vec::new(),
+            counts: Vec::new(),
         };
         for line in lines {
             let (key, value) = line.split_once(' ')?;
@@ -538,6 +541,10 @@ impl WarmRecord {
                     let (phase, digests) = value.split_once(' ')?;
                     let digests = digests.split(',').map(digest).collect::<Option<_>>()?;
                     record.current.push((phase.to_owned(), digests));
+                }
+                "count" => {
+                    let (phase, count) = value.split_once(' ')?;
+                    record.counts.push((phase.to_owned(), count.parse().ok()?));
                 }
                 _ => return None,
             }
@@ -562,9 +569,20 @@ impl WarmRecord {
             let digests: Vec<String> = digests.iter().map(|d| hex(d)).collect();
             body.push_str(&format!("current {} {}\n", phase, digests.join(",")));
         }
+        for (phase, count) in &self.counts {
+            body.push_str(&format!("count {phase} {count}\n"));
+        }
         let digest = hex(&Sha256::digest(body.as_bytes()));
         body.push_str(&format!("end {digest}\n"));
         replace_file(file, body.as_bytes());
+    }
+
+    /// The number of migrations recorded for `phase`, if any.
+    pub fn count_for(&self, phase: &str) -> Option<usize> {
+        self.counts
+            .iter()
+            .find(|(p, _)| p == phase)
+            .map(|(_, n)| *n)
     }
 
     /// The digests recorded for `phase`, if any.
@@ -767,6 +785,7 @@ mod tests {
                 ("pre".to_owned(), vec![[1; 32], [2; 32]]),
                 ("all".to_owned(), vec![[1; 32]]),
             ],
+            counts: vec![("pre".to_owned(), 3)],
         };
         record.write(&file);
         let read = WarmRecord::read(&file).unwrap();
@@ -775,6 +794,10 @@ mod tests {
         assert_eq!(read.table, None);
         assert_eq!(read.current, record.current);
         assert_eq!(read.current_for("pre"), Some(&[[1; 32], [2; 32]][..]));
+        assert_eq!(
+            (read.count_for("pre"), read.count_for("post")),
+            (Some(3), None)
+        );
         let text = fs::read_to_string(&file).unwrap();
         fs::write(&file, text.replacen("pre", "all", 1)).unwrap();
         assert!(WarmRecord::read(&file).is_none());

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use migrations_core::Phase;
 
-use crate::context::Context;
+use crate::context::{Context, WaitStart};
 use crate::exit::Error;
 use crate::output::millis;
 
@@ -16,29 +16,60 @@ use crate::output::millis;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn run(ctx: &Context<'_>, timeout: Option<Duration>, phase: Phase) -> Result<(), Error> {
-    let migrations = ctx.migrations_compared()?;
-    let mut client = ctx.connect()?;
+    let started = std::time::Instant::now();
+    let (migrations, client) = match ctx.wait_start(phase)? {
+        // The warm record's check, nothing loaded (docs/cache.md).
+        WaitStart::Migrated(count) => {
+            migrated(ctx, phase, count, started.elapsed(), 1, true);
+            return Ok(());
+        }
+        WaitStart::Heads(migrations, client) => (migrations, client),
+    };
+    let mut client = match client {
+        Some(client) => *client,
+        None => ctx.connect()?,
+    };
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let ready = ctx
         .migrator(&migrations)
         .phase(phase)
         .wait_until_migrated(&mut client, timeout)?;
+    let count = migrations.iter().filter(|m| phase.includes(m)).count();
+    migrated(
+        ctx,
+        phase,
+        count,
+        ready.waited,
+        ready.checks,
+        ready.up_to_date_fast,
+    );
+    Ok(())
+}
+
+/// The line and the document of a database found migrated: `count` migrations of `phase`.
+fn migrated(
+    ctx: &Context<'_>,
+    phase: Phase,
+    count: usize,
+    waited: Duration,
+    checks: u32,
+    up_to_date_fast: bool,
+) {
     ctx.out.line(&format!(
         "the database is migrated ({} migrations{}, waited {} ms)",
-        migrations.iter().filter(|m| phase.includes(m)).count(),
+        count,
         match phase {
             Phase::Pre => ", pre-deployment phase",
             Phase::Post => ", post-deployment phase",
             _ => "",
         },
-        millis(ready.waited)
+        millis(waited)
     ));
     ctx.out.document(json!({
         "command": "wait",
         "phase": phase.as_str(),
-        "waited_ms": ready.waited.as_millis() as u64,
-        "checks": ready.checks,
-        "up_to_date_fast": ready.up_to_date_fast,
+        "waited_ms": waited.as_millis() as u64,
+        "checks": checks,
+        "up_to_date_fast": up_to_date_fast,
     }));
-    Ok(())
 }

@@ -464,3 +464,38 @@ fn placeholders_keep_the_warm_start_on_the_heads() {
     assert!(cache_files(&p).iter().all(|f| f.extension().is_none()));
     p.run(&["up"]).expect(2);
 }
+
+/// `wait` goes by the warm record too (nothing loaded when it proves the database migrated),
+/// and says what it says without the cache; a new file makes it wait as before.
+#[test]
+fn wait_goes_by_the_warm_record() {
+    let t = twins();
+    let wait = |db: &migrations_tests::TestDb, args: &[&str]| {
+        let run = t.p.with_url(db.url(), &[&["wait"], args].concat());
+        (run.code, untimed(&run.stdout), untimed(&run.stderr), run)
+    };
+    let (code, stdout, _, run) = wait(&t.warm, &["--debug"]);
+    assert_eq!(code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warm start: the directory is as its warm record describes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        stdout,
+        "the database is migrated (2 migrations, pre-deployment phase, waited N ms)\n"
+    );
+    assert_eq!(wait(&t.cold, &["--no-cache"]).1, stdout);
+    let document = |db, args: &[&str]| {
+        let mut json = wait(db, &[&["--format", "json"], args].concat()).3.json();
+        json["waited_ms"] = 0.into();
+        json
+    };
+    assert_eq!(document(&t.warm, &[]), document(&t.cold, &["--no-cache"]));
+    assert_eq!(document(&t.warm, &[])["checks"], 1);
+    t.p.write("3_tags.up.sql", "CREATE TABLE tags (id bigint);\n");
+    let warm = wait(&t.warm, &["--timeout", "1s"]);
+    let cold = wait(&t.cold, &["--no-cache", "--timeout", "1s"]);
+    assert_ne!(warm.0, 0, "{}", warm.2);
+    assert_eq!((warm.0, warm.1, warm.2), (cold.0, cold.1, cold.2));
+}

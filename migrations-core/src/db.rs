@@ -98,6 +98,10 @@ pub(crate) trait Conn {
     /// returned rows, in order.
     fn simple(&mut self, sql: &str) -> impl Future<Output = Result<Vec<Row>, DbError>>;
 
+    /// [`Conn::simple`] without the rows: nothing of the responses is kept (a big batch's
+    /// pieces before its last return a row per progress marker, which nobody reads).
+    fn execute(&mut self, sql: &str) -> impl Future<Output = Result<(), DbError>>;
+
     /// Waits, between two polls of the advisory lock or two lock-timeout retries.
     fn sleep(&mut self, duration: Duration) -> impl Future<Output = ()>;
 }
@@ -142,23 +146,36 @@ pub(crate) struct Watched<'c, C> {
     pub in_flight: Option<&'c InFlight>,
 }
 
-impl<C: Conn> Conn for Watched<'_, C> {
-    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
-        // Ended on drop too: an async run whose future is dropped mid-query is no longer
-        // waiting for anything.
-        struct Outstanding<'f>(Option<&'f InFlight>);
-        impl Drop for Outstanding<'_> {
-            fn drop(&mut self) {
-                if let Some(f) = self.0 {
-                    f.end();
-                }
-            }
+/// Tells the [`InFlight`] a query is outstanding until dropped: ended on drop, so an async run
+/// whose future is dropped mid-query is no longer waiting for anything.
+struct Outstanding<'f>(Option<&'f InFlight>);
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0 {
+            f.end();
         }
+    }
+}
+
+impl<'c, C> Watched<'c, C> {
+    fn outstanding(&self) -> Outstanding<'c> {
         if let Some(f) = self.in_flight {
             f.start();
         }
-        let _outstanding = Outstanding(self.in_flight);
+        Outstanding(self.in_flight)
+    }
+}
+
+impl<C: Conn> Conn for Watched<'_, C> {
+    async fn simple(&mut self, sql: &str) -> Result<Vec<Row>, DbError> {
+        let _outstanding = self.outstanding();
         self.conn.simple(sql).await
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        let _outstanding = self.outstanding();
+        self.conn.execute(sql).await
     }
 
     async fn sleep(&mut self, duration: Duration) {
@@ -242,6 +259,10 @@ impl Conn for SyncConn<'_> {
             .map_err(|e| from_pg(&e))
     }
 
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.0.batch_execute(sql).map_err(|e| from_pg(&e))
+    }
+
     async fn sleep(&mut self, duration: Duration) {
         std::thread::sleep(duration);
     }
@@ -260,6 +281,10 @@ impl Conn for AsyncConn<'_> {
             .await
             .map(rows_of)
             .map_err(|e| from_pg(&e))
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.0.batch_execute(sql).await.map_err(|e| from_pg(&e))
     }
 
     async fn sleep(&mut self, duration: Duration) {

@@ -27,6 +27,14 @@ impl Conn for SqlxConn<'_> {
         rows.iter().map(text_row).collect()
     }
 
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *self.0)
+            .await
+            .map(drop)
+            .map_err(|e| from_sqlx(&e))
+    }
+
     async fn sleep(&mut self, duration: Duration) {
         tokio::time::sleep(duration).await;
     }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use migrations_format::sql::created_index_name;
 
+mod batch;
+
 use crate::db::{Conn, DbError, Row};
 use crate::embedded::{Migration, Migrations, Script};
 use crate::error::{Error, Location};
@@ -24,6 +26,7 @@ use crate::sql::{
     quote_literal, Markers, Names, SessionBaseline, StepSql, DOWN_IN_PROGRESS, FORMAT_VERSION,
     INVALID_INDEX_OIDS, IN_TRANSACTION_BLOCK, SNAPSHOT_SESSION,
 };
+use batch::{Batch, FailedAt, Piece, Pieces};
 
 /// How a run behaves; built by [`Migrator`](crate::Migrator).
 #[derive(Debug, Clone)]
@@ -1206,7 +1209,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// are observed ([`Config::observe_locks`]).
     async fn send_step(
         &mut self,
-        batch: &Batch,
+        batch: &Batch<'_>,
         job: &Job<'_>,
         probe: Option<&(String, String)>,
     ) -> Result<Duration, Error> {
@@ -1331,17 +1334,18 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
     /// server's position does for an error it located), and they are released.
     async fn send_batch(
         &mut self,
-        batch: &Batch,
+        batch: &Batch<'_>,
         jobs: &[Job<'_>],
         note: Option<String>,
     ) -> Result<Duration, Error> {
         Ok(self.send_batch_rows(batch, jobs, note).await?.0)
     }
 
-    /// [`Engine::send_batch`], with the rows the batch returned.
+    /// [`Engine::send_batch`], with the rows of the batch's last piece (its pid, its lock
+    /// probe).
     async fn send_batch_rows(
         &mut self,
-        batch: &Batch,
+        batch: &Batch<'_>,
         jobs: &[Job<'_>],
         note: Option<String>,
     ) -> Result<(Duration, Vec<Row>), Error> {
@@ -1349,47 +1353,69 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         loop {
             attempt += 1;
             let started = Instant::now();
-            match self.conn.simple(&batch.text).await {
+            let mut pieces = batch.pieces();
+            let (source, piece) = match self.send_pieces(&mut pieces).await {
                 Ok(rows) => {
                     self.check_backend(&rows)?;
                     return Ok((started.elapsed(), rows));
                 }
-                Err(source) => {
-                    let _ = self.conn.simple("ROLLBACK").await;
-                    // Read (and released) whatever the error: a client-side failure may leave
-                    // the session, and the markers, alive.
-                    let held = self.read_markers(&batch.markers).await;
-                    let found = batch.failed_at(jobs, held, &source);
-                    let Some(FailedAt {
-                        job: index,
-                        statement,
-                    }) = found
-                    else {
-                        // The session is gone (a broken connection, a terminated backend), the
-                        // markers with it: which statement was running is not known, nor
-                        // whether the COMMIT reached the server. The next run reads the history
-                        // and goes on from there.
-                        return Err(self.session_lost(jobs, source, attempt, note.clone()));
-                    };
-                    let job = &jobs[index.min(jobs.len().saturating_sub(1))];
-                    if source.is_lock_timeout() && attempt <= self.config.lock_retries {
-                        self.pause_before_retry(job, attempt).await;
-                        continue;
-                    }
-                    let note = match (statement, &note) {
-                        (Some(_), _) => note.clone(),
-                        (None, note) => Some(
-                            [Some(AFTER_LAST_STATEMENT), note.as_deref()]
-                                .into_iter()
-                                .flatten()
-                                .collect::<Vec<_>>()
-                                .join("; "),
-                        ),
-                    };
-                    return Err(self.script_error(job, source, attempt, statement, note));
-                }
+                Err(failed) => failed,
+            };
+            let _ = self.conn.simple("ROLLBACK").await;
+            // Read (and released) whatever the error: a client-side failure may leave the
+            // session, and the markers, alive.
+            let held = self.read_markers(batch.markers()).await;
+            let found = pieces.failed_at(jobs, held, &source, &piece);
+            drop(piece);
+            let Some(FailedAt {
+                job: index,
+                statement,
+            }) = found
+            else {
+                // The session is gone (a broken connection, a terminated backend), the markers
+                // with it: which statement was running is not known, nor whether the COMMIT
+                // reached the server. The next run reads the history and goes on from there.
+                return Err(self.session_lost(jobs, source, attempt, note.clone()));
+            };
+            let job = &jobs[index.min(jobs.len().saturating_sub(1))];
+            if source.is_lock_timeout() && attempt <= self.config.lock_retries {
+                self.pause_before_retry(job, attempt).await;
+                continue;
+            }
+            let note = match (statement, &note) {
+                (Some(_), _) => note.clone(),
+                (None, note) => Some(
+                    [Some(AFTER_LAST_STATEMENT), note.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            };
+            return Err(self.script_error(job, source, attempt, statement, note));
+        }
+    }
+
+    /// Sends a batch's pieces in order, each one query string, until one fails (the error and
+    /// that piece). Only the last piece's rows are read (the pid, the lock probe): the pieces
+    /// before it return only the markers' rows, which are not even kept.
+    async fn send_pieces<'s>(
+        &mut self,
+        pieces: &mut Pieces<'_, 's>,
+    ) -> Result<Vec<Row>, (DbError, Piece<'s>)> {
+        while let Some(piece) = pieces.next_piece() {
+            let sent = if pieces.is_done() {
+                self.conn.simple(piece.text()).await
+            } else {
+                self.conn.execute(piece.text()).await.map(|()| Vec::new())
+            };
+            match sent {
+                Ok(rows) if pieces.is_done() => return Ok(rows),
+                Ok(_) => {}
+                Err(source) => return Err((source, piece)),
             }
         }
+        Ok(Vec::new())
     }
 
     /// The error of a transactional batch whose session ended while it ran.
@@ -1528,7 +1554,6 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         let mut block: Option<usize> = None;
         for (index, statement) in statements.iter().enumerate() {
             let number = index + 1;
-            let line = self.statement_line(job, index);
             let named: Vec<String> = created_index_name(statement).into_iter().collect();
             let check = new_invalid_indexes(&before, &named);
             let mut attempt = 0;
@@ -1568,7 +1593,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                             let failure = Failure {
                                 index,
                                 total,
-                                line,
+                                line: self.statement_line(job, index),
                                 block,
                             };
                             return Err(self.fail(job, failure, source, invalid, attempt).await);
@@ -1606,7 +1631,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                         let failure = Failure {
                             index,
                             total,
-                            line,
+                            line: self.statement_line(job, index),
                             block,
                         };
                         return Err(self.fail(job, failure, source, invalid, attempt).await);
@@ -1650,7 +1675,8 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
         Ok(elapsed)
     }
 
-    /// 1-based line where statement `index` of the job's script starts.
+    /// 1-based line where statement `index` of the job's script starts: a count of the lines
+    /// before it, so only for a failure (once per statement, 200,000 statements took minutes).
     fn statement_line(&self, job: &Job<'_>, index: usize) -> u32 {
         let start = job.script.ranges().get(index).map_or(0, |r| r.0);
         job.script.line_at(start)
@@ -1810,265 +1836,6 @@ struct Failure {
     block: Option<usize>,
 }
 
-/// A transactional query string: the user's scripts with progress markers between their
-/// statements (see [`Markers`]), and the map back from the string to the scripts, to say
-/// where a failure happened.
-///
-/// A script is sent as written: a marker goes right after the last token of a statement, and
-/// the user's own `;` ends it; nothing of the user's text is moved, dropped or reordered, but
-/// for the `SET TRANSACTION` statements that open a script, which go before the runner's own
-/// settings, since PostgreSQL takes them only before the transaction's first query. No marker
-/// precedes a `SET TRANSACTION` statement, for the same reason.
-struct Batch {
-    text: String,
-    /// The pieces of `text` copied from a script.
-    pieces: Vec<Piece>,
-    /// What marker `n` means, at index `n - 1`.
-    points: Vec<Point>,
-    markers: Markers,
-}
-
-/// A point of progress of a batch: what its marker means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Point {
-    /// Which job's script.
-    job: usize,
-    /// How many of that script's statements are done.
-    done: usize,
-}
-
-impl Point {
-    /// Before the first marker: nothing of the first job done.
-    const START: Point = Point { job: 0, done: 0 };
-}
-
-/// Where a transactional batch failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FailedAt {
-    /// Which job (index in the batch).
-    job: usize,
-    /// The statement; `None` when the failure came after the job's last statement.
-    statement: Option<Location>,
-}
-
-/// A position in one of a batch's scripts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ScriptOffset {
-    /// Which job's script.
-    job: usize,
-    /// Byte offset in that script.
-    offset: usize,
-}
-
-/// A piece of a batch copied from a script.
-#[derive(Debug, Clone, Copy)]
-struct Piece {
-    /// Byte offset in the batch.
-    sent: usize,
-    /// Which job's script.
-    job: usize,
-    /// Byte offset in the script.
-    script: usize,
-    len: usize,
-}
-
-impl Batch {
-    fn new(markers: Markers) -> Batch {
-        Batch {
-            text: String::new(),
-            pieces: Vec::new(),
-            points: Vec::new(),
-            markers,
-        }
-    }
-
-    fn push(&mut self, sql: &str) {
-        self.text.push_str(sql);
-    }
-
-    fn copy(&mut self, job: usize, script: &Script, start: usize, end: usize) {
-        let Some(text) = script.sql().get(start..end) else {
-            return;
-        };
-        self.pieces.push(Piece {
-            sent: self.text.len(),
-            job,
-            script: start,
-            len: text.len(),
-        });
-        self.text.push_str(text);
-    }
-
-    /// Appends the marker of a point of progress (without a `;`).
-    fn mark(&mut self, job: usize, done: usize) {
-        let previous = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
-        self.points.push(Point { job, done });
-        let value = previous.saturating_add(1);
-        let sql = self.markers.take(value, (previous > 0).then_some(previous));
-        self.text.push_str(&sql);
-    }
-
-    /// Appends `script` (job `job`) with its markers, then `prefix` before its first statement
-    /// that is not a leading `SET TRANSACTION` when it is the batch's `first` script, or at its
-    /// start otherwise. `tail` (`, call, ...` or empty) is appended to the `SELECT` of the
-    /// marker after the script's last statement: the runner's calls that go right after the
-    /// script cost no statement of their own.
-    fn script(&mut self, job: usize, script: &Script, first: bool, prefix: &str, tail: &str) {
-        let ranges = script.ranges();
-        // Room for the script, a marker per statement and the runner's statements around it,
-        // reserved at once: grown by doubling, a 100 MB script's batch took twice its size
-        // (issue 19).
-        let marker = self.markers.take(u32::MAX, Some(u32::MAX)).len() + ";\n".len();
-        self.text.reserve(
-            script.sql().len() + ranges.len() * marker + prefix.len() + tail.len() + 64 * 1024,
-        );
-        self.pieces.reserve(ranges.len() + 1);
-        self.points.reserve(ranges.len() + 1);
-        let set_transaction: Vec<bool> = script.statements().map(is_set_transaction).collect();
-        let mut at = 0;
-        let mut from = 0;
-        if first {
-            let leading = set_transaction.iter().take_while(|s| **s).count();
-            if leading > 0 {
-                at = ranges[leading - 1].1;
-                self.copy(job, script, 0, at);
-                self.push(";\n");
-            }
-            self.push(prefix);
-            if leading > 0 && leading < ranges.len() {
-                self.mark(job, leading);
-                self.push(";\n");
-            }
-            from = leading;
-        } else {
-            self.push(prefix);
-            if !set_transaction.first().copied().unwrap_or(false) {
-                self.mark(job, 0);
-                self.push(";\n");
-            }
-        }
-        for i in from..ranges.len().saturating_sub(1) {
-            if set_transaction[i + 1] {
-                continue;
-            }
-            let end = ranges[i].1;
-            self.copy(job, script, at, end);
-            self.push(";\n");
-            self.mark(job, i + 1);
-            at = end;
-        }
-        self.copy(job, script, at, script.sql().len());
-        self.push("\n;\n");
-        self.mark(job, ranges.len());
-        self.push(tail);
-        self.push(";\n");
-    }
-
-    /// Ends the batch: `COMMIT`, then, outside the transaction, the last marker's release with
-    /// the backend pid as the last row.
-    fn finish(&mut self) {
-        self.finish_with("", "");
-    }
-
-    /// [`Batch::finish`] with `after_commit` (whole statements) between the `COMMIT` and the
-    /// last statement, and `calls` (`set_config(...), ...` or empty) added to that last
-    /// statement's `SELECT`, after the pid and the release.
-    fn finish_with(&mut self, after_commit: &str, calls: &str) {
-        let last = u32::try_from(self.points.len()).unwrap_or(u32::MAX);
-        self.push("COMMIT;\n");
-        self.push(after_commit);
-        let release = self.markers.release_with_pid(last);
-        self.push(&release);
-        if !calls.is_empty() {
-            self.push(", ");
-            self.push(calls);
-        }
-        self.push(";");
-    }
-
-    /// Which job failed and where: the server's position when it gave one (a syntax error,
-    /// found before anything ran, or an error located in a statement), else the marker held
-    /// (`held`: none means before the first). The location is `None` when the failure came
-    /// after the job's last statement; the whole answer is `None` when the markers could not
-    /// be read or the connection failed: the session is gone, and what it knew with it.
-    fn failed_at(
-        &self,
-        jobs: &[Job<'_>],
-        held: Result<Option<u32>, DbError>,
-        source: &DbError,
-    ) -> Option<FailedAt> {
-        if let Some(ScriptOffset { job, offset }) =
-            source.position.and_then(|p| self.script_offset(p))
-        {
-            if let Some(script) = jobs.get(job).map(|j| j.script) {
-                let ranges = script.ranges();
-                let number = ranges
-                    .iter()
-                    .take_while(|r| r.0 <= offset)
-                    .count()
-                    .clamp(1, ranges.len().max(1));
-                let statement = (!ranges.is_empty()).then(|| Location {
-                    number,
-                    total: ranges.len(),
-                    line: script.line_at(offset),
-                });
-                return Some(FailedAt { job, statement });
-            }
-        }
-        if source.is_connection_error() {
-            return None;
-        }
-        let Point { job, done } = held
-            .ok()?
-            .and_then(|value| self.points.get((value as usize).checked_sub(1)?))
-            .copied()
-            .unwrap_or(Point::START);
-        let script = jobs.get(job)?.script;
-        let statement = script.ranges().get(done).map(|range| Location {
-            number: done + 1,
-            total: script.ranges().len(),
-            line: script.line_at(range.0),
-        });
-        Some(FailedAt { job, statement })
-    }
-
-    /// The job and script byte offset of the server's (1-based, in characters) `position`. A
-    /// position in the runner's own text right after a statement (a `;` it added after an
-    /// incomplete statement) counts as the end of that statement.
-    fn script_offset(&self, position: u32) -> Option<ScriptOffset> {
-        let byte = self
-            .text
-            .char_indices()
-            .nth((position as usize).checked_sub(1)?)
-            .map_or(self.text.len(), |(i, _)| i);
-        if let Some(piece) = self
-            .pieces
-            .iter()
-            .find(|p| p.sent <= byte && byte < p.sent + p.len)
-        {
-            return Some(ScriptOffset {
-                job: piece.job,
-                offset: piece.script + (byte - piece.sent),
-            });
-        }
-        let piece = self
-            .pieces
-            .iter()
-            .rev()
-            .find(|p| p.sent + p.len <= byte && p.len > 0)?;
-        Some(ScriptOffset {
-            job: piece.job,
-            offset: piece.script + piece.len - 1,
-        })
-    }
-}
-
-/// `SET TRANSACTION ...`: PostgreSQL takes it only before the transaction's first query.
-/// Read by the format crate's statement cursor, as the loader reads statements.
-fn is_set_transaction(statement: &str) -> bool {
-    migrations_format::sql::is_set_transaction(statement)
-}
-
 /// Catches a panic raised while polling the inner future, so the lock can be released before
 /// the panic goes on.
 struct CatchUnwind<F>(Pin<Box<F>>);
@@ -2083,110 +1850,5 @@ impl<F: Future> Future for CatchUnwind<F> {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Err(panic) => Poll::Ready(Err(panic)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SQL: &str = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\n\
-                       CREATE TABLE a (x int) -- why\n;\n\
-                       INSERT INTO a VALUES (1);\n";
-
-    fn script() -> Script {
-        let ranges: &'static [(usize, usize)] =
-            Box::leak(migrations_format::statement_ranges(SQL).into_boxed_slice());
-        let script = Script::__new(SQL, "", false, None, None, ranges, None, "1_a.up.sql", None);
-        let statements: Vec<&str> = script.statements().collect();
-        assert_eq!(
-            statements,
-            [
-                "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-                "CREATE TABLE a (x int)",
-                "INSERT INTO a VALUES (1)"
-            ]
-        );
-        script
-    }
-
-    /// The whole shape of a transactional batch: the user's text as written, the leading SET
-    /// TRANSACTION before the runner's settings, a marker after each statement closed by the
-    /// user's own `;`, and the backend pid as the first column of the last row (what
-    /// `check_backend` reads).
-    #[test]
-    fn batch_shape() {
-        let script = script();
-        let mut batch = Batch::new(Markers { key: -7 });
-        batch.push("BEGIN;\n");
-        batch.script(0, &script, true, "SET LOCAL lock_timeout = '5ms';\n", "");
-        batch.push("INSERT INTO history;\n");
-        batch.finish();
-        assert_eq!(
-            batch.text,
-            "BEGIN;\n\
-             SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;\n\
-             SET LOCAL lock_timeout = '5ms';\n\
-             SELECT pg_try_advisory_lock(-7, 1);\n\
-             ;\n\
-             CREATE TABLE a (x int);\n\
-             SELECT pg_try_advisory_lock(-7, 2), pg_advisory_unlock(-7, 1) -- why\n;\n\
-             INSERT INTO a VALUES (1);\n\
-             \n;\n\
-             SELECT pg_try_advisory_lock(-7, 3), pg_advisory_unlock(-7, 2);\n\
-             INSERT INTO history;\n\
-             COMMIT;\n\
-             SELECT pg_backend_pid(), pg_advisory_unlock(-7, 3);"
-        );
-        let point = |done| Point { job: 0, done };
-        assert_eq!(batch.points, [point(1), point(2), point(3)]);
-    }
-
-    #[test]
-    fn positions_map_back_to_the_file() {
-        let script = script();
-        let job = Job {
-            migration: &Migration::__new(1, "1", "a", script.clone(), None),
-            script: &script,
-            direction: Direction::Up,
-            detail: None,
-        };
-        let mut batch = Batch::new(Markers { key: -7 });
-        batch.push("BEGIN;\n");
-        batch.script(0, &script, true, "", "");
-        batch.finish();
-        let error = |position: Option<u32>| DbError {
-            kind: crate::db::DbErrorKind::Server,
-            code: Some("42601".into()),
-            message: String::new(),
-            detail: None,
-            hint: None,
-            position,
-        };
-        // `VALUES` of statement 3, line 4, as the server counts (characters from 1).
-        let at = batch.text.find("VALUES").unwrap() as u32 + 1;
-        let found = batch.failed_at(std::slice::from_ref(&job), Ok(None), &error(Some(at)));
-        let location = |number, line| Location {
-            number,
-            total: 3,
-            line,
-        };
-        let at = |statement| Some(FailedAt { job: 0, statement });
-        assert_eq!(found, at(Some(location(3, 4))));
-        // No position: the marker held says how far it got.
-        let found = batch.failed_at(std::slice::from_ref(&job), Ok(Some(1)), &error(None));
-        assert_eq!(found, at(Some(location(2, 2))));
-        let found = batch.failed_at(std::slice::from_ref(&job), Ok(None), &error(None));
-        assert_eq!(found, at(Some(location(1, 1))));
-        let found = batch.failed_at(std::slice::from_ref(&job), Ok(Some(3)), &error(None));
-        assert_eq!(found, at(None), "after the last statement");
-        // Markers unreadable: not known.
-        let gone = DbError {
-            kind: crate::db::DbErrorKind::Connection,
-            code: None,
-            ..error(None)
-        };
-        let found = batch.failed_at(std::slice::from_ref(&job), Err(gone.clone()), &gone);
-        assert_eq!(found, None);
     }
 }

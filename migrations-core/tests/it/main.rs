@@ -17,6 +17,7 @@
 // `#[macro_use]`: `behaviour!` (one test per driver) is used by the modules below.
 #[macro_use]
 mod common;
+mod big_scripts;
 mod chain_digest;
 mod code_migrations;
 mod connect;

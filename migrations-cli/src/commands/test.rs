@@ -28,6 +28,9 @@ pub fn run(
     to: Option<&str>,
     flags: Flags,
 ) -> Result<(), Error> {
+    // Read before the migrations are loaded: the directory it comes from is dropped at once,
+    // so a big file is not held twice.
+    let settings = ctx.directory()?.settings.test;
     let migrations = ctx.migrations()?;
     let from = from.map(|v| ctx.version(v)).transpose()?;
     let to = to.map(|v| ctx.version(v)).transpose()?;
@@ -49,7 +52,6 @@ pub fn run(
         .rows(flags.rows)
         .interrupt(&interrupt);
     // --max-lock, else `max_lock` in `[test]` of migrations.toml.
-    let settings = ctx.directory()?.settings.test;
     let max_lock = flags.max_lock.or(settings.max_lock);
     if let Some(jobs) = settings.jobs {
         options = options.jobs(jobs);

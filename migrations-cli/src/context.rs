@@ -21,12 +21,42 @@ pub enum WarmStart {
     NotChecked,
 }
 
+/// A connection being opened on another thread ([`Context::connect_early`]), opened, or to be
+/// opened when needed (no thread could be started).
+pub enum Connecting {
+    Pending(
+        std::thread::JoinHandle<Result<postgres::Client, migrations_core::connect::ConnectError>>,
+    ),
+    Done(Box<postgres::Client>),
+    Later(Box<ConnectOptions>),
+}
+
+impl Connecting {
+    /// The connection, once opened (or why it could not be), with the log records the opening
+    /// thread held, printed now and its later ones as they come.
+    pub fn finish(self) -> Result<postgres::Client, Error> {
+        let handle = match self {
+            Connecting::Done(client) => return Ok(*client),
+            Connecting::Later(options) => {
+                log::debug!("connecting ({:?})", options);
+                return Ok(connect(&options)?);
+            }
+            Connecting::Pending(handle) => handle,
+        };
+        crate::logger::release(handle.thread().id());
+        match handle.join() {
+            Ok(connected) => Ok(connected?),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
 /// What `wait`'s start found ([`Context::wait_start`]).
 pub enum WaitStart {
     /// The warm record's check proved every migration of the phase applied: this many.
     Migrated(usize),
-    /// Wait on these heads, on this connection when the record's check was made on it.
-    Heads(Box<Migrations>, Option<Box<postgres::Client>>),
+    /// Wait on these heads, on this connection.
+    Heads(Box<Migrations>, Connecting),
 }
 
 /// The heads of the directory ([`Context::load_heads`]).
@@ -155,26 +185,20 @@ impl<'a> Context<'a> {
         Ok(heads)
     }
 
-    /// The warm check by the record's digests for `phase` (`None` when it has none), on a new
-    /// connection.
+    /// The warm check by the digests of a warm record that describes the directory (its
+    /// `[run]` table under the flags), on the connection being opened: `None` when it proves
+    /// the database current, else the connection.
     fn check_by_record(
         &self,
         record: &WarmRecord,
-        phase: Phase,
-    ) -> Result<Option<WarmStart>, Error> {
-        let Some(digests) = record.current_for(phase.as_str()) else {
-            return Ok(None);
-        };
+        digests: &[[u8; 32]],
+        connecting: Connecting,
+    ) -> Result<Option<Box<postgres::Client>>, Error> {
         log::debug!("warm start: the directory is as its warm record describes");
         let names = self.names_over(record.schema.as_deref(), record.table.as_deref());
-        let mut client = self.connect()?;
-        Ok(Some(
-            if Migrator::is_digest_current(&mut client, &names, digests) {
-                WarmStart::UpToDate
-            } else {
-                WarmStart::Unproven(Box::new(client))
-            },
-        ))
+        let mut client = connecting.finish()?;
+        let current = Migrator::is_digest_current(&mut client, &names, digests);
+        Ok((!current).then(|| Box::new(client)))
     }
 
     /// The warm start of a plain `up` of `phase` (docs/cache.md): the one-query warm check,
@@ -182,19 +206,26 @@ impl<'a> Context<'a> {
     /// the warm record of the last load describes it (same names, same file stamps), it is
     /// neither loaded nor parsed: the record holds the digests to compare with. Otherwise the
     /// heads are loaded (through the checksum cache), and the record made for the next start.
+    /// The connection is opened meanwhile.
     pub fn warm_start(&self, phase: Phase) -> Result<WarmStart, Error> {
+        let connecting = self.connect_early();
         let look = self.warm_look();
-        if let Some(record) = look.as_ref().and_then(|l| l.record.as_ref()) {
-            if let Some(check) = self.check_by_record(record, phase)? {
-                return Ok(check);
-            }
+        let record = look.as_ref().and_then(|l| l.record.as_ref());
+        if let Some((record, digests)) =
+            record.and_then(|r| Some((r, r.current_for(phase.as_str())?)))
+        {
+            return Ok(match self.check_by_record(record, digests, connecting)? {
+                None => WarmStart::UpToDate,
+                Some(client) => WarmStart::Unproven(client),
+            });
         }
         let heads = self.load_heads_recorded(look)?;
         if heads.unset_placeholder {
-            // The full load reports it, with its file and line, before anything runs.
+            // The full load reports it, with its file and line, before anything runs (the
+            // connection being opened is dropped unseen).
             return Ok(WarmStart::NotChecked);
         }
-        let mut client = self.connect()?;
+        let mut client = connecting.finish()?;
         Ok(
             if self
                 .migrator(&heads.migrations)
@@ -211,21 +242,46 @@ impl<'a> Context<'a> {
     /// `wait`'s start: when the warm record describes the directory, its warm check (nothing
     /// loaded), and the number of the phase's migrations; otherwise, or when the check cannot
     /// prove the database migrated, the heads to wait on (whatever the placeholders: `wait`
-    /// compares checksums only), recorded for the next start.
+    /// compares checksums only), recorded for the next start. The connection is opened
+    /// meanwhile.
     pub fn wait_start(&self, phase: Phase) -> Result<WaitStart, Error> {
+        let connecting = self.connect_early();
         let look = self.warm_look();
-        let mut client = None;
-        if let Some(record) = look.as_ref().and_then(|l| l.record.as_ref()) {
-            if let Some(count) = record.count_for(phase.as_str()) {
-                match self.check_by_record(record, phase)? {
-                    Some(WarmStart::UpToDate) => return Ok(WaitStart::Migrated(count)),
-                    Some(WarmStart::Unproven(c)) => client = Some(c),
-                    _ => {}
-                }
-            }
-        }
+        let phase = phase.as_str();
+        let record = look.as_ref().and_then(|l| l.record.as_ref());
+        let Some((record, digests, count)) =
+            record.and_then(|r| Some((r, r.current_for(phase)?, r.count_for(phase)?)))
+        else {
+            let heads = self.load_heads_recorded(look)?;
+            return Ok(WaitStart::Heads(Box::new(heads.migrations), connecting));
+        };
+        let Some(client) = self.check_by_record(record, digests, connecting)? else {
+            return Ok(WaitStart::Migrated(count));
+        };
         let heads = self.load_heads_recorded(look)?;
-        Ok(WaitStart::Heads(Box::new(heads.migrations), client))
+        Ok(WaitStart::Heads(
+            Box::new(heads.migrations),
+            Connecting::Done(client),
+        ))
+    }
+
+    /// Starts connecting on another thread (`connect`), while this one reads the directory:
+    /// the connection's round trips (and the server starting a backend) are mostly waiting.
+    /// Its log records are held until the connection is taken ([`Connecting::finish`]), so a
+    /// run that stops before that (a file problem) prints what it printed before.
+    fn connect_early(&self) -> Connecting {
+        let options = self.connect_options();
+        let early = options.clone();
+        let spawned = std::thread::Builder::new().spawn(move || {
+            crate::logger::hold_this_thread();
+            log::debug!("connecting ({:?})", early);
+            connect(&early)
+        });
+        match spawned {
+            Ok(handle) => Connecting::Pending(handle),
+            // No thread to be had: connect when the connection is needed.
+            Err(_) => Connecting::Later(Box::new(options)),
+        }
     }
 
     /// The directory listed now, and its warm record when the record is of this very listing.

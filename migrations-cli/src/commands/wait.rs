@@ -25,10 +25,7 @@ pub fn run(ctx: &Context<'_>, timeout: Option<Duration>, phase: Phase) -> Result
         }
         WaitStart::Heads(migrations, client) => (migrations, client),
     };
-    let mut client = match client {
-        Some(client) => *client,
-        None => ctx.connect()?,
-    };
+    let mut client = client.finish()?;
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let ready = ctx
         .migrator(&migrations)

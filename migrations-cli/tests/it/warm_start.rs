@@ -477,7 +477,8 @@ fn wait_goes_by_the_warm_record() {
     let (code, stdout, _, run) = wait(&t.warm, &["--debug"]);
     assert_eq!(code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("warm start: the directory is as its warm record describes"),
+        run.stderr
+            .contains("warm start: the directory is as its warm record describes"),
         "{}",
         run.stderr
     );
@@ -498,4 +499,42 @@ fn wait_goes_by_the_warm_record() {
     let cold = wait(&t.cold, &["--no-cache", "--timeout", "1s"]);
     assert_ne!(warm.0, 0, "{}", warm.2);
     assert_eq!((warm.0, warm.1, warm.2), (cold.0, cold.1, cold.2));
+}
+
+/// The connection is opened while the directory is read; what it says is said only when it is
+/// used: a refusing server is waited for, and said so, once; a directory that does not load
+/// reports its problem alone, as it did when nothing connected before the files were read.
+#[test]
+fn the_early_connection_speaks_only_when_used() {
+    let p = Project::new(&[("1_a.up.sql", "SELECT 1;\n")]);
+    // Port 1: nothing listens there, so every attempt is refused at once.
+    let url = "postgres://app:s3cret@127.0.0.1:1/app";
+    for command in ["up", "wait"] {
+        let run = p.with_url(url, &[command, "--connect-timeout", "2s"]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", run.stderr);
+        assert!(
+            lines[0].starts_with("[info] waiting for 127.0.0.1:1 (connection refused) until "),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            lines[1].starts_with("error: could not connect"),
+            "{}",
+            run.stderr
+        );
+    }
+    p.write(
+        "1_a.down.sql",
+        "-- migrations:no-such-directive\nSELECT 1;\n",
+    );
+    for command in ["up", "wait"] {
+        let run = p.with_url(url, &[command, "--connect-timeout", "2s"]);
+        let files = p.with_url(url, &["lint"]);
+        assert_ne!(run.code, 0);
+        assert_eq!(run.code, files.code, "{}", run.stderr);
+        assert!(!run.stderr.contains("[info]"), "{}", run.stderr);
+        assert!(run.stderr.contains("1_a.down.sql"), "{}", run.stderr);
+    }
 }

@@ -781,6 +781,15 @@ mod async_driver {
             self.is_up_to_date_on(&mut AsyncConn(client)).await
         }
 
+        /// Async twin of [`Migrator::is_digest_current`].
+        pub async fn is_digest_current_async(
+            client: &mut tokio_postgres::Client,
+            names: &Names,
+            digests: &[[u8; 32]],
+        ) -> bool {
+            Migrator::is_digest_current_on(&mut AsyncConn(client), names, digests).await
+        }
+
         /// Async twin of [`Migrator::wait_until_migrated`]: sleeps with tokio between looks.
         pub async fn wait_until_migrated_async(
             &self,

@@ -60,6 +60,8 @@ pub(crate) struct Config {
 pub(crate) type LockSink = std::sync::Arc<std::sync::Mutex<Vec<HeldLocks>>>;
 
 /// The relation locks one transactional step held before its `COMMIT`.
+// Read by the round trip only (feature `postgres`); the engine fills it under every driver.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 #[derive(Debug, Clone)]
 pub(crate) struct HeldLocks {
     pub version: i64,

@@ -277,7 +277,7 @@ fn unescape(s: &str) -> Option<String> {
 }
 
 /// The state of a migrations directory in one digest, for the warm start's record
-/// ([`WarmRecord`]): every entry's name and kind, and the [`Stamp`] of every file, in the root
+/// ([`WarmRecord`]): every entry's name and kind, and the stamp (size, mtime, ctime, inode, device) of every file, in the root
 /// and in its folders (diesel's layout), sorted by name. Two equal `DirStamp`s, the older one
 /// [settled](DirStamp::is_settled), mean the loader would read the same directory: a file
 /// created, removed or renamed changes the names; a file edited, replaced or touched, its

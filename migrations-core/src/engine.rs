@@ -82,10 +82,8 @@ fn lock_probe() -> (String, String) {
         .finish();
     let tag = format!("migrations:held-lock:{nonce:016x}");
     let sql = format!(
-        "SELECT '{tag}', l.relation::text, l.mode FROM pg_catalog.pg_locks l \
-         WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
-         AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d \
-                           WHERE d.datname = pg_catalog.current_database());\n"
+        "{};\n",
+        sql::relation_locks(&format!("'{tag}', "), "pg_catalog.pg_backend_pid()")
     );
     (sql, tag)
 }

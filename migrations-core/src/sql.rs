@@ -899,6 +899,19 @@ impl Names {
     }
 }
 
+/// The relation locks session `pid` (an SQL expression) holds, granted, in the current
+/// database: `relation::text, mode`, after `lead` (columns to put first, each followed by a
+/// comma). The round trip reads a step's own locks with it (the engine's probe, before
+/// `COMMIT`) and a no-transaction step's from a second session. Without a trailing `;`.
+pub(crate) fn relation_locks(lead: &str, pid: &str) -> String {
+    format!(
+        "SELECT {lead}l.relation::text, l.mode FROM pg_catalog.pg_locks l \
+         WHERE l.pid = {pid} AND l.locktype = 'relation' AND l.granted \
+         AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d \
+                           WHERE d.datname = pg_catalog.current_database())"
+    )
+}
+
 /// A `timestamptz` column as RFC 3339 text in UTC, to the millisecond
 /// (`2025-08-01T00:00:15.123Z`): the one spelling of a time in the API and the CLI, whatever
 /// the session's `TimeZone` and `DateStyle`.

@@ -59,12 +59,7 @@ impl LockWatch {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
-        let sql = format!(
-            "SELECT relation::text, mode FROM pg_catalog.pg_locks \
-             WHERE pid = {pid} AND locktype = 'relation' AND granted \
-             AND database = (SELECT oid FROM pg_catalog.pg_database \
-                             WHERE datname = current_database())"
-        );
+        let sql = crate::sql::relation_locks("", pid);
         let thread = std::thread::spawn(move || {
             // (table oid, mode) -> first and last seen.
             let mut seen: std::collections::BTreeMap<(u32, usize), (Instant, Instant)> =

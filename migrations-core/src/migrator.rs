@@ -341,6 +341,12 @@ impl Migrator<'_> {
         // Repeatables follow a complete `up` (not `up --to`, `down` or `redo`).
         if *operation == (Operation::Up { to: None }) {
             report.repeatables = crate::repeatable::apply(conn, &resolved, config).await?;
+            // The versioned history was current (the engine's check found it so), but a
+            // repeatable ran: the run did something, under the lock, so it was not the warm
+            // start's no-op.
+            if !report.repeatables.is_empty() {
+                report.up_to_date_fast = false;
+            }
         }
         Ok(report)
     }

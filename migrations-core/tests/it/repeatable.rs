@@ -101,6 +101,8 @@ behaviour!(
             .map(|r| (r.name.as_str(), r.changed))
             .collect();
         assert_eq!(ran, [("b_views", true)]);
+        // A repeatable ran: the report must not say the warm start found nothing to do.
+        assert!(!report.up_to_date_fast, "{report:?}");
         assert_eq!(
             scalar(
                 &db,

@@ -230,9 +230,20 @@ pub fn offline_script_with(
         // history whichever ran it.
         let step = StepSql::new(names, m, script, range.direction).detail(OFFLINE_DETAIL);
         if script.no_transaction() {
+            let timeouts = file_timeouts(script);
+            if !timeouts.is_empty() {
+                out.push_str(&save_and_set(&timeouts));
+            }
             no_transaction_block(&mut out, script, &step);
+            if !timeouts.is_empty() {
+                out.push_str(&restore(&timeouts));
+            }
         } else {
             out.push_str("BEGIN;\n");
+            for (param, ms) in file_timeouts(script) {
+                // Ends with the transaction: nothing to restore.
+                out.push_str(&format!("SET LOCAL {param} = '{ms}ms';\n"));
+            }
             out.push_str(script.sql());
             out.push_str("\n;\n");
             out.push_str(&step.commit(None));
@@ -244,6 +255,54 @@ pub fn offline_script_with(
     }
     out.push_str(&format!("{};\n", names.unlock()));
     Ok(out)
+}
+
+/// The file's own timeout directives (`-- migrations:lock-timeout=`, `statement-timeout=`),
+/// which the runner sets for that file alone. The script sets no timeout otherwise: the
+/// DBA's session (`PGOPTIONS`, the role's or database's settings) decides, as for any psql
+/// script; a directive is the file's author saying what this file needs, so it wins there.
+fn file_timeouts(script: &Script) -> Vec<(&'static str, u64)> {
+    [
+        ("lock_timeout", script.lock_timeout_ms()),
+        ("statement_timeout", script.statement_timeout_ms()),
+    ]
+    .into_iter()
+    .filter_map(|(param, ms)| ms.map(|ms| (param, ms)))
+    .collect()
+}
+
+/// psql variable that holds a setting's value from before a no-transaction file set its own.
+fn saved_variable(param: &str) -> String {
+    format!("migrations_saved_{param}")
+}
+
+/// For a no-transaction file (no transaction to scope a `SET LOCAL`): keep the session's
+/// values in psql variables (`\gset`), then set the file's.
+fn save_and_set(timeouts: &[(&str, u64)]) -> String {
+    let mut out = String::from("SELECT ");
+    for (i, (param, _)) in timeouts.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&format!(
+            "current_setting('{param}') AS {}",
+            saved_variable(param)
+        ));
+    }
+    out.push_str(" \\gset\n");
+    for (param, ms) in timeouts {
+        out.push_str(&format!("SET {param} = '{ms}ms';\n"));
+    }
+    out
+}
+
+/// The session's values back after a no-transaction file with its own timeouts.
+fn restore(timeouts: &[(&str, u64)]) -> String {
+    timeouts
+        .iter()
+        .map(|(param, _)| format!("SET {param} = :'{}';\n", saved_variable(param)))
+        .collect::<String>()
+        + "\n"
 }
 
 /// What the script holds per step besides the migration's SQL (its comment line, `BEGIN`,

@@ -505,3 +505,56 @@ fn an_offline_no_transaction_down_that_stops_leaves_the_runners_down_in_progress
         )
     );
 }
+
+/// A file's own timeout directives hold in the offline script as in the runner: set for that
+/// file alone (a transactional one's with `SET LOCAL`, a no-transaction one's set and then
+/// put back to the session's values), and the files around it keep the DBA's session values.
+#[test]
+fn the_files_timeout_directives_hold_in_the_offline_script_for_that_file_only() {
+    let seen = |table: &str| {
+        format!(
+            "CREATE TABLE {table} AS SELECT current_setting('lock_timeout') AS lock, \
+             current_setting('statement_timeout') AS statement;\n"
+        )
+    };
+    let dir = Dir::new(&[
+        ("1_before.up.sql", &seen("before")),
+        (
+            "2_own.up.sql",
+            &format!(
+                "-- migrations:lock-timeout=1500ms\n-- migrations:statement-timeout=2min\n{}",
+                seen("own")
+            ),
+        ),
+        (
+            "3_own_no_tx.up.sql",
+            &format!(
+                "-- migrations:no-transaction\n-- migrations:lock-timeout=7s\n{}",
+                seen("own_no_tx")
+            ),
+        ),
+        ("4_after.up.sql", &seen("after")),
+    ]);
+    let m = dir.load();
+    let db = test_db();
+    let file = dir.path().join("up.sql.out");
+    std::fs::write(&file, script(&m, None, None, Direction::Up)).unwrap();
+    // The DBA's own session values, as PGOPTIONS sets them.
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-f"])
+        .arg(&file)
+        .arg(db.url())
+        .env("PGOPTIONS", "-c lock_timeout=3s -c statement_timeout=1h")
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |table: &str| scalar(&db, &format!("SELECT (lock, statement)::text FROM {table}"));
+    assert_eq!(read("before").as_deref(), Some("(3s,1h)"));
+    assert_eq!(read("own").as_deref(), Some("(1500ms,2min)"));
+    assert_eq!(read("own_no_tx").as_deref(), Some("(7s,1h)"));
+    assert_eq!(read("after").as_deref(), Some("(3s,1h)"));
+}

@@ -715,6 +715,38 @@ async fn acquire_lock<C: Conn>(
     }
 }
 
+/// What a `running` row left by a runner that died records as its error (the runner under
+/// the lock, and `wait`, which proves the death without it, say the same).
+pub(crate) fn dead_runner_error(row: &AppliedMigration) -> String {
+    let reverting = row.error.as_deref() == Some(DOWN_IN_PROGRESS);
+    let done = row.statements_done.unwrap_or(0).max(0) as usize;
+    let total = row.statements_total.unwrap_or(0).max(0) as usize;
+    if crate::code::is_code_checksum(&row.checksum) {
+        format!(
+            "the runner stopped (killed, crashed or lost its connection) while the code \
+             migration's {} function ran",
+            if reverting { "down" } else { "up" }
+        )
+    } else {
+        format!(
+            "the runner stopped (killed, crashed or lost its connection) during statement {} of \
+             {total}{}",
+            done + 1,
+            if reverting { " of the down script" } else { "" }
+        )
+    }
+}
+
+/// Whether any session of this database holds the migrations lock. A failed read is an
+/// error: the caller decides from it.
+pub(crate) async fn lock_is_held<C: Conn>(conn: &mut C, names: &Names) -> Result<bool, Error> {
+    let rows = conn
+        .simple(&names.lock_holder())
+        .await
+        .map_err(Error::db("looking for the holder of the migrations lock"))?;
+    Ok(!rows.is_empty())
+}
+
 /// Who holds the migrations lock, for the messages of a runner that waits for it. Only a
 /// message depends on it: a failed read is `None`, never an error of the run.
 async fn lock_holder<C: Conn>(conn: &mut C, names: &Names) -> Option<crate::LockHolder> {
@@ -1034,20 +1066,7 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             };
             let done = row.statements_done.unwrap_or(0).max(0) as usize;
             let total = row.statements_total.unwrap_or(0).max(0) as usize;
-            let error = if crate::code::is_code_checksum(&row.checksum) {
-                format!(
-                    "the runner stopped (killed, crashed or lost its connection) while the code \
-                     migration's {} function ran",
-                    if reverting { "down" } else { "up" }
-                )
-            } else {
-                format!(
-                    "the runner stopped (killed, crashed or lost its connection) during \
-                     statement {} of {total}{}",
-                    done + 1,
-                    if reverting { " of the down script" } else { "" }
-                )
-            };
+            let error = dead_runner_error(row);
             let sql = self
                 .config
                 .names

@@ -7,7 +7,7 @@ use crate::db::Conn;
 use crate::embedded::Migrations;
 use crate::engine::{self, Config};
 use crate::error::Error;
-use crate::history::State;
+use crate::history::{AppliedMigration, State};
 use crate::plan::{self, Operation};
 
 /// What [`Migrator::wait_until_migrated`](crate::Migrator::wait_until_migrated) found.
@@ -67,11 +67,14 @@ async fn pending<C: Conn>(
     config: &Config,
 ) -> Result<Vec<(i64, String)>, Error> {
     let history = engine::read_history_if_any(conn, &config.names).await?;
-    // A `running` row is a runner at work (or one that died, which only the next runner can
-    // tell, under the lock): not yet applied, not a failure to report.
-    let (running, settled): (Vec<_>, Vec<_>) = history
+    // A `running` row is a runner at work: not yet applied, not a failure to report. Unless
+    // that runner died: then waiting cannot end, and the row is the failure the next runner
+    // will record.
+    let (running, mut settled): (Vec<_>, Vec<_>) = history
         .into_iter()
         .partition(|row| row.state == State::Running);
+    let (dead, running) = dead_runners(conn, config, running).await?;
+    settled.extend(dead);
     let plan = plan::plan_with(
         migrations,
         &settled,
@@ -89,4 +92,36 @@ async fn pending<C: Conn>(
         }
     }
     Ok(pending)
+}
+
+/// The rows of `running` whose runner is proven dead, as `failed` rows with the error the next
+/// runner will record, and the others. A runner writes a `running` row under the migrations
+/// lock and holds the lock until the row is settled; so when, after the rows were read, no
+/// session holds the lock, and a second read finds the same rows unchanged (same start, same
+/// progress), the runner that wrote them was gone in between: alive, it would have held the
+/// lock; finished, it would have settled them; a new runner would have marked them failed.
+async fn dead_runners<C: Conn>(
+    conn: &mut C,
+    config: &Config,
+    running: Vec<AppliedMigration>,
+) -> Result<(Vec<AppliedMigration>, Vec<AppliedMigration>), Error> {
+    if running.is_empty() || engine::lock_is_held(conn, &config.names).await? {
+        return Ok((Vec::new(), running));
+    }
+    let again = engine::read_history_if_any(conn, &config.names).await?;
+    let unchanged = |row: &AppliedMigration| {
+        again.iter().any(|now| {
+            now.version == row.version
+                && now.state == State::Running
+                && now.applied_at == row.applied_at
+                && now.statements_done == row.statements_done
+                && now.error == row.error
+        })
+    };
+    let (mut dead, alive): (Vec<_>, Vec<_>) = running.into_iter().partition(unchanged);
+    for row in &mut dead {
+        row.error = Some(engine::dead_runner_error(row));
+        row.state = State::Failed;
+    }
+    Ok((dead, alive))
 }

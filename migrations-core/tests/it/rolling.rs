@@ -379,3 +379,75 @@ fn the_offline_script_knows_the_phases() {
     let all = migrations_core::offline_script_with(&V2, &names, range, Phase::All).unwrap();
     assert!(all.contains("-- up 4 drop_legacy"));
 }
+
+behaviour!(
+    wait_tells_a_running_runner_from_a_dead_one,
+    |driver: Driver| {
+        let db = test_db();
+        let d = Dir::new(&[
+            ("1_t.up.sql", "CREATE TABLE t (a int);\n"),
+            (
+                "2_ix.up.sql",
+                "-- migrations:no-transaction\n\
+                 CREATE INDEX CONCURRENTLY t_a ON t (a);\n\
+                 SELECT pg_sleep(30);\n",
+            ),
+        ]);
+        let m = d.load();
+        let url = db.url().to_owned();
+        let path = d.path().to_owned();
+        let runner = std::thread::spawn(move || {
+            let m = Migrations::from_dir(&path).unwrap();
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let result = Migrator::new(&m).run(&mut client).map(|_| ());
+            result
+        });
+        // This test's database only: the sync and async runs go on at the same time.
+        let sleeper = "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
+                       AND state = 'active' AND pid <> pg_backend_pid() \
+                       AND datname = current_database()";
+        let started = Instant::now();
+        while scalar(&db, sleeper).is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never reached the sleep"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Alive, holding the lock, at its second statement: waiting is right.
+        let pending = match wait(driver, &db, &m, Phase::Pre, Duration::from_millis(300)) {
+            Err(Error::WaitTimeout { pending, .. }) => pending,
+            other => panic!("must wait for a live runner: {other:?}"),
+        };
+        assert_eq!(pending.iter().map(|p| p.0).collect::<Vec<_>>(), [2]);
+
+        // Its backend dies (a crash, a cut network): the row stays `running`, the lock is gone.
+        scalar(
+            &db,
+            &format!("SELECT pg_terminate_backend(pid) FROM ({sleeper}) s"),
+        );
+        runner.join().unwrap().unwrap_err();
+        let started = Instant::now();
+        let err = wait(driver, &db, &m, Phase::Pre, Duration::from_secs(30)).unwrap_err();
+        // At once, not after the timeout: no runner will ever finish it.
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(err.is_drift(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "the runner stopped (killed, crashed or lost its connection) during statement \
+                 2 of 2"
+            ) && text.contains("migrations repair"),
+            "{text}"
+        );
+        // `wait` wrote nothing: the next runner records the failure, as it always did.
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT state FROM migrations_history WHERE version = 2"
+            )
+            .as_deref(),
+            Some("running")
+        );
+    }
+);

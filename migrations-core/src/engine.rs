@@ -140,24 +140,28 @@ pub(crate) async fn run<C: Conn>(
     };
     // A panic in a callback must not leave the lock held: catch it, unlock, then let it go on.
     let outcome = CatchUnwind(Box::pin(engine.locked(operation))).await;
-    if engine.prepare_sent {
-        // The unlock, and the statement the run prepared deallocated: the caller's session
-        // keeps nothing of the run.
-        let _ = conn.simple(&config.names.unlock_and_deallocate()).await;
-    }
-    let mut report = unlock_then(conn, &config.names, outcome).await?;
+    // With the unlock, the statement the run prepared is deallocated: the caller's session
+    // keeps nothing of the run. One release only: a second unlock of a lock no longer held
+    // makes the server warn ("you don't own a lock of type ExclusiveLock").
+    let release = if engine.prepare_sent {
+        config.names.unlock_and_deallocate()
+    } else {
+        config.names.unlock()
+    };
+    let mut report = unlock_then(conn, &release, outcome).await?;
     report.duration = started.elapsed();
     Ok(report)
 }
 
-/// Releases the migrations lock, then returns the locked section's result or resumes its
-/// panic. Every locked section ends here, so no exit path keeps the lock.
+/// Releases the migrations lock (`release`: [`Names::unlock`], or more statements that begin
+/// with it), then returns the locked section's result or resumes its panic. Every locked
+/// section ends here, so no exit path keeps the lock.
 async fn unlock_then<C: Conn, T>(
     conn: &mut C,
-    names: &Names,
+    release: &str,
     outcome: Result<Result<T, Error>, Box<dyn Any + Send>>,
 ) -> Result<T, Error> {
-    let _ = conn.simple(&names.unlock()).await;
+    let _ = conn.simple(release).await;
     match outcome {
         Ok(result) => result,
         Err(panic) => resume_unwind(panic),
@@ -246,7 +250,7 @@ pub(crate) async fn maintain<C: Conn>(
         conn, migrations, config, operation, pid,
     )))
     .await;
-    unlock_then(conn, &config.names, outcome).await
+    unlock_then(conn, &config.names.unlock(), outcome).await
 }
 
 async fn maintain_locked<C: Conn>(

@@ -23,8 +23,11 @@
 //! `identifier-too-long` or `ban-duplicate-column-assignments` could flag) is left out whole. The rows left out are replaced, in the text squawk parses, by block
 //! comments of the same length, so every byte offset (and so every line and column of a finding)
 //! is unchanged; identical comments are one token in squawk's tree (rowan interns tokens), so
-//! the rows cost a few kilobytes there, whatever their size. What squawk no longer sees is a
-//! syntax error inside a row after the first: the server reports it when the migration runs.
+//! the rows cost a few kilobytes there, whatever their size. Consecutive statements left out
+//! whole are one run of comments, the `;` and whitespace between them included
+//! (`syntax::merged_gaps`): otherwise each would still leave squawk an empty statement, a node
+//! of the tree. What squawk no longer sees is a syntax error inside a row after the first: the
+//! server reports it when the migration runs.
 
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -52,8 +52,10 @@ fn up_status_current_history_down_redo() {
     );
     assert_eq!(p.run(&["current"]).stdout, "none\n");
 
-    let up = p.run(&["up", "--to", "2"]);
+    let up = p.run(&["-v", "up", "--to", "2"]);
     assert_eq!(up.code, 0, "{}", up.stderr);
+    // The lock is released once: a second unlock makes the server warn, which -v shows.
+    assert!(!up.stderr.contains("WARNING"), "{}", up.stderr);
     assert!(up.stdout.starts_with("up 1 users ("), "{}", up.stdout);
     assert!(up.stdout.contains("\nup 2 posts ("), "{}", up.stdout);
     assert!(up.stdout.ends_with(" ms\n"), "{}", up.stdout);

@@ -188,6 +188,12 @@ pub fn may_hold_placeholders(text: &str) -> bool {
 /// placeholders (no `}`, a bad name, an unknown `:kind`, a kind that contradicts where it
 /// sits); the file cannot be used until they are fixed.
 pub fn scan(text: &str) -> Result<Vec<Use>, Vec<PlaceholderProblem>> {
+    // Every use and every problem starts at a `${` (an escape is `$${`): a text without one
+    // has neither. The loader scans every file it reads; the scanner follows the SQL's
+    // strings and comments byte by byte, a quarter of the client's CPU on a 100 MB seed file.
+    if !may_hold_placeholders(text) {
+        return Ok(Vec::new());
+    }
     let mut scanner = Scanner {
         text,
         bytes: text.as_bytes(),

@@ -764,10 +764,22 @@ pub(crate) async fn history_format<C: Conn>(
     conn: &mut C,
     names: &Names,
 ) -> Result<Option<u32>, Error> {
-    let rows = conn
-        .simple(&names.probe())
-        .await
-        .map_err(Error::db("looking for the history table"))?;
+    let rows = conn.simple(&names.probe()).await.map_err(|source| {
+        // insufficient_privilege on the lookup itself: no USAGE on the schema. The fix is a
+        // grant or another schema, which the generic error would not say.
+        if source.code.as_deref() == Some("42501") {
+            Error::HistorySchemaAccess {
+                table: names.history(),
+                schema: sql::quote_ident(&names.schema),
+                source,
+            }
+        } else {
+            Error::Db {
+                context: "looking for the history table".to_owned(),
+                source,
+            }
+        }
+    })?;
     let row = rows.first();
     let exists = row.and_then(|r| r.first()).and_then(|c| c.as_deref()) == Some("t");
     if !exists {

@@ -182,6 +182,22 @@ pub enum Error {
         source: DbError,
     },
 
+    /// The history table's schema cannot be used by this role (`USAGE` on it is missing), so
+    /// the history could not even be looked for.
+    #[error(
+        "cannot look for the history table {table}: {source}; grant the right \
+         (`GRANT USAGE ON SCHEMA {schema} TO <role>`, and `CREATE` on it to create the table) or \
+         choose a schema the role can use with --schema"
+    )]
+    HistorySchemaAccess {
+        /// The history table, schema-qualified.
+        table: String,
+        /// Its schema, quoted as SQL writes it.
+        schema: String,
+        /// The server's error (insufficient_privilege).
+        source: DbError,
+    },
+
     /// A down script that runs in a transaction holds a statement PostgreSQL refuses inside
     /// one, or transaction control (`COMMIT`, ...) that would break it.
     #[error(

@@ -981,6 +981,29 @@ fn a_schema_owner_without_superuser_runs_every_command() {
         "the error carries the fix: {}",
         refused.stderr
     );
+    // Without even USAGE on public, the history cannot be looked for: the error says so, with
+    // the fix, not only the server's "permission denied for schema public".
+    db.connect()
+        .batch_execute("REVOKE USAGE ON SCHEMA public FROM PUBLIC")
+        .unwrap();
+    let refused = p.with_url(&url, &["--search-path", "app", "up"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("cannot look for the history table \"public\".\"migrations_history\"")
+            && refused
+                .stderr
+                .contains("GRANT USAGE ON SCHEMA \"public\" TO <role>")
+            && refused.stderr.contains("--schema")
+            && refused.stderr.contains("42501"),
+        "the error carries the fix: {}",
+        refused.stderr
+    );
+    db.connect()
+        .batch_execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        .unwrap();
 
     let run = |args: &[&str]| {
         let mut full = vec!["--schema", "app", "--search-path", "app"];

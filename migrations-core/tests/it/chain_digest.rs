@@ -5,9 +5,9 @@
 //! migrations wait), slow whenever a row is missing, failed, running or edited.
 #![allow(clippy::result_large_err)] // the core's error is returned once per run
 
-use std::time::Duration;
-
-use crate::common::{column, scalar, Dir, Driver};
+use crate::common::{
+    column, end_sleeping_runner, runner_asleep_in_a_no_transaction_step, scalar, Dir, Driver,
+};
 use migrations_core::plan::Direction;
 use migrations_core::{
     offline_script, DownTarget, Migrations, Migrator, Names, OfflineRange, Operation, Phase, Tool,
@@ -263,46 +263,8 @@ fn hand_edits_and_truncate_keep_the_stored_digest() {
 #[test]
 fn a_killed_no_transaction_step_keeps_the_stored_digest() {
     let db = test_db();
-    let d = Dir::new(&[
-        ("1_t.up.sql", "CREATE TABLE t (a int);\n"),
-        (
-            "2_slow.up.sql",
-            "-- migrations:no-transaction\n\
-             CREATE INDEX CONCURRENTLY t_a ON t (a);\n\
-             SELECT pg_sleep(30);\n",
-        ),
-    ]);
-    let m = d.load();
-    let url = db.url().to_owned();
-    let runner = std::thread::spawn(move || {
-        let m = Migrations::from_dir(d.path()).unwrap();
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        let result = Migrator::new(&m).run(&mut client).map(|_| ());
-        drop(d);
-        result
-    });
-    let started = std::time::Instant::now();
-    loop {
-        let sleeping = scalar(
-            &db,
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
-             AND state = 'active' AND pid <> pg_backend_pid()",
-        );
-        if sleeping.as_deref() == Some("1") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "never reached the sleep"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The runner's backend dies as in a crash of the server process or the network.
-    scalar(
-        &db,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
-    );
+    let (m, runner) = runner_asleep_in_a_no_transaction_step(&db);
+    end_sleeping_runner(&db);
     runner.join().unwrap().unwrap_err();
     assert_eq!(
         scalar(

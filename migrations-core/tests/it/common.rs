@@ -140,6 +140,57 @@ pub fn scalar(db: &TestDb, sql: &str) -> Option<String> {
     column(db, sql).into_iter().next().flatten()
 }
 
+/// A runner asleep in its no-transaction step: a directory whose migration 2 builds an index
+/// concurrently, then sleeps 30 s, run by a thread of its own (sync driver) until its backend
+/// is in the sleep. Returns the directory's migrations and the runner, whose result comes
+/// when its backend is ended with [`end_sleeping_runner`].
+pub fn runner_asleep_in_a_no_transaction_step(
+    db: &TestDb,
+) -> (Migrations, std::thread::JoinHandle<Result<(), Error>>) {
+    let d = Dir::new(&[
+        ("1_t.up.sql", "CREATE TABLE t (a int);\n"),
+        (
+            "2_slow.up.sql",
+            "-- migrations:no-transaction\n\
+             CREATE INDEX CONCURRENTLY t_a ON t (a);\n\
+             SELECT pg_sleep(30);\n",
+        ),
+    ]);
+    let m = d.load();
+    let url = db.url().to_owned();
+    let runner = std::thread::spawn(move || {
+        let m = Migrations::from_dir(d.path()).unwrap();
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let result = Migrator::new(&m).run(&mut client).map(|_| ());
+        drop(d);
+        result
+    });
+    let started = std::time::Instant::now();
+    while scalar(db, SLEEPING_RUNNER).is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never reached the sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (m, runner)
+}
+
+/// The backend of [`runner_asleep_in_a_no_transaction_step`]'s runner, in this test's database
+/// only (tests run at the same time, each in a database of its own).
+const SLEEPING_RUNNER: &str = "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
+                               AND state = 'active' AND pid <> pg_backend_pid() \
+                               AND datname = current_database()";
+
+/// Ends the sleeping runner's backend, as a crash of the server process or a cut network
+/// would.
+pub fn end_sleeping_runner(db: &TestDb) {
+    scalar(
+        db,
+        &format!("SELECT pg_terminate_backend(pid) FROM ({SLEEPING_RUNNER}) s"),
+    );
+}
+
 pub fn table_exists(db: &TestDb, name: &str) -> bool {
     scalar(db, &format!("SELECT to_regclass('{name}') IS NOT NULL")).as_deref() == Some("t")
 }

@@ -6,7 +6,10 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::common::{column, connect_async, runtime, scalar, Dir, Driver};
+use crate::common::{
+    column, connect_async, end_sleeping_runner, runner_asleep_in_a_no_transaction_step, runtime,
+    scalar, Dir, Driver,
+};
 use migrations_core::plan::{PlanError, Status};
 use migrations_core::{
     embed_migrations, DownTarget, DriftKind, Error, Migrations, Migrator, Operation, Phase, Ready,
@@ -384,36 +387,7 @@ behaviour!(
     wait_tells_a_running_runner_from_a_dead_one,
     |driver: Driver| {
         let db = test_db();
-        let d = Dir::new(&[
-            ("1_t.up.sql", "CREATE TABLE t (a int);\n"),
-            (
-                "2_ix.up.sql",
-                "-- migrations:no-transaction\n\
-                 CREATE INDEX CONCURRENTLY t_a ON t (a);\n\
-                 SELECT pg_sleep(30);\n",
-            ),
-        ]);
-        let m = d.load();
-        let url = db.url().to_owned();
-        let path = d.path().to_owned();
-        let runner = std::thread::spawn(move || {
-            let m = Migrations::from_dir(&path).unwrap();
-            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-            let result = Migrator::new(&m).run(&mut client).map(|_| ());
-            result
-        });
-        // This test's database only: the sync and async runs go on at the same time.
-        let sleeper = "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' \
-                       AND state = 'active' AND pid <> pg_backend_pid() \
-                       AND datname = current_database()";
-        let started = Instant::now();
-        while scalar(&db, sleeper).is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "never reached the sleep"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (m, runner) = runner_asleep_in_a_no_transaction_step(&db);
         // Alive, holding the lock, at its second statement: waiting is right.
         let pending = match wait(driver, &db, &m, Phase::Pre, Duration::from_millis(300)) {
             Err(Error::WaitTimeout { pending, .. }) => pending,
@@ -422,10 +396,7 @@ behaviour!(
         assert_eq!(pending.iter().map(|p| p.0).collect::<Vec<_>>(), [2]);
 
         // Its backend dies (a crash, a cut network): the row stays `running`, the lock is gone.
-        scalar(
-            &db,
-            &format!("SELECT pg_terminate_backend(pid) FROM ({sleeper}) s"),
-        );
+        end_sleeping_runner(&db);
         runner.join().unwrap().unwrap_err();
         let started = Instant::now();
         let err = wait(driver, &db, &m, Phase::Pre, Duration::from_secs(30)).unwrap_err();

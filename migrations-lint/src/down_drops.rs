@@ -39,9 +39,8 @@ fn column_ref(column: &ast::ColumnNameRef) -> String {
 impl Created {
     fn read(up: &str) -> Created {
         let mut created = Created::default();
-        let split = migrations_format::sql::split_statement_heads(up);
-        let parsed = Parsed::new(up, &split.statements);
-        for stmt in parsed.stmts.into_iter().flatten() {
+        let syntax = crate::syntax::FileSyntax::read(up);
+        for stmt in syntax.parsed.stmts.into_iter().flatten() {
             for name in created_relations(&stmt) {
                 created.tables.insert(name.key);
             }

@@ -46,14 +46,14 @@ use std::path::{Path, PathBuf};
 
 use migrations_format::directive::{parse_comment, Directive};
 use migrations_format::settings::LintSettings;
-use migrations_format::sql::{split_statement_heads, Statement};
+use migrations_format::sql::Statement;
 use migrations_format::{Direction, Directives, Directory, SqlFile, Version};
 
 pub use rules::{all_rules, rule_info, Origin, RuleInfo, RuleSet, UnknownRule};
 
 use checks::Notes;
 use rewrites::Columns;
-use syntax::{statement_at, LineIndex, Parsed};
+use syntax::{statement_at, FileSyntax, LineIndex, Parsed};
 
 /// One finding: where, which rule, what is wrong, the lock taken and the safe rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,11 +323,12 @@ fn lint_file_in(
 ) -> FileReport {
     let mut report = FileReport::default();
     // The statements' heads: every rule reads a statement's tokens from its start (the
-    // classification), its text, or squawk's tree.
-    let split = split_statement_heads(input.text);
-    let statements = &split.statements;
+    // classification), its text, or squawk's tree. A run of plain seed-data statements is one
+    // (`syntax::FileSyntax`).
+    let syntax = FileSyntax::read(input.text);
+    let statements = &syntax.statements;
     let ignores = ignores(input, statements, &mut report.warnings);
-    let parsed = Parsed::new(input.text, statements);
+    let parsed = &syntax.parsed;
     if let Some(panic) = &parsed.panic {
         report.warnings.push(Warning {
             path: input.path.to_path_buf(),
@@ -339,7 +340,7 @@ fn lint_file_in(
         });
     }
 
-    let (mut raw, notes) = checks::check(input, statements, &parsed, rules, columns);
+    let (mut raw, notes) = checks::check(input, statements, parsed, rules, columns);
     if input.direction == Direction::Down
         && statements.is_empty()
         && rules.contains(rules::EMPTY_DOWN)
@@ -364,12 +365,12 @@ fn lint_file_in(
             || up.path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        raw.extend(down_drops::check(&up.text, &up_name, statements, &parsed));
+        raw.extend(down_drops::check(&up.text, &up_name, statements, parsed));
     }
     raw.extend(squawk_findings(
         input,
         statements,
-        &parsed,
+        parsed,
         &notes,
         rules,
         &mut report.warnings,

@@ -506,8 +506,8 @@ impl Columns {
 
     /// Follows what a file does to column types, for a file that is not linted.
     pub fn follow(&mut self, text: &str) {
-        let split = migrations_format::sql::split_statement_heads(text);
-        for stmt in crate::syntax::Parsed::new(text, &split.statements)
+        for stmt in crate::syntax::FileSyntax::read(text)
+            .parsed
             .stmts
             .iter()
             .flatten()

@@ -32,7 +32,9 @@
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use migrations_format::sql::{Lexer, Statement, TokenKind};
+use migrations_format::sql::{
+    for_each_statement_head, split_statement_heads, Lexer, Statement, TokenKind,
+};
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::SourceFile;
 
@@ -109,6 +111,42 @@ pub(crate) fn elided(
             rows: gap,
         }
     })
+}
+
+/// The statements of `text`, runs of plain data statements as their first (see
+/// `syntax::FileSyntax`), and where each run ends: `(index of its first statement, byte after the
+/// last)`, in order.
+pub(crate) fn statements_with_runs(text: &str) -> (Vec<Statement<'_>>, Vec<(usize, usize)>) {
+    if text.len() < DATA_FILE_FROM {
+        return (split_statement_heads(text).statements, Vec::new());
+    }
+    let mut statements: Vec<Statement<'_>> = Vec::new();
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    // Whether the last statement kept is left out whole, so the next may join it.
+    let mut open = false;
+    let mut alters_a_type = false;
+    for_each_statement_head(text, |s| {
+        alters_a_type |= {
+            let mut words = s.significant_tokens();
+            words.next().is_some_and(|t| t.is_word("alter"))
+                && words.next().is_some_and(|t| t.is_word("type"))
+        };
+        let whole = elided(&s, ROWS_FROM, text.len()).is_some_and(|e| e.gap == s.span);
+        if whole && open && s.leading_comments.is_empty() {
+            let first = statements.len() - 1;
+            match runs.last_mut() {
+                Some((at, end)) if *at == first => *end = s.span.end,
+                _ => runs.push((first, s.span.end)),
+            }
+            return;
+        }
+        open = whole;
+        statements.push(s);
+    });
+    if alters_a_type {
+        return (split_statement_heads(text).statements, Vec::new());
+    }
+    (statements, runs)
 }
 
 /// Where an `INSERT ... VALUES` statement's parts are (byte offsets in its text).

@@ -8,15 +8,15 @@
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use migrations_format::sql::{for_each_statement_head, split_statement_heads, Statement};
+use migrations_format::sql::Statement;
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{Parse, SourceFile, SyntaxNode};
 
-use crate::rows::{blank, elided, Elided, DATA_FILE_FROM, ROWS_FROM};
+use crate::rows::{blank, elided, statements_with_runs, Elided, ROWS_FROM};
 
 /// A file's statements as the lint's rules number them, and squawk's tree of the file.
 ///
-/// In a file of [`DATA_FILE_FROM`] bytes or more, a run of consecutive plain data statements
+/// In a file of 1 MiB or more (`rows::DATA_FILE_FROM`), a run of consecutive plain data statements
 /// that the tree leaves out whole (`rows.rs`: a file of one-row `INSERT`s, as `pg_dump
 /// --inserts` writes) is **one** statement here: its first, the tree leaving out the whole run.
 /// No rule fires on such a statement (that is why the tree leaves it out), so the rules lose
@@ -39,42 +39,6 @@ impl<'a> FileSyntax<'a> {
         let parsed = Parsed::with_runs(text, &statements, &runs);
         FileSyntax { statements, parsed }
     }
-}
-
-/// The statements of `text`, runs of plain data statements as their first (see
-/// [`FileSyntax`]), and where each run ends: `(index of its first statement, byte after the
-/// last)`, in order.
-fn statements_with_runs(text: &str) -> (Vec<Statement<'_>>, Vec<(usize, usize)>) {
-    if text.len() < DATA_FILE_FROM {
-        return (split_statement_heads(text).statements, Vec::new());
-    }
-    let mut statements: Vec<Statement<'_>> = Vec::new();
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    // Whether the last statement kept is left out whole, so the next may join it.
-    let mut open = false;
-    let mut alters_a_type = false;
-    for_each_statement_head(text, |s| {
-        alters_a_type |= {
-            let mut words = s.significant_tokens();
-            words.next().is_some_and(|t| t.is_word("alter"))
-                && words.next().is_some_and(|t| t.is_word("type"))
-        };
-        let whole = elided(&s, ROWS_FROM, text.len()).is_some_and(|e| e.gap == s.span);
-        if whole && open && s.leading_comments.is_empty() {
-            let first = statements.len() - 1;
-            match runs.last_mut() {
-                Some((at, end)) if *at == first => *end = s.span.end,
-                _ => runs.push((first, s.span.end)),
-            }
-            return;
-        }
-        open = whole;
-        statements.push(s);
-    });
-    if alters_a_type {
-        return (split_statement_heads(text).statements, Vec::new());
-    }
-    (statements, runs)
 }
 
 /// A file parsed by squawk.

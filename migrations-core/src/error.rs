@@ -140,13 +140,16 @@ pub enum Error {
         "the database is not migrated yet after {}: still pending: {}; the runner (`migrations \
          up`, or the service that migrates) has not finished, or is not running",
         crate::error::seconds(*.waited),
-        .pending.iter().map(|(v, n)| format!("{v} {n}")).collect::<Vec<_>>().join(", ")
+        .shown.join(", ")
     )]
     WaitTimeout {
         /// How long it waited.
         waited: std::time::Duration,
-        /// The migrations still not applied, in version order.
+        /// The migrations still not applied, in version order: version and name.
         pending: Vec<(i64, String)>,
+        /// The same as people read them: the version as its file writes it
+        /// (`2025-08-01-000015 create_users`, `0004 index`), then the name.
+        shown: Vec<String>,
     },
 
     /// The history table of an older format could not be upgraded (under the lock, before

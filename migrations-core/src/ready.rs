@@ -53,7 +53,20 @@ pub(crate) async fn wait_until_migrated<C: Conn>(
         }
         let waited = started.elapsed();
         if waited >= timeout {
-            return Err(Error::WaitTimeout { waited, pending });
+            let shown = pending
+                .iter()
+                .map(|(version, name)| {
+                    let spelled = migrations
+                        .get(*version)
+                        .map_or_else(|| version.to_string(), crate::error::spelling);
+                    format!("{spelled} {name}")
+                })
+                .collect();
+            return Err(Error::WaitTimeout {
+                waited,
+                pending,
+                shown,
+            });
         }
         conn.sleep(poll.min(timeout - waited)).await;
     }

@@ -169,8 +169,9 @@ behaviour!(
     |driver: Driver| {
         let db = test_db();
         // Nothing applied, no history table: a replica that starts first waits.
-        let Err(Error::WaitTimeout { pending, waited }) =
-            wait(driver, &db, &V2, Phase::Pre, Duration::from_millis(400))
+        let Err(Error::WaitTimeout {
+            pending, waited, ..
+        }) = wait(driver, &db, &V2, Phase::Pre, Duration::from_millis(400))
         else {
             panic!("must time out");
         };
@@ -422,3 +423,33 @@ behaviour!(
         );
     }
 );
+
+/// A timed-out wait names the pending migrations as their files spell their versions, as
+/// every other message does.
+#[test]
+fn a_wait_timeout_spells_versions_as_the_files_do() {
+    let db = test_db();
+    let d = Dir::new(&[
+        ("0001_users.up.sql", "CREATE TABLE users (id int);\n"),
+        (
+            "2025-08-01-000015_posts.up.sql",
+            "CREATE TABLE posts (id int);\n",
+        ),
+    ]);
+    let m = d.load();
+    let err = Migrator::new(&m)
+        .wait_until_migrated(&mut db.connect(), Duration::from_millis(200))
+        .unwrap_err();
+    let Error::WaitTimeout { pending, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        pending.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [1, 20250801000015]
+    );
+    assert!(
+        err.to_string()
+            .contains("still pending: 0001 users, 2025-08-01-000015 posts;"),
+        "{err}"
+    );
+}

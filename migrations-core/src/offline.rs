@@ -246,6 +246,7 @@ pub fn offline_script_with(
             }
             out.push_str(script.sql());
             out.push_str("\n;\n");
+            out.push_str(PSQL_SESSION_IDENTITY);
             out.push_str(&step.commit(None));
             out.push_str("COMMIT;\n\n");
         }
@@ -305,6 +306,12 @@ fn restore(timeouts: &[(&str, u64)]) -> String {
         + "\n"
 }
 
+/// psql's own session identity again (its authenticated user, and the role it started with):
+/// before each bookkeeping statement, which a script's `SET ROLE` to a role that cannot write
+/// the history would otherwise make fail, and after each migration, whose identity outlives
+/// it no more than under the runner. Session-level, so it survives the step's `COMMIT`.
+const PSQL_SESSION_IDENTITY: &str = "SET SESSION AUTHORIZATION DEFAULT;\nRESET ROLE;\n";
+
 /// What the script holds per step besides the migration's SQL (its comment line, `BEGIN`,
 /// the bookkeeping statements, `COMMIT`), more than enough for most: the reservation above.
 const STEP_BYTES: usize = 2048;
@@ -350,14 +357,29 @@ fn lock_guard(names: &Names) -> String {
 /// A no-transaction script as psql runs it, each statement on its own (psql sends each
 /// statement as a query of its own, so none runs in an implicit transaction with another),
 /// between the step's start, progress and finish, as the runner writes them.
+///
+/// Each progress is written as psql's own session (a statement may have taken a role that
+/// cannot write the history), and the script's identity is given back for its next statement:
+/// as the runner does, through psql variables here.
 fn no_transaction_block(out: &mut String, script: &Script, step: &StepSql<'_>) {
     let statements = script.statements();
     out.push_str(&step.start(statements.len()));
     for (i, statement) in statements.enumerate() {
         out.push_str(statement);
         out.push_str(";\n");
+        out.push_str(
+            "SELECT current_setting('session_authorization') AS migrations_script_authorization, \
+             current_setting('role') AS migrations_script_role \\gset\n",
+        );
+        out.push_str(PSQL_SESSION_IDENTITY);
         out.push_str(&step.progress(i + 1));
+        out.push_str(
+            "SELECT set_config('session_authorization', :'migrations_script_authorization', false) \
+             AS migrations_ignored_authorization, \
+             set_config('role', :'migrations_script_role', false) AS migrations_ignored_role \\gset\n",
+        );
     }
+    out.push_str(PSQL_SESSION_IDENTITY);
     out.push_str(&step.finish(None));
     out.push('\n');
 }

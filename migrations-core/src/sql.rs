@@ -1081,6 +1081,18 @@ impl SessionBaseline {
         format!("{};\n{}", self.identity(), self.settings())
     }
 
+    /// Whether `session_authorization` and `role`, as [`READ_IDENTITY`] read them, are the
+    /// caller's (true when no baseline was read: nothing to compare with).
+    pub fn is_identity(&self, session_authorization: &str, role: &str) -> bool {
+        self.identity
+            .iter()
+            .all(|(name, value)| match name.as_str() {
+                "session_authorization" => value == session_authorization,
+                "role" => value == role,
+                _ => true,
+            })
+    }
+
     /// The `set_config` calls of [`SessionBaseline::identity`], to fold into another `SELECT`
     /// (empty when no baseline was read).
     pub fn identity_calls(&self) -> String {
@@ -1124,6 +1136,27 @@ impl SessionBaseline {
         }
         out
     }
+}
+
+/// Reads the session's identity now: one row, `session_authorization` then `role` (`none`
+/// when no role is set), as [`SNAPSHOT_SESSION`] reads them for the baseline.
+pub const READ_IDENTITY: &str =
+    "SELECT current_setting('session_authorization'), current_setting('role')";
+
+/// One `SELECT` that sets the session's identity to `session_authorization`, then `role` (as
+/// [`READ_IDENTITY`] read them): a script's own identity given back after the runner's
+/// bookkeeping ran as the caller.
+pub fn set_identity(session_authorization: &str, role: &str) -> String {
+    format!(
+        "SELECT {}",
+        set_config_calls(&[
+            (
+                "session_authorization".to_owned(),
+                session_authorization.to_owned()
+            ),
+            ("role".to_owned(), role.to_owned()),
+        ])
+    )
 }
 
 /// `set_config(name, value, false), ...`: session-level, so a value survives the step's commit

@@ -558,3 +558,72 @@ fn the_files_timeout_directives_hold_in_the_offline_script_for_that_file_only() 
     assert_eq!(read("own_no_tx").as_deref(), Some("(7s,1h)"));
     assert_eq!(read("after").as_deref(), Some("(3s,1h)"));
 }
+
+/// A script that takes a role which cannot write the history still has its bookkeeping
+/// written by the offline script (as psql's own session), transactional or not, and its
+/// statements after the `SET ROLE` run as that role.
+#[test]
+fn a_set_role_in_a_file_does_not_stop_the_offline_scripts_bookkeeping() {
+    let db = test_db();
+    let unique: Vec<&str> = db.name().split('_').take(4).collect();
+    let role = format!("{}_offline", unique.join("_"));
+    db.connect()
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\"; GRANT CREATE ON SCHEMA public TO \"{role}\""
+        ))
+        .unwrap();
+    let dir = Dir::new(&[
+        (
+            "1_in.up.sql",
+            &format!("SET ROLE \"{role}\";\nCREATE TABLE made_in ();\n"),
+        ),
+        (
+            "2_out.up.sql",
+            &format!(
+                "-- migrations:no-transaction\nSET ROLE \"{role}\";\n\
+                 CREATE TABLE made_out ();\nCREATE TABLE made_out_too ();\n"
+            ),
+        ),
+        ("3_after.up.sql", "CREATE TABLE made_after ();\n"),
+    ]);
+    let m = dir.load();
+    run_psql(
+        &db,
+        &dir,
+        "up.sql.out",
+        script(&m, None, None, Direction::Up),
+    );
+    assert_eq!(
+        column(
+            &db,
+            "SELECT state || ' ' || statements_done::text FROM migrations_history \
+             WHERE no_transaction ORDER BY version"
+        ),
+        [Some("applied 3".to_owned())]
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*)::text FROM migrations_history WHERE state = 'applied'"
+        )
+        .as_deref(),
+        Some("3")
+    );
+    let runner = scalar(&db, "SELECT session_user::text").unwrap();
+    assert_eq!(
+        column(
+            &db,
+            "SELECT tablename || ' ' || tableowner FROM pg_tables \
+             WHERE tablename LIKE 'made_%' ORDER BY 1"
+        ),
+        [
+            Some(format!("made_after {runner}")),
+            Some(format!("made_in {role}")),
+            Some(format!("made_out {role}")),
+            Some(format!("made_out_too {role}")),
+        ]
+    );
+    let _ = db.connect().batch_execute(&format!(
+        "DROP OWNED BY \"{role}\" CASCADE; DROP ROLE \"{role}\""
+    ));
+}

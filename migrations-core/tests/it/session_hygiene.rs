@@ -92,7 +92,19 @@ fn migrations(dir: &Dir, runner: &str, roles: &Roles) -> Migrations {
             "7_outside.up.sql".to_owned(),
             "-- migrations:no-transaction\nSELECT leak_settings();\n".to_owned(),
         ),
-        ("8_check.up.sql".to_owned(), check),
+        ("8_check.up.sql".to_owned(), check.clone()),
+        // Outside a transaction, the runner records progress after each statement: as the
+        // caller (the role may not write the history), and the role is the script's again
+        // for its next statement.
+        (
+            "9_outside_role.up.sql".to_owned(),
+            format!(
+                "-- migrations:no-transaction\nSET ROLE \"{}\";\n\
+                 CREATE TABLE made_by_role_outside ();\nCREATE TABLE made_by_role_outside_too ();\n",
+                roles.role
+            ),
+        ),
+        ("10_check.up.sql".to_owned(), check),
     ];
     for (name, text) in &files {
         dir.write(name, text);
@@ -118,7 +130,7 @@ behaviour!(
                 let mut client = db.connect();
                 client.batch_execute(&prepare).unwrap();
                 let report = Migrator::new(&m).run(&mut client).unwrap();
-                assert_eq!(report.ran.len(), 8);
+                assert_eq!(report.ran.len(), 10);
                 let rows = client.simple_query(SESSION).unwrap();
                 match &rows[1] {
                     postgres::SimpleQueryMessage::Row(r) => r.get(0).unwrap().to_owned(),
@@ -129,7 +141,7 @@ behaviour!(
                 let mut client = common::connect_async(db.url()).await;
                 client.batch_execute(&prepare).await.unwrap();
                 let report = Migrator::new(&m).run_async(&mut client).await.unwrap();
-                assert_eq!(report.ran.len(), 8);
+                assert_eq!(report.ran.len(), 10);
                 client.query_one(SESSION, &[]).await.unwrap().get(0)
             }),
         };
@@ -140,7 +152,12 @@ behaviour!(
                 &db,
                 "SELECT tableowner FROM pg_tables WHERE tablename LIKE 'made_by_%' ORDER BY 1"
             ),
-            [Some(roles.role.clone()), Some(roles.role.clone())]
+            [
+                Some(roles.role.clone()),
+                Some(roles.role.clone()),
+                Some(roles.role.clone()),
+                Some(roles.role.clone())
+            ]
         );
         // ...but the history was written as the caller, for every migration.
         assert_eq!(

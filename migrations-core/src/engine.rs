@@ -1597,29 +1597,27 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
                 match self.conn.simple(statement).await {
                     Ok(_) => {
                         // A statement may have changed the session's identity (`SET ROLE` to a
-                        // role that cannot write the history): the progress is then written
-                        // as the caller, and the script's identity given back for its next
-                        // statement (inside its own block too: the values follow the block).
-                        let script_identity = self.identity_if_changed().await?;
-                        let progress = match &script_identity {
-                            None => {
-                                format!("{}{IN_TRANSACTION_BLOCK};\n{check}", step.progress(number))
-                            }
-                            Some((authorization, role)) => format!(
-                                "{}{}{};\n{IN_TRANSACTION_BLOCK};\n{check}",
-                                self.identity(),
-                                step.progress(number),
-                                sql::set_identity(authorization, role)
-                            ),
-                        };
+                        // role that cannot write the history): the progress is written as the
+                        // caller, the script's identity kept before (transaction-local) and
+                        // given back after, for its next statement (inside its own block too:
+                        // the values follow the block). One query string, no round trip more.
+                        let identity = self.baseline.identity_calls();
+                        let progress = format!(
+                            "{IN_TRANSACTION_BLOCK}, {}{}{};\n{}{};\n{check}",
+                            sql::KEEP_SCRIPT_IDENTITY,
+                            if identity.is_empty() { "" } else { ", " },
+                            identity,
+                            step.progress(number),
+                            sql::GIVE_SCRIPT_IDENTITY_BACK,
+                        );
                         let mut rows = self
                             .query(&progress, "recording progress")
                             .await?
-                            .into_iter()
-                            // The two identity `SELECT`s' rows come first.
-                            .skip(if script_identity.is_some() { 2 } else { 0 });
-                        let in_block = rows
-                            .next()
+                            .into_iter();
+                        let in_block_row = rows.next();
+                        // The give-back's row.
+                        rows.next();
+                        let in_block = in_block_row
                             .and_then(|r| r.into_iter().next().flatten())
                             .as_deref()
                             == Some("t");
@@ -1724,21 +1722,6 @@ impl<'e, C: Conn> Engine<'e, '_, C> {
             .await?;
         self.check_backend(&rows)?;
         Ok(elapsed)
-    }
-
-    /// The session's identity (`session_authorization`, `role`) when a statement of a
-    /// no-transaction script changed it from the caller's; `None` when it is the caller's.
-    async fn identity_if_changed(&mut self) -> Result<Option<(String, String)>, Error> {
-        let rows = self
-            .query(sql::READ_IDENTITY, "reading the session's role")
-            .await?;
-        let row = rows.into_iter().next().unwrap_or_default();
-        let mut values = row.into_iter().map(Option::unwrap_or_default);
-        let (authorization, role) = (
-            values.next().unwrap_or_default(),
-            values.next().unwrap_or_default(),
-        );
-        Ok((!self.baseline.is_identity(&authorization, &role)).then_some((authorization, role)))
     }
 
     /// 1-based line where statement `index` of the job's script starts: a count of the lines

@@ -1081,18 +1081,6 @@ impl SessionBaseline {
         format!("{};\n{}", self.identity(), self.settings())
     }
 
-    /// Whether `session_authorization` and `role`, as [`READ_IDENTITY`] read them, are the
-    /// caller's (true when no baseline was read: nothing to compare with).
-    pub fn is_identity(&self, session_authorization: &str, role: &str) -> bool {
-        self.identity
-            .iter()
-            .all(|(name, value)| match name.as_str() {
-                "session_authorization" => value == session_authorization,
-                "role" => value == role,
-                _ => true,
-            })
-    }
-
     /// The `set_config` calls of [`SessionBaseline::identity`], to fold into another `SELECT`
     /// (empty when no baseline was read).
     pub fn identity_calls(&self) -> String {
@@ -1138,26 +1126,19 @@ impl SessionBaseline {
     }
 }
 
-/// Reads the session's identity now: one row, `session_authorization` then `role` (`none`
-/// when no role is set), as [`SNAPSHOT_SESSION`] reads them for the baseline.
-pub const READ_IDENTITY: &str =
-    "SELECT current_setting('session_authorization'), current_setting('role')";
+/// `set_config` calls, to fold into a `SELECT` before a no-transaction step's progress, that
+/// keep the session's identity as a statement of the script left it (`session_authorization`,
+/// `role`) in two transaction-local settings, so that [`GIVE_SCRIPT_IDENTITY_BACK`], in the same
+/// query string, can set it again after the progress was written as the caller.
+pub const KEEP_SCRIPT_IDENTITY: &str = "set_config('migrations.script_authorization', \
+     current_setting('session_authorization'), true), \
+     set_config('migrations.script_role', current_setting('role'), true)";
 
-/// One `SELECT` that sets the session's identity to `session_authorization`, then `role` (as
-/// [`READ_IDENTITY`] read them): a script's own identity given back after the runner's
-/// bookkeeping ran as the caller.
-pub fn set_identity(session_authorization: &str, role: &str) -> String {
-    format!(
-        "SELECT {}",
-        set_config_calls(&[
-            (
-                "session_authorization".to_owned(),
-                session_authorization.to_owned()
-            ),
-            ("role".to_owned(), role.to_owned()),
-        ])
-    )
-}
+/// The identity [`KEEP_SCRIPT_IDENTITY`] kept, set again (session-level, as the script's own
+/// `SET` was): `session_authorization` first, as a role is checked against it.
+pub const GIVE_SCRIPT_IDENTITY_BACK: &str = "SELECT set_config('session_authorization', \
+     current_setting('migrations.script_authorization'), false), \
+     set_config('role', current_setting('migrations.script_role'), false)";
 
 /// `set_config(name, value, false), ...`: session-level, so a value survives the step's commit
 /// and wins over a `SET LOCAL`.
